@@ -1,0 +1,456 @@
+package swarm
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Config holds the store's runtime settings. Zero fields take the defaults
+// documented beside them (opentracker's compile-time constants).
+type Config struct {
+	// Shards is the number of independently locked torrent shards, a power
+	// of two. Default 1024.
+	Shards int
+	// PeerTimeout is how long a peer stays without re-announcing. Default 45m.
+	PeerTimeout time.Duration
+	// TorrentTimeout is how long a torrent without peers but with a
+	// completed count is kept, so its "downloaded" survives quiet spells.
+	// Torrents that never completed are removed as soon as they are empty.
+	// Default 24h.
+	TorrentTimeout time.Duration
+	// CleanInterval is how often expired peers are removed. Default 2m.
+	CleanInterval time.Duration
+	// MaxNumWant caps the peers one announce gets. Default 200.
+	MaxNumWant int
+	// MaxTorrents and MaxPeers bound memory; 0 means no bound.
+	MaxTorrents int
+	MaxPeers    int
+}
+
+// Defaults for Config.
+const (
+	DefaultShards         = 1024
+	DefaultPeerTimeout    = 45 * time.Minute
+	DefaultTorrentTimeout = 24 * time.Hour
+	DefaultCleanInterval  = 2 * time.Minute
+	DefaultMaxNumWant     = 200
+)
+
+// stampTicks is how many age ticks a PeerTimeout spans. A record's age is
+// one byte counting ticks, so the cleaner must visit every peer before the
+// byte wraps: within 256-stampTicks ticks.
+const stampTicks = 120
+
+func (c Config) withDefaults() (Config, error) {
+	if c.Shards == 0 {
+		c.Shards = DefaultShards
+	}
+	if c.PeerTimeout == 0 {
+		c.PeerTimeout = DefaultPeerTimeout
+	}
+	if c.TorrentTimeout == 0 {
+		c.TorrentTimeout = DefaultTorrentTimeout
+	}
+	if c.CleanInterval == 0 {
+		c.CleanInterval = min(DefaultCleanInterval, c.PeerTimeout/4)
+	}
+	if c.MaxNumWant == 0 {
+		c.MaxNumWant = DefaultMaxNumWant
+	}
+	switch {
+	case c.Shards < 1 || c.Shards&(c.Shards-1) != 0 || c.Shards > 1<<16:
+		return c, fmt.Errorf("swarm: shards %d: must be a power of two up to 65536", c.Shards)
+	case c.PeerTimeout < time.Second:
+		return c, fmt.Errorf("swarm: peer timeout %v: must be at least 1s", c.PeerTimeout)
+	case c.CleanInterval < 0 || c.CleanInterval > c.PeerTimeout:
+		return c, fmt.Errorf("swarm: clean interval %v: must be positive and at most the peer timeout %v", c.CleanInterval, c.PeerTimeout)
+	case c.MaxNumWant < 0 || c.MaxTorrents < 0 || c.MaxPeers < 0 || c.TorrentTimeout < 0:
+		return c, fmt.Errorf("swarm: negative limit in %+v", c)
+	}
+	return c, nil
+}
+
+// Store is the sharded in-RAM torrent store. It is safe for concurrent use.
+type Store struct {
+	cfg      Config
+	shards   []shard
+	mask     uint32
+	tickSecs uint32 // seconds per age tick
+	ttlTicks uint8  // PeerTimeout in ticks
+	epoch    time.Time
+	clock    atomic.Uint32 // seconds since epoch, set by SetNow
+
+	torrents atomic.Int64
+	peers    atomic.Int64
+}
+
+type shard struct {
+	mu       sync.Mutex
+	torrents map[InfoHash]*torrent // guarded by mu
+	_        [40]byte              // keep neighbouring locks off one cache line
+}
+
+type torrent struct {
+	v4, v6     peerList
+	completed  uint32
+	lastActive uint32 // store clock seconds of the last announce
+}
+
+// New returns an empty store; it fails only on an invalid Config.
+func New(cfg Config) (*Store, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	tick := uint32((cfg.PeerTimeout + stampTicks*time.Second - 1) / (stampTicks * time.Second))
+	tick = max(tick, 1)
+	s := &Store{
+		cfg:      cfg,
+		shards:   make([]shard, cfg.Shards),
+		mask:     uint32(cfg.Shards - 1),
+		tickSecs: tick,
+		ttlTicks: uint8((uint32(cfg.PeerTimeout/time.Second) + tick - 1) / tick),
+		epoch:    time.Now(),
+	}
+	for i := range s.shards {
+		s.shards[i].torrents = make(map[InfoHash]*torrent)
+	}
+	return s, nil
+}
+
+// Config returns the store's settings with defaults filled in.
+func (s *Store) Config() Config { return s.cfg }
+
+// SetNow moves the store's clock; Run calls it every second, tests call it
+// to move time. The clock never goes backwards.
+func (s *Store) SetNow(t time.Time) {
+	secs := uint32(max(t.Sub(s.epoch), 0) / time.Second)
+	for {
+		old := s.clock.Load()
+		if secs <= old || s.clock.CompareAndSwap(old, secs) {
+			return
+		}
+	}
+}
+
+// Run keeps the clock and removes expired peers every CleanInterval until
+// ctx is done.
+func (s *Store) Run(ctx context.Context) {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	next := time.Now().Add(s.cfg.CleanInterval)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-tick.C:
+			s.SetNow(now)
+			if now.After(next) {
+				s.Clean()
+				next = now.Add(s.cfg.CleanInterval)
+			}
+		}
+	}
+}
+
+func (s *Store) stamp() uint8 { return uint8(s.clock.Load() / s.tickSecs) }
+
+func (s *Store) shardOf(h *InfoHash) *shard {
+	return &s.shards[binary.LittleEndian.Uint32(h[:4])&s.mask]
+}
+
+// packKey writes addr's packed form into k and returns it with the family's
+// record length.
+func packKey(k *[PeerLen6]byte, addr netip.AddrPort) ([]byte, int) {
+	a := addr.Addr().Unmap()
+	if a.Is4() {
+		ip := a.As4()
+		copy(k[:], ip[:])
+		binary.BigEndian.PutUint16(k[4:], addr.Port())
+		return k[:PeerLen4], recLen4
+	}
+	ip := a.As16()
+	copy(k[:], ip[:])
+	binary.BigEndian.PutUint16(k[16:], addr.Port())
+	return k[:PeerLen6], recLen6
+}
+
+// Announce records a in its swarm and appends up to a.NumWant other peers of
+// the families in want to dst. A stopped announce removes the peer and
+// returns no peers. The returned counts include the announcer.
+func (s *Store) Announce(a *Announce, want Family, dst Peers) (Peers, Counts, error) {
+	if !a.Addr.IsValid() || a.Addr.Addr().IsUnspecified() {
+		return dst, Counts{}, ErrInvalidAddr
+	}
+	var kbuf [PeerLen6]byte
+	key, rl := packKey(&kbuf, a.Addr)
+	now := s.clock.Load()
+	stamp := uint8(now / s.tickSecs)
+
+	sh := s.shardOf(&a.InfoHash)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+
+	t := sh.torrents[a.InfoHash]
+	if t == nil {
+		if a.Event == EventStopped {
+			return dst, Counts{}, nil
+		}
+		if s.cfg.MaxTorrents > 0 && s.torrents.Load() >= int64(s.cfg.MaxTorrents) {
+			return dst, Counts{}, ErrTorrentLimit
+		}
+		t = new(torrent)
+		sh.torrents[a.InfoHash] = t
+		s.torrents.Add(1)
+	}
+	t.lastActive = now
+	l := &t.v4
+	if rl == recLen6 {
+		l = &t.v6
+	}
+	v := l.vec(key)
+	i, found := search(*v, key, rl)
+
+	if a.Event == EventStopped {
+		if found {
+			if (*v)[i*rl+rl-2]&flagSeeder != 0 {
+				l.seeders--
+			}
+			l.total--
+			s.peers.Add(-1)
+			removeAt(v, i, rl)
+			if l.big != nil && l.total < smallThreshold {
+				l.merge(rl)
+			}
+		}
+		return dst, t.counts(), nil
+	}
+
+	var rec []byte
+	if found {
+		rec = (*v)[i*rl : (i+1)*rl]
+	} else {
+		if s.cfg.MaxPeers > 0 && s.peers.Load() >= int64(s.cfg.MaxPeers) {
+			return dst, t.counts(), ErrPeerLimit
+		}
+		rec = insertAt(v, i, rl)
+		copy(rec, key)
+		rec[rl-2] = 0
+		l.total++
+		s.peers.Add(1)
+	}
+	flags := rec[rl-2]
+	wasSeeder := flags&flagSeeder != 0
+	if a.Seeder() {
+		flags |= flagSeeder
+	} else {
+		flags &^= flagSeeder
+	}
+	if a.Event == EventCompleted && flags&flagCompleted == 0 {
+		flags |= flagCompleted
+		t.completed++
+	}
+	if a.FromCluster {
+		flags |= flagSynced
+	} else {
+		flags &^= flagSynced
+	}
+	switch isSeeder := flags&flagSeeder != 0; {
+	case isSeeder && (!wasSeeder || !found):
+		l.seeders++
+	case !isSeeder && wasSeeder && found:
+		l.seeders--
+	}
+	rec[rl-2] = flags
+	rec[rl-1] = stamp
+	if l.big == nil && l.total > bigThreshold {
+		l.split(rl)
+		rec = nil // moved
+	}
+	if rec == nil {
+		v = l.vec(key)
+		i, _ = search(*v, key, rl)
+		rec = (*v)[i*rl : (i+1)*rl]
+	}
+
+	dst = t.pick(dst, min(a.NumWant, s.cfg.MaxNumWant), want, rec, rl)
+	return dst, t.counts(), nil
+}
+
+func (t *torrent) counts() Counts {
+	return Counts{
+		Seeders:   t.v4.seeders + t.v6.seeders,
+		Leechers:  t.v4.leechers() + t.v6.leechers(),
+		Completed: t.completed,
+	}
+}
+
+// pick fills dst with up to numwant peers of the wanted families, never the
+// requester (self, a record of length rl). With both families wanted each
+// gets up to a quarter of numwant first and the rest is shared in proportion
+// to the peers each has left, as opentracker does.
+func (t *torrent) pick(dst Peers, numwant int, want Family, self []byte, rl int) Peers {
+	self4, self6 := self, []byte(nil)
+	if rl == recLen6 {
+		self4, self6 = nil, self
+	}
+	n4, n6 := 0, 0
+	if want&FamilyV4 != 0 {
+		n4 = int(t.v4.total)
+		if self4 != nil {
+			n4--
+		}
+	}
+	if want&FamilyV6 != 0 {
+		n6 = int(t.v6.total)
+		if self6 != nil {
+			n6--
+		}
+	}
+	w4, w6 := numwant, numwant
+	if n4+n6 > numwant {
+		w4 = min(n4, numwant/4)
+		w6 = min(n6, numwant/4)
+		rest := numwant - w4 - w6
+		left4, left6 := n4-w4, n6-w6
+		if left4+left6 > 0 {
+			extra4 := rest * left4 / (left4 + left6)
+			w4 += extra4
+			w6 += min(rest-extra4, left6)
+		}
+	}
+	if n4 > 0 {
+		dst.V4 = t.v4.pick(dst.V4, w4, self4, recLen4)
+	}
+	if n6 > 0 {
+		dst.V6 = t.v6.pick(dst.V6, w6, self6, recLen6)
+	}
+	return dst
+}
+
+// Scrape returns a torrent's counts, and false when the store has no such torrent.
+func (s *Store) Scrape(h InfoHash) (Counts, bool) {
+	sh := s.shardOf(&h)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	t := sh.torrents[h]
+	if t == nil {
+		return Counts{}, false
+	}
+	return t.counts(), true
+}
+
+// Torrents and Peers return the current totals; they are exact and cheap.
+func (s *Store) Torrents() int { return int(s.torrents.Load()) }
+func (s *Store) Peers() int    { return int(s.peers.Load()) }
+
+// Totals are seeders and leechers by family.
+type Totals struct {
+	Torrents            int
+	Seeders4, Leechers4 int
+	Seeders6, Leechers6 int
+	Completed           int
+}
+
+// Totals walks every shard, one lock at a time.
+func (s *Store) Totals() Totals {
+	var tot Totals
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.Lock()
+		for _, t := range sh.torrents {
+			tot.Torrents++
+			tot.Seeders4 += int(t.v4.seeders)
+			tot.Leechers4 += int(t.v4.leechers())
+			tot.Seeders6 += int(t.v6.seeders)
+			tot.Leechers6 += int(t.v6.leechers())
+			tot.Completed += int(t.completed)
+		}
+		sh.mu.Unlock()
+	}
+	return tot
+}
+
+// TorrentCounts is one torrent's hash and counts, as Range reports them.
+type TorrentCounts struct {
+	InfoHash InfoHash
+	Counts
+}
+
+// Range calls fn for every torrent, shard by shard. Each shard is copied
+// under its lock and fn runs with no lock held, so a slow consumer (a full
+// scrape to a slow client) never stalls announces. fn returning false stops.
+func (s *Store) Range(fn func(TorrentCounts) bool) {
+	var buf []TorrentCounts
+	for i := range s.shards {
+		sh := &s.shards[i]
+		buf = buf[:0]
+		sh.mu.Lock()
+		for h, t := range sh.torrents {
+			buf = append(buf, TorrentCounts{InfoHash: h, Counts: t.counts()})
+		}
+		sh.mu.Unlock()
+		for _, tc := range buf {
+			if !fn(tc) {
+				return
+			}
+		}
+	}
+}
+
+// Clean removes expired peers and torrents, one shard lock at a time.
+func (s *Store) Clean() {
+	now := s.clock.Load()
+	stamp := uint8(now / s.tickSecs)
+	keep := uint32(s.cfg.TorrentTimeout / time.Second)
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.Lock()
+		for h, t := range sh.torrents {
+			s.cleanList(&t.v4, recLen4, stamp)
+			s.cleanList(&t.v6, recLen6, stamp)
+			if t.v4.total == 0 && t.v6.total == 0 && (t.completed == 0 || now-t.lastActive >= keep) {
+				delete(sh.torrents, h)
+				s.torrents.Add(-1)
+			}
+		}
+		sh.mu.Unlock()
+	}
+}
+
+func (s *Store) cleanList(l *peerList, rl int, stamp uint8) {
+	if l.total == 0 {
+		return
+	}
+	var removed, seeders uint32
+	l.eachVec(func(v *[]byte) {
+		in := *v
+		out := in[:0]
+		for off := 0; off < len(in); off += rl {
+			r := in[off : off+rl]
+			if stamp-r[rl-1] >= s.ttlTicks {
+				removed++
+				continue
+			}
+			if r[rl-2]&flagSeeder != 0 {
+				seeders++
+			}
+			out = append(out, r...)
+		}
+		*v = shrink(out)
+	})
+	if removed == 0 {
+		return
+	}
+	l.total -= removed
+	l.seeders = seeders
+	s.peers.Add(-int64(removed))
+	if l.big != nil && l.total < smallThreshold {
+		l.merge(rl)
+	}
+}
