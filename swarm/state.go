@@ -1,0 +1,186 @@
+package swarm
+
+import (
+	"encoding/binary"
+	"net/netip"
+	"time"
+)
+
+// TorrentState is one torrent as Dump hands it out and Restore takes it
+// back: what a snapshot or another instance needs to rebuild the swarm.
+type TorrentState struct {
+	InfoHash  InfoHash
+	Completed uint32
+	// Idle is how long ago the torrent was last announced.
+	Idle  time.Duration
+	Peers []PeerState
+}
+
+// PeerState is one peer of a TorrentState.
+type PeerState struct {
+	Addr      netip.AddrPort
+	Seeder    bool
+	Completed bool // sent a completed event
+	Synced    bool // learned from another instance
+	// Age is how long ago the peer last announced.
+	Age time.Duration
+}
+
+// Dump calls fn for every torrent, shard by shard: a shard's torrents are
+// copied under its lock, and fn runs with no lock held, so announces wait at
+// most for one shard's copy. The TorrentState passed to fn is reused; fn
+// must not keep it. fn returning an error stops the dump with that error.
+func (s *Store) Dump(fn func(*TorrentState) error) error {
+	var (
+		raw   []byte // copied records of one shard
+		metas []dumpMeta
+		ts    TorrentState
+	)
+	for i := range s.shards {
+		sh := &s.shards[i]
+		raw, metas = raw[:0], metas[:0]
+		now := s.clock.Load()
+		stamp := uint8(now / s.tickSecs)
+		sh.mu.Lock()
+		for h, t := range sh.torrents {
+			m := dumpMeta{hash: h, completed: t.completed, idle: now - t.lastActive, start: len(raw)}
+			t.v4.eachVec(func(v *[]byte) { raw = append(raw, *v...) })
+			m.n4 = int(t.v4.total)
+			t.v6.eachVec(func(v *[]byte) { raw = append(raw, *v...) })
+			m.n6 = int(t.v6.total)
+			metas = append(metas, m)
+		}
+		sh.mu.Unlock()
+		for _, m := range metas {
+			ts.InfoHash, ts.Completed = m.hash, m.completed
+			ts.Idle = time.Duration(m.idle) * time.Second
+			ts.Peers = ts.Peers[:0]
+			off := m.start
+			for k := range m.n4 + m.n6 {
+				rl := recLen4
+				if k >= m.n4 {
+					rl = recLen6
+				}
+				ts.Peers = append(ts.Peers, s.peerState(raw[off:off+rl], stamp))
+				off += rl
+			}
+			if err := fn(&ts); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+type dumpMeta struct {
+	hash      InfoHash
+	completed uint32
+	idle      uint32
+	start     int
+	n4, n6    int
+}
+
+func (s *Store) peerState(r []byte, stamp uint8) PeerState {
+	rl := len(r)
+	var addr netip.Addr
+	if rl == recLen4 {
+		addr = netip.AddrFrom4([4]byte(r[:4]))
+	} else {
+		addr = netip.AddrFrom16([16]byte(r[:16]))
+	}
+	f := r[rl-2]
+	return PeerState{
+		Addr:      netip.AddrPortFrom(addr, binary.BigEndian.Uint16(r[rl-4:])),
+		Seeder:    f&flagSeeder != 0,
+		Completed: f&flagCompleted != 0,
+		Synced:    f&flagSynced != 0,
+		Age:       time.Duration(uint8(stamp-r[rl-1])) * time.Duration(s.tickSecs) * time.Second,
+	}
+}
+
+// Restore merges ts into the store, as of now. Peers older than the peer
+// timeout are dropped (they expired while the state was on disk); a peer
+// already present keeps the fresher of the two ages. A torrent with neither
+// peers nor a completed count is not created. Limits apply as for announces;
+// Restore reports how many peers it added.
+func (s *Store) Restore(ts *TorrentState) (int, error) {
+	timeout := s.cfg.PeerTimeout
+	live := 0
+	for i := range ts.Peers {
+		if ts.Peers[i].Age < timeout && ts.Peers[i].Addr.IsValid() {
+			live++
+		}
+	}
+	if live == 0 && ts.Completed == 0 {
+		return 0, nil
+	}
+	now := s.clock.Load()
+	stamp := uint8(now / s.tickSecs)
+	tick := time.Duration(s.tickSecs) * time.Second
+
+	sh := s.shardOf(&ts.InfoHash)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	t := sh.torrents[ts.InfoHash]
+	if t == nil {
+		if s.cfg.MaxTorrents > 0 && s.torrents.Load() >= int64(s.cfg.MaxTorrents) {
+			return 0, ErrTorrentLimit
+		}
+		t = new(torrent)
+		idle := uint32(min(ts.Idle, s.cfg.TorrentTimeout) / time.Second)
+		t.lastActive = now - min(idle, now)
+		sh.torrents[ts.InfoHash] = t
+		s.torrents.Add(1)
+	}
+	t.completed = max(t.completed, ts.Completed)
+	added := 0
+	var kbuf [PeerLen6]byte
+	for _, p := range ts.Peers {
+		if p.Age >= timeout || !p.Addr.IsValid() || p.Addr.Addr().IsUnspecified() {
+			continue
+		}
+		key, rl := packKey(&kbuf, p.Addr)
+		l := &t.v4
+		if rl == recLen6 {
+			l = &t.v6
+		}
+		age := uint8(min(p.Age/tick, time.Duration(s.ttlTicks)))
+		v := l.vec(key)
+		i, found := search(*v, key, rl)
+		var rec []byte
+		if found {
+			rec = (*v)[i*rl : (i+1)*rl]
+			if uint8(stamp-rec[rl-1]) <= age {
+				continue // ours is fresher
+			}
+			if rec[rl-2]&flagSeeder != 0 {
+				l.seeders--
+			}
+		} else {
+			if s.cfg.MaxPeers > 0 && s.peers.Load() >= int64(s.cfg.MaxPeers) {
+				return added, ErrPeerLimit
+			}
+			rec = insertAt(v, i, rl)
+			copy(rec, key)
+			l.total++
+			s.peers.Add(1)
+			added++
+		}
+		var f byte
+		if p.Seeder {
+			f |= flagSeeder
+			l.seeders++
+		}
+		if p.Completed {
+			f |= flagCompleted
+		}
+		if p.Synced {
+			f |= flagSynced
+		}
+		rec[rl-2], rec[rl-1] = f, stamp-age
+		if l.big == nil && l.total > bigThreshold {
+			l.split(rl)
+		}
+	}
+	return added, nil
+}

@@ -1,0 +1,79 @@
+package swarm
+
+import (
+	"testing"
+	"time"
+)
+
+func TestDumpRestoreRoundTrip(t *testing.T) {
+	src := newStore(t, Config{Shards: 8})
+	t0 := time.Now()
+	src.SetNow(t0)
+	for i := range 3000 {
+		a := Announce{InfoHash: hashN(i % 7), Addr: addr4(i, uint16(i)), Left: uint64(i % 2)}
+		if i%3 == 0 {
+			a.Addr = addr6(i, uint16(i))
+		}
+		if i%5 == 0 {
+			a.Event, a.Left = EventCompleted, 0
+		}
+		announce(t, src, a, FamilyBoth)
+	}
+	src.SetNow(t0.Add(10 * time.Minute))
+	dst := newStore(t, Config{Shards: 64})
+	dst.SetNow(t0.Add(time.Hour))
+	var peers int
+	err := src.Dump(func(ts *TorrentState) error {
+		for _, p := range ts.Peers {
+			if p.Age < 10*time.Minute-time.Minute || p.Age > 10*time.Minute+time.Minute {
+				t.Fatalf("peer %v age %v, want about 10m", p.Addr, p.Age)
+			}
+		}
+		n, err := dst.Restore(ts)
+		peers += n
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if peers != 3000 || dst.Peers() != 3000 || dst.Torrents() != 7 {
+		t.Fatalf("restored %d peers (%d), %d torrents", peers, dst.Peers(), dst.Torrents())
+	}
+	if src.Totals() != dst.Totals() {
+		t.Fatalf("totals differ: %+v vs %+v", src.Totals(), dst.Totals())
+	}
+	for i := range 7 {
+		a, _ := src.Scrape(hashN(i))
+		b, _ := dst.Scrape(hashN(i))
+		if a != b {
+			t.Fatalf("torrent %d: %+v vs %+v", i, a, b)
+		}
+	}
+	// Restored peers keep their age: 36 more minutes and they expire.
+	dst.SetNow(t0.Add(time.Hour + 36*time.Minute))
+	dst.Clean()
+	if dst.Peers() != 0 {
+		t.Fatalf("%d restored peers outlived their timeout", dst.Peers())
+	}
+}
+
+func TestRestoreDropsExpiredPeers(t *testing.T) {
+	s := newStore(t, Config{})
+	ts := TorrentState{InfoHash: hashN(1), Peers: []PeerState{
+		{Addr: addr4(1, 1), Age: time.Minute},
+		{Addr: addr4(2, 1), Age: 50 * time.Minute},
+	}}
+	if n, _ := s.Restore(&ts); n != 1 {
+		t.Fatalf("restored %d peers, want 1 (the other expired)", n)
+	}
+	empty := TorrentState{InfoHash: hashN(2), Peers: []PeerState{{Addr: addr4(2, 1), Age: time.Hour}}}
+	s.Restore(&empty)
+	if _, ok := s.Scrape(hashN(2)); ok {
+		t.Fatal("a torrent with only expired peers and no completed count was created")
+	}
+	counts := TorrentState{InfoHash: hashN(3), Completed: 42}
+	s.Restore(&counts)
+	if c, ok := s.Scrape(hashN(3)); !ok || c.Completed != 42 {
+		t.Fatalf("completed-only torrent: %+v %v", c, ok)
+	}
+}
