@@ -1,0 +1,146 @@
+package httptracker
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+
+	"herald/swarm"
+)
+
+// Config holds the HTTP tracker's settings. Zero fields take the defaults
+// documented beside them, which are opentracker's compile-time constants
+// where it has one.
+type Config struct {
+	// Store is the swarm store announces and scrapes go to. Required.
+	Store *swarm.Store
+
+	// Interval is the announce interval sent to clients. Default 30m.
+	Interval time.Duration
+	// IntervalJitter spreads re-announces: each reply's interval is drawn
+	// uniformly from Interval±IntervalJitter. Default Interval/10
+	// (opentracker's 1800±180 s); negative means no jitter.
+	IntervalJitter time.Duration
+	// MinInterval is the "min interval" sent to clients. Default half of
+	// each reply's interval, as opentracker.
+	MinInterval time.Duration
+
+	// DefaultNumWant is how many peers an announce without numwant (or with
+	// a negative one) gets. Default 50.
+	DefaultNumWant int
+	// MaxNumWant caps numwant. Default 200.
+	MaxNumWant int
+	// MaxScrapeHashes is how many info_hash parameters one scrape answers;
+	// extra ones are dropped silently, as opentracker. Default 64.
+	MaxScrapeHashes int
+	// MaxFullScrapes bounds concurrent full scrapes; more get 503 with
+	// Retry-After. Default 2; negative turns full scrapes off, and a bare
+	// /scrape is then answered as a scrape of no hashes.
+	MaxFullScrapes int
+
+	// Allowed decides whether the tracker serves a torrent (an access
+	// list). nil allows every torrent. It must be safe for concurrent use
+	// and fast: it runs on every announce and for every scraped hash.
+	Allowed func(swarm.InfoHash) bool
+	// RedirectURL is where GET / is redirected (302); empty gives 404.
+	RedirectURL string
+
+	// ReadHeaderTimeout, ReadTimeout and IdleTimeout bound how long a client
+	// may take to send a request's headers, a whole request, and how long a
+	// keep-alive connection may idle. Defaults 10s, 15s, 60s.
+	ReadHeaderTimeout time.Duration
+	ReadTimeout       time.Duration
+	IdleTimeout       time.Duration
+	// WriteTimeout bounds writing one reply; a full scrape to a slow client
+	// is the longest. Default 15m (opentracker's reply timeout).
+	WriteTimeout time.Duration
+	// ShutdownTimeout is how long Serve waits for in-flight requests after
+	// its context is done before closing connections. Default 5s.
+	ShutdownTimeout time.Duration
+	// MaxHeaderBytes bounds the request line plus headers; a longer request
+	// gets 431 from net/http (which reads up to 4 KiB beyond it before
+	// noticing). Default 8192, opentracker's limit.
+	MaxHeaderBytes int
+
+	// Logger receives startup, shutdown and internal-error messages, never
+	// one line per request. Default slog.Default().
+	Logger *slog.Logger
+}
+
+// Defaults for Config.
+const (
+	DefaultInterval          = 30 * time.Minute
+	DefaultNumWant           = 50
+	DefaultMaxNumWant        = 200
+	DefaultMaxScrapeHashes   = 64
+	DefaultMaxFullScrapes    = 2
+	DefaultReadHeaderTimeout = 10 * time.Second
+	DefaultReadTimeout       = 15 * time.Second
+	DefaultIdleTimeout       = 60 * time.Second
+	DefaultWriteTimeout      = 15 * time.Minute
+	DefaultShutdownTimeout   = 5 * time.Second
+	DefaultMaxHeaderBytes    = 8192
+)
+
+func (c Config) withDefaults() (Config, error) {
+	if c.Store == nil {
+		return c, fmt.Errorf("httptracker: Config.Store is nil")
+	}
+	if c.Interval == 0 {
+		c.Interval = DefaultInterval
+	}
+	if c.IntervalJitter == 0 {
+		c.IntervalJitter = c.Interval / 10
+	}
+	c.IntervalJitter = max(c.IntervalJitter, 0)
+	if c.DefaultNumWant == 0 {
+		c.DefaultNumWant = DefaultNumWant
+	}
+	if c.MaxNumWant == 0 {
+		c.MaxNumWant = DefaultMaxNumWant
+	}
+	if c.MaxScrapeHashes == 0 {
+		c.MaxScrapeHashes = DefaultMaxScrapeHashes
+	}
+	if c.MaxFullScrapes == 0 {
+		c.MaxFullScrapes = DefaultMaxFullScrapes
+	}
+	if c.ReadHeaderTimeout == 0 {
+		c.ReadHeaderTimeout = DefaultReadHeaderTimeout
+	}
+	if c.ReadTimeout == 0 {
+		c.ReadTimeout = DefaultReadTimeout
+	}
+	if c.IdleTimeout == 0 {
+		c.IdleTimeout = DefaultIdleTimeout
+	}
+	if c.WriteTimeout == 0 {
+		c.WriteTimeout = DefaultWriteTimeout
+	}
+	if c.ShutdownTimeout == 0 {
+		c.ShutdownTimeout = DefaultShutdownTimeout
+	}
+	if c.MaxHeaderBytes == 0 {
+		c.MaxHeaderBytes = DefaultMaxHeaderBytes
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	switch {
+	case c.Interval < time.Second:
+		return c, fmt.Errorf("httptracker: interval %v: must be at least 1s", c.Interval)
+	case c.IntervalJitter >= c.Interval:
+		return c, fmt.Errorf("httptracker: interval jitter %v: must be less than the interval %v", c.IntervalJitter, c.Interval)
+	case c.MinInterval < 0 || c.MinInterval > c.Interval:
+		return c, fmt.Errorf("httptracker: min interval %v: must be between 0 and the interval %v", c.MinInterval, c.Interval)
+	case c.DefaultNumWant < 0 || c.MaxNumWant < 0 || c.DefaultNumWant > c.MaxNumWant:
+		return c, fmt.Errorf("httptracker: numwant default %d, max %d: need 0 <= default <= max", c.DefaultNumWant, c.MaxNumWant)
+	case c.MaxScrapeHashes < 1:
+		return c, fmt.Errorf("httptracker: max scrape hashes %d: must be at least 1", c.MaxScrapeHashes)
+	case c.ReadHeaderTimeout < 0 || c.ReadTimeout < 0 || c.IdleTimeout < 0 || c.WriteTimeout < 0 || c.ShutdownTimeout < 0:
+		return c, fmt.Errorf("httptracker: negative timeout")
+	case c.MaxHeaderBytes < 0:
+		return c, fmt.Errorf("httptracker: max header bytes %d: must not be negative", c.MaxHeaderBytes)
+	}
+	return c, nil
+}

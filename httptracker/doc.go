@@ -1,0 +1,75 @@
+// Package httptracker is herald's HTTP tracker frontend: BEP 3 announces
+// with BEP 23 compact and BEP 7 IPv6 peers, BEP 48 scrapes, and
+// opentracker's full scrape, over net/http with HTTP/1.1 keep-alive.
+//
+// # Request path
+//
+// server.go accepts and reads the request (net/http), handler.go routes it
+// and query.go decodes its parameters from the raw query into fixed arrays,
+// swarm.Store.Announce updates the swarm and picks peers under one shard
+// lock, and reply.go appends the bencoded reply into a pooled buffer.
+//
+// # Routing (as opentracker's ot_http.c)
+//
+// Only GET is served; other methods get 405 with "Allow: GET" (opentracker
+// answers 400). Leading slashes of the decoded path are skipped, then:
+//
+//	""                        302 to Config.RedirectURL, or 404 when unset
+//	starts with "a"           announce: /announce, /announce.php, /abc/announce
+//	"scrape", no query at all full scrape ("/scrape?" is a scrape of no hashes)
+//	starts with "sc"          scrape: /scrape, /scrape.php
+//	anything else             404
+//
+// A request line with a stray space ("GET /announce ?info_hash=…"), which
+// opentracker tolerates, is rejected by net/http with 400 before the
+// handler runs. A request line plus headers longer than
+// Config.MaxHeaderBytes (so also an over-long URL) gets net/http's 431
+// Request Header Fields Too Large, not 414; net/http reads up to 4 KiB
+// past the limit before it notices.
+//
+// # Parameters
+//
+// info_hash, peer_id, port, uploaded, downloaded, left, event, numwant,
+// compact and key are read; no_peer_id, ip, ipv4, ipv6, trackerid and
+// anything else are skipped (peer ids are never sent, so no_peer_id is
+// always honoured). Values are percent-decoded; '+' stays '+'. A raw byte of
+// 0x80 or above or a bad %xx escape in a parameter the tracker reads is a
+// 400, as in opentracker.
+//
+//   - info_hash: required, exactly 20 bytes, once per announce.
+//   - peer_id: optional, but exactly 20 bytes when present.
+//   - port: required, 1 to 65535. opentracker stores port 0 when it is
+//     missing; herald refuses, since nobody can connect to port 0.
+//   - left: 0 makes a seeder; any other number, a missing left, or one
+//     that is not a non-negative number makes a leecher. (opentracker
+//     counts a non-number as a seeder; a client that cannot say what it
+//     lacks, such as a magnet link without metadata, is no seeder.)
+//   - event: started, completed (counts a download once per peer when it
+//     is a seeder), stopped (removes the peer; the reply has counts and an
+//     empty "peers"); anything else is a plain announce.
+//   - numwant: default Config.DefaultNumWant (50), negative means the
+//     default, capped at Config.MaxNumWant (200); not a number is a failure.
+//   - compact: "0" asks for the dictionary model (a list of "ip"/"port"
+//     dictionaries), which opentracker refuses with 400; anything else is
+//     compact.
+//
+// # Replies
+//
+// Keys are sorted: complete, downloaded, incomplete, interval, min
+// interval, peers, peers6. "peers" is always there, even empty (opentracker
+// drops it, and some clients fail); "peers6" only when IPv6 peers were
+// picked. Each reply's interval is Config.Interval ± Config.IntervalJitter.
+// The announcer never gets itself back.
+//
+// Scrapes answer up to Config.MaxScrapeHashes info_hash parameters (extra
+// ones are dropped, as opentracker) with d5:filesd…ee, one entry per
+// known, allowed torrent in hash order; unknown hashes are left out, as
+// opentracker does.
+//
+// # Errors
+//
+// A request that parses but cannot be served is answered with HTTP 200 and
+// a bencoded "failure reason" (errors.go lists every text; opentracker's
+// wording where it has one). An unparseable one gets 400, an unknown path
+// 404, and the server keeps serving either way.
+package httptracker

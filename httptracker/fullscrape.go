@@ -1,0 +1,151 @@
+package httptracker
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"io"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+
+	"herald/swarm"
+)
+
+// A full scrape ("GET /scrape" with no query) lists every torrent the
+// tracker serves in one bencoded files dictionary, as opentracker does.
+//
+// BEP 3 wants the dictionary's keys sorted, but the store's shards are not
+// in hash order, so the torrents are first gathered with Store.Range (which
+// copies one shard at a time under its lock) into a list of 32 bytes per
+// torrent, sorted, and then written with no lock held: a slow client never
+// stalls announces. The reply is chunked, and gzip-compressed when the
+// client's Accept-Encoding allows it.
+
+const (
+	// fullScrapeChunk is the size of the chunks a full scrape is sent in.
+	fullScrapeChunk = 64 << 10
+	// fullScrapeRetryAfter is the Retry-After, in seconds, of a full scrape
+	// refused because MaxFullScrapes are running.
+	fullScrapeRetryAfter = "30"
+)
+
+var (
+	gzipEncoding   = []string{"gzip"}
+	acceptEncoding = []string{"Accept-Encoding"}
+)
+
+func (h *Handler) fullScrape(w http.ResponseWriter, r *http.Request) {
+	select {
+	case h.fullScrapeSlots <- struct{}{}:
+		defer func() { <-h.fullScrapeSlots }()
+	default:
+		h.counters.fullScrapesBusy.Add(1)
+		w.Header()["Retry-After"] = []string{fullScrapeRetryAfter}
+		writeText(w, http.StatusServiceUnavailable, "too many full scrapes running, retry later")
+		return
+	}
+
+	ctx := r.Context()
+	n := h.store.Torrents()
+	torrents := make([]swarm.TorrentCounts, 0, n+n/8)
+	h.store.Range(func(tc swarm.TorrentCounts) bool {
+		if h.allowed(tc.InfoHash) {
+			torrents = append(torrents, tc)
+		}
+		return ctx.Err() == nil
+	})
+	if ctx.Err() != nil {
+		h.counters.fullScrapeErrors.Add(1)
+		return
+	}
+	slices.SortFunc(torrents, func(a, b swarm.TorrentCounts) int { return bytes.Compare(a.InfoHash[:], b.InfoHash[:]) })
+
+	hdr := w.Header()
+	hdr["Content-Type"] = octetStream
+	hdr["Vary"] = acceptEncoding
+	var out io.Writer = w
+	var gz *gzip.Writer
+	if acceptsGzip(r.Header.Values("Accept-Encoding")) {
+		hdr["Content-Encoding"] = gzipEncoding
+		gz = h.gzipWriter(w)
+		defer h.gzipWriters.Put(gz)
+		out = gz
+	}
+	err := writeFullScrape(ctx, bufio.NewWriterSize(out, fullScrapeChunk), torrents)
+	if err == nil && gz != nil {
+		err = gz.Close()
+	}
+	if err != nil {
+		h.counters.fullScrapeErrors.Add(1)
+		return
+	}
+	h.counters.fullScrapes.Add(1)
+}
+
+// writeFullScrape writes the reply body; it stops early when ctx is done
+// (the client left or the server is shutting down).
+func writeFullScrape(ctx context.Context, bw *bufio.Writer, torrents []swarm.TorrentCounts) error {
+	var entry [128]byte
+	bw.WriteString(scrapeHead)
+	for i := range torrents {
+		if i%1024 == 0 && ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if _, err := bw.Write(appendScrapeFile(entry[:0], &torrents[i].InfoHash, torrents[i].Counts)); err != nil {
+			return err
+		}
+	}
+	bw.WriteString(scrapeTail)
+	return bw.Flush()
+}
+
+func (h *Handler) gzipWriter(w io.Writer) *gzip.Writer {
+	if gz, ok := h.gzipWriters.Get().(*gzip.Writer); ok {
+		gz.Reset(w)
+		return gz
+	}
+	return gzip.NewWriter(w)
+}
+
+// acceptsGzip reports whether Accept-Encoding header values allow gzip
+// (RFC 9110 section 12.5.3): "gzip" or "x-gzip" with a non-zero q, or, when
+// neither is named, "*" with a non-zero q. No header means no compression.
+func acceptsGzip(values []string) bool {
+	gzipQ, starQ := -1.0, -1.0
+	for _, v := range values {
+		for item := range strings.SplitSeq(v, ",") {
+			coding, params, _ := strings.Cut(item, ";")
+			q := qValue(params)
+			switch strings.ToLower(strings.TrimSpace(coding)) {
+			case "gzip", "x-gzip":
+				gzipQ = max(gzipQ, q)
+			case "*":
+				starQ = max(starQ, q)
+			}
+		}
+	}
+	if gzipQ >= 0 {
+		return gzipQ > 0
+	}
+	return starQ > 0
+}
+
+// qValue returns the weight in an Accept-Encoding item's parameters: 1
+// when there is none, 0 when it is malformed.
+func qValue(params string) float64 {
+	for p := range strings.SplitSeq(params, ";") {
+		name, value, _ := strings.Cut(p, "=")
+		if !strings.EqualFold(strings.TrimSpace(name), "q") {
+			continue
+		}
+		q, err := strconv.ParseFloat(strings.TrimSpace(value), 64)
+		if err != nil || q < 0 || q > 1 {
+			return 0
+		}
+		return q
+	}
+	return 1
+}

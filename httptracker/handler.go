@@ -1,0 +1,269 @@
+package httptracker
+
+import (
+	"bytes"
+	"math/rand/v2"
+	"net/http"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"herald/swarm"
+)
+
+// Handler serves announces and scrapes over HTTP. Use it through Server,
+// or mount it in another server with NewHandler.
+type Handler struct {
+	cfg      Config
+	store    *swarm.Store
+	counters counters
+	// states recycles per-request buffers, so an announce allocates
+	// nothing of its own in the steady state.
+	states sync.Pool
+	// fullScrapeSlots holds a token per running full scrape; nil when
+	// full scrapes are off.
+	fullScrapeSlots chan struct{}
+	gzipWriters     sync.Pool
+}
+
+// requestState is the scratch space of one request.
+type requestState struct {
+	body   []byte
+	peers  swarm.Peers
+	ann    swarm.Announce
+	req    announceRequest
+	hashes []swarm.InfoHash
+}
+
+// NewHandler checks cfg, fills in its defaults and returns a handler.
+func NewHandler(cfg Config) (*Handler, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	h := &Handler{cfg: cfg, store: cfg.Store}
+	if cfg.MaxFullScrapes > 0 {
+		h.fullScrapeSlots = make(chan struct{}, cfg.MaxFullScrapes)
+	}
+	h.states.New = func() any {
+		return &requestState{
+			body:   make([]byte, 0, 1024),
+			peers:  swarm.Peers{V4: make([]byte, 0, swarm.PeerLen4*cfg.DefaultNumWant), V6: make([]byte, 0, swarm.PeerLen6*cfg.DefaultNumWant)},
+			hashes: make([]swarm.InfoHash, cfg.MaxScrapeHashes),
+		}
+	}
+	return h, nil
+}
+
+// Header values shared by every reply; net/http only reads them.
+var (
+	textPlain   = []string{"text/plain"}
+	octetStream = []string{"application/octet-stream"}
+	noSniff     = []string{"nosniff"}
+)
+
+// ServeHTTP routes a request the way opentracker does (see the package
+// documentation) and answers it.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet {
+		h.counters.badMethods.Add(1)
+		w.Header()["Allow"] = []string{http.MethodGet}
+		writeText(w, http.StatusMethodNotAllowed, "only GET is served")
+		return
+	}
+	path := strings.TrimLeft(r.URL.Path, "/")
+	switch {
+	case path == "":
+		if h.cfg.RedirectURL == "" {
+			h.notFound(w)
+			return
+		}
+		h.counters.redirects.Add(1)
+		w.Header()["Location"] = []string{h.cfg.RedirectURL}
+		w.WriteHeader(http.StatusFound)
+	case path[0] == 'a':
+		h.announce(w, r)
+	case path == "scrape" && r.URL.RawQuery == "" && !r.URL.ForceQuery && h.fullScrapeSlots != nil:
+		h.fullScrape(w, r)
+	case strings.HasPrefix(path, "sc"):
+		h.scrape(w, r)
+	default:
+		h.notFound(w)
+	}
+}
+
+func (h *Handler) notFound(w http.ResponseWriter) {
+	h.counters.notFound.Add(1)
+	writeText(w, http.StatusNotFound, "not found")
+}
+
+// clientAddr returns the address of the peer that sent r, the address the
+// tracker hands out to other peers. Every frontend path asks this one
+// function, so trusted-proxy handling (X-Forwarded-For) belongs here.
+func clientAddr(r *http.Request) (netip.Addr, bool) {
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return netip.Addr{}, false
+	}
+	return ap.Addr().Unmap().WithZone(""), true
+}
+
+func (h *Handler) allowed(ih swarm.InfoHash) bool {
+	return h.cfg.Allowed == nil || h.cfg.Allowed(ih)
+}
+
+// intervals returns one reply's interval and min interval in seconds.
+func (h *Handler) intervals() (interval, minInterval int64) {
+	interval = int64(h.cfg.Interval / time.Second)
+	if j := int64(h.cfg.IntervalJitter / time.Second); j > 0 {
+		interval += rand.Int64N(2*j+1) - j
+	}
+	if h.cfg.MinInterval > 0 {
+		return interval, int64(h.cfg.MinInterval / time.Second)
+	}
+	return interval, interval / 2
+}
+
+func (h *Handler) announce(w http.ResponseWriter, r *http.Request) {
+	st := h.states.Get().(*requestState)
+	defer h.states.Put(st)
+
+	err := parseAnnounce(r.URL.RawQuery, &st.req)
+	if err == nil && !h.allowed(st.req.infoHash) {
+		err = failNotAuthorized
+	}
+	addr, ok := clientAddr(r)
+	if err == nil && !ok {
+		err = failBadAddr
+	}
+	var counts swarm.Counts
+	if err == nil {
+		numWant := st.req.numWant
+		if numWant < 0 {
+			numWant = h.cfg.DefaultNumWant
+		}
+		st.ann = swarm.Announce{
+			InfoHash:   st.req.infoHash,
+			PeerID:     st.req.peerID,
+			Addr:       netip.AddrPortFrom(addr, st.req.port),
+			Left:       st.req.left,
+			Uploaded:   st.req.uploaded,
+			Downloaded: st.req.downloaded,
+			Event:      st.req.event,
+			NumWant:    min(numWant, h.cfg.MaxNumWant),
+			Key:        st.req.key,
+		}
+		st.peers, counts, err = h.store.Announce(&st.ann, swarm.FamilyBoth, swarm.Peers{V4: st.peers.V4[:0], V6: st.peers.V6[:0]})
+		if err != nil {
+			err = h.storeError(err)
+		}
+	}
+	if err != nil {
+		h.writeError(w, st, err, &h.counters.announceFailures)
+		return
+	}
+	reply := announceReply{counts: counts}
+	reply.interval, reply.minInterval = h.intervals()
+	if st.req.compact {
+		st.body = appendAnnounce(st.body[:0], &reply, st.peers)
+	} else {
+		st.body = appendAnnounceDicts(st.body[:0], &reply, st.peers)
+	}
+	h.counters.announces.Add(1)
+	writeBody(w, textPlain, st.body)
+}
+
+// storeError turns a store error into a client-visible failure, logging
+// the ones the store does not document.
+func (h *Handler) storeError(err error) failure {
+	f, known := storeFailure(err)
+	if !known {
+		// Logged at 1, 2, 4, 8, ... occurrences: visible, never a flood.
+		if n := h.counters.internalErrors.Add(1); n&(n-1) == 0 {
+			h.cfg.Logger.Error("httptracker: store failed", "err", err, "count", n)
+		}
+	}
+	return f
+}
+
+func (h *Handler) scrape(w http.ResponseWriter, r *http.Request) {
+	st := h.states.Get().(*requestState)
+	defer h.states.Put(st)
+
+	n, err := parseScrape(r.URL.RawQuery, st.hashes)
+	if err != nil {
+		h.writeError(w, st, err, &h.counters.scrapeFailures)
+		return
+	}
+	// Keys of the files dictionary must be sorted and unique (BEP 3).
+	hashes := st.hashes[:n]
+	slices.SortFunc(hashes, func(a, b swarm.InfoHash) int { return bytes.Compare(a[:], b[:]) })
+	hashes = slices.Compact(hashes)
+	body := append(st.body[:0], scrapeHead...)
+	for i := range hashes {
+		if !h.allowed(hashes[i]) {
+			continue
+		}
+		if c, ok := h.store.Scrape(hashes[i]); ok {
+			body = appendScrapeFile(body, &hashes[i], c)
+		}
+	}
+	st.body = append(body, scrapeTail...)
+	h.counters.scrapes.Add(1)
+	writeBody(w, textPlain, st.body)
+}
+
+// counter is the failure counter of the request's action.
+type counter interface{ Add(uint64) uint64 }
+
+// writeError answers a parse or tracker error: 400 for malformed requests,
+// 200 with a bencoded failure reason for the rest.
+func (h *Handler) writeError(w http.ResponseWriter, st *requestState, err error, failures counter) {
+	switch err := err.(type) {
+	case malformed:
+		h.counters.badRequests.Add(1)
+		writeText(w, http.StatusBadRequest, string(err))
+	case failure:
+		failures.Add(1)
+		st.body = appendFailure(st.body[:0], err)
+		writeBody(w, textPlain, st.body)
+	default:
+		h.writeError(w, st, h.storeError(err), failures)
+	}
+}
+
+// writeBody sends a 200 reply with a Content-Length, so small replies are
+// never chunked.
+func writeBody(w http.ResponseWriter, contentType []string, body []byte) {
+	hdr := w.Header()
+	hdr["Content-Type"] = contentType
+	hdr["Content-Length"] = contentLength(len(body))
+	w.Write(body)
+}
+
+// contentLength returns a Content-Length header value, without allocating
+// for the sizes announce replies have.
+func contentLength(n int) []string {
+	if n < len(contentLengths) {
+		return contentLengths[n]
+	}
+	return []string{strconv.Itoa(n)}
+}
+
+var contentLengths = func() (s [1 << 13][]string) {
+	for i := range s {
+		s[i] = []string{strconv.Itoa(i)}
+	}
+	return s
+}()
+
+func writeText(w http.ResponseWriter, status int, text string) {
+	hdr := w.Header()
+	hdr["Content-Type"] = textPlain
+	hdr["X-Content-Type-Options"] = noSniff
+	w.WriteHeader(status)
+	w.Write([]byte(text + "\n"))
+}

@@ -1,0 +1,172 @@
+package httptracker
+
+import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"strconv"
+	"strings"
+	"testing"
+
+	"herald/swarm"
+)
+
+// refused is the test handlers' access list: it refuses torrents whose
+// hash starts with 0xde.
+func refused(h swarm.InfoHash) bool { return h[0] == 0xde }
+
+func newTestStore(t testing.TB, cfg swarm.Config) *swarm.Store {
+	t.Helper()
+	store, err := swarm.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return store
+}
+
+func newTestHandler(t testing.TB, cfg Config) *Handler {
+	t.Helper()
+	if cfg.Store == nil {
+		cfg.Store = newTestStore(t, swarm.Config{})
+	}
+	if cfg.Allowed == nil {
+		cfg.Allowed = func(h swarm.InfoHash) bool { return !refused(h) }
+	}
+	h, err := NewHandler(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// serve runs one request through h; rawQuery, when set, replaces the
+// query as it arrives on the wire (httptest.NewRequest would reject some).
+func serve(h http.Handler, method, target, rawQuery, remote string) *http.Response {
+	r := httptest.NewRequest(method, target, nil)
+	if rawQuery != "" {
+		r.URL.RawQuery = rawQuery
+	}
+	if remote != "" {
+		r.RemoteAddr = remote
+	}
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, r)
+	return w.Result()
+}
+
+// TestBadRequests is the table of every way a request can be refused, with
+// the exact status and body each gets. Requests net/http itself refuses
+// (over-long, stray space) are in TestRawRequests.
+func TestBadRequests(t *testing.T) {
+	store := newTestStore(t, swarm.Config{MaxTorrents: 1})
+	if _, _, err := store.Announce(&swarm.Announce{InfoHash: hash20, Addr: netip.MustParseAddrPort("10.0.0.1:1"), Left: 1}, swarm.FamilyBoth, swarm.Peers{}); err != nil {
+		t.Fatal(err)
+	}
+	h := newTestHandler(t, Config{Store: store})
+	redirecting := newTestHandler(t, Config{Store: store, RedirectURL: "https://example.org/tracker"})
+	busy := newTestHandler(t, Config{Store: store, MaxFullScrapes: 1})
+	busy.fullScrapeSlots <- struct{}{} // one full scrape "running"
+
+	ok := "info_hash=" + q20 + "&port=6881"
+	other := "info_hash=" + q20[:len(q20)-3] + "%68&port=6881" // a second torrent: over MaxTorrents
+	fail := func(reason string) string {
+		return "d14:failure reason" + strconv.Itoa(len(reason)) + ":" + reason + "e"
+	}
+	for _, tc := range []struct {
+		name     string
+		handler  http.Handler
+		method   string
+		target   string
+		rawQuery string
+		remote   string
+		status   int
+		body     string
+		header   string // "Name: value" that must be present
+	}{
+		{"no info_hash", h, "GET", "/announce", "", "", 200,
+			fail("Your client forgot to send your torrent's info_hash. Please upgrade your client."), ""},
+		{"short info_hash", h, "GET", "/announce?info_hash=abc&port=1", "", "", 200, fail("info_hash is not 20 bytes long."), ""},
+		{"long info_hash", h, "GET", "/announce", "info_hash=" + q20 + "%00&port=1", "", 200, fail("info_hash is not 20 bytes long."), ""},
+		{"two info_hash", h, "GET", "/announce", ok + "&info_hash=" + q20, "", 200, fail("An announce takes exactly one info_hash."), ""},
+		{"short peer_id", h, "GET", "/announce", ok + "&peer_id=abc", "", 200, fail("peer_id is not 20 bytes long."), ""},
+		{"no port", h, "GET", "/announce", "info_hash=" + q20, "", 200, fail("Your client forgot to send the port it listens on."), ""},
+		{"port 0", h, "GET", "/announce", ok + "&port=0", "", 200, fail("port is not a number from 1 to 65535."), ""},
+		{"port 65536", h, "GET", "/announce", "info_hash=" + q20 + "&port=65536", "", 200, fail("port is not a number from 1 to 65535."), ""},
+		{"numwant not a number", h, "GET", "/announce", ok + "&numwant=all", "", 200, fail("numwant is not a number."), ""},
+		{"refused torrent", h, "GET", "/announce", "info_hash=%de%ad" + q20[6:] + "&port=1", "", 200,
+			fail("Requested download is not authorized for use with this tracker."), ""},
+		{"torrent limit", h, "GET", "/announce", other, "", 200, fail("The tracker is full and accepts no new torrents."), ""},
+		{"unspecified address", h, "GET", "/announce", ok, "0.0.0.0:5555", 200, fail("Your address cannot be handed out to other peers."), ""},
+		{"scrape short info_hash", h, "GET", "/scrape?info_hash=abc", "", "", 200, fail("info_hash is not 20 bytes long."), ""},
+		{"bad escape", h, "GET", "/announce", "info_hash=%zz" + q20[3:] + "&port=1", "", 400, "malformed %-escape in query\n", ""},
+		{"truncated escape", h, "GET", "/announce", ok + "&peer_id=%4", "", 400, "malformed %-escape in query\n", ""},
+		{"raw high byte", h, "GET", "/announce", "info_hash=\xde\xad" + q20[6:] + "&port=1", "", 400, "unescaped byte 0x80 or above in query\n", ""},
+		{"scrape bad escape", h, "GET", "/scrape", "info_hash=%%", "", 400, "malformed %-escape in query\n", ""},
+		{"unknown path", h, "GET", "/stats", "", "", 404, "not found\n", ""},
+		{"unknown path with announce inside", h, "GET", "/xyz/announce", ok, "", 404, "not found\n", ""},
+		{"root without redirect", h, "GET", "/", "", "", 404, "not found\n", ""},
+		{"root redirect", redirecting, "GET", "/", "", "", 302, "", "Location: https://example.org/tracker"},
+		{"slashes redirect", redirecting, "GET", "///", "", "", 302, "", "Location: https://example.org/tracker"},
+		{"POST", h, "POST", "/announce", ok, "", 405, "only GET is served\n", "Allow: GET"},
+		{"HEAD", h, "HEAD", "/announce", ok, "", 405, "only GET is served\n", "Allow: GET"},
+		{"full scrape busy", busy, "GET", "/scrape", "", "", 503, "too many full scrapes running, retry later\n", "Retry-After: 30"},
+	} {
+		resp := serve(tc.handler, tc.method, tc.target, tc.rawQuery, tc.remote)
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != tc.status || string(body) != tc.body {
+			t.Errorf("%s: got %d %q, want %d %q", tc.name, resp.StatusCode, body, tc.status, tc.body)
+		}
+		if tc.header != "" {
+			name, value, _ := strings.Cut(tc.header, ": ")
+			if got := resp.Header.Get(name); got != value {
+				t.Errorf("%s: header %s = %q, want %q", tc.name, name, got, value)
+			}
+		}
+	}
+	st := h.Stats()
+	if st.AnnounceFailures != 12 || st.ScrapeFailures != 1 || st.BadRequests != 4 || st.NotFound != 3 || st.BadMethods != 2 || st.InternalErrors != 0 {
+		t.Errorf("stats after the table: %+v", st)
+	}
+	if busy.Stats().FullScrapesBusy != 1 || redirecting.Stats().Redirects != 2 {
+		t.Errorf("busy %+v, redirecting %+v", busy.Stats(), redirecting.Stats())
+	}
+	// The table's refusals changed nothing: the one torrent still has its one peer.
+	if c, _ := store.Scrape(hash20); c.Leechers != 1 || store.Torrents() != 1 {
+		t.Errorf("store after the table: %+v, %d torrents", c, store.Torrents())
+	}
+}
+
+// TestRouting checks opentracker's prefix routing on paths that succeed.
+func TestRouting(t *testing.T) {
+	h := newTestHandler(t, Config{})
+	ok := "info_hash=" + q20 + "&port=6881"
+	for _, tc := range []struct {
+		target string
+		prefix string // of the body
+	}{
+		{"/announce?" + ok, "d8:complete"},
+		{"/announce.php?" + ok, "d8:complete"},
+		{"//announce?" + ok, "d8:complete"},
+		{"/abc123/announce?" + ok, "d8:complete"},
+		{"/a?" + ok, "d8:complete"},
+		{"/%61nnounce?" + ok, "d8:complete"},
+		{"/scrape?info_hash=" + q20, "d5:filesd20:"},
+		{"/scrape.php?info_hash=" + q20, "d5:filesd20:"},
+		{"/sc?info_hash=" + q20, "d5:filesd20:"},
+		{"/scrape?", "d5:filesdee"},
+		{"/scrape?foo=bar", "d5:filesdee"},
+		{"/scrape", "d5:filesd20:"}, // full scrape
+	} {
+		resp := serve(h, "GET", tc.target, "", "")
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 || len(body) < len(tc.prefix) || string(body[:len(tc.prefix)]) != tc.prefix {
+			t.Errorf("GET %s: %d %q, want 200 %q...", tc.target, resp.StatusCode, body, tc.prefix)
+		}
+	}
+	off := newTestHandler(t, Config{MaxFullScrapes: -1})
+	resp := serve(off, "GET", "/scrape", "", "")
+	if body, _ := io.ReadAll(resp.Body); string(body) != "d5:filesdee" {
+		t.Errorf("full scrape turned off: %q, want an empty scrape", body)
+	}
+}

@@ -1,0 +1,306 @@
+package httptracker
+
+import (
+	"math"
+	"strings"
+
+	"herald/swarm"
+)
+
+// This file scans the query string of announce and scrape requests
+// (BEP 3 "Trackers", BEP 48) straight from r.URL.RawQuery, percent-decoding
+// each value into a fixed array: no maps, no strings, no allocations.
+//
+// Decoding follows opentracker: %xx escapes are decoded, '+' is kept as a
+// literal '+' (it is not a space in these URLs), and a bad escape or a raw
+// byte of 0x80 or above in a parameter the tracker reads makes the request
+// malformed (HTTP 400). Parameters the tracker does not read are skipped
+// unchecked. Parameters are separated by '&' only.
+
+// announceRequest is an announce's query, decoded.
+type announceRequest struct {
+	infoHash   swarm.InfoHash
+	peerID     swarm.PeerID
+	port       uint16
+	uploaded   uint64
+	downloaded uint64
+	left       uint64 // leftUnknown when absent or not a number
+	event      swarm.Event
+	numWant    int  // -1 when absent or negative: use the default
+	compact    bool // false only for compact=0
+	key        uint32
+}
+
+// leftUnknown marks an announce without a usable "left": the peer counts as
+// a leecher, since only left=0 claims the whole torrent.
+const leftUnknown = math.MaxUint64
+
+// nextParam splits the first parameter off a raw query: its raw key, raw
+// value (empty when there is no '='), and the rest after the '&'.
+func nextParam(q string) (key, value, rest string) {
+	param, rest, _ := strings.Cut(q, "&")
+	key, value, _ = strings.Cut(param, "=")
+	return key, value, rest
+}
+
+// unescape percent-decodes raw into dst and returns the decoded length,
+// which may exceed len(dst): bytes beyond dst are counted, not written, so
+// callers can tell an over-long value from one that fits.
+func unescape(dst []byte, raw string) (int, error) {
+	n := 0
+	for i := 0; i < len(raw); i++ {
+		c := raw[i]
+		switch {
+		case c == '%':
+			if i+2 >= len(raw) {
+				return n, malformedEscape
+			}
+			hi, ok1 := unhex(raw[i+1])
+			lo, ok2 := unhex(raw[i+2])
+			if !ok1 || !ok2 {
+				return n, malformedEscape
+			}
+			c = hi<<4 | lo
+			i += 2
+		case c >= 0x80:
+			return n, malformedHighByte
+		}
+		if n < len(dst) {
+			dst[n] = c
+		}
+		n++
+	}
+	return n, nil
+}
+
+func unhex(c byte) (byte, bool) {
+	switch {
+	case c >= '0' && c <= '9':
+		return c - '0', true
+	case c >= 'a' && c <= 'f':
+		return c - 'a' + 10, true
+	case c >= 'A' && c <= 'F':
+		return c - 'A' + 10, true
+	}
+	return 0, false
+}
+
+// maxNumberLen bounds a decoded numeric value; longer ones are not numbers.
+const maxNumberLen = 24
+
+// number decodes raw as an optionally negative decimal integer. Its
+// magnitude saturates at MaxUint64; ok is false for anything but digits.
+func number(raw string) (mag uint64, neg, ok bool, err error) {
+	var buf [maxNumberLen]byte
+	n, err := unescape(buf[:], raw)
+	if err != nil || n > len(buf) {
+		return 0, false, false, err
+	}
+	digits := buf[:n]
+	if len(digits) > 0 && digits[0] == '-' {
+		neg, digits = true, digits[1:]
+	}
+	if len(digits) == 0 {
+		return 0, false, false, nil
+	}
+	for _, c := range digits {
+		if c < '0' || c > '9' {
+			return 0, false, false, nil
+		}
+		d := uint64(c - '0')
+		if mag > (math.MaxUint64-d)/10 {
+			mag = math.MaxUint64
+			continue
+		}
+		mag = mag*10 + d
+	}
+	return mag, neg, true, nil
+}
+
+// unsigned is number for values that must not be negative.
+func unsigned(raw string) (uint64, bool, error) {
+	mag, neg, ok, err := number(raw)
+	return mag, ok && !neg, err
+}
+
+// paramName decodes a raw key into buf; keys longer than buf are returned
+// empty, which matches no parameter the tracker reads.
+func paramName(buf *[16]byte, raw string) ([]byte, error) {
+	n, err := unescape(buf[:], raw)
+	if err != nil || n > len(buf) {
+		return nil, err
+	}
+	return buf[:n], nil
+}
+
+// parseAnnounce decodes an announce query into req. The error is a
+// malformed (HTTP 400) or a failure (a bencoded failure reason).
+func parseAnnounce(q string, req *announceRequest) error {
+	*req = announceRequest{left: leftUnknown, numWant: -1, compact: true}
+	var keyBuf [16]byte
+	haveHash, havePort := false, false
+	for q != "" {
+		var rawKey, raw string
+		rawKey, raw, q = nextParam(q)
+		name, err := paramName(&keyBuf, rawKey)
+		if err != nil {
+			return err
+		}
+		switch string(name) {
+		case "info_hash":
+			if haveHash {
+				return failTwoInfoHashes
+			}
+			n, err := unescape(req.infoHash[:], raw)
+			switch {
+			case err != nil:
+				return err
+			case n != len(req.infoHash):
+				return failInfoHashLength
+			}
+			haveHash = true
+		case "peer_id":
+			n, err := unescape(req.peerID[:], raw)
+			switch {
+			case err != nil:
+				return err
+			case n != len(req.peerID):
+				return failPeerIDLength
+			}
+		case "port":
+			port, ok, err := unsigned(raw)
+			switch {
+			case err != nil:
+				return err
+			case !ok || port == 0 || port > math.MaxUint16:
+				return failBadPort
+			}
+			req.port, havePort = uint16(port), true
+		case "uploaded", "downloaded", "left":
+			v, ok, err := unsigned(raw)
+			switch {
+			case err != nil:
+				return err
+			case !ok && string(name) == "left":
+				v = leftUnknown
+			case !ok:
+				v = 0
+			}
+			switch string(name) {
+			case "uploaded":
+				req.uploaded = v
+			case "downloaded":
+				req.downloaded = v
+			default:
+				req.left = v
+			}
+		case "event":
+			var buf [16]byte
+			n, err := unescape(buf[:], raw)
+			if err != nil {
+				return err
+			}
+			// Other events ("paused", BEP 21, or "") are plain announces.
+			switch string(buf[:min(n, len(buf))]) {
+			case "started":
+				req.event = swarm.EventStarted
+			case "completed":
+				req.event = swarm.EventCompleted
+			case "stopped":
+				req.event = swarm.EventStopped
+			default:
+				req.event = swarm.EventNone
+			}
+		case "numwant":
+			mag, neg, ok, err := number(raw)
+			switch {
+			case err != nil:
+				return err
+			case !ok:
+				return failBadNumWant
+			case neg:
+				req.numWant = -1
+			default:
+				req.numWant = int(min(mag, math.MaxInt32))
+			}
+		case "compact":
+			var buf [2]byte
+			n, err := unescape(buf[:], raw)
+			if err != nil {
+				return err
+			}
+			req.compact = n != 1 || buf[0] != '0'
+		case "key":
+			var buf [32]byte
+			n, err := unescape(buf[:], raw)
+			if err != nil {
+				return err
+			}
+			req.key = peerKey(buf[:min(n, len(buf))])
+		}
+	}
+	switch {
+	case !haveHash:
+		return failMissingInfoHash
+	case !havePort:
+		return failMissingPort
+	}
+	return nil
+}
+
+// peerKey turns BEP 3's free-form "key" into the store's 32-bit key: the
+// 8-hex-digit form most clients send is read as the number itself (so it
+// matches the same client's BEP 15 key), anything else is hashed.
+func peerKey(b []byte) uint32 {
+	var k uint32
+	for _, c := range b {
+		d, ok := unhex(c)
+		if !ok || len(b) != 8 {
+			return fnv1a(b)
+		}
+		k = k<<4 | uint32(d)
+	}
+	if len(b) != 8 {
+		return fnv1a(b)
+	}
+	return k
+}
+
+// fnv1a is the 32-bit FNV-1a hash, written out because hash/fnv's
+// interface value would allocate on every announce.
+func fnv1a(b []byte) uint32 {
+	h := uint32(2166136261)
+	for _, c := range b {
+		h ^= uint32(c)
+		h *= 16777619
+	}
+	return h
+}
+
+// parseScrape decodes the info_hash parameters of a scrape query into
+// hashes (BEP 48) and returns how many it found. Hashes beyond len(hashes)
+// are dropped unchecked, as opentracker drops them.
+func parseScrape(q string, hashes []swarm.InfoHash) (int, error) {
+	var keyBuf [16]byte
+	count := 0
+	for q != "" && count < len(hashes) {
+		var rawKey, raw string
+		rawKey, raw, q = nextParam(q)
+		name, err := paramName(&keyBuf, rawKey)
+		if err != nil {
+			return 0, err
+		}
+		if string(name) != "info_hash" {
+			continue
+		}
+		n, err := unescape(hashes[count][:], raw)
+		switch {
+		case err != nil:
+			return 0, err
+		case n != len(hashes[count]):
+			return 0, failInfoHashLength
+		}
+		count++
+	}
+	return count, nil
+}
