@@ -1,0 +1,284 @@
+package udptracker
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"net"
+	"net/netip"
+	"os"
+	"syscall"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// reusePort reports that several sockets can share the address
+// (SO_REUSEPORT), so the server runs one per core.
+const reusePort = true
+
+// oobLen is room for one IPV6_PKTINFO (or the smaller IP_PKTINFO) control
+// message: the local address of a received datagram, and the source
+// address of its reply.
+var oobLen = unix.CmsgSpace(unix.SizeofInet6Pktinfo)
+
+// linuxConn batches with recvmmsg/sendmmsg, calling them directly rather
+// than through golang.org/x/net's ReadBatch/WriteBatch: those return each
+// sender as a freshly allocated *net.UDPAddr (x/net v0.62.0,
+// internal/socket/sys_posix.go parseInetAddr), two allocations per
+// datagram that this path avoids. Headers, iovecs, addresses and control
+// buffers are allocated once per socket.
+type linuxConn struct {
+	conn    *net.UDPConn
+	raw     syscall.RawConn
+	local   netip.AddrPort
+	family  int  // unix.AF_INET or unix.AF_INET6
+	pktinfo bool // bound to a wildcard: learn each datagram's local address
+
+	rx, tx mmsgs
+
+	// State of the syscall in progress, read by the callbacks that
+	// RawConn.Read and Write run; the callbacks are bound once, so no
+	// closure is allocated per call.
+	op       *mmsgs
+	opN      int
+	opErr    syscall.Errno
+	recvFunc func(fd uintptr) bool
+	sendFunc func(fd uintptr) bool
+}
+
+// mmsgs is the kernel-facing side of a batch.
+type mmsgs struct {
+	hdrs  []unix.Mmsghdr
+	iovs  []unix.Iovec
+	names []unix.RawSockaddrInet6 // big enough for either family
+	oob   []byte
+	vlen  int
+}
+
+func newMmsgs(n int) mmsgs {
+	return mmsgs{
+		hdrs:  make([]unix.Mmsghdr, n),
+		iovs:  make([]unix.Iovec, n),
+		names: make([]unix.RawSockaddrInet6, n),
+		oob:   make([]byte, n*oobLen),
+	}
+}
+
+func listenBatch(network, addr string, receiveBuffer int) (batchConn, error) {
+	lc := net.ListenConfig{Control: func(_, _ string, rc syscall.RawConn) error {
+		var err error
+		if cerr := rc.Control(func(fd uintptr) {
+			err = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
+		}); cerr != nil {
+			return cerr
+		}
+		return os.NewSyscallError("setsockopt SO_REUSEPORT", err)
+	}}
+	pc, err := lc.ListenPacket(context.Background(), network, addr)
+	if err != nil {
+		return nil, err
+	}
+	conn := pc.(*net.UDPConn)
+	c := &linuxConn{conn: conn, local: conn.LocalAddr().(*net.UDPAddr).AddrPort(), rx: newMmsgs(batchLen), tx: newMmsgs(batchLen)}
+	c.local = netip.AddrPortFrom(c.local.Addr().Unmap(), c.local.Port())
+	c.recvFunc, c.sendFunc = c.recv, c.send
+	if c.raw, err = conn.SyscallConn(); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	var serr error
+	err = c.raw.Control(func(fd uintptr) {
+		if c.family, serr = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_DOMAIN); serr != nil {
+			serr = os.NewSyscallError("getsockopt SO_DOMAIN", serr)
+			return
+		}
+		// Best effort: SO_RCVBUFFORCE passes net.core.rmem_max when we run
+		// as root (Listen comes before the privilege drop); else the
+		// kernel clamps SO_RCVBUF to rmem_max.
+		if unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, receiveBuffer) != nil {
+			_ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, receiveBuffer)
+		}
+		if !c.local.Addr().IsUnspecified() {
+			return
+		}
+		c.pktinfo = true
+		if c.family == unix.AF_INET6 {
+			// On a dual-stack socket this also reports the local address
+			// of IPv4 datagrams, as a mapped address.
+			serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_IPV6, unix.IPV6_RECVPKTINFO, 1)
+		} else {
+			serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_PKTINFO, 1)
+		}
+		serr = os.NewSyscallError("setsockopt PKTINFO", serr)
+	})
+	if err = errors.Join(err, serr); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+func (c *linuxConn) LocalAddr() netip.AddrPort { return c.local }
+func (c *linuxConn) Close() error              { return c.conn.Close() }
+
+func (c *linuxConn) ReadBatch(msgs []message) (int, error) {
+	b := &c.rx
+	b.vlen = min(len(msgs), len(b.hdrs))
+	for i := range b.vlen {
+		b.iovs[i].Base = &msgs[i].Buf[0]
+		b.iovs[i].SetLen(len(msgs[i].Buf))
+		h := &b.hdrs[i]
+		h.Len = 0
+		h.Hdr = unix.Msghdr{
+			Name:    (*byte)(unsafe.Pointer(&b.names[i])),
+			Namelen: unix.SizeofSockaddrInet6,
+			Iov:     &b.iovs[i],
+		}
+		h.Hdr.SetIovlen(1)
+		if c.pktinfo {
+			h.Hdr.Control = &b.oob[i*oobLen]
+			h.Hdr.SetControllen(oobLen)
+		}
+	}
+	n, err := c.do(b, c.raw.Read, c.recvFunc, "recvmmsg")
+	for i := range n {
+		m, h := &msgs[i], &b.hdrs[i]
+		m.N = int(h.Len)
+		m.Addr, m.Scope = decodeSockaddr(&b.names[i])
+		m.Local = netip.Addr{}
+		if c.pktinfo {
+			m.Local = localAddr(b.oob[i*oobLen : i*oobLen+int(h.Hdr.Controllen)])
+		}
+	}
+	return n, err
+}
+
+func (c *linuxConn) WriteBatch(msgs []message) (int, error) {
+	b := &c.tx
+	b.vlen = min(len(msgs), len(b.hdrs))
+	for i := range b.vlen {
+		m := &msgs[i]
+		b.iovs[i].Base = &m.Buf[0]
+		b.iovs[i].SetLen(m.N)
+		h := &b.hdrs[i]
+		h.Len = 0
+		h.Hdr = unix.Msghdr{
+			Name:    (*byte)(unsafe.Pointer(&b.names[i])),
+			Namelen: c.encodeSockaddr(&b.names[i], m.Addr, m.Scope),
+			Iov:     &b.iovs[i],
+		}
+		h.Hdr.SetIovlen(1)
+		if c.pktinfo && m.Local.IsValid() {
+			oob := b.oob[i*oobLen : (i+1)*oobLen]
+			h.Hdr.Control = &oob[0]
+			h.Hdr.SetControllen(c.encodePktinfo(oob, m.Local))
+		}
+	}
+	return c.do(b, c.raw.Write, c.sendFunc, "sendmmsg")
+}
+
+// do runs one recvmmsg or sendmmsg over b through the runtime poller,
+// which parks the goroutine while the socket would block.
+func (c *linuxConn) do(b *mmsgs, wait func(func(uintptr) bool) error, fn func(uintptr) bool, name string) (int, error) {
+	c.op, c.opN, c.opErr = b, 0, 0
+	if err := wait(fn); err != nil {
+		return 0, err // net.ErrClosed after Close
+	}
+	if c.opErr != 0 {
+		return c.opN, os.NewSyscallError(name, c.opErr)
+	}
+	return c.opN, nil
+}
+
+func (c *linuxConn) recv(fd uintptr) bool { return c.mmsg(fd, unix.SYS_RECVMMSG) }
+func (c *linuxConn) send(fd uintptr) bool { return c.mmsg(fd, unix.SYS_SENDMMSG) }
+
+func (c *linuxConn) mmsg(fd uintptr, trap uintptr) bool {
+	b := c.op
+	n, _, errno := unix.Syscall6(trap, fd, uintptr(unsafe.Pointer(&b.hdrs[0])), uintptr(b.vlen), unix.MSG_DONTWAIT, 0, 0)
+	switch errno {
+	case unix.EAGAIN:
+		return false // wait for the poller
+	case unix.EINTR:
+		return c.mmsg(fd, trap)
+	case 0:
+		c.opN = int(n)
+	default:
+		c.opErr = errno
+	}
+	return true
+}
+
+// decodeSockaddr reads a sockaddr_in or sockaddr_in6 the kernel filled in.
+func decodeSockaddr(sa *unix.RawSockaddrInet6) (netip.AddrPort, uint32) {
+	port := binary.BigEndian.Uint16((*[2]byte)(unsafe.Pointer(&sa.Port))[:])
+	if sa.Family == unix.AF_INET {
+		sa4 := (*unix.RawSockaddrInet4)(unsafe.Pointer(sa))
+		return netip.AddrPortFrom(netip.AddrFrom4(sa4.Addr), port), 0
+	}
+	return netip.AddrPortFrom(netip.AddrFrom16(sa.Addr).Unmap(), port), sa.Scope_id
+}
+
+// encodeSockaddr writes addr in the socket's family into sa and returns
+// its length; an IPv4 client of a dual-stack socket becomes a mapped
+// address.
+func (c *linuxConn) encodeSockaddr(sa *unix.RawSockaddrInet6, addr netip.AddrPort, scope uint32) uint32 {
+	port := (*[2]byte)(unsafe.Pointer(&sa.Port))
+	binary.BigEndian.PutUint16(port[:], addr.Port())
+	if c.family == unix.AF_INET {
+		sa4 := (*unix.RawSockaddrInet4)(unsafe.Pointer(sa))
+		sa4.Family = unix.AF_INET
+		sa4.Addr = addr.Addr().As4()
+		return unix.SizeofSockaddrInet4
+	}
+	sa.Family = unix.AF_INET6
+	sa.Flowinfo = 0
+	sa.Addr = addr.Addr().As16()
+	sa.Scope_id = scope
+	return unix.SizeofSockaddrInet6
+}
+
+// localAddr finds the destination address of a datagram in its control
+// messages (IPV6_PKTINFO, or IP_PKTINFO on an IPv4 socket).
+func localAddr(oob []byte) netip.Addr {
+	for len(oob) >= unix.SizeofCmsghdr {
+		h := (*unix.Cmsghdr)(unsafe.Pointer(&oob[0]))
+		n := int(h.Len)
+		if n < unix.SizeofCmsghdr || n > len(oob) {
+			break
+		}
+		data := oob[unix.CmsgLen(0):n]
+		switch {
+		case h.Level == unix.IPPROTO_IPV6 && h.Type == unix.IPV6_PKTINFO && len(data) >= unix.SizeofInet6Pktinfo:
+			pi := (*unix.Inet6Pktinfo)(unsafe.Pointer(&data[0]))
+			return netip.AddrFrom16(pi.Addr).Unmap()
+		case h.Level == unix.IPPROTO_IP && h.Type == unix.IP_PKTINFO && len(data) >= unix.SizeofInet4Pktinfo:
+			pi := (*unix.Inet4Pktinfo)(unsafe.Pointer(&data[0]))
+			return netip.AddrFrom4(pi.Addr) // the header's destination address
+		}
+		oob = oob[min(unix.CmsgSpace(n-unix.CmsgLen(0)), len(oob)):]
+	}
+	return netip.Addr{}
+}
+
+// encodePktinfo writes the control message that makes a reply leave from
+// local, and returns its length. The interface is left to routing.
+func (c *linuxConn) encodePktinfo(oob []byte, local netip.Addr) int {
+	h := (*unix.Cmsghdr)(unsafe.Pointer(&oob[0]))
+	data := unsafe.Pointer(&oob[unix.CmsgLen(0)])
+	if c.family == unix.AF_INET {
+		h.Level, h.Type = unix.IPPROTO_IP, unix.IP_PKTINFO
+		h.SetLen(unix.CmsgLen(unix.SizeofInet4Pktinfo))
+		*(*unix.Inet4Pktinfo)(data) = unix.Inet4Pktinfo{Spec_dst: local.As4()}
+		return unix.CmsgSpace(unix.SizeofInet4Pktinfo)
+	}
+	// A mapped IPv4 source is honoured for IPv4 datagrams sent from a
+	// dual-stack socket (Linux ip_cmsg_send accepts IPV6_PKTINFO there).
+	h.Level, h.Type = unix.IPPROTO_IPV6, unix.IPV6_PKTINFO
+	h.SetLen(unix.CmsgLen(unix.SizeofInet6Pktinfo))
+	*(*unix.Inet6Pktinfo)(data) = unix.Inet6Pktinfo{Addr: local.As16()}
+	return unix.CmsgSpace(unix.SizeofInet6Pktinfo)
+}
+
+var _ batchConn = (*linuxConn)(nil)

@@ -1,0 +1,106 @@
+package udptracker
+
+import (
+	"encoding/binary"
+	"net/netip"
+	"testing"
+	"time"
+)
+
+// The 24-byte entry of the reference implementation's vectors_sip64 table
+// (key 00..0f, message 00..17).
+func TestSipHash24ReferenceVector(t *testing.T) {
+	var key, msg [24]byte
+	for i := range msg {
+		key[i%16], msg[i] = byte(i%16), byte(i)
+	}
+	k := sipKey{binary.LittleEndian.Uint64(key[:]), binary.LittleEndian.Uint64(key[8:])}
+	got := sipHash24(k, binary.LittleEndian.Uint64(msg[:]), binary.LittleEndian.Uint64(msg[8:]), binary.LittleEndian.Uint64(msg[16:]))
+	if want := uint64(0xb8ad50c6f649af94); got != want {
+		t.Fatalf("SipHash-2-4 = %#x, want %#x", got, want)
+	}
+}
+
+func TestConnIDLifetime(t *testing.T) {
+	ids := newConnIDs()
+	client := netip.MustParseAddrPort("192.0.2.7:6881")
+	const t0 = 1_700_000_040 // 0 s into a slot
+	id := ids.issue(client, t0)
+	for _, tc := range []struct {
+		name  string
+		addr  netip.AddrPort
+		at    int64
+		valid bool
+	}{
+		{"same slot", client, t0 + 59, true},
+		{"next slot", client, t0 + 60, true},
+		{"end of next slot", client, t0 + 119, true},
+		{"two slots later", client, t0 + 120, false},
+		{"an hour later", client, t0 + 3600, false},
+		{"before it was issued", client, t0 - 1, false},
+		{"other port", netip.MustParseAddrPort("192.0.2.7:6882"), t0, false},
+		{"other address", netip.MustParseAddrPort("192.0.2.8:6881"), t0, false},
+		{"IPv6 address", netip.MustParseAddrPort("[2001:db8::7]:6881"), t0, false},
+	} {
+		if got := ids.valid(id, tc.addr, tc.at); got != tc.valid {
+			t.Errorf("%s: valid = %v, want %v", tc.name, got, tc.valid)
+		}
+	}
+	for bit := range 64 {
+		if ids.valid(id^1<<bit, client, t0) {
+			t.Errorf("id with bit %d flipped accepted", bit)
+		}
+	}
+}
+
+func TestConnIDSurvivesOneRotation(t *testing.T) {
+	ids := newConnIDs()
+	client := netip.MustParseAddrPort("[2001:db8::1]:51413")
+	now := time.Date(2026, 11, 25, 12, 0, 30, 0, time.UTC).Unix()
+	id := ids.issue(client, now)
+	ids.rotate()
+	if !ids.valid(id, client, now+30) {
+		t.Fatal("id issued just before a key rotation rejected")
+	}
+	fresh := ids.issue(client, now+30)
+	if fresh == id {
+		t.Fatal("new key issued the same id")
+	}
+	if !ids.valid(fresh, client, now+30) {
+		t.Fatal("id under the new key rejected")
+	}
+	ids.rotate()
+	if ids.valid(id, client, now+30) {
+		t.Fatal("id two key generations old accepted")
+	}
+}
+
+func TestConnIDKeysDifferPerProcess(t *testing.T) {
+	client := netip.MustParseAddrPort("192.0.2.7:6881")
+	if newConnIDs().issue(client, 0) == newConnIDs().issue(client, 0) {
+		t.Fatal("two key rings issued the same id: keys are not random")
+	}
+}
+
+func BenchmarkConnID(b *testing.B) {
+	ids := newConnIDs()
+	client := netip.MustParseAddrPort("[::ffff:192.0.2.7]:6881")
+	now := time.Now().Unix()
+	b.Run("issue", func(b *testing.B) {
+		b.ReportAllocs()
+		var sink uint64
+		for b.Loop() {
+			sink += ids.issue(client, now)
+		}
+		_ = sink
+	})
+	b.Run("valid", func(b *testing.B) {
+		b.ReportAllocs()
+		id := ids.issue(client, now)
+		for b.Loop() {
+			if !ids.valid(id, client, now) {
+				b.Fatal("rejected")
+			}
+		}
+	})
+}

@@ -1,0 +1,294 @@
+package udptracker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"herald/swarm"
+)
+
+// Defaults for Config.
+const (
+	DefaultInterval       = 30 * time.Minute
+	DefaultNumWant        = 50
+	DefaultMaxPeers4      = 200 // 20 + 200*6 = 1220 bytes
+	DefaultMaxPeers6      = 66  // 20 + 66*18 = 1208 bytes: under the 1280-byte IPv6 minimum MTU
+	DefaultKeyRotation    = time.Hour
+	DefaultReceiveBuffer  = 8 << 20
+	maxPacketLen          = 2048 // the largest request read; longer ones are cut (see doc.go)
+	batchLen              = 64   // datagrams per recvmmsg/sendmmsg
+	maxUDPPayload         = 65507
+	defaultJitterFraction = 10 // opentracker: 1800 s ± 180 s
+)
+
+// Config configures a Server. Zero fields take the defaults named beside
+// them.
+type Config struct {
+	// Store holds the swarms; required.
+	Store *swarm.Store
+	// Interval is the announce interval sent to clients. Default 30m.
+	Interval time.Duration
+	// IntervalJitter is the most a reply's interval differs from Interval,
+	// drawn per reply. Default Interval/10; negative for none.
+	IntervalJitter time.Duration
+	// DefaultNumWant is the number of peers for numwant -1 or 0. Default 50.
+	DefaultNumWant int
+	// MaxPeers4 and MaxPeers6 cap the peers in one reply to an IPv4 or IPv6
+	// client, to keep replies within a typical MTU. Default 200 and 66.
+	MaxPeers4, MaxPeers6 int
+	// AllowIPField lets an announce's IP field name the address the peer is
+	// listed under. Off by default: anyone could list anyone.
+	AllowIPField bool
+	// Allowed reports whether a torrent may be announced; nil allows all.
+	// It is called from every socket's goroutine at once.
+	Allowed func(swarm.InfoHash) bool
+	// Sockets is the number of SO_REUSEPORT sockets, each with one reader
+	// goroutine. Default runtime.GOMAXPROCS(0); always 1 off Linux.
+	Sockets int
+	// KeyRotation is how often the connection id key is replaced. Default
+	// 1h, at least 2m (an id must outlive one rotation).
+	KeyRotation time.Duration
+	// ReceiveBuffer is the SO_RCVBUF asked for each socket, best effort.
+	// Default 8 MiB.
+	ReceiveBuffer int
+	// Logger gets start, stop and internal errors, never a line per
+	// request. Default slog.Default().
+	Logger *slog.Logger
+
+	intervalSecs, jitterSecs uint32
+}
+
+func (c Config) withDefaults() (Config, error) {
+	if c.Store == nil {
+		return c, errors.New("udptracker: Config.Store is nil")
+	}
+	if c.Interval == 0 {
+		c.Interval = DefaultInterval
+	}
+	if c.IntervalJitter == 0 {
+		c.IntervalJitter = c.Interval / defaultJitterFraction
+	}
+	c.IntervalJitter = max(c.IntervalJitter, 0)
+	if c.DefaultNumWant == 0 {
+		c.DefaultNumWant = DefaultNumWant
+	}
+	if c.MaxPeers4 == 0 {
+		c.MaxPeers4 = DefaultMaxPeers4
+	}
+	if c.MaxPeers6 == 0 {
+		c.MaxPeers6 = DefaultMaxPeers6
+	}
+	if c.Sockets == 0 {
+		c.Sockets = runtime.GOMAXPROCS(0)
+	}
+	if !reusePort {
+		c.Sockets = 1
+	}
+	if c.KeyRotation == 0 {
+		c.KeyRotation = DefaultKeyRotation
+	}
+	if c.ReceiveBuffer == 0 {
+		c.ReceiveBuffer = DefaultReceiveBuffer
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	switch {
+	case c.Interval < time.Second || c.Interval > time.Duration(1<<31)*time.Second:
+		return c, fmt.Errorf("udptracker: interval %v: must be between 1s and 2^31s", c.Interval)
+	case c.IntervalJitter >= c.Interval:
+		return c, fmt.Errorf("udptracker: interval jitter %v: must be less than the interval %v", c.IntervalJitter, c.Interval)
+	case c.DefaultNumWant < 0 || c.MaxPeers4 < 0 || c.MaxPeers6 < 0 || c.Sockets < 0 || c.ReceiveBuffer < 0:
+		return c, fmt.Errorf("udptracker: negative count in %+v", c)
+	case announceResponseHeaderLen+c.MaxPeers4*swarm.PeerLen4 > maxUDPPayload, announceResponseHeaderLen+c.MaxPeers6*swarm.PeerLen6 > maxUDPPayload:
+		return c, fmt.Errorf("udptracker: peer caps %d/%d: a reply would not fit a UDP datagram", c.MaxPeers4, c.MaxPeers6)
+	case c.KeyRotation < minKeyRotation:
+		return c, fmt.Errorf("udptracker: key rotation %v: must be at least %v", c.KeyRotation, minKeyRotation)
+	}
+	c.intervalSecs = uint32(c.Interval / time.Second)
+	c.jitterSecs = uint32(c.IntervalJitter / time.Second)
+	return c, nil
+}
+
+// Server is a BEP 15 UDP tracker on one address: Config.Sockets sockets
+// bound to it with SO_REUSEPORT, so the kernel spreads clients over them,
+// each read by one goroutine.
+type Server struct {
+	cfg     Config
+	addr    netip.AddrPort
+	conns   []batchConn
+	counts  []counters // one per socket
+	ids     *connIDs
+	serving atomic.Bool
+}
+
+// Listen binds the sockets for addr ("host:port"; an empty host or "::"
+// is one dual-stack socket for IPv4 and IPv6, an IPv4 host IPv4 only). It
+// only binds, so privileges can be dropped before Serve.
+func Listen(addr string, cfg Config) (*Server, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	network, err := networkFor(addr)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, counts: make([]counters, cfg.Sockets), ids: newConnIDs()}
+	for i := range cfg.Sockets {
+		c, err := listenBatch(network, addr, cfg.ReceiveBuffer)
+		if err != nil {
+			s.Close()
+			return nil, fmt.Errorf("udptracker: listen %s (socket %d of %d): %w", addr, i+1, cfg.Sockets, err)
+		}
+		if i == 0 {
+			// Port 0 binds a free port; the other sockets join that one.
+			s.addr = c.LocalAddr()
+			host, _, _ := net.SplitHostPort(addr)
+			addr = net.JoinHostPort(host, fmt.Sprint(s.addr.Port()))
+		}
+		s.conns = append(s.conns, c)
+	}
+	return s, nil
+}
+
+// networkFor picks "udp" for a wildcard or named host (Go then opens one
+// dual-stack socket for the wildcard), "udp4" or "udp6" for an address.
+func networkFor(addr string) (string, error) {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", fmt.Errorf("udptracker: listen address %q: %w", addr, err)
+	}
+	ip, err := netip.ParseAddr(host)
+	switch {
+	case err != nil || ip.IsUnspecified() && ip.Is6():
+		return "udp", nil
+	case ip.Is4():
+		return "udp4", nil
+	}
+	return "udp6", nil
+}
+
+// Addr returns the address the sockets are bound to (with the port chosen
+// when Listen was given port 0).
+func (s *Server) Addr() netip.AddrPort { return s.addr }
+
+// Stats returns the counts so far, summed over all sockets.
+func (s *Server) Stats() Stats {
+	var st Stats
+	for i := range s.counts {
+		s.counts[i].addTo(&st)
+	}
+	return st
+}
+
+// Close closes the sockets of a Server that will not Serve; Serve closes
+// them itself when its context ends.
+func (s *Server) Close() error {
+	var errs []error
+	for _, c := range s.conns {
+		if err := c.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Serve answers requests until ctx is done, then closes the sockets and
+// returns nil once every reader has stopped. It returns early with an error
+// if a socket fails.
+func (s *Server) Serve(ctx context.Context) error {
+	if !s.serving.CompareAndSwap(false, true) {
+		return errors.New("udptracker: Serve called twice")
+	}
+	log := s.cfg.Logger
+	log.Info("udp tracker serving", "addr", s.addr, "sockets", len(s.conns))
+	failed := make(chan error, len(s.conns))
+	var readers sync.WaitGroup
+	for i, c := range s.conns {
+		h := newHandler(&s.cfg, s.ids, &s.counts[i])
+		readers.Go(func() {
+			if err := s.read(c, h); err != nil {
+				failed <- fmt.Errorf("udptracker: socket %d: %w", i, err)
+			}
+		})
+	}
+	rotate := time.NewTicker(s.cfg.KeyRotation)
+	defer rotate.Stop()
+	var err error
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			break loop
+		case <-rotate.C:
+			s.ids.rotate()
+		case err = <-failed:
+			log.Error("udp tracker socket failed", "err", err)
+			break loop
+		}
+	}
+	closeErr := s.Close()
+	readers.Wait()
+	log.Info("udp tracker stopped", "addr", s.addr)
+	return errors.Join(err, closeErr)
+}
+
+// read is one socket's reader loop: read a batch, answer it, send the
+// replies in one batch. It returns nil once the socket is closed.
+func (s *Server) read(c batchConn, h *handler) error {
+	rx := newMessages(batchLen, maxPacketLen)
+	tx := newMessages(batchLen, maxReplyLen(&s.cfg))
+	for {
+		n, err := c.ReadBatch(rx)
+		if errors.Is(err, net.ErrClosed) {
+			return nil
+		}
+		if err != nil {
+			h.counts.readFailures.Add(1)
+			continue
+		}
+		if err := serveBatch(c, h, rx[:n], tx, time.Now().Unix()); err != nil {
+			return nil // closed while sending
+		}
+	}
+}
+
+// serveBatch answers the datagrams in rx, building replies in tx, and
+// sends them. It returns an error only when the socket has been closed.
+func serveBatch(c batchConn, h *handler, rx, tx []message, now int64) error {
+	out := 0
+	for i := range rx {
+		m := &rx[i]
+		reply := h.serve(tx[out].Buf[:0], m.Buf[:m.N], m.Addr, now)
+		if len(reply) == 0 {
+			continue
+		}
+		t := &tx[out]
+		t.Buf, t.N = reply[:cap(reply)], len(reply)
+		t.Addr, t.Scope, t.Local = m.Addr, m.Scope, m.Local
+		out++
+	}
+	for sent := 0; sent < out; {
+		n, err := c.WriteBatch(tx[sent:out])
+		sent += n
+		if errors.Is(err, net.ErrClosed) {
+			return err
+		}
+		if err != nil {
+			// The kernel refused msgs[sent] (no route, a bad address):
+			// skip it and send the rest.
+			h.counts.sendFailures.Add(1)
+			sent++
+		}
+	}
+	return nil
+}
