@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -205,6 +206,13 @@ func run(o *options, log *slog.Logger) error {
 // that the next save does not overwrite state it never saw.
 func restoreState(o *options, store *swarm.Store, log *slog.Logger) error {
 	if o.snapshotPath != "" {
+		// A save killed mid-write leaves its temporary file behind.
+		stale, _ := filepath.Glob(o.snapshotPath + ".tmp-*")
+		for _, f := range stale {
+			if err := os.Remove(f); err == nil {
+				log.Warn("removed an unfinished snapshot left by an earlier crash", "path", f)
+			}
+		}
 		t0 := time.Now()
 		info, err := snapshot.Load(o.snapshotPath, store, t0)
 		switch {

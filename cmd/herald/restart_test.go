@@ -1,0 +1,253 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"herald/bencode"
+	"herald/snapshot"
+	"herald/swarm"
+)
+
+var heraldBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "herald-bin")
+	if err != nil {
+		panic(err)
+	}
+	heraldBin = filepath.Join(dir, "herald")
+	if out, err := exec.Command("go", "build", "-o", heraldBin, ".").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "building herald: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// freePort returns a port free for both TCP and UDP on 127.0.0.1.
+func freePort(t *testing.T) int {
+	t.Helper()
+	for range 20 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := ln.Addr().(*net.TCPAddr).Port
+		pc, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
+		ln.Close()
+		if err == nil {
+			pc.Close()
+			return port
+		}
+	}
+	t.Fatal("no free port")
+	return 0
+}
+
+type heraldProc struct {
+	cmd  *exec.Cmd
+	base string
+	done chan error
+	log  *strings.Builder
+}
+
+// startHerald runs the herald binary and waits until it answers HTTP.
+func startHerald(t *testing.T, port int, args ...string) *heraldProc {
+	t.Helper()
+	args = append([]string{"-listen", fmt.Sprintf("127.0.0.1:%d", port)}, args...)
+	cmd := exec.Command(heraldBin, args...)
+	p := &heraldProc{cmd: cmd, base: fmt.Sprintf("http://127.0.0.1:%d", port), done: make(chan error, 1), log: new(strings.Builder)}
+	cmd.Stderr = p.log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-p.done
+		if t.Failed() {
+			t.Logf("herald log:\n%s", p.log)
+		}
+	})
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case err := <-p.done:
+			p.done <- err
+			t.Fatalf("herald exited at start: %v\n%s", err, p.log)
+		default:
+		}
+		if resp, err := http.Get(p.base + "/scrape?info_hash=x"); err == nil {
+			resp.Body.Close()
+			return p
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("herald did not answer within 30s\n%s", p.log)
+	return nil
+}
+
+func (p *heraldProc) stop(t *testing.T, sig syscall.Signal) {
+	t.Helper()
+	p.cmd.Process.Signal(sig)
+	select {
+	case <-p.done:
+		p.done <- nil
+	case <-time.After(30 * time.Second):
+		t.Fatalf("herald did not exit on %v", sig)
+	}
+}
+
+func hashOf(i int) swarm.InfoHash {
+	var h swarm.InfoHash
+	copy(h[:], fmt.Sprintf("restart-test-%07d", i))
+	return h
+}
+
+func get(t *testing.T, u string) map[string]any {
+	t.Helper()
+	resp, err := http.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	v, err := bencode.Decode(body)
+	if err != nil {
+		t.Fatalf("%s: %v in %q", u, err, body)
+	}
+	d, _ := v.(map[string]any)
+	if fr, ok := d["failure reason"]; ok {
+		t.Fatalf("%s: failure %v", u, fr)
+	}
+	return d
+}
+
+func announceURL(base string, h swarm.InfoHash, port int, left int, numwant int) string {
+	return fmt.Sprintf("%s/announce?info_hash=%s&peer_id=-HE0001-%012d&port=%d&left=%d&numwant=%d&compact=1",
+		base, url.QueryEscape(string(h[:])), port, port, left, numwant)
+}
+
+// swarmView is what clients see of a tracker: per torrent, the counts and
+// the set of peers an outsider is given.
+func swarmView(t *testing.T, base string, torrents int) map[int]string {
+	t.Helper()
+	view := map[int]string{}
+	for i := range torrents {
+		// Port 1 is the observer; stop it afterwards so it is not counted.
+		d := get(t, announceURL(base, hashOf(i), 1, 1, 200))
+		peers, _ := d["peers"].(string)
+		var list []string
+		for j := 0; j+6 <= len(peers); j += 6 {
+			list = append(list, netip.AddrPortFrom(netip.AddrFrom4([4]byte([]byte(peers[j:j+4]))), uint16(peers[j+4])<<8|uint16(peers[j+5])).String())
+		}
+		sort.Strings(list)
+		get(t, announceURL(base, hashOf(i), 1, 1, 0)+"&event=stopped")
+		view[i] = fmt.Sprintf("complete=%v incomplete=%v downloaded=%v peers=%v", d["complete"], d["incomplete"].(int64)-1, d["downloaded"], list)
+	}
+	return view
+}
+
+// Issue 7: fill, SIGTERM, start again, same swarms.
+func TestRestartKeepsSwarms(t *testing.T) {
+	dir := t.TempDir()
+	snap := filepath.Join(dir, "state")
+	port := freePort(t)
+	h := startHerald(t, port, "-snapshot", snap)
+	const torrents = 20
+	for i := range 300 {
+		u := announceURL(h.base, hashOf(i%torrents), 10000+i, i%3, 0)
+		if i%5 == 0 {
+			u += "&event=completed"
+		}
+		get(t, u)
+	}
+	before := swarmView(t, h.base, torrents)
+	h.stop(t, syscall.SIGTERM)
+
+	h = startHerald(t, port, "-snapshot", snap)
+	after := swarmView(t, h.base, torrents)
+	for i := range torrents {
+		if before[i] != after[i] {
+			t.Errorf("torrent %d after restart:\n got %s\nwant %s", i, after[i], before[i])
+		}
+	}
+	if !strings.Contains(before[0], "downloaded=") || strings.Contains(before[0], "peers=[]") {
+		t.Fatalf("test filled nothing: %s", before[0])
+	}
+}
+
+// Issue 7: SIGKILL while a snapshot is being written leaves the previous
+// one whole, and herald restores it.
+func TestKillDuringSnapshotKeepsPrevious(t *testing.T) {
+	dir := t.TempDir()
+	snap := filepath.Join(dir, "state")
+	// A large state makes each save take long enough to be caught mid-write.
+	store, _ := swarm.New(swarm.Config{})
+	store.SetNow(time.Now())
+	for i := range 1_000_000 {
+		a := swarm.Announce{InfoHash: hashOf(i % 50_000), Addr: netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}), uint16(i)), Left: uint64(i % 2)}
+		store.Announce(&a, swarm.FamilyV4, swarm.Peers{})
+	}
+	if _, err := snapshot.Save(snap, store, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	want := store.Totals()
+
+	port := freePort(t)
+	h := startHerald(t, port, "-snapshot", snap, "-snapshot-interval", "100ms")
+	caught := false
+	deadline := time.Now().Add(30 * time.Second)
+	for !caught && time.Now().Before(deadline) {
+		tmps, _ := filepath.Glob(snap + ".tmp-*")
+		if len(tmps) > 0 {
+			h.cmd.Process.Signal(syscall.SIGKILL)
+			<-h.done
+			h.done <- nil
+			caught = true
+		}
+	}
+	if !caught {
+		t.Fatal("never saw a snapshot being written")
+	}
+	if tmps, _ := filepath.Glob(snap + ".tmp-*"); len(tmps) == 0 {
+		t.Fatal("the kill did not land mid-write; the test proves nothing")
+	}
+	data, err := os.ReadFile(snap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check, _ := swarm.New(swarm.Config{})
+	if _, err := snapshot.Decode(data, func(ts *swarm.TorrentState) error { _, err := check.Restore(ts); return err }); err != nil {
+		t.Fatalf("snapshot after kill: %v", err)
+	}
+	if got := check.Totals(); got != want {
+		t.Fatalf("snapshot after kill holds %+v, want %+v", got, want)
+	}
+	h = startHerald(t, port, "-snapshot", snap)
+	h7 := hashOf(7)
+	d := get(t, h.base+"/scrape?info_hash="+url.QueryEscape(string(h7[:])))
+	files := d["files"].(map[string]any)
+	f, ok := files[string(h7[:])].(map[string]any)
+	c, _ := store.Scrape(hashOf(7))
+	if !ok || f["complete"] != int64(c.Seeders) || f["incomplete"] != int64(c.Leechers) {
+		t.Fatalf("after restart scrape %v, want %+v", files, c)
+	}
+	if tmps, _ := filepath.Glob(snap + ".tmp-*"); len(tmps) != 0 {
+		t.Fatalf("stale temporary files left after restart: %v", tmps)
+	}
+}
