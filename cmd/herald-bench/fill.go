@@ -1,0 +1,270 @@
+package main
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"sync"
+	"time"
+)
+
+// fillPortBase is the first port a fill peer uses; each source address
+// carries fillPortsPerAddr peers, so peers never share an address and port.
+const (
+	fillPortBase     = 1024
+	fillPortsPerAddr = 65536 - fillPortBase
+)
+
+// fillConfig configures the fill mode.
+type fillConfig struct {
+	target   netip.AddrPort
+	sources  []netip.Addr
+	peers    int
+	torrents int
+	window   int
+	timeout  time.Duration
+	seed     uint64
+}
+
+// fillPeer returns fill peer k's source index, port and torrent. Peers are
+// numbered source by source, so every peer has its own address and port;
+// consecutive peers go to consecutive torrents, so each torrent gets
+// peers/torrents of them.
+func fillPeer(k, torrents int) (src int, port uint16, torrent int) {
+	return k / fillPortsPerAddr, uint16(fillPortBase + k%fillPortsPerAddr), k % torrents
+}
+
+// fillResult is what a fill measured.
+type fillResult struct {
+	Peers        int     `json:"peers"`
+	Torrents     int     `json:"torrents"`
+	Held         uint64  `json:"held"`
+	Seconds      float64 `json:"seconds"`
+	Retries      uint64  `json:"retries"`
+	RSSBefore    int64   `json:"rss_before_bytes,omitempty"`
+	RSSAfter     int64   `json:"rss_after_bytes,omitempty"`
+	RSSPerPeer   float64 `json:"rss_bytes_per_peer,omitempty"`
+	ScrapeErrors uint64  `json:"scrape_errors"`
+}
+
+// fill announces every peer once (event started, numwant 0; 3 in 4 are
+// seeders), one socket per source address, re-sending any announce that
+// gets no valid reply, then scrapes every torrent to count the peers the
+// tracker holds.
+func fill(cfg fillConfig) (fillResult, counters, error) {
+	res := fillResult{Peers: cfg.peers, Torrents: cfg.torrents}
+	need := (cfg.peers + fillPortsPerAddr - 1) / fillPortsPerAddr
+	if need > len(cfg.sources) {
+		return res, counters{}, fmt.Errorf("fill: %d peers need %d source addresses (%d ports each), have %d; pass -src", cfg.peers, need, fillPortsPerAddr, len(cfg.sources))
+	}
+	hashes := infoHashes(cfg.seed, cfg.torrents)
+	peerLen := peerLenOf(cfg.target.Addr())
+	start := time.Now()
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		total counters
+		first error
+	)
+	for j := range need {
+		lo, hi := j*fillPortsPerAddr, min(cfg.peers, (j+1)*fillPortsPerAddr)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, retries, err := fillFrom(cfg, cfg.sources[j], lo, hi, hashes, peerLen)
+			mu.Lock()
+			defer mu.Unlock()
+			total.merge(&c)
+			res.Retries += retries
+			if err != nil && first == nil {
+				first = err
+			}
+		}()
+	}
+	wg.Wait()
+	res.Seconds = time.Since(start).Seconds()
+	if first != nil {
+		return res, total, first
+	}
+	held, scrapeErrs, err := countHeld(cfg, hashes)
+	res.Held, res.ScrapeErrors = held, scrapeErrs
+	return res, total, err
+}
+
+type fillSlot struct {
+	busy bool
+	seq  uint16
+	k    int
+	sent time.Time
+}
+
+// fillFrom loads peers lo..hi-1 from one source address with up to
+// cfg.window announces in flight. It is a single goroutine: it sends until
+// the window is full, then reads one reply and repeats.
+func fillFrom(cfg fillConfig, src netip.Addr, lo, hi int, hashes [][20]byte, peerLen int) (counters, uint64, error) {
+	var c counters
+	var retries uint64
+	conn, err := dialUDP(src, cfg.target)
+	if err != nil {
+		return c, 0, err
+	}
+	defer conn.Close()
+	connID, err := connectSync(conn, cfg.timeout)
+	if err != nil {
+		return c, 0, fmt.Errorf("fill from %v: %w", src, err)
+	}
+	connAt := time.Now()
+	slots := make([]fillSlot, cfg.window)
+	free := make([]int, len(slots))
+	for i := range free {
+		free[i] = i
+	}
+	var todo []int // peers to re-send
+	next, done := lo, 0
+	buf := make([]byte, 0, udpAnnounceLen)
+	rbuf := make([]byte, 4096)
+	for done < hi-lo {
+		if time.Since(connAt) > connIDLifetime {
+			if connID, err = connectSync(conn, cfg.timeout); err != nil {
+				return c, retries, fmt.Errorf("fill from %v: %w", src, err)
+			}
+			connAt = time.Now()
+		}
+		for len(free) > 0 && (next < hi || len(todo) > 0) {
+			i := free[len(free)-1]
+			free = free[:len(free)-1]
+			s := &slots[i]
+			var k int
+			if len(todo) > 0 {
+				k, todo = todo[len(todo)-1], todo[:len(todo)-1]
+			} else {
+				k, next = next, next+1
+			}
+			_, port, torrent := fillPeer(k, cfg.torrents)
+			s.busy, s.seq, s.k, s.sent = true, s.seq+1, k, time.Now()
+			var l uint64
+			if k%4 == 0 {
+				l = 1 << 29
+			}
+			buf = appendAnnounce(buf[:0], &udpAnnounce{
+				connID:   connID,
+				tid:      uint32(s.seq)<<16 | uint32(i),
+				infoHash: hashes[torrent],
+				peerID:   peerID(k),
+				left:     l,
+				event:    udpEventStarted,
+				numWant:  0,
+				port:     port,
+			})
+			if _, err := conn.Write(buf); err != nil {
+				c.errors[errSend]++ // the sweep below re-sends it
+			}
+		}
+		_ = conn.SetReadDeadline(time.Now().Add(cfg.timeout / 4))
+		n, err := conn.Read(rbuf)
+		switch {
+		case err == nil:
+			tid, ok := replyTID(rbuf[:n])
+			i := int(tid & 0xffff)
+			if !ok || i >= len(slots) || !slots[i].busy || slots[i].seq != uint16(tid>>16) {
+				c.errors[errUnmatched]++
+				break
+			}
+			s := &slots[i]
+			s.busy = false
+			free = append(free, i)
+			kind, _ := checkUDPReply(rbuf[:n], udpExpect{action: udpActionAnnounce, numWant: 0}, peerLen)
+			if kind != errNone {
+				c.errors[kind]++
+				todo = append(todo, s.k)
+				retries++
+				if kind == errTrackerError {
+					connAt = time.Time{} // fetch a new connection id
+				}
+				break
+			}
+			c.valid[kindAnnounce]++
+			c.latency.record(time.Since(s.sent))
+			done++
+		case errors.Is(err, os.ErrDeadlineExceeded):
+		default:
+			c.errors[errRecv]++
+		}
+		// Re-send whatever waited too long.
+		limit := time.Now().Add(-cfg.timeout)
+		for i := range slots {
+			s := &slots[i]
+			if s.busy && s.sent.Before(limit) {
+				s.busy = false
+				free = append(free, i)
+				c.errors[errTimeout]++
+				todo = append(todo, s.k)
+				retries++
+			}
+		}
+	}
+	return c, retries, nil
+}
+
+// countHeld scrapes every fill torrent and returns the sum of seeders and
+// leechers: the peers the tracker holds. A scrape is 74 hashes, under
+// opentracker's per-packet limit of 75.
+func countHeld(cfg fillConfig, hashes [][20]byte) (uint64, uint64, error) {
+	const perScrape = 74
+	src := netip.Addr{}
+	if len(cfg.sources) > 0 {
+		src = cfg.sources[0]
+	}
+	conn, err := dialUDP(src, cfg.target)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer conn.Close()
+	connID, err := connectSync(conn, cfg.timeout)
+	if err != nil {
+		return 0, 0, fmt.Errorf("count held: %w", err)
+	}
+	var held, errs uint64
+	buf := make([]byte, 0, 16+20*perScrape)
+	rbuf := make([]byte, 4096)
+	for lo := 0; lo < len(hashes); lo += perScrape {
+		batch := hashes[lo:min(len(hashes), lo+perScrape)]
+		tid := uint32(lo)
+		buf = appendScrapeHeader(buf[:0], connID, tid)
+		for _, h := range batch {
+			buf = append(buf, h[:]...)
+		}
+		got := false
+		for try := 0; try < 3 && !got; try++ {
+			if _, err := conn.Write(buf); err != nil {
+				return held, errs, fmt.Errorf("count held: %w", err)
+			}
+			_ = conn.SetReadDeadline(time.Now().Add(cfg.timeout))
+			for {
+				n, err := conn.Read(rbuf)
+				if err != nil {
+					errs++
+					break
+				}
+				if t, ok := replyTID(rbuf[:n]); !ok || t != tid {
+					continue
+				}
+				if kind, _ := checkUDPReply(rbuf[:n], udpExpect{action: udpActionScrape, hashes: uint8(len(batch))}, 0); kind != errNone {
+					errs++
+					break
+				}
+				for e := rbuf[udpScrapeHeaderLen:n]; len(e) >= udpScrapeEntryLen; e = e[udpScrapeEntryLen:] {
+					held += uint64(binary.BigEndian.Uint32(e[0:])) + uint64(binary.BigEndian.Uint32(e[8:]))
+				}
+				got = true
+				break
+			}
+		}
+		if !got {
+			return held, errs, fmt.Errorf("count held: no valid reply to the scrape of torrents %d..%d", lo, lo+len(batch)-1)
+		}
+	}
+	return held, errs, nil
+}

@@ -1,0 +1,115 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"math"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+)
+
+// clock gives monotonic nanoseconds since the run began; cheaper to compare
+// and store than time.Time.
+type clock struct{ base time.Time }
+
+func newClock() *clock { return &clock{base: time.Now()} }
+
+func (c *clock) now() int64 { return int64(time.Since(c.base)) }
+
+// window is the measurement interval: only events inside it count, so the
+// warm-up and the drain after the end stay out of the figures.
+type window struct{ start, end atomic.Int64 }
+
+func newWindow() *window {
+	w := &window{}
+	w.start.Store(math.MaxInt64)
+	w.end.Store(math.MaxInt64)
+	return w
+}
+
+func (w *window) in(t int64) bool { return t >= w.start.Load() && t < w.end.Load() }
+
+// procSample is a tracker process's CPU time and resident set at one moment.
+type procSample struct {
+	cpuTicks uint64 // utime + stime, all threads
+	rssBytes int64
+}
+
+// clockTicks is the unit of /proc/PID/stat times (USER_HZ), from getconf;
+// Linux has used 100 on every architecture for decades, the fallback.
+func clockTicks() float64 {
+	out, err := exec.Command("getconf", "CLK_TCK").Output()
+	if err != nil {
+		return 100
+	}
+	v, err := strconv.ParseFloat(strings.TrimSpace(string(out)), 64)
+	if err != nil || v <= 0 {
+		return 100
+	}
+	return v
+}
+
+func sampleProc(pid int) (procSample, error) {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return procSample{}, fmt.Errorf("tracker cpu: %w", err)
+	}
+	ticks, err := parseStatCPU(stat)
+	if err != nil {
+		return procSample{}, fmt.Errorf("tracker cpu: pid %d: %w", pid, err)
+	}
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return procSample{}, fmt.Errorf("tracker rss: %w", err)
+	}
+	rss, err := parseStatusRSS(status)
+	if err != nil {
+		return procSample{}, fmt.Errorf("tracker rss: pid %d: %w", pid, err)
+	}
+	return procSample{cpuTicks: ticks, rssBytes: rss}, nil
+}
+
+// parseStatCPU returns utime+stime (fields 14 and 15) from /proc/PID/stat.
+// The command name (field 2) may hold spaces and parentheses, so fields are
+// counted from the last ')'.
+func parseStatCPU(stat []byte) (uint64, error) {
+	i := bytes.LastIndexByte(stat, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("stat: no command name")
+	}
+	fields := strings.Fields(string(stat[i+1:]))
+	// fields[0] is field 3 (state), so field n is fields[n-3].
+	if len(fields) < 13 {
+		return 0, fmt.Errorf("stat: %d fields after the command name, want at least 13", len(fields))
+	}
+	utime, err1 := strconv.ParseUint(fields[11], 10, 64)
+	stime, err2 := strconv.ParseUint(fields[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("stat: utime %q stime %q", fields[11], fields[12])
+	}
+	return utime + stime, nil
+}
+
+// parseStatusRSS returns VmRSS from /proc/PID/status, in bytes.
+func parseStatusRSS(status []byte) (int64, error) {
+	for line := range strings.Lines(string(status)) {
+		rest, ok := strings.CutPrefix(line, "VmRSS:")
+		if !ok {
+			continue
+		}
+		f := strings.Fields(rest)
+		if len(f) != 2 || f[1] != "kB" {
+			return 0, fmt.Errorf("status: VmRSS line %q", strings.TrimSpace(line))
+		}
+		kb, err := strconv.ParseInt(f[0], 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("status: VmRSS %q: %w", f[0], err)
+		}
+		return kb * 1024, nil
+	}
+	return 0, fmt.Errorf("status: no VmRSS line")
+}

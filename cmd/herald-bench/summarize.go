@@ -1,0 +1,176 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+)
+
+// metric is one figure the summary takes from each JSON line.
+type metric struct {
+	name string
+	get  func(*result) (float64, bool)
+}
+
+var metrics = []metric{
+	{"valid_per_s", func(r *result) (float64, bool) { return r.ValidPerSec, r.Fill == nil }},
+	{"cpu_us_per_valid", func(r *result) (float64, bool) {
+		if r.CPUPerValid == nil || r.Fill != nil {
+			return 0, false
+		}
+		return *r.CPUPerValid, true
+	}},
+	{"p99_us", func(r *result) (float64, bool) { return r.LatencyUS.P99, r.Fill == nil && r.Valid > 0 }},
+	{"error_share", func(r *result) (float64, bool) {
+		var errs uint64
+		for _, n := range r.Errors {
+			errs += n
+		}
+		if r.Valid+errs == 0 {
+			return 0, false
+		}
+		return float64(errs) / float64(r.Valid+errs), true
+	}},
+	{"rss_bytes_per_peer", func(r *result) (float64, bool) {
+		if r.Fill == nil || r.Fill.RSSAfter == 0 {
+			return 0, false
+		}
+		return r.Fill.RSSPerPeer, true
+	}},
+	{"held_share", func(r *result) (float64, bool) {
+		if r.Fill == nil || r.Fill.Peers == 0 {
+			return 0, false
+		}
+		return float64(r.Fill.Held) / float64(r.Fill.Peers), true
+	}},
+}
+
+// series are one (workload, tracker, metric)'s values over rounds.
+type seriesKey struct{ workload, tracker, metric string }
+
+type summary struct {
+	order  []seriesKey
+	values map[seriesKey][]float64
+}
+
+func readResults(r io.Reader, s *summary) error {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if !strings.HasPrefix(line, "{") {
+			continue // the human-readable lines
+		}
+		var res result
+		if err := json.Unmarshal([]byte(line), &res); err != nil {
+			return fmt.Errorf("summarize: %w", err)
+		}
+		for _, m := range metrics {
+			v, ok := m.get(&res)
+			if !ok {
+				continue
+			}
+			k := seriesKey{res.Workload, res.Tracker, m.name}
+			if _, seen := s.values[k]; !seen {
+				s.order = append(s.order, k)
+			}
+			s.values[k] = append(s.values[k], v)
+		}
+	}
+	return sc.Err()
+}
+
+func median(v []float64) float64 {
+	s := slices.Clone(v)
+	slices.Sort(s)
+	n := len(s)
+	if n%2 == 1 {
+		return s[n/2]
+	}
+	return (s[n/2-1] + s[n/2]) / 2
+}
+
+func runSummarize(args []string, out io.Writer) error {
+	fs := flag.NewFlagSet("summarize", flag.ContinueOnError)
+	get := fs.String("get", "", "print only the median of `WORKLOAD/TRACKER/METRIC`")
+	ratio := fs.String("ratio", "herald/opentracker", "tracker pair `A/B` whose median ratio A/B is printed")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	s := &summary{values: map[seriesKey][]float64{}}
+	if fs.NArg() == 0 {
+		if err := readResults(os.Stdin, s); err != nil {
+			return err
+		}
+	}
+	for _, name := range fs.Args() {
+		f, err := os.Open(name)
+		if err != nil {
+			return fmt.Errorf("summarize: %w", err)
+		}
+		err = readResults(f, s)
+		f.Close()
+		if err != nil {
+			return err
+		}
+	}
+	if *get != "" {
+		parts := strings.Split(*get, "/")
+		if len(parts) != 3 {
+			return fmt.Errorf("-get %q: want WORKLOAD/TRACKER/METRIC", *get)
+		}
+		v := s.values[seriesKey{parts[0], parts[1], parts[2]}]
+		if len(v) == 0 {
+			return fmt.Errorf("-get %q: no such figures", *get)
+		}
+		_, err := fmt.Fprintf(out, "%.0f\n", median(v))
+		return err
+	}
+	a, b, ok := strings.Cut(*ratio, "/")
+	if !ok {
+		return errors.New("-ratio: want A/B")
+	}
+	w := bufio.NewWriter(out)
+	fmt.Fprintf(w, "| workload | metric | tracker | rounds | median | min | max | %s |\n|---|---|---|---|---|---|---|---|\n", *ratio)
+	printed := map[seriesKey]bool{}
+	for _, k := range s.order {
+		if printed[k] {
+			continue
+		}
+		// Print each (workload, metric) as a group: every tracker, then the
+		// ratio on the first line of tracker A.
+		for _, k2 := range s.order {
+			if k2.workload != k.workload || k2.metric != k.metric || printed[k2] {
+				continue
+			}
+			printed[k2] = true
+			v := s.values[k2]
+			r := ""
+			if k2.tracker == a {
+				if vb := s.values[seriesKey{k2.workload, b, k2.metric}]; len(vb) > 0 && median(vb) != 0 {
+					r = fmt.Sprintf("%.3f", median(v)/median(vb))
+				}
+			}
+			fmt.Fprintf(w, "| %s | %s | %s | %d | %s | %s | %s | %s |\n", k2.workload, k2.metric, k2.tracker, len(v),
+				formatFigure(median(v)), formatFigure(slices.Min(v)), formatFigure(slices.Max(v)), r)
+		}
+	}
+	return w.Flush()
+}
+
+func formatFigure(v float64) string {
+	switch {
+	case v >= 1000:
+		return fmt.Sprintf("%.0f", v)
+	case v >= 10:
+		return fmt.Sprintf("%.1f", v)
+	default:
+		return fmt.Sprintf("%.3f", v)
+	}
+}

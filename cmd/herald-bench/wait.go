@@ -1,0 +1,81 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"net/netip"
+	"time"
+)
+
+// runWait polls a tracker until it accepts a UDP announce for the last
+// torrent of the workload: the tracker is up, and (opentracker loads its
+// whitelist in a thread after binding) its access list is loaded. The probe
+// is a "started" event (opentracker lets "stopped" bypass its whitelist),
+// followed by a "stopped" that takes the probe peer away again.
+func runWait(args []string, out io.Writer) error {
+	fs := flag.NewFlagSet("wait", flag.ContinueOnError)
+	targetFlag := fs.String("target", "127.0.0.1:6969", "tracker `host:port`")
+	torrents := fs.Int("torrents", 10000, "probe torrent number N-1")
+	seed := fs.Uint64("seed", 1, "workload seed")
+	limit := fs.Duration("timeout", 30*time.Second, "give up after this long")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	target, err := netip.ParseAddrPort(*targetFlag)
+	if err != nil {
+		return fmt.Errorf("-target %q: %w", *targetFlag, err)
+	}
+	target = netip.AddrPortFrom(target.Addr().Unmap(), target.Port())
+	deadline := time.Now().Add(*limit)
+	lastErr := fmt.Errorf("no reply")
+	for time.Now().Before(deadline) {
+		hash := infoHash(*seed, *torrents-1)
+		if lastErr = probeAnnounce(target, hash, udpEventStarted); lastErr == nil {
+			if err := probeAnnounce(target, hash, udpEventStopped); err != nil {
+				return fmt.Errorf("wait: remove the probe peer: %w", err)
+			}
+			fmt.Fprintf(out, "%v serves torrent %d\n", target, *torrents-1)
+			return nil
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return fmt.Errorf("wait: %v not ready after %v: %w", target, *limit, lastErr)
+}
+
+func probeAnnounce(target netip.AddrPort, hash [20]byte, event uint32) error {
+	conn, err := dialUDP(netip.Addr{}, target)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	connID, err := connectSync(conn, 200*time.Millisecond)
+	if err != nil {
+		return err
+	}
+	const tid = 0x70726f62 // "prob"
+	req := appendAnnounce(nil, &udpAnnounce{
+		connID: connID, tid: tid, infoHash: hash, peerID: peerID(0),
+		left: 1, event: event, numWant: 0, port: 1,
+	})
+	if _, err := conn.Write(req); err != nil {
+		return fmt.Errorf("probe: %w", err)
+	}
+	if err := conn.SetReadDeadline(time.Now().Add(200 * time.Millisecond)); err != nil {
+		return fmt.Errorf("probe: %w", err)
+	}
+	buf := make([]byte, 2048)
+	for {
+		n, err := conn.Read(buf)
+		if err != nil {
+			return fmt.Errorf("probe: %w", err)
+		}
+		if t, ok := replyTID(buf[:n]); !ok || t != tid {
+			continue
+		}
+		if kind, _ := checkUDPReply(buf[:n], udpExpect{action: udpActionAnnounce}, peerLenOf(target.Addr())); kind != errNone {
+			return fmt.Errorf("probe: announce reply invalid (%v): not whitelisted yet?", kind)
+		}
+		return nil
+	}
+}
