@@ -1,0 +1,202 @@
+// Package access holds the torrent allow or deny list: opentracker's
+// whitelist/blacklist files of 40-hex info hashes, reloaded without a restart.
+//
+// A loaded list is an immutable set published through an atomic pointer:
+// announces read it with no lock, and a reload builds a new set and swaps
+// it in, so serving never pauses and no peer is lost.
+package access
+
+import (
+	"bufio"
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"herald/swarm"
+)
+
+// Mode says what membership in the list means.
+type Mode int
+
+const (
+	// Whitelist serves only listed torrents (opentracker's access.whitelist).
+	Whitelist Mode = iota + 1
+	// Blacklist serves every torrent but the listed ones (access.blacklist).
+	Blacklist
+)
+
+func (m Mode) String() string {
+	if m == Blacklist {
+		return "blacklist"
+	}
+	return "whitelist"
+}
+
+// LineError is one line of a list file that is not an info hash.
+type LineError struct {
+	Line int
+	Text string
+}
+
+func (e LineError) Error() string { return fmt.Sprintf("line %d: not a 40-hex info hash: %q", e.Line, e.Text) }
+
+// Parse reads a list file: one info hash per line as 40 hex digits; as in
+// opentracker, anything after them that starts with a non-hex character (a
+// comment, a name) is ignored. Blank lines and lines starting with '#' are skipped; any
+// other line is returned as a LineError and skipped.
+func Parse(r io.Reader) (map[swarm.InfoHash]struct{}, []LineError, error) {
+	set := make(map[swarm.InfoHash]struct{})
+	var bad []LineError
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 4096), 1<<20)
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		var h swarm.InfoHash
+		if len(line) < 40 || (len(line) > 40 && isHex(line[40])) {
+			bad = append(bad, LineError{n, truncate(line)})
+			continue
+		}
+		if _, err := hex.Decode(h[:], []byte(line[:40])); err != nil {
+			bad = append(bad, LineError{n, truncate(line)})
+			continue
+		}
+		set[h] = struct{}{}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, bad, err
+	}
+	return set, bad, nil
+}
+
+func isHex(c byte) bool { return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F' }
+
+func truncate(s string) string {
+	if len(s) > 80 {
+		return s[:80] + "…"
+	}
+	return s
+}
+
+// List is an access list bound to its file.
+type List struct {
+	mode Mode
+	path string
+	log  *slog.Logger
+
+	set atomic.Pointer[map[swarm.InfoHash]struct{}]
+
+	mu      sync.Mutex // serialises reloads; guards stamp
+	stamp   fileStamp
+	reloads atomic.Uint64
+}
+
+type fileStamp struct {
+	mod  time.Time
+	size int64
+}
+
+// Open loads the list at path. Unlike a later reload, a missing or
+// unreadable file at start is an error: the operator named it, and serving
+// with no list would open (or close) the tracker by surprise.
+func Open(path string, mode Mode, log *slog.Logger) (*List, error) {
+	if log == nil {
+		log = slog.Default()
+	}
+	l := &List{mode: mode, path: path, log: log}
+	if err := l.Reload(); err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+// Mode returns the list's mode.
+func (l *List) Mode() Mode { return l.mode }
+
+// Len returns the number of info hashes in the list.
+func (l *List) Len() int { return len(*l.set.Load()) }
+
+// Reloads returns how many times the list was loaded.
+func (l *List) Reloads() uint64 { return l.reloads.Load() }
+
+// Allowed reports whether the tracker serves the torrent. It takes no lock.
+func (l *List) Allowed(h swarm.InfoHash) bool {
+	_, listed := (*l.set.Load())[h]
+	return listed == (l.mode == Whitelist)
+}
+
+// Reload reads the file again and swaps the new list in. Bad lines are
+// logged with their numbers and skipped. If the file cannot be read, the
+// last good list stays and the error is returned.
+func (l *List) Reload() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.reloadLocked()
+}
+
+func (l *List) reloadLocked() error {
+	f, err := os.Open(l.path)
+	if err != nil {
+		return fmt.Errorf("access %s %s: %w", l.mode, l.path, err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("access %s %s: %w", l.mode, l.path, err)
+	}
+	set, bad, err := Parse(f)
+	if err != nil {
+		return fmt.Errorf("access %s %s: %w", l.mode, l.path, err)
+	}
+	for _, b := range bad {
+		l.log.Warn("access list line skipped", "path", l.path, "line", b.Line, "text", b.Text)
+	}
+	l.set.Store(&set)
+	l.stamp = fileStamp{st.ModTime(), st.Size()}
+	l.reloads.Add(1)
+	l.log.Info("access list loaded", "mode", l.mode, "path", l.path, "torrents", len(set), "bad_lines", len(bad))
+	return nil
+}
+
+// Watch reloads the list whenever the file's modification time or size
+// changes, checking every interval, until ctx is done. An unreadable file
+// is logged once per change and keeps the last good list.
+func (l *List) Watch(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	var lastErr string
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		l.mu.Lock()
+		st, err := os.Stat(l.path)
+		if err == nil && (st.ModTime() != l.stamp.mod || st.Size() != l.stamp.size) {
+			err = l.reloadLocked()
+		}
+		l.mu.Unlock()
+		switch {
+		case err != nil && err.Error() != lastErr:
+			if errors.Is(err, os.ErrNotExist) {
+				l.log.Error("access list file gone; keeping the last good list", "path", l.path)
+			} else {
+				l.log.Error("access list not reloaded; keeping the last good list", "err", err)
+			}
+			lastErr = err.Error()
+		case err == nil:
+			lastErr = ""
+		}
+	}
+}

@@ -1,0 +1,165 @@
+package access
+
+import (
+	"context"
+	"encoding/hex"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"herald/swarm"
+)
+
+func hash(s string) swarm.InfoHash {
+	var h swarm.InfoHash
+	hex.Decode(h[:], []byte(s))
+	return h
+}
+
+const (
+	hashA = "0123456789abcdef0123456789abcdef01234567"
+	hashB = "FEDCBA9876543210FEDCBA9876543210FEDCBA98"
+	hashC = "1111111111111111111111111111111111111111"
+)
+
+func TestParse(t *testing.T) {
+	in := "# comment\n\n" + hashA + "\n" + hashB + " ubuntu.iso\n" + "  " + hashC + "\t# indented\n" +
+		"0123\n" + hashA + "0\n" + "zz23456789abcdef0123456789abcdef01234567\n"
+	set, bad, err := Parse(strings.NewReader(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(set) != 3 {
+		t.Fatalf("parsed %d hashes, want 3", len(set))
+	}
+	for _, h := range []string{hashA, hashB, hashC} {
+		if _, ok := set[hash(h)]; !ok {
+			t.Errorf("%s missing", h)
+		}
+	}
+	wantLines := []int{6, 7, 8}
+	if len(bad) != len(wantLines) {
+		t.Fatalf("bad lines %v, want lines %v", bad, wantLines)
+	}
+	for i, b := range bad {
+		if b.Line != wantLines[i] {
+			t.Errorf("bad line %d reported as %d", wantLines[i], b.Line)
+		}
+	}
+	if !strings.Contains(bad[0].Error(), "line 6") {
+		t.Errorf("error text %q does not name the line", bad[0].Error())
+	}
+}
+
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	tmp := path + ".new"
+	if err := os.WriteFile(tmp, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestModes(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "list")
+	writeFile(t, path, hashA+"\n")
+	w, err := Open(path, Whitelist, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := Open(path, Blacklist, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !w.Allowed(hash(hashA)) || w.Allowed(hash(hashB)) {
+		t.Error("whitelist must allow only listed torrents")
+	}
+	if b.Allowed(hash(hashA)) || !b.Allowed(hash(hashB)) {
+		t.Error("blacklist must refuse only listed torrents")
+	}
+	if _, err := Open(filepath.Join(t.TempDir(), "missing"), Whitelist, nil); err == nil {
+		t.Error("a missing list at start must be an error")
+	}
+}
+
+func TestReloadKeepsLastGoodList(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "list")
+	writeFile(t, path, hashA+"\n")
+	l, err := Open(path, Whitelist, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, path, hashA+"\n"+hashB+"\n")
+	if err := l.Reload(); err != nil || !l.Allowed(hash(hashB)) {
+		t.Fatalf("reload: %v, B allowed %v", err, l.Allowed(hash(hashB)))
+	}
+	os.Remove(path)
+	if err := l.Reload(); err == nil {
+		t.Fatal("reload of a missing file reported no error")
+	}
+	if !l.Allowed(hash(hashA)) || !l.Allowed(hash(hashB)) || l.Len() != 2 {
+		t.Fatal("a missing file replaced the last good list")
+	}
+}
+
+func TestWatchReloadsOnChange(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "list")
+	writeFile(t, path, hashA+"\n")
+	l, err := Open(path, Whitelist, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { l.Watch(ctx, 10*time.Millisecond) })
+	defer func() { cancel(); wg.Wait() }()
+
+	// Readers never see a missing or half-built list while it changes.
+	stop := make(chan struct{})
+	var readers sync.WaitGroup
+	for range 2 {
+		readers.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if !l.Allowed(hash(hashA)) {
+					t.Error("hash A, in every version of the file, was refused during a reload")
+					return
+				}
+			}
+		})
+	}
+	writeFile(t, path, hashA+"\n"+hashC+" added\n")
+	deadline := time.Now().Add(5 * time.Second)
+	for !l.Allowed(hash(hashC)) && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	close(stop)
+	readers.Wait()
+	if !l.Allowed(hash(hashC)) {
+		t.Fatal("a changed file was not picked up within 5s")
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	f.Add(hashA + "\n# c\n\n" + hashB + " x\n")
+	f.Add("0123\n")
+	f.Fuzz(func(t *testing.T, in string) {
+		set, bad, err := Parse(strings.NewReader(in))
+		if err != nil {
+			return
+		}
+		lines := strings.Count(in, "\n") + 1
+		if len(set)+len(bad) > lines {
+			t.Fatalf("%d hashes and %d bad lines from %d lines", len(set), len(bad), lines)
+		}
+	})
+}
