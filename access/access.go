@@ -46,7 +46,9 @@ type LineError struct {
 	Text string
 }
 
-func (e LineError) Error() string { return fmt.Sprintf("line %d: not a 40-hex info hash: %q", e.Line, e.Text) }
+func (e LineError) Error() string {
+	return fmt.Sprintf("line %d: not a 40-hex info hash: %q", e.Line, e.Text)
+}
 
 // Parse reads a list file: one info hash per line as 40 hex digits; as in
 // opentracker, anything after them that starts with a non-hex character (a
