@@ -1,0 +1,369 @@
+package udptracker
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"net/netip"
+	"runtime"
+	"testing"
+	"time"
+
+	"herald/swarm"
+)
+
+// startServer boots a Server on addr with a fresh store and stops it when
+// the test ends, failing the test if Serve does not return cleanly.
+func startServer(t *testing.T, addr string, cfg Config) *Server {
+	t.Helper()
+	if cfg.Store == nil {
+		store, err := swarm.New(swarm.Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.Store = store
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	s, err := Listen(addr, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Serve: %v", err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Error("Serve did not return 5s after its context ended")
+		}
+	})
+	// Listen has bound the sockets: datagrams sent now wait in the kernel
+	// until Serve reads them, so there is nothing to wait for.
+	return s
+}
+
+// udpClient is one BitTorrent client: its own UDP socket, talking to one
+// tracker address.
+type udpClient struct {
+	t      *testing.T
+	conn   *net.UDPConn
+	server netip.AddrPort
+	tid    uint32
+	buf    [4096]byte
+}
+
+func newClient(t *testing.T, server netip.AddrPort) *udpClient {
+	t.Helper()
+	network := "udp4"
+	if server.Addr().Is6() {
+		network = "udp6"
+	}
+	conn, err := net.ListenUDP(network, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return &udpClient{t: t, conn: conn, server: server}
+}
+
+// exchange sends req and returns the reply, checking that it came from the
+// very address the request was sent to.
+func (c *udpClient) exchange(req []byte) []byte {
+	c.t.Helper()
+	if _, err := c.conn.WriteToUDPAddrPort(req, c.server); err != nil {
+		c.t.Fatal(err)
+	}
+	c.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	n, from, err := c.conn.ReadFromUDPAddrPort(c.buf[:])
+	if err != nil {
+		c.t.Fatalf("no reply: %v", err)
+	}
+	if from := netip.AddrPortFrom(from.Addr().Unmap(), from.Port()); from != c.server {
+		c.t.Fatalf("reply from %v, request went to %v", from, c.server)
+	}
+	return c.buf[:n]
+}
+
+func (c *udpClient) connect() uint64 {
+	c.t.Helper()
+	c.tid++
+	r, err := ParseConnectResponse(c.exchange(AppendConnectRequest(nil, ConnectRequest{TransactionID: c.tid})))
+	if err != nil || r.TransactionID != c.tid {
+		c.t.Fatalf("connect: %+v, %v", r, err)
+	}
+	return r.ConnectionID
+}
+
+func (c *udpClient) announce(r *AnnounceRequest) AnnounceResponse {
+	c.t.Helper()
+	c.tid++
+	r.TransactionID = c.tid
+	var resp AnnounceResponse
+	reply := c.exchange(AppendAnnounceRequest(nil, r))
+	if err := ParseAnnounceResponse(reply, &resp); err != nil || resp.TransactionID != c.tid {
+		e, _ := ParseErrorResponse(reply)
+		c.t.Fatalf("announce: %v %q", err, e.Message)
+	}
+	resp.Peers = append([]byte(nil), resp.Peers...)
+	return resp
+}
+
+func (c *udpClient) scrape(id uint64, hashes ...swarm.InfoHash) []swarm.Counts {
+	c.t.Helper()
+	c.tid++
+	var resp ScrapeResponse
+	if err := ParseScrapeResponse(c.exchange(AppendScrapeRequest(nil, &ScrapeRequest{ConnectionID: id, TransactionID: c.tid, InfoHashes: hashes})), &resp); err != nil {
+		c.t.Fatalf("scrape: %v", err)
+	}
+	return resp.Torrents
+}
+
+// errorReply sends req and returns the error packet's message.
+func (c *udpClient) errorReply(req []byte) string {
+	c.t.Helper()
+	reply := c.exchange(req)
+	e, err := ParseErrorResponse(reply)
+	if err != nil {
+		c.t.Fatalf("want an error packet, got %d bytes: %v", len(reply), err)
+	}
+	return e.Message
+}
+
+func peerList(t *testing.T, packed []byte, size int) []netip.AddrPort {
+	t.Helper()
+	if len(packed)%size != 0 {
+		t.Fatalf("%d bytes of peers is not a whole number of %d-byte peers", len(packed), size)
+	}
+	var out []netip.AddrPort
+	for ; len(packed) > 0; packed = packed[size:] {
+		ip, _ := netip.AddrFromSlice(packed[:size-2])
+		out = append(out, netip.AddrPortFrom(ip, uint16(packed[size-2])<<8|uint16(packed[size-1])))
+	}
+	return out
+}
+
+// TestSwarmOverSocket runs one swarm's life over real sockets, on IPv4 and
+// IPv6 loopback: two peers find each other, scrape counts them, and a
+// stopped peer leaves.
+func TestSwarmOverSocket(t *testing.T) {
+	for _, tc := range []struct {
+		addr     string
+		peerSize int
+	}{{"127.0.0.1:0", swarm.PeerLen4}, {"[::1]:0", swarm.PeerLen6}} {
+		t.Run(tc.addr, func(t *testing.T) {
+			s := startServer(t, tc.addr, Config{})
+			seeder, leecher := newClient(t, s.Addr()), newClient(t, s.Addr())
+			id1, id2 := seeder.connect(), leecher.connect()
+			hash := swarm.InfoHash{0x5e, 0xed}
+
+			r := seeder.announce(&AnnounceRequest{ConnectionID: id1, InfoHash: hash, Left: 0, Event: swarm.EventStarted, NumWant: -1, Port: 7001})
+			if len(r.Peers) != 0 || r.Seeders != 1 || r.Leechers != 0 {
+				t.Fatalf("first announce: %d seeders %d leechers %d peer bytes", r.Seeders, r.Leechers, len(r.Peers))
+			}
+			if r.Interval < 1620 || r.Interval > 1980 {
+				t.Errorf("interval %d, want 1800±180", r.Interval)
+			}
+			r = leecher.announce(&AnnounceRequest{ConnectionID: id2, InfoHash: hash, Left: 500, Event: swarm.EventStarted, NumWant: -1, Port: 7002})
+			want := netip.AddrPortFrom(s.Addr().Addr(), 7001) // the clients share the server's loopback address
+			if got := peerList(t, r.Peers, tc.peerSize); len(got) != 1 || got[0] != want {
+				t.Fatalf("leecher got peers %v, want [%v]", got, want)
+			}
+			if r.Seeders != 1 || r.Leechers != 1 {
+				t.Errorf("counts %d seeders %d leechers, want 1 and 1", r.Seeders, r.Leechers)
+			}
+			r = seeder.announce(&AnnounceRequest{ConnectionID: id1, InfoHash: hash, NumWant: 0, Port: 7001})
+			if got := peerList(t, r.Peers, tc.peerSize); len(got) != 1 || got[0] != netip.AddrPortFrom(s.Addr().Addr(), 7002) {
+				t.Fatalf("seeder got peers %v", got)
+			}
+
+			counts := leecher.scrape(id2, hash, swarm.InfoHash{0xde, 0xad})
+			if want := []swarm.Counts{{Seeders: 1, Leechers: 1}, {}}; len(counts) != 2 || counts[0] != want[0] || counts[1] != want[1] {
+				t.Fatalf("scrape %+v, want %+v", counts, want)
+			}
+
+			r = leecher.announce(&AnnounceRequest{ConnectionID: id2, InfoHash: hash, Left: 500, Event: swarm.EventStopped, Port: 7002})
+			if len(r.Peers) != 0 {
+				t.Errorf("stopped announce returned %d bytes of peers", len(r.Peers))
+			}
+			if counts := seeder.scrape(id1, hash); counts[0] != (swarm.Counts{Seeders: 1}) {
+				t.Fatalf("after stop, scrape %+v, want 1 seeder", counts[0])
+			}
+			if r := seeder.announce(&AnnounceRequest{ConnectionID: id1, InfoHash: hash, NumWant: -1, Port: 7001}); len(r.Peers) != 0 {
+				t.Fatalf("stopped peer still listed: %v", peerList(t, r.Peers, tc.peerSize))
+			}
+
+			if st := s.Stats(); st.Connects != 2 || st.Announces != 5 || st.Scrapes != 2 || st.Errors != 0 {
+				t.Errorf("stats %+v", st)
+			}
+		})
+	}
+}
+
+// TestDualStackSocket: one [::] socket serves both families; each client
+// gets only peers of its own family, in its own size, and unmapped IPv4.
+func TestDualStackSocket(t *testing.T) {
+	s := startServer(t, "[::]:0", Config{})
+	port := s.Addr().Port()
+	v4 := newClient(t, netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), port))
+	v4b := newClient(t, netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), port))
+	v6 := newClient(t, netip.AddrPortFrom(netip.IPv6Loopback(), port))
+	hash := swarm.InfoHash{0xd5}
+	v4.announce(&AnnounceRequest{ConnectionID: v4.connect(), InfoHash: hash, Left: 1, NumWant: -1, Port: 4001})
+	v6.announce(&AnnounceRequest{ConnectionID: v6.connect(), InfoHash: hash, Left: 1, NumWant: -1, Port: 6001})
+	r := v4b.announce(&AnnounceRequest{ConnectionID: v4b.connect(), InfoHash: hash, Left: 1, NumWant: -1, Port: 4002})
+	if got := peerList(t, r.Peers, swarm.PeerLen4); len(got) != 1 || got[0] != netip.MustParseAddrPort("127.0.0.1:4001") {
+		t.Fatalf("IPv4 client got %v, want [127.0.0.1:4001]", got)
+	}
+	if r.Leechers != 3 {
+		t.Errorf("leechers %d, want 3 (counts cover both families)", r.Leechers)
+	}
+	r = v6.announce(&AnnounceRequest{ConnectionID: v6.connect(), InfoHash: hash, Left: 1, NumWant: -1, Port: 6001})
+	if len(r.Peers) != 0 {
+		t.Fatalf("IPv6 client got IPv4 peers: %x", r.Peers)
+	}
+}
+
+// TestReplyLeavesFromRequestedAddress: on a wildcard socket a reply must
+// come from the address the request was sent to, or the client drops it.
+// 127.0.0.2 and 127.0.0.3 are local but never the kernel's first choice of
+// source for a reply to 127.0.0.1.
+func TestReplyLeavesFromRequestedAddress(t *testing.T) {
+	for _, bind := range []string{"[::]:0", "0.0.0.0:0"} {
+		t.Run(bind, func(t *testing.T) {
+			s := startServer(t, bind, Config{})
+			targets := []string{"127.0.0.1", "127.0.0.2", "127.0.0.3"}
+			if bind == "[::]:0" {
+				targets = append(targets, "::1")
+			}
+			for _, ip := range targets {
+				c := newClient(t, netip.AddrPortFrom(netip.MustParseAddr(ip), s.Addr().Port()))
+				c.connect() // exchange checks the reply's source
+			}
+		})
+	}
+}
+
+func TestBadConnectionIDOverSocket(t *testing.T) {
+	s := startServer(t, "127.0.0.1:0", Config{})
+	c := newClient(t, s.Addr())
+	other := newClient(t, s.Addr())
+	stolen := other.connect() // an id is bound to its client's address and port
+	req := AppendAnnounceRequest(nil, &AnnounceRequest{ConnectionID: stolen, TransactionID: 77, InfoHash: testHash, NumWant: -1, Port: 1})
+	if msg := c.errorReply(req); msg != msgBadConnectionID {
+		t.Fatalf("error %q", msg)
+	}
+	if st := s.Stats(); st.BadConnectionID != 1 || st.Announces != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+func TestRefusedTorrentOverSocket(t *testing.T) {
+	allowed := swarm.InfoHash{1}
+	s := startServer(t, "[::1]:0", Config{Allowed: func(h swarm.InfoHash) bool { return h == allowed }})
+	c := newClient(t, s.Addr())
+	id := c.connect()
+	c.announce(&AnnounceRequest{ConnectionID: id, InfoHash: allowed, NumWant: -1, Port: 1})
+	req := AppendAnnounceRequest(nil, &AnnounceRequest{ConnectionID: id, TransactionID: 9, InfoHash: swarm.InfoHash{2}, NumWant: -1, Port: 1})
+	if msg := c.errorReply(req); msg != msgRefused {
+		t.Fatalf("error %q, want %q", msg, msgRefused)
+	}
+	if st := s.Stats(); st.Refused != 1 || st.Announces != 1 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+// TestDroppedPacketsOverSocket: runts and unknown actions get no reply, so
+// the first reply the client sees is the one to its following connect.
+func TestDroppedPacketsOverSocket(t *testing.T) {
+	s := startServer(t, "127.0.0.1:0", Config{})
+	c := newClient(t, s.Addr())
+	unknown := AppendConnectRequest(nil, ConnectRequest{TransactionID: 1})
+	unknown[11] = 9
+	for _, p := range [][]byte{{}, {1, 2, 3}, make([]byte, 15), unknown} {
+		if _, err := c.conn.WriteToUDPAddrPort(p, s.Addr()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.tid = 1000
+	c.connect() // fails on a reply with another transaction id
+	if st := s.Stats(); st.Dropped != 4 {
+		t.Fatalf("dropped %d, want 4", st.Dropped)
+	}
+}
+
+// TestServeStopsCleanly: Serve returns when its context ends, leaves no
+// goroutine behind and closes the sockets; a second Serve is refused.
+func TestServeStopsCleanly(t *testing.T) {
+	before := runtime.NumGoroutine()
+	store, _ := swarm.New(swarm.Config{})
+	s, err := Listen("127.0.0.1:0", Config{Store: store, Sockets: 3, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ctx) }()
+	c := newClient(t, s.Addr())
+	c.connect()
+	if err := s.Serve(ctx); err == nil {
+		t.Error("second Serve accepted")
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Serve: %v", err)
+	}
+	c.conn.Close()
+	deadline := time.Now().Add(2 * time.Second)
+	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := runtime.NumGoroutine(); n > before {
+		t.Fatalf("%d goroutines after Serve returned, %d before", n, before)
+	}
+	if _, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(s.Addr())); err != nil {
+		t.Fatalf("port still bound after Serve returned: %v", err)
+	}
+}
+
+// TestSocketsShareThePort: Sockets SO_REUSEPORT sockets on one port, and
+// clients on every one of them are served.
+func TestSocketsShareThePort(t *testing.T) {
+	s := startServer(t, "127.0.0.1:0", Config{Sockets: 4})
+	if len(s.conns) != 4 {
+		t.Fatalf("%d sockets, want 4", len(s.conns))
+	}
+	for _, c := range s.conns {
+		if c.LocalAddr() != s.Addr() {
+			t.Fatalf("socket on %v, server on %v", c.LocalAddr(), s.Addr())
+		}
+	}
+	for range 32 { // the kernel hashes each client port to one socket
+		newClient(t, s.Addr()).connect()
+	}
+	busy := 0
+	for i := range s.counts {
+		if s.counts[i].connects.Load() > 0 {
+			busy++
+		}
+	}
+	if busy < 2 {
+		t.Errorf("32 clients all landed on %d socket(s)", busy)
+	}
+}
+
+func TestListenErrors(t *testing.T) {
+	store, _ := swarm.New(swarm.Config{})
+	if _, err := Listen("127.0.0.1", Config{Store: store}); err == nil {
+		t.Error("address without a port accepted")
+	}
+	if _, err := Listen("127.0.0.1:0", Config{}); err == nil {
+		t.Error("config without a store accepted")
+	}
+}
