@@ -122,7 +122,7 @@ func (h *Handler) intervals() (interval, minInterval int64) {
 		interval += rand.Int64N(2*j+1) - j
 	}
 	if h.cfg.MinInterval > 0 {
-		return interval, int64(h.cfg.MinInterval / time.Second)
+		return interval, min(int64(h.cfg.MinInterval/time.Second), interval)
 	}
 	return interval, interval / 2
 }

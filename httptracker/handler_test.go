@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"herald/swarm"
 )
@@ -168,5 +169,114 @@ func TestRouting(t *testing.T) {
 	resp := serve(off, "GET", "/scrape", "", "")
 	if body, _ := io.ReadAll(resp.Body); string(body) != "d5:filesdee" {
 		t.Errorf("full scrape turned off: %q, want an empty scrape", body)
+	}
+}
+
+// announceVia runs one announce through h from remote and decodes the reply.
+func announceVia(t *testing.T, h http.Handler, query, remote string) map[string]any {
+	t.Helper()
+	resp := serve(h, "GET", "/announce", query, remote)
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 {
+		t.Fatalf("announce %q: %d %q", query, resp.StatusCode, body)
+	}
+	return decodeDict(t, body)
+}
+
+func TestNumWant(t *testing.T) {
+	store := newTestStore(t, swarm.Config{})
+	for i := range 300 {
+		addr := netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 1, byte(i >> 8), byte(i)}), 6881)
+		store.Announce(&swarm.Announce{InfoHash: hash20, Addr: addr, Left: 1}, swarm.FamilyBoth, swarm.Peers{})
+	}
+	h := newTestHandler(t, Config{Store: store})
+	small := newTestHandler(t, Config{Store: store, DefaultNumWant: 5, MaxNumWant: 10})
+	for _, tc := range []struct {
+		handler http.Handler
+		numwant string
+		peers   int
+	}{
+		{h, "", 50},
+		{h, "&numwant=-1", 50},
+		{h, "&numwant=0", 0},
+		{h, "&numwant=7", 7},
+		{h, "&numwant=200", 200},
+		{h, "&numwant=1000", 200},
+		{h, "&numwant=99999999999999999999999", 200},
+		{small, "", 5},
+		{small, "&numwant=-3", 5},
+		{small, "&numwant=11", 10},
+	} {
+		r := announceVia(t, tc.handler, "info_hash="+q20+"&port=6881"+tc.numwant, "192.0.2.1:1234")
+		if got := len(r["peers"].(string)) / 6; got != tc.peers {
+			t.Errorf("numwant %q: %d peers, want %d", tc.numwant, got, tc.peers)
+		}
+	}
+}
+
+func TestIntervals(t *testing.T) {
+	query := "info_hash=" + q20 + "&port=6881"
+	seen := map[int64]bool{}
+	h := newTestHandler(t, Config{})
+	for range 500 {
+		r := announceVia(t, h, query, "")
+		iv, miv := r["interval"].(int64), r["min interval"].(int64)
+		if iv < 1620 || iv > 1980 || miv != iv/2 {
+			t.Fatalf("default: interval %d, min interval %d; want 1800±180 and half", iv, miv)
+		}
+		seen[iv] = true
+	}
+	if len(seen) < 100 {
+		t.Errorf("500 replies had only %d distinct intervals: no jitter?", len(seen))
+	}
+	fixed := newTestHandler(t, Config{Interval: 600 * time.Second, IntervalJitter: -1, MinInterval: 60 * time.Second})
+	r := announceVia(t, fixed, query, "")
+	if r["interval"].(int64) != 600 || r["min interval"].(int64) != 60 {
+		t.Errorf("configured: interval %d, min interval %d; want 600, 60", r["interval"], r["min interval"])
+	}
+}
+
+func TestScrapeHashes(t *testing.T) {
+	store := newTestStore(t, swarm.Config{})
+	var known [3]swarm.InfoHash
+	for i := range known {
+		known[i] = swarm.InfoHash{byte(3 - i)} // 03.., 02.., 01..
+		for j := range i + 1 {
+			store.Announce(&swarm.Announce{InfoHash: known[i], Addr: netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, 0, byte(j + 1)}), 1)}, swarm.FamilyBoth, swarm.Peers{})
+		}
+	}
+	refusedKnown := swarm.InfoHash{0xde}
+	store.Announce(&swarm.Announce{InfoHash: refusedKnown, Addr: netip.MustParseAddrPort("10.0.0.1:1")}, swarm.FamilyBoth, swarm.Peers{})
+	q := func(hs ...swarm.InfoHash) string {
+		var parts []string
+		for _, h := range hs {
+			parts = append(parts, "info_hash="+escapeAll(h[:]))
+		}
+		return strings.Join(parts, "&")
+	}
+	entry := func(h swarm.InfoHash, seeders int) string {
+		return "20:" + string(h[:]) + "d8:completei" + strconv.Itoa(seeders) + "e10:downloadedi0e10:incompletei0ee"
+	}
+	h := newTestHandler(t, Config{Store: store})
+	two := newTestHandler(t, Config{Store: store, MaxScrapeHashes: 2})
+	for _, tc := range []struct {
+		name    string
+		handler http.Handler
+		query   string
+		want    string
+	}{
+		{"sorted, unknown left out", h, q(known[0], swarm.InfoHash{9}, known[2], known[1]),
+			"d5:filesd" + entry(known[2], 3) + entry(known[1], 2) + entry(known[0], 1) + "ee"},
+		{"duplicates once", h, q(known[1], known[1], known[1]), "d5:filesd" + entry(known[1], 2) + "ee"},
+		{"beyond MaxScrapeHashes dropped", two, q(known[0], known[1], known[2]),
+			"d5:filesd" + entry(known[1], 2) + entry(known[0], 1) + "ee"},
+		{"refused left out", h, q(refusedKnown, known[0]), "d5:filesd" + entry(known[0], 1) + "ee"},
+		{"no hashes", h, "", "d5:filesdee"},
+	} {
+		resp := serve(tc.handler, "GET", "/scrape?"+tc.query, "", "")
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 || string(body) != tc.want {
+			t.Errorf("%s: %d %q\n want %q", tc.name, resp.StatusCode, body, tc.want)
+		}
 	}
 }

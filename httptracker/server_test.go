@@ -413,3 +413,24 @@ func TestServeShutdown(t *testing.T) {
 		t.Errorf("%d goroutines before, %d after:\n%s", before, n, buf[:runtime.Stack(buf, true)])
 	}
 }
+
+// TestSemicolonInInfoHash checks that a raw ';' is an info_hash byte, not a
+// parameter separator (net/http's AllowQuerySemicolons would make it one).
+func TestSemicolonInInfoHash(t *testing.T) {
+	store := newTestStore(t, swarm.Config{})
+	srv := startServer(t, "127.0.0.1:0", Config{Store: store})
+
+	p := newPeer(t, srv.Addr(), "127.0.0.1", 6881)
+	for range 3 {
+		resp, body := p.get("/announce?info_hash=;" + q20[3:] + "&port=6881")
+		if resp.StatusCode != 200 {
+			t.Fatalf("%s %q", resp.Status, body)
+		}
+		decodeDict(t, body)
+	}
+	semi := hash20
+	semi[0] = ';'
+	if c, ok := store.Scrape(semi); !ok || c.Leechers != 1 {
+		t.Errorf("torrent %x: %+v, %v; want one leecher", semi, c, ok)
+	}
+}
