@@ -1,0 +1,14 @@
+# `make test` installs the BitTorrent clients the e2e tests drive (only the
+# missing ones; apt-get needs root or sudo) and runs every test. With the
+# clients installed, E2E_REQUIRE_CLIENTS=1 makes a test that cannot find its
+# client fail instead of skip.
+
+GO ?= go
+
+.PHONY: test clients
+
+test: clients
+	E2E_REQUIRE_CLIENTS=1 $(GO) test ./...
+
+clients:
+	e2e/testdata/install_clients.sh

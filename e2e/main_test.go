@@ -1,0 +1,215 @@
+package e2e
+
+import (
+	"bytes"
+	"encoding/binary"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// heraldBin is the herald binary that TestMain builds once for all tests.
+var heraldBin string
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	// `go test -list` (used by .ci/run to find fuzz targets) runs no test.
+	if f := flag.Lookup("test.list"); f != nil && f.Value.String() != "" {
+		os.Exit(m.Run())
+	}
+	os.Exit(buildAndRun(m))
+}
+
+func buildAndRun(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "herald-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e: making a temporary directory:", err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	heraldBin = filepath.Join(dir, "herald")
+	build := exec.Command("go", "build", "-o", heraldBin, "herald/cmd/herald")
+	if out, err := build.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "e2e: building cmd/herald: %v\n%s", err, out)
+		return 1
+	}
+	return m.Run()
+}
+
+// requireClient skips the test when a client it drives is not installed.
+// Under `make test`, which installs every client first, E2E_REQUIRE_CLIENTS=1
+// turns the skip into a failure so that a broken install cannot pass quietly.
+func requireClient(t *testing.T, name string, installed bool) {
+	t.Helper()
+	if installed {
+		return
+	}
+	if os.Getenv("E2E_REQUIRE_CLIENTS") == "1" {
+		t.Fatalf("%s not installed (E2E_REQUIRE_CLIENTS=1); run make test", name)
+	}
+	t.Skipf("%s not installed; run make test", name)
+}
+
+// logBuffer collects a child process's output for the failure log.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *logBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// heraldProcess is one running herald serving HTTP and UDP on one port.
+type heraldProcess struct {
+	// host is the address clients dial: the listen address, or the IPv6
+	// loopback when herald listens on the dual-stack wildcard.
+	host   string
+	port   int
+	listen string // the -listen flag
+	cmd    *exec.Cmd
+	output logBuffer
+	exited chan struct{}
+	err    error // from Wait, valid once exited is closed
+}
+
+// startHerald runs herald with -listen on a free port of listenHost
+// ("127.0.0.1", "::1" or "::" for dual stack) and returns once both its HTTP
+// and UDP sides answer. It stops herald when the test ends and fails the
+// test if herald does not exit cleanly on SIGTERM.
+func startHerald(t *testing.T, listenHost string) *heraldProcess {
+	t.Helper()
+	port := freePort(t, listenHost)
+	h := &heraldProcess{host: listenHost, port: port, exited: make(chan struct{})}
+	if listenHost == "::" {
+		h.host = "::1"
+	}
+	h.listen = net.JoinHostPort(listenHost, strconv.Itoa(port))
+	h.cmd = exec.Command(heraldBin, "-listen", h.listen, "-log-level", "debug")
+	h.cmd.Dir = t.TempDir() // for any file herald writes, such as a snapshot
+	h.cmd.Stdout = &h.output
+	h.cmd.Stderr = &h.output
+	if err := h.cmd.Start(); err != nil {
+		t.Fatalf("starting herald: %v", err)
+	}
+	go func() {
+		h.err = h.cmd.Wait()
+		close(h.exited)
+	}()
+	t.Cleanup(func() { h.stop(t) })
+	h.waitReady(t)
+	return h
+}
+
+// freePort returns a port that is free for both TCP and UDP on host.
+func freePort(t *testing.T, host string) int {
+	t.Helper()
+	for range 50 {
+		tcp, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+		if err != nil {
+			t.Fatalf("finding a free port: %v", err)
+		}
+		port := tcp.Addr().(*net.TCPAddr).Port
+		udp, err := net.ListenPacket("udp", net.JoinHostPort(host, strconv.Itoa(port)))
+		tcp.Close()
+		if err == nil {
+			udp.Close()
+			return port
+		}
+	}
+	t.Fatalf("no port on %s is free for both TCP and UDP", host)
+	return 0
+}
+
+// addr is host:port for clients of this herald on its own address family.
+func (h *heraldProcess) addr() string {
+	return net.JoinHostPort(h.host, strconv.Itoa(h.port))
+}
+
+// addrOn is host:port for clients on the given loopback address, for a
+// dual-stack herald that serves both families.
+func (h *heraldProcess) addrOn(host string) string {
+	return net.JoinHostPort(host, strconv.Itoa(h.port))
+}
+
+// waitReady polls the TCP port until herald accepts, then sends BEP 15
+// connect requests until its UDP side answers one.
+func (h *heraldProcess) waitReady(t *testing.T) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		select {
+		case <-h.exited:
+			t.Fatalf("herald exited before serving: %v\n%s", h.err, h.output.String())
+		default:
+		}
+		conn, err := net.DialTimeout("tcp", h.addr(), 200*time.Millisecond)
+		if err == nil {
+			conn.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("herald did not accept TCP on %s within 10 s: %v\n%s", h.addr(), err, h.output.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	conn, err := net.Dial("udp", h.addr())
+	if err != nil {
+		t.Fatalf("dialing herald's UDP side: %v", err)
+	}
+	defer conn.Close()
+	req := make([]byte, 16)
+	binary.BigEndian.PutUint64(req[0:], 0x41727101980) // BEP 15 protocol id
+	binary.BigEndian.PutUint32(req[8:], 0)             // action connect
+	binary.BigEndian.PutUint32(req[12:], 0x68657261)   // transaction id
+	resp := make([]byte, 64)
+	for {
+		if _, err := conn.Write(req); err != nil && time.Now().After(deadline) {
+			t.Fatalf("sending a UDP connect to herald: %v", err)
+		}
+		conn.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+		n, err := conn.Read(resp)
+		if err == nil && n >= 16 && binary.BigEndian.Uint32(resp[0:]) == 0 && bytes.Equal(resp[4:8], req[12:16]) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("herald did not answer a BEP 15 connect on udp %s within 10 s (last read: %d bytes, %v)\n%s",
+				h.addr(), n, err, h.output.String())
+		}
+	}
+}
+
+func (h *heraldProcess) stop(t *testing.T) {
+	if err := h.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Errorf("sending SIGTERM to herald: %v", err)
+	}
+	select {
+	case <-h.exited:
+		if h.err != nil {
+			t.Errorf("herald did not exit cleanly on SIGTERM: %v", h.err)
+		}
+	case <-time.After(10 * time.Second):
+		h.cmd.Process.Kill()
+		<-h.exited
+		t.Errorf("herald did not exit within 10 s of SIGTERM")
+	}
+	if t.Failed() {
+		t.Logf("herald -listen %s output:\n%s", h.listen, h.output.String())
+	}
+}
