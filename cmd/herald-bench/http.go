@@ -106,6 +106,10 @@ func (r *httpRunner) pace(ctx context.Context) {
 			time.Sleep(time.Duration(next - float64(now)))
 			continue
 		}
+		if lag := float64(now) - next; lag > maxLag {
+			r.pacer.errors[errBacklog] += r.win.missed(next, float64(now), interval)
+			next = float64(now)
+		}
 		select {
 		case r.tokens <- int64(next):
 		default:

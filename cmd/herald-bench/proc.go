@@ -33,6 +33,17 @@ func newWindow() *window {
 
 func (w *window) in(t int64) bool { return t >= w.start.Load() && t < w.end.Load() }
 
+// missed returns how many requests due every interval ns from from to to
+// fall inside the window.
+func (w *window) missed(from, to, interval float64) uint64 {
+	from = max(from, float64(w.start.Load()))
+	to = min(to, float64(w.end.Load()))
+	if to <= from {
+		return 0
+	}
+	return uint64((to - from) / interval)
+}
+
 // procSample is a tracker process's CPU time and resident set at one moment.
 type procSample struct {
 	cpuTicks uint64 // utime + stime, all threads

@@ -13,6 +13,10 @@ import (
 	"time"
 )
 
+// maxLag is how far an open-loop sender may fall behind its schedule before
+// it skips requests rather than sending them in a burst.
+const maxLag = float64(10 * time.Millisecond)
+
 // connIDLifetime is how long the generator reuses a connection id. BEP 15
 // lets a client use one for a minute after receiving it; refreshing at 55 s
 // keeps a slow reply from pushing a request past the tracker's limit.
@@ -233,6 +237,12 @@ func (r *udpRunner) send(ctx context.Context, s *udpSocket) {
 		if float64(now) < next {
 			time.Sleep(time.Duration(next - float64(now)))
 			continue
+		}
+		if lag := float64(now) - next; lag > maxLag {
+			// The sender fell behind (a descheduled generator): count the
+			// missed requests instead of bursting to catch up.
+			s.sendStats.errors[errBacklog] += r.win.missed(next, float64(now), interval)
+			next = float64(now)
 		}
 		select {
 		case idx := <-s.free:

@@ -1,0 +1,49 @@
+package main
+
+import (
+	"os"
+	"strings"
+	"testing"
+)
+
+func TestSummarizeMediansAndRatio(t *testing.T) {
+	lines := `herald udp: human-readable lines are skipped
+{"mode":"udp","tracker":"herald","workload":"udp","valid":100,"valid_per_s":1000,"cpu_us_per_valid":4,"latency_us":{"p99":50}}
+{"mode":"udp","tracker":"opentracker","workload":"udp","valid":100,"valid_per_s":900,"cpu_us_per_valid":8,"latency_us":{"p99":60}}
+{"mode":"udp","tracker":"herald","workload":"udp","valid":100,"valid_per_s":3000,"cpu_us_per_valid":6,"latency_us":{"p99":70}}
+{"mode":"udp","tracker":"opentracker","workload":"udp","valid":100,"valid_per_s":1100,"cpu_us_per_valid":12,"latency_us":{"p99":80}}
+{"mode":"udp","tracker":"herald","workload":"udp","valid":100,"valid_per_s":2000,"cpu_us_per_valid":5,"latency_us":{"p99":60}}
+{"mode":"fill","tracker":"herald","workload":"fill4","valid":10,"fill":{"peers":10,"held":10,"rss_before_bytes":1,"rss_after_bytes":301,"rss_bytes_per_peer":30}}
+{"mode":"fill","tracker":"opentracker","workload":"fill4","valid":10,"fill":{"peers":10,"held":10,"rss_before_bytes":1,"rss_after_bytes":401,"rss_bytes_per_peer":40}}
+`
+	path := t.TempDir() + "/r.jsonl"
+	if err := writeFile(path, lines); err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	if err := runSummarize([]string{path}, &out); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"| udp | valid_per_s | herald | 3 | 2000 | 1000 | 3000 | 2.000 |", // median 2000 / median 1000
+		"| udp | cpu_us_per_valid | herald | 3 | 5.000 | 4.000 | 6.000 | 0.500 |",
+		"| udp | cpu_us_per_valid | opentracker | 2 | 10.0 | 8.000 | 12.0 |  |",
+		"| fill4 | rss_bytes_per_peer | herald | 1 | 30.0 | 30.0 | 30.0 | 0.750 |",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("summary lacks %q:\n%s", want, out.String())
+		}
+	}
+	out.Reset()
+	if err := runSummarize([]string{"-get", "udp/herald/valid_per_s", path}, &out); err != nil {
+		t.Fatal(err)
+	}
+	if out.String() != "2000\n" {
+		t.Errorf("-get printed %q, want 2000", out.String())
+	}
+	if err := runSummarize([]string{"-get", "udp/chihaya/valid_per_s", path}, &out); err == nil {
+		t.Error("-get of a missing series succeeded")
+	}
+}
+
+func writeFile(path, s string) error { return os.WriteFile(path, []byte(s), 0o644) }
