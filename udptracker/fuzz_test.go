@@ -113,3 +113,53 @@ func equalAnnounce(a, b *AnnounceRequest) bool {
 	x.URLData, y.URLData = nil, nil
 	return reflect.DeepEqual(x, y) && bytes.Equal(a.URLData, b.URLData)
 }
+
+// FuzzServe feeds arbitrary datagrams through the whole request path,
+// with the connection id either as sent or replaced by a valid one so that
+// the fuzzer reaches the store. A reply must answer the request's
+// transaction id, fit the reply buffer, and, when the sender has not
+// proven its address, be no bigger than the request.
+func FuzzServe(f *testing.F) {
+	for _, p := range specPackets() {
+		f.Add(p, false)
+		f.Add(p, true)
+	}
+	h := newTestHandler(f, Config{MaxPeers4: 5, MaxPeers6: 3})
+	limit := maxReplyLen(h.cfg)
+	f.Fuzz(func(t *testing.T, pkt []byte, authenticate bool) {
+		if authenticate && len(pkt) >= 8 {
+			pkt = append(binary.BigEndian.AppendUint64(nil, h.ids.issue(testClient, testNow)), pkt[8:]...)
+		}
+		reply := h.serve(make([]byte, 0, limit), pkt, testClient, testNow)
+		if len(reply) == 0 {
+			return
+		}
+		if len(reply) > limit {
+			t.Fatalf("reply of %d bytes, buffer holds %d", len(reply), limit)
+		}
+		if len(pkt) < requestHeaderLen || !bytes.Equal(reply[4:8], pkt[12:16]) {
+			t.Fatalf("reply %x does not carry the transaction id of %x", reply, pkt)
+		}
+		hdr, _ := ParseHeader(pkt)
+		if !h.ids.valid(hdr.ConnectionID, testClient, testNow) && len(reply) > len(pkt) {
+			t.Fatalf("unauthenticated request of %d bytes drew %d bytes", len(pkt), len(reply))
+		}
+		switch Action(binary.BigEndian.Uint32(reply)) {
+		case ActionConnect:
+			if len(reply) != connectLen {
+				t.Fatalf("connect reply of %d bytes", len(reply))
+			}
+		case ActionAnnounce:
+			if (len(reply)-announceResponseHeaderLen)%swarm.PeerLen4 != 0 {
+				t.Fatalf("announce reply of %d bytes", len(reply))
+			}
+		case ActionScrape:
+			if (len(reply)-responseHeaderLen)%scrapeEntryLen != 0 {
+				t.Fatalf("scrape reply of %d bytes", len(reply))
+			}
+		case ActionError:
+		default:
+			t.Fatalf("reply with action %d", binary.BigEndian.Uint32(reply))
+		}
+	})
+}

@@ -1,0 +1,112 @@
+package udptracker
+
+import (
+	"net"
+	"net/netip"
+	"testing"
+	"time"
+
+	"herald/swarm"
+)
+
+func listenTestBatch(t *testing.T, network, addr string) *linuxConn {
+	t.Helper()
+	bc, err := listenBatch(network, addr, DefaultReceiveBuffer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { bc.Close() })
+	return bc.(*linuxConn)
+}
+
+// TestRecvmmsgReadsABatch: datagrams waiting in the socket come back from
+// one ReadBatch, each with its sender and, on a wildcard socket, the
+// address it was sent to.
+func TestRecvmmsgReadsABatch(t *testing.T) {
+	c := listenTestBatch(t, "udp", "[::]:0")
+	client, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	to := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.2"), c.LocalAddr().Port())
+	for i := range 10 {
+		if _, err := client.WriteToUDPAddrPort([]byte{byte(i)}, to); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rx := newMessages(batchLen, maxPacketLen)
+	n, err := c.ReadBatch(rx)
+	if err != nil || n != 10 {
+		t.Fatalf("ReadBatch read %d datagrams, %v; want all 10", n, err)
+	}
+	from := client.LocalAddr().(*net.UDPAddr).AddrPort()
+	for i, m := range rx[:n] {
+		if m.N != 1 || m.Buf[0] != byte(i) || m.Addr != from || m.Local != to.Addr() {
+			t.Fatalf("datagram %d: %d bytes %x from %v to %v; want 1 byte %x from %v to %v", i, m.N, m.Buf[:m.N], m.Addr, m.Local, i, from, to.Addr())
+		}
+	}
+}
+
+// TestSocketPathAllocatesNothing runs datagrams through the real socket
+// path (recvmmsg, parse, store, reply, sendmmsg) and counts allocations,
+// the client's included.
+func TestSocketPathAllocatesNothing(t *testing.T) {
+	for _, tc := range []struct{ network, bind, target string }{
+		{"udp4", "127.0.0.1:0", "127.0.0.1"},
+		{"udp", "[::]:0", "127.0.0.2"}, // dual stack with IPV6_PKTINFO in and out
+		{"udp6", "[::1]:0", "::1"},
+	} {
+		t.Run(tc.bind, func(t *testing.T) {
+			c := listenTestBatch(t, tc.network, tc.bind)
+			h := newTestHandler(t, Config{})
+			to := netip.AddrPortFrom(netip.MustParseAddr(tc.target), c.LocalAddr().Port())
+			client, err := net.ListenUDP("udp", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer client.Close()
+			client.SetReadDeadline(time.Now().Add(10 * time.Second))
+			from := client.LocalAddr().(*net.UDPAddr).AddrPort()
+			from = netip.AddrPortFrom(netip.IPv6Loopback(), from.Port())
+			if to.Addr().Is4() {
+				from = netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), from.Port())
+			}
+			id := h.ids.issue(from, time.Now().Unix())
+			pkts := [][]byte{
+				AppendConnectRequest(nil, ConnectRequest{TransactionID: 1}),
+				announcePacket(id, func(r *AnnounceRequest) { r.URLData = []byte("/announce") }),
+				AppendScrapeRequest(nil, &ScrapeRequest{ConnectionID: id, InfoHashes: make([]swarm.InfoHash, 3)}),
+			}
+			rx := newMessages(batchLen, maxPacketLen)
+			tx := newMessages(batchLen, maxReplyLen(h.cfg))
+			buf := make([]byte, maxPacketLen)
+			allocs := testing.AllocsPerRun(200, func() {
+				for _, p := range pkts {
+					if _, err := client.WriteToUDPAddrPort(p, to); err != nil {
+						t.Fatal(err)
+					}
+				}
+				for got := 0; got < len(pkts); {
+					n, err := c.ReadBatch(rx)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if err := serveBatch(c, h, rx[:n], tx, time.Now().Unix()); err != nil {
+						t.Fatal(err)
+					}
+					got += n
+				}
+				for range pkts {
+					n, _, err := client.ReadFromUDPAddrPort(buf)
+					if err != nil || n < 8 || buf[3] == byte(ActionError) {
+						t.Fatalf("reply %x, %v", buf[:n], err)
+					}
+				}
+			})
+			if allocs != 0 {
+				t.Fatalf("%v allocations per round of %d requests", allocs, len(pkts))
+			}
+		})
+	}
+}
