@@ -434,3 +434,62 @@ func TestSemicolonInInfoHash(t *testing.T) {
 		t.Errorf("torrent %x: %+v, %v; want one leecher", semi, c, ok)
 	}
 }
+
+// TestShutdownDuringFullScrape checks that a full scrape to a client that
+// stops reading neither blocks Serve beyond ShutdownTimeout nor announces
+// meanwhile, and is counted as cut off.
+func TestShutdownDuringFullScrape(t *testing.T) {
+	store := newTestStore(t, swarm.Config{})
+	for i := range 200000 {
+		var h swarm.InfoHash
+		binary.BigEndian.PutUint32(h[1:], uint32(i))
+		store.Announce(&swarm.Announce{InfoHash: h, Addr: netip.MustParseAddrPort("10.0.0.1:1")}, swarm.FamilyBoth, swarm.Peers{})
+	}
+	srv, err := Listen("127.0.0.1:0", Config{Store: store, ShutdownTimeout: 500 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(t.Output(), nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx) }()
+
+	conn, err := net.Dial("tcp", srv.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.(*net.TCPConn).SetReadBuffer(4096)
+	io.WriteString(conn, "GET /scrape HTTP/1.1\r\nHost: x\r\n\r\n")
+	br := bufio.NewReader(conn)
+	if line, err := br.ReadString('\n'); err != nil || line != "HTTP/1.1 200 OK\r\n" {
+		t.Fatalf("full scrape status %q, %v", line, err)
+	}
+	// Some of the body has come: the full scrape is writing, and is soon
+	// stuck on the unread connection. Announces go on.
+	if _, err := br.Peek(4096); err != nil {
+		t.Fatal(err)
+	}
+	p := newPeer(t, srv.Addr(), "127.0.0.1", 6881)
+	p.announce(hash20, "")
+
+	start := time.Now()
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Serve: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Serve did not return")
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("Serve took %v to return, ShutdownTimeout is 500ms", d)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for srv.Stats().FullScrapeErrors != 1 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if st := srv.Stats(); st.FullScrapeErrors != 1 || st.FullScrapes != 0 {
+		t.Errorf("stats %+v: want the full scrape counted as cut off", st)
+	}
+}
