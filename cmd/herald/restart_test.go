@@ -118,6 +118,12 @@ func hashOf(i int) swarm.InfoHash {
 	return h
 }
 
+// hashKey is hashOf(i) as a string: a scrape reply's key, a query value.
+func hashKey(i int) string {
+	h := hashOf(i)
+	return string(h[:])
+}
+
 func get(t *testing.T, u string) map[string]any {
 	t.Helper()
 	resp, err := http.Get(u)
@@ -239,10 +245,9 @@ func TestKillDuringSnapshotKeepsPrevious(t *testing.T) {
 		t.Fatalf("snapshot after kill holds %+v, want %+v", got, want)
 	}
 	h = startHerald(t, port, "-snapshot", snap)
-	h7 := hashOf(7)
-	d := get(t, h.base+"/scrape?info_hash="+url.QueryEscape(string(h7[:])))
+	d := get(t, h.base+"/scrape?info_hash="+url.QueryEscape(hashKey(7)))
 	files := d["files"].(map[string]any)
-	f, ok := files[string(h7[:])].(map[string]any)
+	f, ok := files[hashKey(7)].(map[string]any)
 	c, _ := store.Scrape(hashOf(7))
 	if !ok || f["complete"] != int64(c.Seeders) || f["incomplete"] != int64(c.Leechers) {
 		t.Fatalf("after restart scrape %v, want %+v", files, c)

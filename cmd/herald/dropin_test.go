@@ -1,0 +1,272 @@
+package main
+
+import (
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"herald/bencode"
+	"herald/swarm"
+)
+
+// announceReply returns the decoded reply and its failure reason, if any.
+func announceReply(t *testing.T, base string, h swarm.InfoHash, port int) (map[string]any, string) {
+	t.Helper()
+	resp, err := http.Get(announceURL(base, h, port, 1, 50))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := bencode.Decode(body)
+	if err != nil {
+		t.Fatalf("reply %q: %v", body, err)
+	}
+	d := v.(map[string]any)
+	fr, _ := d["failure reason"].(string)
+	return d, fr
+}
+
+func hexOf(h swarm.InfoHash) string { return hex.EncodeToString(h[:]) }
+
+// Issue 5: an opentracker config file of ours, with a whitelist, is served
+// as configured.
+func TestServesOpentrackerConfig(t *testing.T) {
+	dir := t.TempDir()
+	list := filepath.Join(dir, "whitelist")
+	os.WriteFile(list, []byte("# allowed torrents\n"+hexOf(hashOf(1))+" first\n"), 0o644)
+	port := freePort(t)
+	conf := filepath.Join(dir, "opentracker.conf")
+	os.WriteFile(conf, []byte(fmt.Sprintf(`# opentracker.conf
+listen.tcp_udp 127.0.0.1:%d
+access.whitelist %s
+access.fifo_add /tmp/adder.fifo
+tracker.interval 10m
+snapshot.path off
+`, port, list)), 0o644)
+	cmd := exec.Command(heraldBin, "-f", conf)
+	h := &heraldProc{cmd: cmd, base: fmt.Sprintf("http://127.0.0.1:%d", port), done: make(chan error, 1), log: new(strings.Builder)}
+	startProc(t, h)
+
+	d, fr := announceReply(t, h.base, hashOf(1), 5000)
+	if fr != "" {
+		t.Fatalf("listed torrent refused: %s", fr)
+	}
+	if iv := d["interval"].(int64); iv < 540 || iv > 660 {
+		t.Errorf("interval %d, want 10m ± 10%%", iv)
+	}
+	if _, fr := announceReply(t, h.base, hashOf(2), 5000); !strings.Contains(fr, "not authorized") {
+		t.Errorf("unlisted torrent: failure %q, want the not-authorized failure", fr)
+	}
+	if !strings.Contains(h.log.String(), "access.fifo_add: ignored") {
+		t.Errorf("no warning for the unsupported directive:\n%s", h.log)
+	}
+}
+
+// startProc starts an already built command as a herald under test.
+func startProc(t *testing.T, h *heraldProc) {
+	t.Helper()
+	h.cmd.Stderr = h.log
+	if err := h.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { h.done <- h.cmd.Wait() }()
+	t.Cleanup(func() {
+		h.cmd.Process.Kill()
+		<-h.done
+		if t.Failed() {
+			t.Logf("herald log:\n%s", h.log)
+		}
+	})
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case err := <-h.done:
+			h.done <- err
+			t.Fatalf("herald exited at start: %v\n%s", err, h.log)
+		default:
+		}
+		if resp, err := http.Get(h.base + "/scrape?info_hash=x"); err == nil {
+			resp.Body.Close()
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("herald did not answer within 30s\n%s", h.log)
+}
+
+func TestBadConfigLineStopsStart(t *testing.T) {
+	conf := filepath.Join(t.TempDir(), "bad.conf")
+	os.WriteFile(conf, []byte("listen.tcp_udp 127.0.0.1:0\n\ntracker.intervall 30m\n"), 0o644)
+	out, err := exec.Command(heraldBin, "-f", conf).CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 {
+		t.Fatalf("exit %v, want status 2", err)
+	}
+	if want := conf + ":3: tracker.intervall: unknown directive"; !strings.Contains(string(out), want) {
+		t.Fatalf("output %q does not contain %q", out, want)
+	}
+}
+
+// Issue 5: reloading the list under load fails no request and loses no peer.
+func TestListReloadUnderLoad(t *testing.T) {
+	dir := t.TempDir()
+	list := filepath.Join(dir, "whitelist")
+	write := func(n int) {
+		var b strings.Builder
+		for i := range n {
+			fmt.Fprintf(&b, "%s\n", hexOf(hashOf(i)))
+		}
+		os.WriteFile(list+".new", []byte(b.String()), 0o644)
+		os.Rename(list+".new", list)
+	}
+	write(10)
+	port := freePort(t)
+	h := startHerald(t, port, "-w", list, "-snapshot", "off", "-access-reload", "50ms")
+	for i := range 10 {
+		for p := range 5 {
+			if _, fr := announceReply(t, h.base, hashOf(i), 6000+p); fr != "" {
+				t.Fatal(fr)
+			}
+		}
+	}
+	var wg sync.WaitGroup
+	var failures sync.Map
+	var served atomic.Int64
+	stop := make(chan struct{})
+	for w := range 2 {
+		wg.Go(func() {
+			client := &http.Client{}
+			for n := 0; ; n++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				resp, err := client.Get(announceURL(h.base, hashOf(n%10), 6000+n%5, 1, 50))
+				if err != nil {
+					failures.Store(fmt.Sprint(w, n), err.Error())
+					continue
+				}
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if strings.Contains(string(body), "failure") {
+					failures.Store(fmt.Sprint(w, n), string(body))
+				}
+				served.Add(1)
+			}
+		})
+	}
+	for round := range 20 {
+		write(10 + round)
+		h.cmd.Process.Signal(syscall.SIGHUP)
+		time.Sleep(30 * time.Millisecond)
+	}
+	close(stop)
+	wg.Wait()
+	failures.Range(func(k, v any) bool { t.Errorf("request %v failed: %v", k, v); return false })
+	if served.Load() < 100 {
+		t.Errorf("only %d announces during the reloads; the test proves little", served.Load())
+	}
+	for i := range 10 {
+		d := get(t, h.base+"/scrape?info_hash="+url.QueryEscape(hashKey(i)))
+		f := d["files"].(map[string]any)[hashKey(i)].(map[string]any)
+		if f["incomplete"] != int64(5) {
+			t.Errorf("torrent %d has %v leechers after the reloads, want 5", i, f["incomplete"])
+		}
+	}
+	if _, fr := announceReply(t, h.base, hashOf(25), 6000); fr != "" {
+		t.Errorf("hash added by the last reload refused: %s", fr)
+	}
+}
+
+// Issue 5: as root, herald chroots and drops to the configured user after
+// binding, and the list is still read (and reloaded) from inside the root.
+func TestPrivilegeDrop(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to drop privileges")
+	}
+	nobody, err := user.Lookup("nobody")
+	if err != nil {
+		t.Skip("no user nobody")
+	}
+	root := t.TempDir()
+	os.Chmod(root, 0o755)
+	list := filepath.Join(root, "whitelist")
+	os.WriteFile(list, []byte(hexOf(hashOf(1))+"\n"), 0o644)
+	port := freePort(t)
+	h := startHerald(t, port, "-d", root, "-u", "nobody", "-w", list, "-snapshot", "off")
+
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", h.cmd.Process.Pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(status), "\nUid:\t"+nobody.Uid+"\t"+nobody.Uid) {
+		t.Errorf("herald still runs as %q, want uid %s", grepLine(string(status), "Uid:"), nobody.Uid)
+	}
+	if link, err := os.Readlink(fmt.Sprintf("/proc/%d/root", h.cmd.Process.Pid)); err != nil || link != root {
+		t.Errorf("herald's root is %q (%v), want %s", link, err, root)
+	}
+	if _, fr := announceReply(t, h.base, hashOf(1), 7000); fr != "" {
+		t.Errorf("listed torrent refused after the drop: %s", fr)
+	}
+	os.WriteFile(list, []byte(hexOf(hashOf(1))+"\n"+hexOf(hashOf(2))+"\n"), 0o644)
+	h.cmd.Process.Signal(syscall.SIGHUP)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, fr := announceReply(t, h.base, hashOf(2), 7000)
+		if fr == "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("list not reloaded inside the chroot: %s", fr)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// The config file shipped by Debian's opentracker package starts herald as
+// it starts opentracker: chrooted into /etc/opentracker as _opentracker,
+// whitelist-only with the shipped (empty) list.
+func TestDebianConfigStarts(t *testing.T) {
+	const conf = "/etc/opentracker/opentracker.conf"
+	if _, err := os.Stat(conf); err != nil {
+		t.Skip("opentracker not installed (apt-get install opentracker; make test does)")
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to drop privileges as the config asks")
+	}
+	port := freePort(t)
+	h := startHerald(t, port, "-f", conf, "-snapshot", "off")
+	if _, fr := announceReply(t, h.base, hashOf(1), 7000); !strings.Contains(fr, "not authorized") {
+		t.Errorf("with the shipped empty whitelist an announce got %q, want refused", fr)
+	}
+	status, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", h.cmd.Process.Pid))
+	u, err := user.Lookup("_opentracker")
+	if err == nil && !strings.Contains(string(status), "\nUid:\t"+u.Uid+"\t") {
+		t.Errorf("not running as _opentracker: %s", grepLine(string(status), "Uid:"))
+	}
+}
+
+func grepLine(s, prefix string) string {
+	for _, l := range strings.Split(s, "\n") {
+		if strings.HasPrefix(l, prefix) {
+			return l
+		}
+	}
+	return ""
+}

@@ -1,0 +1,361 @@
+// Package config reads herald's settings from opentracker's config file
+// format and command-line flags, so that an operator can swap binaries
+// without touching either.
+//
+// A config file is one directive per line, "key value", with '#' comments.
+// opentracker's keys keep their meaning; herald's own settings use the same
+// format under its own keys (see Directives). Flags and -f files apply in the
+// order given, as in opentracker: "-i 10.0.0.1 -p 80" binds 10.0.0.1:80.
+package config
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"herald/swarm"
+)
+
+// Listen is one address to serve on.
+type Listen struct {
+	Addr     string // host:port
+	TCP, UDP bool
+}
+
+// Settings is everything herald can be told.
+type Settings struct {
+	Listens []Listen
+	// UDPSockets is the number of UDP sockets (and reader goroutines) per
+	// UDP listen address; 0 means one per core.
+	UDPSockets int
+
+	Whitelist, Blacklist string
+	// AccessReload is how often list files are checked for changes.
+	AccessReload time.Duration
+	StatsNets    []netip.Prefix
+	ProxyNets    []netip.Prefix
+	StatsPath    string
+
+	RootDir     string
+	User        string
+	RedirectURL string
+	Statedump   string
+
+	Interval     time.Duration
+	PeerTimeout  time.Duration
+	NumWant      int
+	MaxNumWant   int
+	MaxPeersUDP4 int
+	MaxPeersUDP6 int
+	MaxTorrents  int
+	MaxPeers     int
+	AllowIPField bool
+
+	Snapshot         string
+	SnapshotInterval time.Duration
+
+	LogLevel slog.Level
+	LogJSON  bool
+
+	// Warnings are directives accepted but not honoured, with the reason.
+	Warnings []string
+	// ShowVersion is set by -v.
+	ShowVersion bool
+}
+
+// Defaults returns the settings herald runs with when told nothing.
+func Defaults() Settings {
+	return Settings{
+		AccessReload:     5 * time.Second,
+		StatsPath:        "stats",
+		Interval:         30 * time.Minute,
+		PeerTimeout:      swarm.DefaultPeerTimeout,
+		NumWant:          50,
+		MaxNumWant:       swarm.DefaultMaxNumWant,
+		MaxPeersUDP4:     200,
+		MaxPeersUDP6:     66,
+		Snapshot:         "herald.snapshot",
+		SnapshotInterval: 5 * time.Minute,
+		LogLevel:         slog.LevelInfo,
+	}
+}
+
+// DefaultListen is where herald serves when no address is configured.
+const DefaultListen = "[::]:6969"
+
+// directive is one config file key, optionally also a long flag.
+type directive struct {
+	key, flag string
+	arg       string // what the value is, for help
+	usage     string
+	set       func(s *Settings, v string) error
+	def       func(s *Settings) string // current value, for -h
+}
+
+// Directives lists every config file key in the order -h prints them.
+var directives = []directive{
+	{key: "listen.tcp_udp", flag: "listen", arg: "addr", usage: "serve HTTP and UDP on addr ([ip]:port, repeatable; default " + DefaultListen + ", dual stack)",
+		set: func(s *Settings, v string) error { return s.addListen(v, true, true) }},
+	{key: "listen.tcp", flag: "listen-tcp", arg: "addr", usage: "serve HTTP only on addr (repeatable)",
+		set: func(s *Settings, v string) error { return s.addListen(v, true, false) }},
+	{key: "listen.udp", flag: "listen-udp", arg: "addr", usage: "serve UDP only on addr (repeatable)",
+		set: func(s *Settings, v string) error { return s.addListen(v, false, true) }},
+	{key: "listen.udp.workers", flag: "udp-sockets", arg: "n", usage: "UDP sockets per UDP address, one reader each (0: one per core)",
+		set: intSetter(func(s *Settings) *int { return &s.UDPSockets }, 0, 1024), def: intDef(func(s *Settings) int { return s.UDPSockets })},
+	{key: "access.whitelist", flag: "whitelist", arg: "file", usage: "serve only the torrents listed in file (40-hex info hashes)",
+		set: func(s *Settings, v string) error { s.Whitelist = v; return nil }},
+	{key: "access.blacklist", flag: "blacklist", arg: "file", usage: "serve every torrent but those listed in file",
+		set: func(s *Settings, v string) error { s.Blacklist = v; return nil }},
+	{key: "access.reload", flag: "access-reload", arg: "duration", usage: "how often list files are checked for changes (SIGHUP reloads at once)",
+		set: durSetter(func(s *Settings) *time.Duration { return &s.AccessReload }), def: durDef(func(s *Settings) time.Duration { return s.AccessReload })},
+	{key: "access.stats", flag: "stats-net", arg: "net", usage: "network (ip or CIDR) allowed to read /stats (repeatable)",
+		set: prefixSetter(func(s *Settings) *[]netip.Prefix { return &s.StatsNets })},
+	{key: "access.proxy", flag: "proxy-net", arg: "net", usage: "trusted reverse proxy network whose X-Forwarded-For is honoured (repeatable)",
+		set: prefixSetter(func(s *Settings) *[]netip.Prefix { return &s.ProxyNets })},
+	{key: "access.stats_path", flag: "stats-path", arg: "name", usage: "path of the stats page",
+		set: func(s *Settings, v string) error { s.StatsPath = strings.Trim(v, "/"); return nil }, def: func(s *Settings) string { return s.StatsPath }},
+	{key: "tracker.rootdir", flag: "rootdir", arg: "dir", usage: "chroot into dir after binding (as root)",
+		set: func(s *Settings, v string) error { s.RootDir = v; return nil }},
+	{key: "tracker.user", flag: "user", arg: "name", usage: "drop privileges to this user after binding (as root)",
+		set: func(s *Settings, v string) error { s.User = v; return nil }},
+	{key: "tracker.redirect_url", flag: "redirect-url", arg: "url", usage: "where GET / redirects (302)",
+		set: func(s *Settings, v string) error { s.RedirectURL = v; return nil }},
+	{key: "tracker.interval", flag: "interval", arg: "duration", usage: "announce interval told to clients (±10% jitter; min interval is half)",
+		set: durSetter(func(s *Settings) *time.Duration { return &s.Interval }), def: durDef(func(s *Settings) time.Duration { return s.Interval })},
+	{key: "tracker.peer_timeout", flag: "peer-timeout", arg: "duration", usage: "a peer that does not re-announce within this is dropped",
+		set: durSetter(func(s *Settings) *time.Duration { return &s.PeerTimeout }), def: durDef(func(s *Settings) time.Duration { return s.PeerTimeout })},
+	{key: "tracker.numwant", flag: "numwant", arg: "n", usage: "peers returned when the client does not ask for a number",
+		set: intSetter(func(s *Settings) *int { return &s.NumWant }, 0, 10000), def: intDef(func(s *Settings) int { return s.NumWant })},
+	{key: "tracker.max_numwant", flag: "max-numwant", arg: "n", usage: "most peers returned to one announce",
+		set: intSetter(func(s *Settings) *int { return &s.MaxNumWant }, 0, 10000), def: intDef(func(s *Settings) int { return s.MaxNumWant })},
+	{key: "tracker.udp_max_peers4", flag: "udp-max-peers4", arg: "n", usage: "most IPv4 peers in one UDP reply (keeps it in one packet)",
+		set: intSetter(func(s *Settings) *int { return &s.MaxPeersUDP4 }, 0, 1000), def: intDef(func(s *Settings) int { return s.MaxPeersUDP4 })},
+	{key: "tracker.udp_max_peers6", flag: "udp-max-peers6", arg: "n", usage: "most IPv6 peers in one UDP reply",
+		set: intSetter(func(s *Settings) *int { return &s.MaxPeersUDP6 }, 0, 1000), def: intDef(func(s *Settings) int { return s.MaxPeersUDP6 })},
+	{key: "tracker.max_torrents", flag: "max-torrents", arg: "n", usage: "most torrents held; new ones beyond get a failure (0: no limit)",
+		set: intSetter(func(s *Settings) *int { return &s.MaxTorrents }, 0, 1<<40), def: intDef(func(s *Settings) int { return s.MaxTorrents })},
+	{key: "tracker.max_peers", flag: "max-peers", arg: "n", usage: "most peers held; new ones beyond get a failure (0: no limit)",
+		set: intSetter(func(s *Settings) *int { return &s.MaxPeers }, 0, 1<<40), def: intDef(func(s *Settings) int { return s.MaxPeers })},
+	{key: "tracker.allow_ip_field", flag: "allow-ip-field", arg: "bool", usage: "honour the client-supplied ip (UDP announce field); lets clients register other addresses",
+		set: boolSetter(func(s *Settings) *bool { return &s.AllowIPField }), def: func(s *Settings) string { return strconv.FormatBool(s.AllowIPField) }},
+	{key: "snapshot.path", flag: "snapshot", arg: "file", usage: "state file loaded at start, written periodically and at exit (\"off\" disables)",
+		set: func(s *Settings, v string) error { s.Snapshot = v; return nil }, def: func(s *Settings) string { return s.Snapshot }},
+	{key: "snapshot.interval", flag: "snapshot-interval", arg: "duration", usage: "how often the state file is written",
+		set: durSetter(func(s *Settings) *time.Duration { return &s.SnapshotInterval }), def: durDef(func(s *Settings) time.Duration { return s.SnapshotInterval })},
+	{key: "log.level", flag: "log-level", arg: "level", usage: "debug, info, warn or error",
+		set: func(s *Settings, v string) error { return s.LogLevel.UnmarshalText([]byte(v)) }, def: func(s *Settings) string { return s.LogLevel.String() }},
+	{key: "log.json", flag: "log-json", arg: "bool", usage: "log as JSON instead of text",
+		set: boolSetter(func(s *Settings) *bool { return &s.LogJSON }), def: func(s *Settings) string { return strconv.FormatBool(s.LogJSON) }},
+}
+
+// ignored are opentracker directives herald accepts but does not honour,
+// with the reason given in the warning.
+var ignored = map[string]string{
+	"access.fifo_add":            "dynamic accesslist FIFOs are not supported; herald reloads list files when they change",
+	"access.fifo_delete":         "dynamic accesslist FIFOs are not supported; herald reloads list files when they change",
+	"livesync.cluster.listen":    "livesync multicast is not supported; herald instances sync through NATS",
+	"livesync.cluster.node_ip":   "livesync multicast is not supported; herald instances sync through NATS",
+	"batchsync.cluster.admin_ip": "batchsync is dead code in opentracker",
+}
+
+func (s *Settings) addListen(v string, tcp, udp bool) error {
+	addr, err := normalizeAddr(v, "6969")
+	if err != nil {
+		return err
+	}
+	s.Listens = append(s.Listens, Listen{Addr: addr, TCP: tcp, UDP: udp})
+	return nil
+}
+
+// normalizeAddr accepts opentracker's forms: "ip", "ip:port", "[v6]:port",
+// a bare v6 address, or ":port".
+func normalizeAddr(v, defPort string) (string, error) {
+	if ap, err := netip.ParseAddrPort(v); err == nil {
+		return ap.String(), nil
+	}
+	if a, err := netip.ParseAddr(strings.Trim(v, "[]")); err == nil {
+		return netip.AddrPortFrom(a, mustPort(defPort)).String(), nil
+	}
+	if p, ok := strings.CutPrefix(v, ":"); ok {
+		if _, err := strconv.ParseUint(p, 10, 16); err == nil {
+			return "[::]:" + p, nil
+		}
+	}
+	return "", fmt.Errorf("%q is not an address (want ip, ip:port or [ipv6]:port)", v)
+}
+
+func mustPort(p string) uint16 {
+	n, _ := strconv.ParseUint(p, 10, 16)
+	return uint16(n)
+}
+
+// ParsePrefix reads "ip" or "ip/bits".
+func ParsePrefix(v string) (netip.Prefix, error) {
+	if p, err := netip.ParsePrefix(v); err == nil {
+		return p.Masked(), nil
+	}
+	a, err := netip.ParseAddr(v)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("%q is not an address or network (want ip or ip/bits)", v)
+	}
+	return netip.PrefixFrom(a, a.BitLen()), nil
+}
+
+func prefixSetter(field func(*Settings) *[]netip.Prefix) func(*Settings, string) error {
+	return func(s *Settings, v string) error {
+		p, err := ParsePrefix(v)
+		if err != nil {
+			return err
+		}
+		*field(s) = append(*field(s), p)
+		return nil
+	}
+}
+
+func durSetter(field func(*Settings) *time.Duration) func(*Settings, string) error {
+	return func(s *Settings, v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			if n, nerr := strconv.ParseUint(v, 10, 32); nerr == nil { // bare seconds
+				d, err = time.Duration(n)*time.Second, nil
+			}
+		}
+		if err != nil || d <= 0 {
+			return fmt.Errorf("%q is not a positive duration (e.g. 30m, 45s)", v)
+		}
+		*field(s) = d
+		return nil
+	}
+}
+
+func durDef(field func(*Settings) time.Duration) func(*Settings) string {
+	return func(s *Settings) string { return field(s).String() }
+}
+
+func intSetter(field func(*Settings) *int, lo, hi int) func(*Settings, string) error {
+	return func(s *Settings, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < lo || n > hi {
+			return fmt.Errorf("%q is not a whole number from %d to %d", v, lo, hi)
+		}
+		*field(s) = n
+		return nil
+	}
+}
+
+func intDef(field func(*Settings) int) func(*Settings) string {
+	return func(s *Settings) string { return strconv.Itoa(field(s)) }
+}
+
+func boolSetter(field func(*Settings) *bool) func(*Settings, string) error {
+	return func(s *Settings, v string) error {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("%q is not true or false", v)
+		}
+		*field(s) = b
+		return nil
+	}
+}
+
+// Error is one bad line of a config file.
+type Error struct {
+	File string
+	Line int
+	Key  string
+	Msg  string
+}
+
+func (e *Error) Error() string {
+	if e.Key == "" {
+		return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Msg)
+	}
+	return fmt.Sprintf("%s:%d: %s: %s", e.File, e.Line, e.Key, e.Msg)
+}
+
+// ParseFile applies the config file at path to s. It returns every bad line
+// at once, joined, each an *Error naming file, line and key; directives
+// opentracker has but herald does not honour add to s.Warnings.
+func (s *Settings) ParseFile(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	defer f.Close()
+	return s.Parse(path, f)
+}
+
+// Parse applies a config file read from r; name is used in errors.
+func (s *Settings) Parse(name string, r io.Reader) error {
+	var errs []error
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 4096), 64*1024)
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if i := strings.IndexByte(line, '#'); i >= 0 {
+			line = strings.TrimSpace(line[:i])
+		}
+		if line == "" {
+			continue
+		}
+		key, value, _ := strings.Cut(line, " ")
+		if k, v, ok := strings.Cut(line, "\t"); ok && len(k) < len(key) {
+			key, value = k, v
+		}
+		value = strings.TrimSpace(value)
+		if reason, ok := ignored[key]; ok {
+			s.Warnings = append(s.Warnings, fmt.Sprintf("%s:%d: %s: ignored: %s", name, n, key, reason))
+			continue
+		}
+		d := lookup(key)
+		if d == nil {
+			errs = append(errs, &Error{name, n, key, "unknown directive"})
+			continue
+		}
+		if value == "" {
+			errs = append(errs, &Error{name, n, key, "missing value"})
+			continue
+		}
+		if err := d.set(s, value); err != nil {
+			errs = append(errs, &Error{name, n, key, err.Error()})
+		}
+	}
+	if err := sc.Err(); err != nil {
+		errs = append(errs, fmt.Errorf("%s: %w", name, err))
+	}
+	return errors.Join(errs...)
+}
+
+func lookup(key string) *directive {
+	for i := range directives {
+		if directives[i].key == key {
+			return &directives[i]
+		}
+	}
+	return nil
+}
+
+// Validate checks settings that depend on each other and fills in the
+// default listen address.
+func (s *Settings) Validate() error {
+	if s.Whitelist != "" && s.Blacklist != "" {
+		return errors.New("config: access.whitelist and access.blacklist are exclusive; set one")
+	}
+	if len(s.Listens) == 0 {
+		s.Listens = []Listen{{Addr: DefaultListen, TCP: true, UDP: true}}
+	}
+	if s.NumWant > s.MaxNumWant {
+		return fmt.Errorf("config: tracker.numwant %d is above tracker.max_numwant %d", s.NumWant, s.MaxNumWant)
+	}
+	if s.Snapshot == "off" {
+		s.Snapshot = ""
+	}
+	return nil
+}

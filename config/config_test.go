@@ -1,0 +1,165 @@
+package config
+
+import (
+	"errors"
+	"flag"
+	"io"
+	"log/slog"
+	"net/netip"
+	"os"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseFile(t *testing.T) {
+	s := Defaults()
+	if err := s.ParseFile("testdata/herald.conf"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	wantListens := []Listen{
+		{"0.0.0.0:6969", true, true}, {"192.168.0.1:80", true, true}, {"[2001:db8::1]:6969", true, true},
+		{"0.0.0.0:6969", true, false}, {"192.168.0.1:6969", false, true},
+	}
+	if !reflect.DeepEqual(s.Listens, wantListens) {
+		t.Errorf("listens %v\nwant %v", s.Listens, wantListens)
+	}
+	check := func(name string, got, want any) {
+		t.Helper()
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("%s = %v, want %v", name, got, want)
+		}
+	}
+	check("UDPSockets", s.UDPSockets, 2)
+	check("Blacklist", s.Blacklist, "./blacklist")
+	check("StatsNets", s.StatsNets, []netip.Prefix{netip.MustParsePrefix("192.168.0.23/32"), netip.MustParsePrefix("10.0.0.0/8")})
+	check("ProxyNets", s.ProxyNets, []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")})
+	check("StatsPath", s.StatsPath, "secret-stats")
+	check("RedirectURL", s.RedirectURL, "https://your.tracker.local/")
+	check("RootDir", s.RootDir, "/var/lib/herald")
+	check("User", s.User, "nobody")
+	check("Interval", s.Interval, 20*time.Minute)
+	check("PeerTimeout", s.PeerTimeout, time.Hour)
+	check("NumWant", s.NumWant, 30)
+	check("Snapshot", s.Snapshot, "")
+	check("LogLevel", s.LogLevel, slog.LevelDebug)
+	if len(s.Warnings) != 3 || !strings.Contains(s.Warnings[0], "herald.conf:14: livesync.cluster.listen: ignored: livesync") {
+		t.Errorf("warnings %q", s.Warnings)
+	}
+}
+
+// The example config shipped by Debian's opentracker package reads as is.
+func TestDebianExampleConfig(t *testing.T) {
+	const path = "/etc/opentracker/opentracker.conf"
+	if _, err := os.Stat(path); err != nil {
+		t.Skip("opentracker not installed (apt-get install opentracker; make test does)")
+	}
+	s := Defaults()
+	if err := s.ParseFile(path); err != nil {
+		t.Fatal(err)
+	}
+	if s.Whitelist != "/etc/opentracker/whitelist.txt" || s.RootDir != "/etc/opentracker" || s.User != "_opentracker" {
+		t.Fatalf("read %+v", s)
+	}
+}
+
+func TestBadLinesNameFileLineKey(t *testing.T) {
+	in := "tracker.interval soon\nlisten.tcp_udp\nno.such.key 1\n# fine\naccess.stats 300.1.1.1\ntracker.numwant -5\n"
+	s := Defaults()
+	err := s.Parse("bad.conf", strings.NewReader(in))
+	want := []string{
+		`bad.conf:1: tracker.interval: "soon" is not a positive duration`,
+		`bad.conf:2: listen.tcp_udp: missing value`,
+		`bad.conf:3: no.such.key: unknown directive`,
+		`bad.conf:5: access.stats: "300.1.1.1" is not an address`,
+		`bad.conf:6: tracker.numwant: "-5" is not a whole number`,
+	}
+	for _, w := range want {
+		if err == nil || !strings.Contains(err.Error(), w) {
+			t.Errorf("error %v\ndoes not contain %q", err, w)
+		}
+	}
+	var ce *Error
+	if !errors.As(err, &ce) || ce.File != "bad.conf" || ce.Line != 1 || ce.Key != "tracker.interval" {
+		t.Errorf("first error %+v", ce)
+	}
+}
+
+func TestFlagsApplyInOrder(t *testing.T) {
+	s, err := ParseArgs([]string{"-p", "80", "-i", "127.0.0.1", "-p", "6969", "-P", "6969", "-i", "::1", "-P", "7000",
+		"-A", "10.1.0.0/16", "-f", "testdata/herald.conf", "-interval", "10m"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Listen{{"[::]:80", true, false}, {"127.0.0.1:6969", true, false}, {"127.0.0.1:6969", false, true}, {"[::1]:7000", false, true}}
+	if !reflect.DeepEqual(s.Listens[:4], want) || len(s.Listens) != 4+5 {
+		t.Errorf("listens %v", s.Listens)
+	}
+	if s.Interval != 10*time.Minute { // the flag after -f wins
+		t.Errorf("interval %v", s.Interval)
+	}
+	if s.Whitelist != "" || s.Blacklist != "./blacklist" {
+		t.Errorf("lists %q %q", s.Whitelist, s.Blacklist)
+	}
+	if s.StatsNets[0] != netip.MustParsePrefix("10.1.0.0/16") || s.ProxyNets[0] != netip.MustParsePrefix("10.1.0.0/16") {
+		t.Errorf("-A: stats %v proxy %v", s.StatsNets, s.ProxyNets)
+	}
+}
+
+func TestValidate(t *testing.T) {
+	if _, err := ParseArgs([]string{"-w", "a", "-b", "b"}, io.Discard); err == nil {
+		t.Error("whitelist and blacklist together were accepted")
+	}
+	s, err := ParseArgs(nil, io.Discard)
+	if err != nil || len(s.Listens) != 1 || s.Listens[0] != (Listen{DefaultListen, true, true}) {
+		t.Errorf("defaults: %v %v", s, err)
+	}
+	if _, err := ParseArgs([]string{"-f", "testdata/missing.conf"}, io.Discard); err == nil || !strings.Contains(err.Error(), "missing.conf") {
+		t.Errorf("missing file: %v", err)
+	}
+}
+
+func TestHelpListsEveryDirective(t *testing.T) {
+	var out strings.Builder
+	if _, err := ParseArgs([]string{"-h"}, &out); !errors.Is(err, flag.ErrHelp) {
+		t.Fatal(err)
+	}
+	for _, d := range directives {
+		if !strings.Contains(out.String(), d.key) {
+			t.Errorf("-h does not mention %s", d.key)
+		}
+	}
+	if !strings.Contains(out.String(), "(default 30m0s)") {
+		t.Errorf("-h does not show defaults:\n%s", out.String())
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	data, _ := os.ReadFile("testdata/herald.conf")
+	f.Add(string(data))
+	f.Add("listen.tcp_udp [::1\n")
+	f.Fuzz(func(t *testing.T, in string) {
+		s := Defaults()
+		err := s.Parse("fuzz.conf", strings.NewReader(in))
+		if err == nil {
+			return
+		}
+		for _, e := range unwrapAll(err) {
+			var ce *Error
+			if errors.As(e, &ce) && (ce.Line < 1 || ce.File != "fuzz.conf") {
+				t.Fatalf("error without a place: %v", e)
+			}
+		}
+	})
+}
+
+func unwrapAll(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
+}

@@ -1,0 +1,94 @@
+package config
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"net/netip"
+	"strconv"
+	"strings"
+)
+
+// Version is herald's version, printed by -v.
+const Version = "herald 0.1"
+
+// ParseArgs builds Settings from the defaults and the command line. Flags
+// apply in order, opentracker's way: -f reads a config file at that point,
+// -i sets the address that the following -p (TCP) and -P (UDP) bind. Every
+// config file directive is also a long flag (-listen, -interval, ...).
+// Help goes to out; ParseArgs returns flag.ErrHelp after printing it.
+func ParseArgs(args []string, out io.Writer) (*Settings, error) {
+	s := Defaults()
+	fs := flag.NewFlagSet("herald", flag.ContinueOnError)
+	fs.SetOutput(out)
+	bindIP := "::"
+	listenOn := func(tcp, udp bool) func(string) error {
+		return func(v string) error {
+			port, err := strconv.ParseUint(v, 10, 16)
+			if err != nil {
+				return fmt.Errorf("%q is not a port", v)
+			}
+			a, _ := netip.ParseAddr(bindIP)
+			s.Listens = append(s.Listens, Listen{Addr: netip.AddrPortFrom(a, uint16(port)).String(), TCP: tcp, UDP: udp})
+			return nil
+		}
+	}
+	fs.Func("f", "read config file `file` (opentracker format; repeatable, applied in order)", s.ParseFile)
+	fs.Func("i", "bind `ip` for the -p and -P flags that follow (default ::, dual stack)", func(v string) error {
+		a, err := netip.ParseAddr(strings.Trim(v, "[]"))
+		if err != nil {
+			return fmt.Errorf("%q is not an IP address", v)
+		}
+		bindIP = a.String()
+		return nil
+	})
+	fs.Func("p", "serve HTTP on `port` at the -i address (repeatable)", listenOn(true, false))
+	fs.Func("P", "serve UDP on `port` at the -i address (repeatable)", listenOn(false, true))
+	fs.Func("A", "bless `ip[/bits]`: it may read stats and is a trusted proxy (repeatable)", func(v string) error {
+		p, err := ParsePrefix(v)
+		if err != nil {
+			return err
+		}
+		s.StatsNets = append(s.StatsNets, p)
+		s.ProxyNets = append(s.ProxyNets, p)
+		return nil
+	})
+	short := []struct{ name, arg, key string }{
+		{"w", "file", "access.whitelist"},
+		{"b", "file", "access.blacklist"},
+		{"r", "url", "tracker.redirect_url"},
+		{"d", "dir", "tracker.rootdir"},
+		{"u", "user", "tracker.user"},
+	}
+	for _, sf := range short {
+		d := lookup(sf.key)
+		fs.Func(sf.name, "same as `"+sf.arg+"` in config directive "+sf.key, func(v string) error { return d.set(&s, v) })
+	}
+	fs.Func("l", "import an opentracker statedump `file` (completed counts) at start", func(v string) error { s.Statedump = v; return nil })
+	fs.BoolFunc("v", "print the version and exit", func(string) error { s.ShowVersion = true; return nil })
+	for i := range directives {
+		d := &directives[i]
+		if d.flag == "" {
+			continue
+		}
+		usage := d.usage + " [config: " + d.key + "]"
+		if d.def != nil {
+			usage += fmt.Sprintf(" (default %s)", d.def(&s))
+		}
+		fs.Func(d.flag, "`"+d.arg+"`: "+usage, func(v string) error { return d.set(&s, v) })
+	}
+	fs.Usage = func() {
+		fmt.Fprintf(out, "Usage: herald [flags]\n\nWith no flags herald serves HTTP and UDP on %s. Flags apply in order.\n\n", DefaultListen)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if err := s.Validate(); err != nil {
+		return nil, err
+	}
+	return &s, nil
+}
