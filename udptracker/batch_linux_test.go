@@ -3,8 +3,13 @@ package udptracker
 import (
 	"net"
 	"net/netip"
+	"os"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"herald/swarm"
 )
@@ -108,5 +113,31 @@ func TestSocketPathAllocatesNothing(t *testing.T) {
 				t.Fatalf("%v allocations per round of %d requests", allocs, len(pkts))
 			}
 		})
+	}
+}
+
+// TestReceiveBuffer: the socket gets the 8 MiB receive buffer it asks for
+// (SO_RCVBUFFORCE as root), or as much as net.core.rmem_max allows. Linux
+// reports twice the size set, the rest being its bookkeeping.
+func TestReceiveBuffer(t *testing.T) {
+	c := listenTestBatch(t, "udp4", "127.0.0.1:0")
+	var got int
+	var gerr error
+	if err := c.raw.Control(func(fd uintptr) {
+		got, gerr = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF)
+	}); err != nil || gerr != nil {
+		t.Fatal(err, gerr)
+	}
+	want := 2 * DefaultReceiveBuffer
+	if os.Geteuid() != 0 {
+		raw, err := os.ReadFile("/proc/sys/net/core/rmem_max")
+		if err != nil {
+			t.Skip("rmem_max unknown:", err)
+		}
+		rmemMax, _ := strconv.Atoi(strings.TrimSpace(string(raw)))
+		want = 2 * min(DefaultReceiveBuffer, rmemMax)
+	}
+	if got < want {
+		t.Fatalf("SO_RCVBUF %d, want at least %d", got, want)
 	}
 }

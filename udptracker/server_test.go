@@ -1,6 +1,7 @@
 package udptracker
 
 import (
+	"bytes"
 	"context"
 	"log/slog"
 	"net"
@@ -365,5 +366,23 @@ func TestListenErrors(t *testing.T) {
 	}
 	if _, err := Listen("127.0.0.1:0", Config{}); err == nil {
 		t.Error("config without a store accepted")
+	}
+}
+
+// TestOversizeDatagrams: a datagram longer than the 2048-byte read buffer
+// is cut there and handled as such (doc.go): an announce whose BEP 41
+// options run past it is still answered, a scrape that long has too many
+// hashes.
+func TestOversizeDatagrams(t *testing.T) {
+	s := startServer(t, "127.0.0.1:0", Config{})
+	c := newClient(t, s.Addr())
+	id := c.connect()
+	long := &AnnounceRequest{ConnectionID: id, InfoHash: testHash, Left: 1, NumWant: -1, Port: 1, URLData: bytes.Repeat([]byte("/a"), 2000)}
+	if r := c.announce(long); r.Leechers != 1 {
+		t.Fatalf("announce of %d bytes: %d leechers, want 1", len(AppendAnnounceRequest(nil, long)), r.Leechers)
+	}
+	scrape := AppendScrapeRequest(nil, &ScrapeRequest{ConnectionID: id, TransactionID: 3, InfoHashes: make([]swarm.InfoHash, 200)})
+	if msg := c.errorReply(scrape); msg != msgTooManyHashes {
+		t.Fatalf("scrape of %d bytes: error %q", len(scrape), msg)
 	}
 }
