@@ -57,6 +57,7 @@ type Settings struct {
 	MaxTorrents  int
 	MaxPeers     int
 	AllowIPField bool
+	DecoyPeers   int
 
 	Snapshot         string
 	SnapshotInterval time.Duration
@@ -145,6 +146,8 @@ var directives = []directive{
 		set: intSetter(func(s *Settings) *int { return &s.MaxPeers }, 0, 1<<40), def: intDef(func(s *Settings) int { return s.MaxPeers })},
 	{key: "tracker.allow_ip_field", flag: "allow-ip-field", arg: "bool", usage: "honour the client-supplied ip (UDP announce field); lets clients register other addresses",
 		set: boolSetter(func(s *Settings) *bool { return &s.AllowIPField }), def: func(s *Settings) string { return strconv.FormatBool(s.AllowIPField) }},
+	{key: "tracker.decoy_peers", flag: "decoy-peers", arg: "n", usage: "random addresses mixed into every peer list for plausible deniability; each costs clients a dead connection attempt (0: off)",
+		set: intSetter(func(s *Settings) *int { return &s.DecoyPeers }, 0, 50), def: intDef(func(s *Settings) int { return s.DecoyPeers })},
 	{key: "snapshot.path", flag: "snapshot", arg: "file", usage: "state file loaded at start, written periodically and at exit (\"off\" disables)",
 		set: func(s *Settings, v string) error { s.Snapshot = v; return nil }, def: func(s *Settings) string { return s.Snapshot }},
 	{key: "snapshot.interval", flag: "snapshot-interval", arg: "duration", usage: "how often the state file is written",

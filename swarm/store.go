@@ -30,6 +30,12 @@ type Config struct {
 	// MaxTorrents and MaxPeers bound memory; 0 means no bound.
 	MaxTorrents int
 	MaxPeers    int
+	// DecoyPeers is how many random addresses of the requester's family are
+	// mixed into every peer list (plausible deniability: an address seen in
+	// a peer list proves nothing). Each decoy takes the place of a real
+	// peer when the swarm could fill numwant, and costs the client one
+	// connection attempt that goes nowhere. Default 0 (off).
+	DecoyPeers int
 }
 
 // Defaults for Config.
@@ -69,7 +75,7 @@ func (c Config) withDefaults() (Config, error) {
 		return c, fmt.Errorf("swarm: peer timeout %v: must be at least 1s", c.PeerTimeout)
 	case c.CleanInterval < 0 || c.CleanInterval > c.PeerTimeout:
 		return c, fmt.Errorf("swarm: clean interval %v: must be positive and at most the peer timeout %v", c.CleanInterval, c.PeerTimeout)
-	case c.MaxNumWant < 0 || c.MaxTorrents < 0 || c.MaxPeers < 0 || c.TorrentTimeout < 0:
+	case c.MaxNumWant < 0 || c.MaxTorrents < 0 || c.MaxPeers < 0 || c.TorrentTimeout < 0 || c.DecoyPeers < 0:
 		return c, fmt.Errorf("swarm: negative limit in %+v", c)
 	}
 	return c, nil
@@ -278,7 +284,16 @@ func (s *Store) Announce(a *Announce, want Family, dst Peers) (Peers, Counts, er
 		rec = (*v)[i*rl : (i+1)*rl]
 	}
 
-	dst = t.pick(dst, min(a.NumWant, s.cfg.MaxNumWant), want, rec, rl)
+	numwant := min(a.NumWant, s.cfg.MaxNumWant)
+	decoys := min(s.cfg.DecoyPeers, numwant)
+	dst = t.pick(dst, numwant-decoys, want, rec, rl)
+	if decoys > 0 {
+		if rl == recLen4 {
+			dst.V4 = addDecoys(dst.V4, decoys, PeerLen4)
+		} else {
+			dst.V6 = addDecoys(dst.V6, decoys, PeerLen6)
+		}
+	}
 	return dst, t.counts(), nil
 }
 

@@ -416,3 +416,38 @@ func BenchmarkMemoryPerPeer(b *testing.B) {
 		})
 	}
 }
+
+func TestDecoyPeers(t *testing.T) {
+	s := newStore(t, Config{DecoyPeers: 3})
+	h := hashN(1)
+	real := map[netip.AddrPort]bool{}
+	for i := range 100 {
+		real[addr4(i, 1)] = true
+		announce(t, s, Announce{InfoHash: h, Addr: addr4(i, 1), Left: 1}, FamilyBoth)
+	}
+	for _, family := range []Family{FamilyV4, FamilyV6} {
+		self := addr4(7, 1)
+		if family == FamilyV6 {
+			self = addr6(7, 1)
+			announce(t, s, Announce{InfoHash: h, Addr: addr6(8, 1), Left: 1}, FamilyBoth)
+			real[addr6(8, 1)] = true
+		}
+		peers, c := announce(t, s, Announce{InfoHash: h, Addr: self, Left: 1, NumWant: 20}, family)
+		decoys := 0
+		for _, p := range peers {
+			if !real[p] {
+				decoys++
+				a := p.Addr()
+				if !a.IsGlobalUnicast() || a.IsPrivate() || p.Port() < 1024 || FamilyOf(a) != family {
+					t.Errorf("implausible decoy %v", p)
+				}
+			}
+		}
+		if decoys != 3 {
+			t.Errorf("%v: %d decoys among %d peers, want 3", family, decoys, len(peers))
+		}
+		if family == FamilyV4 && (len(peers) != 20 || c.Leechers != 100) {
+			t.Errorf("decoys must take the place of real peers within numwant and not change counts: %d peers, %+v", len(peers), c)
+		}
+	}
+}

@@ -66,6 +66,7 @@ func run(s *config.Settings, log *slog.Logger) error {
 		MaxNumWant:  s.MaxNumWant,
 		MaxTorrents: s.MaxTorrents,
 		MaxPeers:    s.MaxPeers,
+		DecoyPeers:  s.DecoyPeers,
 	})
 	if err != nil {
 		return err
