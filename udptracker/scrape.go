@@ -42,9 +42,10 @@ type ScrapeRequest struct {
 	InfoHashes    []swarm.InfoHash
 }
 
-// ParseScrapeRequest reads a scrape into r. A body that is not a whole
-// number of hashes fails with ErrScrapeLength, more than MaxScrapeHashes
-// with ErrTooManyHashes (before any hash is copied).
+// ParseScrapeRequest reads a scrape into r. A body longer than
+// MaxScrapeHashes hashes fails with ErrTooManyHashes (before any hash is
+// copied), a shorter one that is not a whole number of hashes with
+// ErrScrapeLength.
 func ParseScrapeRequest(b []byte, r *ScrapeRequest) error {
 	h, err := ParseHeader(b)
 	if err != nil {
@@ -54,11 +55,11 @@ func ParseScrapeRequest(b []byte, r *ScrapeRequest) error {
 		return ErrAction
 	}
 	body := b[requestHeaderLen:]
+	if len(body) > MaxScrapeHashes*len(swarm.InfoHash{}) {
+		return ErrTooManyHashes // ragged or not: a datagram cut at the read buffer is both
+	}
 	if len(body)%len(swarm.InfoHash{}) != 0 {
 		return ErrScrapeLength
-	}
-	if len(body)/len(swarm.InfoHash{}) > MaxScrapeHashes {
-		return ErrTooManyHashes
 	}
 	r.ConnectionID = h.ConnectionID
 	r.TransactionID = h.TransactionID
