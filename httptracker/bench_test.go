@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"log/slog"
@@ -194,5 +195,30 @@ func BenchmarkParseAnnounce(b *testing.B) {
 		if err := parseAnnounce(benchQuery, &req); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// BenchmarkFullScrape measures a full scrape of 100,000 torrents, plain and
+// gzip-compressed, into a writer that discards it.
+func BenchmarkFullScrape(b *testing.B) {
+	store := newTestStore(b, swarm.Config{})
+	for i := range 100000 {
+		var h swarm.InfoHash
+		binary.BigEndian.PutUint32(h[:], uint32(i)*2654435761)
+		store.Announce(&swarm.Announce{InfoHash: h, Addr: netip.MustParseAddrPort("10.0.0.1:1")}, swarm.FamilyBoth, swarm.Peers{})
+	}
+	h := newTestHandler(b, Config{Store: store})
+	for _, enc := range []string{"identity", "gzip"} {
+		b.Run(enc, func(b *testing.B) {
+			r := httptest.NewRequest("GET", "/scrape", nil)
+			r.Header.Set("Accept-Encoding", enc)
+			w := &discardWriter{hdr: http.Header{}}
+			b.ReportAllocs()
+			for b.Loop() {
+				w.n = 0
+				h.ServeHTTP(w, r)
+			}
+			b.ReportMetric(float64(w.n), "bytes/scrape")
+		})
 	}
 }

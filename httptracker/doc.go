@@ -66,6 +66,13 @@
 // known, allowed torrent in hash order; unknown hashes are left out, as
 // opentracker does.
 //
+// A full scrape lists every allowed torrent, sorted by hash, chunked, and
+// gzip-compressed when Accept-Encoding allows gzip (parsed properly: q=0
+// refuses it; opentracker only searches the request for "gzip"). At most
+// Config.MaxFullScrapes run at once; more get 503 with Retry-After. Because
+// the store's shards are not in hash order, a full scrape holds a sorted
+// copy of 32 bytes per torrent while it is sent (fullscrape.go).
+//
 // # Errors
 //
 // A request that parses but cannot be served is answered with HTTP 200 and
