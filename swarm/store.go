@@ -36,6 +36,16 @@ type Config struct {
 	// peer when the swarm could fill numwant, and costs the client one
 	// connection attempt that goes nowhere. Default 0 (off).
 	DecoyPeers int
+	// Sink, if set, sees every announce the store accepted.
+	Sink Sink
+}
+
+// Sink receives every announce the store accepted, from the goroutine that
+// made it, after the store's lock is released: cluster sync, logs and stats
+// see announces the same way whatever frontend took them. Announced must not
+// block; a sink that queues work bounds its queue and counts what it drops.
+type Sink interface {
+	Announced(a Announce)
 }
 
 // Defaults for Config.
@@ -190,6 +200,14 @@ func packKey(k *[PeerLen6]byte, addr netip.AddrPort) ([]byte, int) {
 // the families in want to dst. A stopped announce removes the peer and
 // returns no peers. The returned counts include the announcer.
 func (s *Store) Announce(a *Announce, want Family, dst Peers) (Peers, Counts, error) {
+	dst, c, err := s.announce(a, want, dst)
+	if err == nil && s.cfg.Sink != nil {
+		s.cfg.Sink.Announced(*a) // after the shard lock is released
+	}
+	return dst, c, err
+}
+
+func (s *Store) announce(a *Announce, want Family, dst Peers) (Peers, Counts, error) {
 	if !a.Addr.IsValid() || a.Addr.Addr().IsUnspecified() {
 		return dst, Counts{}, ErrInvalidAddr
 	}

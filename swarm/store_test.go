@@ -451,3 +451,18 @@ func TestDecoyPeers(t *testing.T) {
 		}
 	}
 }
+
+type recordingSink struct{ got []Announce }
+
+func (r *recordingSink) Announced(a Announce) { r.got = append(r.got, a) }
+
+func TestSinkSeesAcceptedAnnounces(t *testing.T) {
+	sink := &recordingSink{}
+	s := newStore(t, Config{Sink: sink, MaxTorrents: 1})
+	announce(t, s, Announce{InfoHash: hashN(1), Addr: addr4(1, 1), Event: EventStarted}, FamilyBoth)
+	announce(t, s, Announce{InfoHash: hashN(1), Addr: addr4(1, 1), Event: EventStopped}, FamilyBoth)
+	s.Announce(&Announce{InfoHash: hashN(2), Addr: addr4(1, 1)}, FamilyBoth, Peers{}) // refused: torrent limit
+	if len(sink.got) != 2 || sink.got[0].Event != EventStarted || sink.got[1].Event != EventStopped {
+		t.Fatalf("sink saw %+v, want the started and stopped announces only", sink.got)
+	}
+}
