@@ -22,6 +22,7 @@ func ParseArgs(args []string, out io.Writer) (*Settings, error) {
 	fs := flag.NewFlagSet("herald", flag.ContinueOnError)
 	fs.SetOutput(out)
 	bindIP := "::"
+	argOf := map[string]string{} // flag name -> what its value is, for -h
 	listenOn := func(tcp, udp bool) func(string) error {
 		return func(v string) error {
 			port, err := strconv.ParseUint(v, 10, 16)
@@ -33,8 +34,8 @@ func ParseArgs(args []string, out io.Writer) (*Settings, error) {
 			return nil
 		}
 	}
-	fs.Func("f", "read config file `file` (opentracker format; repeatable, applied in order)", s.ParseFile)
-	fs.Func("i", "bind `ip` for the -p and -P flags that follow (default ::, dual stack)", func(v string) error {
+	fs.Func("f", "read a config file (opentracker format; repeatable, applied in order)", s.ParseFile)
+	fs.Func("i", "bind this address for the -p and -P flags that follow (default ::, dual stack)", func(v string) error {
 		a, err := netip.ParseAddr(strings.Trim(v, "[]"))
 		if err != nil {
 			return fmt.Errorf("%q is not an IP address", v)
@@ -42,9 +43,9 @@ func ParseArgs(args []string, out io.Writer) (*Settings, error) {
 		bindIP = a.String()
 		return nil
 	})
-	fs.Func("p", "serve HTTP on `port` at the -i address (repeatable)", listenOn(true, false))
-	fs.Func("P", "serve UDP on `port` at the -i address (repeatable)", listenOn(false, true))
-	fs.Func("A", "bless `ip[/bits]`: it may read stats and is a trusted proxy (repeatable)", func(v string) error {
+	fs.Func("p", "serve HTTP on this port at the -i address (repeatable)", listenOn(true, false))
+	fs.Func("P", "serve UDP on this port at the -i address (repeatable)", listenOn(false, true))
+	fs.Func("A", "bless a network: it may read stats and is a trusted proxy (repeatable)", func(v string) error {
 		p, err := ParsePrefix(v)
 		if err != nil {
 			return err
@@ -62,9 +63,13 @@ func ParseArgs(args []string, out io.Writer) (*Settings, error) {
 	}
 	for _, sf := range short {
 		d := lookup(sf.key)
-		fs.Func(sf.name, "same as `"+sf.arg+"` in config directive "+sf.key, func(v string) error { return d.set(&s, v) })
+		argOf[sf.name] = sf.arg
+		fs.Func(sf.name, "same as config directive "+sf.key, func(v string) error { return d.set(&s, v) })
 	}
-	fs.Func("l", "import an opentracker statedump `file` (completed counts) at start", func(v string) error { s.Statedump = v; return nil })
+	for name, arg := range map[string]string{"f": "file", "i": "ip", "p": "port", "P": "port", "A": "ip[/bits]", "l": "file"} {
+		argOf[name] = arg
+	}
+	fs.Func("l", "import an opentracker statedump (completed counts) at start", func(v string) error { s.Statedump = v; return nil })
 	fs.BoolFunc("v", "print the version and exit", func(string) error { s.ShowVersion = true; return nil })
 	for i := range directives {
 		d := &directives[i]
@@ -75,11 +80,14 @@ func ParseArgs(args []string, out io.Writer) (*Settings, error) {
 		if d.def != nil {
 			usage += fmt.Sprintf(" (default %s)", d.def(&s))
 		}
-		fs.Func(d.flag, "`"+d.arg+"`: "+usage, func(v string) error { return d.set(&s, v) })
+		argOf[d.flag] = d.arg
+		fs.Func(d.flag, usage, func(v string) error { return d.set(&s, v) })
 	}
 	fs.Usage = func() {
 		fmt.Fprintf(out, "Usage: herald [flags]\n\nWith no flags herald serves HTTP and UDP on %s. Flags apply in order.\n\n", DefaultListen)
-		fs.PrintDefaults()
+		fs.VisitAll(func(f *flag.Flag) {
+			fmt.Fprintf(out, "  -%s %s\n    \t%s\n", f.Name, argOf[f.Name], f.Usage)
+		})
 	}
 	if err := fs.Parse(args); err != nil {
 		return nil, err
