@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -162,4 +163,29 @@ func unwrapAll(err error) []error {
 		return j.Unwrap()
 	}
 	return []error{err}
+}
+
+var directiveLine = regexp.MustCompile(`^# [a-z0-9_]+\.[a-z0-9_.]+ \S`)
+
+// The shipped example parses, and names every directive herald has.
+func TestShippedExample(t *testing.T) {
+	data, err := os.ReadFile("../docs/herald.conf.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var uncommented strings.Builder
+	for _, line := range strings.Split(string(data), "\n") {
+		if directiveLine.MatchString(line) {
+			uncommented.WriteString(line[2:] + "\n")
+		}
+	}
+	s := Defaults()
+	if err := s.Parse("herald.conf.example", strings.NewReader(uncommented.String())); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range directives {
+		if !strings.Contains(string(data), d.key+" ") {
+			t.Errorf("example does not show %s", d.key)
+		}
+	}
 }
