@@ -234,6 +234,20 @@ func TestSwarmEndToEnd(t *testing.T) {
 	if len(files) != 1 || fmt.Sprint(files[string(h[:])]) != fmt.Sprint(want) {
 		t.Errorf("scrape files %v, want only %x: %v", files, h, want)
 	}
+	// Two IPv6 peers of another torrent see each other in peers6, beside an
+	// empty peers.
+	h6 := swarm.InfoHash{6}
+	d := newPeer(t, srv6.Addr(), "::1", 1004)
+	c.announce(h6, "&left=1")
+	r = d.announce(h6, "&left=1")
+	if got := peersOf(t, r); !slices.Equal(got, []string{"[::1]:1003"}) || r["peers"] != "" {
+		t.Errorf("second IPv6 peer sees %v (peers %q), want [::1]:1003 in peers6 only", got, r["peers"])
+	}
+	r = c.announce(h6, "&left=1")
+	if got := peersOf(t, r); !slices.Equal(got, []string{"[::1]:1004"}) {
+		t.Errorf("first IPv6 peer sees %v, want [::1]:1004", got)
+	}
+
 	if st := srv4.Stats(); st.Announces != 8 || st.Scrapes != 1 || st.AnnounceFailures != 0 {
 		t.Errorf("IPv4 server stats %+v", st)
 	}
