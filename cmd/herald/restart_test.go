@@ -256,3 +256,46 @@ func TestKillDuringSnapshotKeepsPrevious(t *testing.T) {
 		t.Fatalf("stale temporary files left after restart: %v", tmps)
 	}
 }
+
+// Issue 7: a damaged snapshot is moved aside, not deleted, and herald
+// starts empty and serves.
+func TestDamagedSnapshotMovedAside(t *testing.T) {
+	for name, content := range map[string][]byte{
+		"garbage":   []byte("this is not a snapshot"),
+		"truncated": nil, // filled below from a real snapshot
+		"future":    nil,
+	} {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			snap := filepath.Join(dir, "state")
+			if content == nil {
+				store, _ := swarm.New(swarm.Config{})
+				store.Announce(&swarm.Announce{InfoHash: hashOf(1), Addr: netip.MustParseAddrPort("10.0.0.1:1")}, 0, swarm.Peers{})
+				if _, err := snapshot.Save(snap, store, time.Now()); err != nil {
+					t.Fatal(err)
+				}
+				content, _ = os.ReadFile(snap)
+				if name == "truncated" {
+					content = content[:len(content)-3]
+				} else {
+					content[9] = 99 // version
+				}
+			}
+			os.WriteFile(snap, content, 0o600)
+			h := startHerald(t, freePort(t), "-snapshot", snap)
+			aside, _ := filepath.Glob(snap + ".bad-*")
+			if len(aside) != 1 {
+				t.Fatalf("damaged snapshot not moved aside: %v", aside)
+			}
+			if kept, _ := os.ReadFile(aside[0]); string(kept) != string(content) {
+				t.Fatal("the moved-aside file differs from the damaged snapshot")
+			}
+			if !strings.Contains(h.log.String(), "snapshot unusable, moved aside") {
+				t.Errorf("no clear log line:\n%s", h.log)
+			}
+			if d := get(t, announceURL(h.base, hashOf(1), 5, 1, 50)); d["incomplete"] != int64(1) {
+				t.Errorf("herald did not start empty: %v", d)
+			}
+		})
+	}
+}
