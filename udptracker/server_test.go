@@ -15,7 +15,7 @@ import (
 
 // startServer boots a Server on addr with a fresh store and stops it when
 // the test ends, failing the test if Serve does not return cleanly.
-func startServer(t *testing.T, addr string, cfg Config) *Server {
+func startServer(t testing.TB, addr string, cfg Config) *Server {
 	t.Helper()
 	if cfg.Store == nil {
 		store, err := swarm.New(swarm.Config{})
