@@ -73,7 +73,7 @@ func TestLibtorrentDownloadOpentracker(t *testing.T) {
 			// Debian's build only serves info hashes on its whitelist, read at
 			// start, so the torrent is made first.
 			dir := t.TempDir()
-			data, dataFile := writePayload(t, dir)
+			data, dataFile := writePayload(t, dir, 1<<20)
 			port := freePort(t, "127.0.0.1")
 			addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 			torrent := filepath.Join(dir, "payload.torrent")
@@ -86,7 +86,7 @@ func TestLibtorrentDownloadOpentracker(t *testing.T) {
 
 func testLibtorrentTransfer(t *testing.T, trackerURL, bindIP, scrapeAddr string) {
 	dir := t.TempDir()
-	data, dataFile := writePayload(t, dir)
+	data, dataFile := writePayload(t, dir, 1<<20)
 	torrent := filepath.Join(dir, "payload.torrent")
 	infoHash := makeTorrent(t, torrent, dataFile, trackerURL)
 	transferAndCheck(t, dir, torrent, data, bindIP, scrapeAddr, infoHash)
@@ -121,10 +121,10 @@ func checkDownload(t *testing.T, path string, want []byte) {
 	}
 }
 
-// writePayload writes 1 MiB of random bytes to dir/seed/payload.bin.
-func writePayload(t *testing.T, dir string) ([]byte, string) {
+// writePayload writes size random bytes to dir/seed/payload.bin.
+func writePayload(t *testing.T, dir string, size int) ([]byte, string) {
 	t.Helper()
-	data := make([]byte, 1<<20)
+	data := make([]byte, size)
 	rand.Read(data)
 	path := filepath.Join(dir, "seed", "payload.bin")
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
@@ -237,41 +237,66 @@ func (p *peerProcess) stop(t *testing.T) {
 	}
 }
 
-// wantScrapeHTTP scrapes one info hash over HTTP and checks its counts.
+// wantScrapeHTTP scrapes one info hash over HTTP until its counts are the
+// wanted ones, for up to 10 s: clients send some announces, such as
+// "completed", a moment after the event a test waits for.
 func wantScrapeHTTP(t *testing.T, addr string, infoHash [20]byte, when string, complete, incomplete, downloaded int64) {
 	t.Helper()
+	want := scrapeCounts{complete, incomplete, downloaded}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		got, err := scrapeHTTP(addr, infoHash)
+		if err == nil && got == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			if err != nil {
+				t.Fatalf("scrape %s: %v", when, err)
+			}
+			t.Fatalf("scrape %s: complete, incomplete, downloaded = %v, want %v", when, got, want)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+type scrapeCounts struct{ complete, incomplete, downloaded int64 }
+
+func scrapeHTTP(addr string, infoHash [20]byte) (scrapeCounts, error) {
 	var q strings.Builder
 	for _, b := range infoHash {
 		fmt.Fprintf(&q, "%%%02X", b)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, "GET", "http://"+addr+"/scrape?info_hash="+q.String(), nil)
 	if err != nil {
-		t.Fatal(err)
+		return scrapeCounts{}, err
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		t.Fatalf("scrape %s: %v", when, err)
+		return scrapeCounts{}, err
 	}
 	body, err := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	if err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("scrape %s: status %s, %v, body %q", when, resp.Status, err, body)
+		return scrapeCounts{}, fmt.Errorf("status %s, %v, body %q", resp.Status, err, body)
 	}
 	v, err := bencode.Decode(body)
 	if err != nil {
-		t.Fatalf("scrape %s: %v in %q", when, err, body)
+		return scrapeCounts{}, fmt.Errorf("%w in %q", err, body)
 	}
 	files, _ := v.(map[string]any)["files"].(map[string]any)
 	counts, ok := files[string(infoHash[:])].(map[string]any)
 	if !ok {
-		t.Fatalf("scrape %s: no entry for the info hash in %q", when, body)
+		return scrapeCounts{}, fmt.Errorf("no entry for the info hash in %q", body)
 	}
-	got := [3]any{counts["complete"], counts["incomplete"], counts["downloaded"]}
-	if want := [3]any{complete, incomplete, downloaded}; got != want {
-		t.Errorf("scrape %s: complete, incomplete, downloaded = %v, want %v", when, got, want)
+	c := scrapeCounts{}
+	for key, n := range map[string]*int64{"complete": &c.complete, "incomplete": &c.incomplete, "downloaded": &c.downloaded} {
+		if *n, ok = counts[key].(int64); !ok {
+			return scrapeCounts{}, fmt.Errorf("no integer %q in %q", key, body)
+		}
 	}
+	return c, nil
 }
 
 // startOpentracker runs Debian's opentracker on 127.0.0.1:port (TCP and UDP)
@@ -292,19 +317,7 @@ func startOpentracker(t *testing.T, bin string, port int, infoHash [20]byte) {
 		t.Fatal(err)
 	}
 	p := strconv.Itoa(port)
-	cmd := exec.Command(bin, "-i", "127.0.0.1", "-p", p, "-P", p, "-w", whitelist, "-u", "nobody")
-	var out logBuffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting opentracker: %v", err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-		if t.Failed() {
-			t.Logf("opentracker output:\n%s", out.String())
-		}
-	})
+	ot := startProcess(t, dir, bin, "-i", "127.0.0.1", "-p", p, "-P", p, "-w", whitelist, "-u", "nobody")
 	addr := net.JoinHostPort("127.0.0.1", p)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -313,8 +326,8 @@ func startOpentracker(t *testing.T, bin string, port int, infoHash [20]byte) {
 			conn.Close()
 			return
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("opentracker did not accept TCP on %s within 10 s: %v\n%s", addr, err, out.String())
+		if !ot.running() || time.Now().After(deadline) {
+			t.Fatalf("opentracker did not accept TCP on %s within 10 s: %v", addr, err)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

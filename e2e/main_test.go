@@ -76,43 +76,104 @@ func (b *logBuffer) String() string {
 	return b.buf.String()
 }
 
-// heraldProcess is one running herald serving HTTP and UDP on one port.
-type heraldProcess struct {
-	// host is the address clients dial: the listen address, or the IPv6
-	// loopback when herald listens on the dual-stack wildcard.
-	host   string
-	port   int
-	listen string // the -listen flag
+// process is a child process whose output is kept for the failure log.
+type process struct {
+	name   string
 	cmd    *exec.Cmd
 	output logBuffer
 	exited chan struct{}
 	err    error // from Wait, valid once exited is closed
 }
 
+// startProcess starts a program in dir. When the test ends it stops the
+// program if it still runs and, if the test failed, logs its output.
+func startProcess(t *testing.T, dir, name string, args ...string) *process {
+	t.Helper()
+	p := &process{name: name, exited: make(chan struct{})}
+	p.cmd = exec.Command(name, args...)
+	p.cmd.Dir = dir
+	p.cmd.Stdout = &p.output
+	p.cmd.Stderr = &p.output
+	if err := p.cmd.Start(); err != nil {
+		t.Fatalf("starting %s: %v", name, err)
+	}
+	go func() {
+		p.err = p.cmd.Wait()
+		close(p.exited)
+	}()
+	t.Cleanup(func() {
+		p.terminate()
+		if t.Failed() {
+			t.Logf("%s %q output:\n%s", filepath.Base(name), args, p.output.String())
+		}
+	})
+	return p
+}
+
+// terminate sends SIGTERM, waits up to 10 s, then kills. It reports whether
+// the process exited within that time.
+func (p *process) terminate() bool { return p.signal(syscall.SIGTERM) }
+
+// signal sends sig, waits up to 10 s, then kills. It reports whether the
+// process exited within that time.
+func (p *process) signal(sig os.Signal) bool {
+	select {
+	case <-p.exited:
+		return true
+	default:
+	}
+	p.cmd.Process.Signal(sig)
+	select {
+	case <-p.exited:
+		return true
+	case <-time.After(10 * time.Second):
+		p.cmd.Process.Kill()
+		<-p.exited
+		return false
+	}
+}
+
+// running reports whether the process has not exited yet.
+func (p *process) running() bool {
+	select {
+	case <-p.exited:
+		return false
+	default:
+		return true
+	}
+}
+
+// heraldProcess is one running herald serving HTTP and UDP on one port.
+type heraldProcess struct {
+	*process
+	// host is the address clients dial: the listen address, or the IPv6
+	// loopback when herald listens on the dual-stack wildcard.
+	host string
+	port int
+}
+
 // startHerald runs herald with -listen on a free port of listenHost
 // ("127.0.0.1", "::1" or "::" for dual stack) and returns once both its HTTP
-// and UDP sides answer. It stops herald when the test ends and fails the
-// test if herald does not exit cleanly on SIGTERM.
+// and UDP sides answer. When the test ends it fails the test unless herald
+// exits cleanly on SIGTERM.
 func startHerald(t *testing.T, listenHost string) *heraldProcess {
 	t.Helper()
 	port := freePort(t, listenHost)
-	h := &heraldProcess{host: listenHost, port: port, exited: make(chan struct{})}
+	h := &heraldProcess{host: listenHost, port: port}
 	if listenHost == "::" {
 		h.host = "::1"
 	}
-	h.listen = net.JoinHostPort(listenHost, strconv.Itoa(port))
-	h.cmd = exec.Command(heraldBin, "-listen", h.listen, "-log-level", "debug")
-	h.cmd.Dir = t.TempDir() // for any file herald writes, such as a snapshot
-	h.cmd.Stdout = &h.output
-	h.cmd.Stderr = &h.output
-	if err := h.cmd.Start(); err != nil {
-		t.Fatalf("starting herald: %v", err)
-	}
-	go func() {
-		h.err = h.cmd.Wait()
-		close(h.exited)
-	}()
-	t.Cleanup(func() { h.stop(t) })
+	listen := net.JoinHostPort(listenHost, strconv.Itoa(port))
+	// The directory is for any file herald writes, such as a snapshot.
+	h.process = startProcess(t, t.TempDir(), heraldBin, "-listen", listen, "-log-level", "debug")
+	// Runs before startProcess's cleanup, which logs the output on failure.
+	t.Cleanup(func() {
+		if !h.terminate() {
+			t.Errorf("herald did not exit within 10 s of SIGTERM")
+		} else if h.err != nil {
+			t.Errorf("herald did not exit cleanly on SIGTERM: %v", h.err)
+		}
+	})
 	h.waitReady(t)
 	return h
 }
@@ -156,7 +217,7 @@ func (h *heraldProcess) waitReady(t *testing.T) {
 	for {
 		select {
 		case <-h.exited:
-			t.Fatalf("herald exited before serving: %v\n%s", h.err, h.output.String())
+			t.Fatalf("herald exited before serving: %v", h.err)
 		default:
 		}
 		conn, err := net.DialTimeout("tcp", h.addr(), 200*time.Millisecond)
@@ -165,7 +226,7 @@ func (h *heraldProcess) waitReady(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("herald did not accept TCP on %s within 10 s: %v\n%s", h.addr(), err, h.output.String())
+			t.Fatalf("herald did not accept TCP on %s within 10 s: %v", h.addr(), err)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -189,27 +250,8 @@ func (h *heraldProcess) waitReady(t *testing.T) {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("herald did not answer a BEP 15 connect on udp %s within 10 s (last read: %d bytes, %v)\n%s",
-				h.addr(), n, err, h.output.String())
+			t.Fatalf("herald did not answer a BEP 15 connect on udp %s within 10 s (last read: %d bytes, %v)",
+				h.addr(), n, err)
 		}
-	}
-}
-
-func (h *heraldProcess) stop(t *testing.T) {
-	if err := h.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Errorf("sending SIGTERM to herald: %v", err)
-	}
-	select {
-	case <-h.exited:
-		if h.err != nil {
-			t.Errorf("herald did not exit cleanly on SIGTERM: %v", h.err)
-		}
-	case <-time.After(10 * time.Second):
-		h.cmd.Process.Kill()
-		<-h.exited
-		t.Errorf("herald did not exit within 10 s of SIGTERM")
-	}
-	if t.Failed() {
-		t.Logf("herald -listen %s output:\n%s", h.listen, h.output.String())
 	}
 }

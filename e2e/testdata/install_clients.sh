@@ -21,7 +21,7 @@ if ((${#missing[@]} > 0)); then
 	fi
 	echo "install_clients: installing ${missing[*]}"
 	"${sudo[@]}" apt-get update -qq
-	"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+	"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
 # npm ci wipes and reinstalls node_modules, so run it only when the lockfile
