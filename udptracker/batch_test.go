@@ -17,8 +17,8 @@ type fakeConn struct {
 }
 
 func (f *fakeConn) ReadBatch([]message) (int, error) { return 0, net.ErrClosed }
-func (f *fakeConn) LocalAddr() netip.AddrPort         { return netip.AddrPort{} }
-func (f *fakeConn) Close() error                      { return nil }
+func (f *fakeConn) LocalAddr() netip.AddrPort        { return netip.AddrPort{} }
+func (f *fakeConn) Close() error                     { return nil }
 
 func (f *fakeConn) WriteBatch(msgs []message) (int, error) {
 	for i, m := range msgs {

@@ -150,10 +150,10 @@ func Listen(addr string, cfg Config) (*Server, error) {
 			return nil, fmt.Errorf("udptracker: listen %s (socket %d of %d): %w", addr, i+1, cfg.Sockets, err)
 		}
 		if i == 0 {
-			// Port 0 binds a free port; the other sockets join that one.
+			// The other sockets join the first one's address: the port it
+			// was given for port 0, the address a host name resolved to.
 			s.addr = c.LocalAddr()
-			host, _, _ := net.SplitHostPort(addr)
-			addr = net.JoinHostPort(host, fmt.Sprint(s.addr.Port()))
+			addr = s.addr.String()
 		}
 		s.conns = append(s.conns, c)
 	}

@@ -359,6 +359,18 @@ func TestSocketsShareThePort(t *testing.T) {
 	}
 }
 
+// TestListenHostName: sockets after the first bind the address the host
+// name resolved to, so all of them share one address and port.
+func TestListenHostName(t *testing.T) {
+	s := startServer(t, "localhost:0", Config{Sockets: 3})
+	for _, c := range s.conns {
+		if c.LocalAddr() != s.Addr() || !s.Addr().Addr().IsLoopback() {
+			t.Fatalf("socket on %v, server on %v", c.LocalAddr(), s.Addr())
+		}
+	}
+	newClient(t, s.Addr()).connect()
+}
+
 func TestListenErrors(t *testing.T) {
 	store, _ := swarm.New(swarm.Config{})
 	if _, err := Listen("127.0.0.1", Config{Store: store}); err == nil {
