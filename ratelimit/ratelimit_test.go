@@ -1,0 +1,112 @@
+package ratelimit
+
+import (
+	"net/netip"
+	"sync"
+	"testing"
+	"time"
+)
+
+func TestBurstThenRate(t *testing.T) {
+	l, err := New(Config{Rate: 10, Burst: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := netip.MustParseAddr("192.0.2.1")
+	t0 := time.Now()
+	for i := range 5 {
+		if !l.Allow(a, t0) {
+			t.Fatalf("request %d of the burst refused", i)
+		}
+	}
+	if l.Allow(a, t0) {
+		t.Fatal("request beyond the burst allowed")
+	}
+	if !l.Allow(netip.MustParseAddr("192.0.2.2"), t0) {
+		t.Fatal("another client was limited too")
+	}
+	if !l.Allow(a, t0.Add(110*time.Millisecond)) || l.Allow(a, t0.Add(120*time.Millisecond)) {
+		t.Fatal("after 110 ms at 10/s exactly one more request should pass")
+	}
+	if l.Denied() != 2 {
+		t.Fatalf("Denied() = %d, want 2", l.Denied())
+	}
+	for i := range 5 { // a long pause refills up to the burst, no more
+		if !l.Allow(a, t0.Add(time.Hour)) {
+			t.Fatalf("after an hour, request %d refused", i)
+		}
+	}
+	if l.Allow(a, t0.Add(time.Hour)) {
+		t.Fatal("the bucket grew beyond the burst")
+	}
+}
+
+func TestIPv6ClientIsItsSlash64(t *testing.T) {
+	l, _ := New(Config{Rate: 1, Burst: 2})
+	t0 := time.Now()
+	l.Allow(netip.MustParseAddr("2001:db8:1:2::1"), t0)
+	l.Allow(netip.MustParseAddr("2001:db8:1:2:ffff::9"), t0)
+	if l.Allow(netip.MustParseAddr("2001:db8:1:2:abcd::5"), t0) {
+		t.Fatal("a third address in the same /64 was not limited with the other two")
+	}
+	if !l.Allow(netip.MustParseAddr("2001:db8:1:3::1"), t0) {
+		t.Fatal("the next /64 was limited")
+	}
+	if Key(netip.MustParseAddr("::ffff:192.0.2.1")) != Key(netip.MustParseAddr("192.0.2.1")) {
+		t.Fatal("a mapped IPv4 address is a different client")
+	}
+}
+
+// A flood of addresses can't grow the table, and the flooder's own
+// address stays limited while it keeps sending.
+func TestFloodOfAddressesIsBounded(t *testing.T) {
+	l, _ := New(Config{Rate: 1, Burst: 3, Clients: 1024})
+	if len(l.sets)*ways != 1024 {
+		t.Fatalf("table has %d slots, want 1024", len(l.sets)*ways)
+	}
+	t0 := time.Now()
+	hammer := netip.MustParseAddr("198.51.100.7")
+	allowed := 0
+	for i := range 100_000 {
+		addr := netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})
+		now := t0.Add(time.Duration(i) * time.Microsecond)
+		l.Allow(addr, now)
+		if l.Allow(hammer, now) {
+			allowed++
+		}
+	}
+	if allowed > 3+1 { // the burst plus 100 ms of refill at 1/s
+		t.Fatalf("the hammering address got %d requests through a flood of others", allowed)
+	}
+}
+
+func TestConcurrentUse(t *testing.T) {
+	l, _ := New(Config{Rate: 1000, Burst: 10})
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			for i := range 10_000 {
+				l.Allow(netip.AddrFrom4([4]byte{10, 0, byte(g), byte(i)}), time.Now())
+			}
+		})
+	}
+	wg.Wait()
+}
+
+func TestConfigErrors(t *testing.T) {
+	if _, err := New(Config{Rate: 0, Burst: 1}); err == nil {
+		t.Error("zero rate accepted")
+	}
+	if _, err := New(Config{Rate: 1}); err == nil {
+		t.Error("zero burst accepted")
+	}
+}
+
+func BenchmarkAllow(b *testing.B) {
+	l, _ := New(Config{Rate: 1e9, Burst: 1 << 20})
+	now := time.Now()
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		l.Allow(netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)}), now)
+	}
+}
