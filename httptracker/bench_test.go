@@ -33,7 +33,7 @@ func benchStore(b *testing.B) *swarm.Store {
 	return store
 }
 
-const benchQuery = "info_hash=" + "%01%23%45%67%89%ab%cd%ef%01%23%45%67%89%ab%cd%ef%01%23%45%67" +
+const benchQuery = "info_hash=" + q20 +
 	"&peer_id=-TR2940-abcdefghijkl&port=51413&uploaded=0&downloaded=0&left=100&numwant=50&key=0A1B2C3D&compact=1"
 
 // discardWriter is a ResponseWriter that keeps nothing, to measure the

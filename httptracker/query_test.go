@@ -12,33 +12,37 @@ import (
 
 // hash20 is a 20-byte info_hash with bytes that must be escaped; q20 is its
 // escaped form as clients send it.
-var (
-	hash20 = swarm.InfoHash{0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef, 0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef, 0x01, 0x23, 0x45, 0x67}
-	q20    = "%01%23%45%67%89%ab%cd%ef%01%23%45%67%89%ab%cd%ef%01%23%45%67"
-)
+var hash20 = swarm.InfoHash{0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef, 0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef, 0x01, 0x23, 0x45, 0x67}
+
+const q20 = "%01%23%45%67%89%ab%cd%ef%01%23%45%67%89%ab%cd%ef%01%23%45%67"
+
+const announceBase = "info_hash=" + q20 + "&port=6881"
+
+// parseAnnounceCases and parseAnnounceErrorCases are the scanner's tables;
+// they also seed FuzzParseAnnounce and FuzzParseScrape.
+var parseAnnounceCases = []struct {
+	query string
+	want  announceRequest
+}{
+	// A real Transmission announce.
+	{"info_hash=" + q20 + "&peer_id=-TR2940-abcdefghijkl&port=51413&uploaded=1&downloaded=2&left=100&numwant=80&key=0A1b2C3d&compact=1&supportcrypto=1&event=started",
+		announceRequest{infoHash: hash20, peerID: swarm.PeerID([]byte("-TR2940-abcdefghijkl")), port: 51413, uploaded: 1, downloaded: 2,
+			left: 100, event: swarm.EventStarted, numWant: 80, compact: true, key: 0x0a1b2c3d}},
+	{announceBase, announceRequest{infoHash: hash20, port: 6881, left: leftUnknown, numWant: -1, compact: true, key: 0}},
+	{announceBase + "&left=0&event=completed", announceRequest{infoHash: hash20, port: 6881, event: swarm.EventCompleted, numWant: -1, compact: true}},
+	{announceBase + "&left=-1", announceRequest{infoHash: hash20, port: 6881, left: leftUnknown, numWant: -1, compact: true}},
+	{announceBase + "&left=abc", announceRequest{infoHash: hash20, port: 6881, left: leftUnknown, numWant: -1, compact: true}},
+	{announceBase + "&left=99999999999999999999999", announceRequest{infoHash: hash20, port: 6881, left: leftUnknown, numWant: -1, compact: true}},
+	{announceBase + "&event=stopped&compact=0&numwant=-5", announceRequest{infoHash: hash20, port: 6881, left: leftUnknown, event: swarm.EventStopped, numWant: -1}},
+	{announceBase + "&event=paused&numwant=99999999999&compact=%30", announceRequest{infoHash: hash20, port: 6881, left: leftUnknown, numWant: 1<<31 - 1}},
+	{announceBase + "&compact=00&numwant=0", announceRequest{infoHash: hash20, port: 6881, left: leftUnknown, numWant: 0, compact: true}},
+	// Escaped keys, '+' kept literally, unknown and empty parameters skipped.
+	{"info%5Fhash=" + q20 + "&port=%36881&&ip=1.2.3.4&x=%zz\xff&no_peer_id=1&trackerid&peer_id=+++++++++++++++++++%2b",
+		announceRequest{infoHash: hash20, peerID: swarm.PeerID([]byte(strings.Repeat("+", 20))), port: 6881, left: leftUnknown, numWant: -1, compact: true}},
+}
 
 func TestParseAnnounce(t *testing.T) {
-	base := "info_hash=" + q20 + "&port=6881"
-	for _, tc := range []struct {
-		query string
-		want  announceRequest
-	}{
-		// A real Transmission announce.
-		{"info_hash=" + q20 + "&peer_id=-TR2940-abcdefghijkl&port=51413&uploaded=1&downloaded=2&left=100&numwant=80&key=0A1b2C3d&compact=1&supportcrypto=1&event=started",
-			announceRequest{infoHash: hash20, peerID: swarm.PeerID([]byte("-TR2940-abcdefghijkl")), port: 51413, uploaded: 1, downloaded: 2,
-				left: 100, event: swarm.EventStarted, numWant: 80, compact: true, key: 0x0a1b2c3d}},
-		{base, announceRequest{infoHash: hash20, port: 6881, left: leftUnknown, numWant: -1, compact: true, key: 0}},
-		{base + "&left=0&event=completed", announceRequest{infoHash: hash20, port: 6881, event: swarm.EventCompleted, numWant: -1, compact: true}},
-		{base + "&left=-1", announceRequest{infoHash: hash20, port: 6881, left: leftUnknown, numWant: -1, compact: true}},
-		{base + "&left=abc", announceRequest{infoHash: hash20, port: 6881, left: leftUnknown, numWant: -1, compact: true}},
-		{base + "&left=99999999999999999999999", announceRequest{infoHash: hash20, port: 6881, left: leftUnknown, numWant: -1, compact: true}},
-		{base + "&event=stopped&compact=0&numwant=-5", announceRequest{infoHash: hash20, port: 6881, left: leftUnknown, event: swarm.EventStopped, numWant: -1}},
-		{base + "&event=paused&numwant=99999999999&compact=%30", announceRequest{infoHash: hash20, port: 6881, left: leftUnknown, numWant: 1<<31 - 1}},
-		{base + "&compact=00&numwant=0", announceRequest{infoHash: hash20, port: 6881, left: leftUnknown, numWant: 0, compact: true}},
-		// Escaped keys, '+' kept literally, unknown and empty parameters skipped.
-		{"info%5Fhash=" + q20 + "&port=%36881&&ip=1.2.3.4&x=%zz\xff&no_peer_id=1&trackerid&peer_id=+++++++++++++++++++%2b",
-			announceRequest{infoHash: hash20, peerID: swarm.PeerID([]byte(strings.Repeat("+", 20))), port: 6881, left: leftUnknown, numWant: -1, compact: true}},
-	} {
+	for _, tc := range parseAnnounceCases {
 		var got announceRequest
 		if err := parseAnnounce(tc.query, &got); err != nil {
 			t.Errorf("parseAnnounce(%q): %v", tc.query, err)
@@ -50,33 +54,34 @@ func TestParseAnnounce(t *testing.T) {
 	}
 }
 
+var parseAnnounceErrorCases = []struct {
+	query string
+	want  error
+}{
+	{"", failMissingInfoHash},
+	{"port=6881", failMissingInfoHash},
+	{"info_hash=" + q20, failMissingPort},
+	{"info_hash=abc&port=6881", failInfoHashLength},
+	{"info_hash=" + q20 + "%00&port=6881", failInfoHashLength},
+	{"info_hash=&port=6881", failInfoHashLength},
+	{announceBase + "&info_hash=" + q20, failTwoInfoHashes},
+	{announceBase + "&peer_id=short", failPeerIDLength},
+	{announceBase + "&port=0", failBadPort},
+	{announceBase + "&port=65536", failBadPort},
+	{announceBase + "&port=-1", failBadPort},
+	{announceBase + "&port=http", failBadPort},
+	{announceBase + "&numwant=ten", failBadNumWant},
+	{announceBase + "&numwant=", failBadNumWant},
+	{"info_hash=%0g" + q20[3:] + "&port=6881", malformedEscape},
+	{"info_hash=" + q20[:len(q20)-1], malformedEscape},
+	{announceBase + "&event=%", malformedEscape},
+	{"info_hash=\x80" + q20[3:] + "&port=6881", malformedHighByte},
+	{announceBase + "&peer_id=\xff", malformedHighByte},
+	{"info%zzhash=1", malformedEscape},
+}
+
 func TestParseAnnounceErrors(t *testing.T) {
-	base := "info_hash=" + q20 + "&port=6881"
-	for _, tc := range []struct {
-		query string
-		want  error
-	}{
-		{"", failMissingInfoHash},
-		{"port=6881", failMissingInfoHash},
-		{"info_hash=" + q20, failMissingPort},
-		{"info_hash=abc&port=6881", failInfoHashLength},
-		{"info_hash=" + q20 + "%00&port=6881", failInfoHashLength},
-		{"info_hash=&port=6881", failInfoHashLength},
-		{base + "&info_hash=" + q20, failTwoInfoHashes},
-		{base + "&peer_id=short", failPeerIDLength},
-		{base + "&port=0", failBadPort},
-		{base + "&port=65536", failBadPort},
-		{base + "&port=-1", failBadPort},
-		{base + "&port=http", failBadPort},
-		{base + "&numwant=ten", failBadNumWant},
-		{base + "&numwant=", failBadNumWant},
-		{"info_hash=%0g" + q20[3:] + "&port=6881", malformedEscape},
-		{"info_hash=" + q20[:len(q20)-1], malformedEscape},
-		{base + "&event=%", malformedEscape},
-		{"info_hash=\x80" + q20[3:] + "&port=6881", malformedHighByte},
-		{base + "&peer_id=\xff", malformedHighByte},
-		{"info%zzhash=1", malformedEscape},
-	} {
+	for _, tc := range parseAnnounceErrorCases {
 		var req announceRequest
 		if err := parseAnnounce(tc.query, &req); err != tc.want {
 			t.Errorf("parseAnnounce(%q) = %v, want %v", tc.query, err, tc.want)
@@ -182,7 +187,7 @@ func escapeAll(b []byte) string {
 }
 
 func announceSeeds() []string {
-	return []string{
+	seeds := []string{
 		"info_hash=" + q20 + "&peer_id=-TR2940-abcdefghijkl&port=51413&uploaded=0&downloaded=0&left=100&numwant=80&key=0A1B2C3D&compact=1&event=started",
 		"info_hash=" + q20 + "&port=6881&left=0&event=completed&compact=0&no_peer_id=1",
 		"info_hash=" + q20 + "&port=6881&event=stopped&numwant=-1&key=abc",
@@ -191,6 +196,13 @@ func announceSeeds() []string {
 		"info_hash=%0g&port=1", "info_hash=\x80", "port=65536", "numwant=ten", "info_hash=" + q20 + "&numwant=99999999999999999999999999&port=1",
 		"", "&", "=", "&&==&",
 	}
+	for _, tc := range parseAnnounceCases {
+		seeds = append(seeds, tc.query)
+	}
+	for _, tc := range parseAnnounceErrorCases {
+		seeds = append(seeds, tc.query)
+	}
+	return seeds
 }
 
 // FuzzParseAnnounce checks that the query scanner never panics, returns
