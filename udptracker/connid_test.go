@@ -88,6 +88,7 @@ func BenchmarkConnID(b *testing.B) {
 	now := time.Now().Unix()
 	b.Run("issue", func(b *testing.B) {
 		b.ReportAllocs()
+		defer reportCPU(b)()
 		var sink uint64
 		for b.Loop() {
 			sink += ids.issue(client, now)
@@ -96,6 +97,7 @@ func BenchmarkConnID(b *testing.B) {
 	})
 	b.Run("valid", func(b *testing.B) {
 		b.ReportAllocs()
+		defer reportCPU(b)()
 		id := ids.issue(client, now)
 		for b.Loop() {
 			if !ids.valid(id, client, now) {

@@ -378,6 +378,7 @@ func BenchmarkServe(b *testing.B) {
 		p := pkts[name]
 		b.Run(name, func(b *testing.B) {
 			b.ReportAllocs()
+			defer reportCPU(b)()
 			for b.Loop() {
 				if len(h.serve(dst, p.pkt, p.from, testNow)) == 0 {
 					b.Fatal("no reply")

@@ -1,0 +1,8 @@
+//go:build !unix
+
+package udptracker
+
+import "testing"
+
+// reportCPU reports nothing where getrusage is missing.
+func reportCPU(*testing.B) (stop func()) { return func() {} }
