@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -49,11 +50,16 @@ type fillResult struct {
 	ScrapeErrors uint64  `json:"scrape_errors"`
 }
 
-// fill announces every peer once (event started, numwant 0; 3 in 4 are
-// seeders), one socket per source address, re-sending any announce that
-// gets no valid reply, then scrapes every torrent to count the peers the
-// tracker holds.
-func fill(cfg fillConfig) (fillResult, counters, error) {
+// fillNumWant is the numwant of fill announces. BEP 15 reserves -1 for
+// "default", so 0 should mean no peers, but some trackers (herald at the
+// time of writing, 2026-11-25) read 0 as the default; 1 keeps replies small
+// and valid everywhere.
+const fillNumWant = 1
+
+// fill announces every peer once (event started; 3 in 4 are seeders), one
+// socket per source address, re-sending any announce the tracker may not
+// have stored, then scrapes every torrent to count the peers it holds.
+func fill(ctx context.Context, cfg fillConfig) (fillResult, counters, error) {
 	res := fillResult{Peers: cfg.peers, Torrents: cfg.torrents}
 	need := (cfg.peers + fillPortsPerAddr - 1) / fillPortsPerAddr
 	if need > len(cfg.sources) {
@@ -73,7 +79,7 @@ func fill(cfg fillConfig) (fillResult, counters, error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c, retries, err := fillFrom(cfg, cfg.sources[j], lo, hi, hashes, peerLen)
+			c, retries, err := fillFrom(ctx, cfg, cfg.sources[j], lo, hi, hashes, peerLen)
 			mu.Lock()
 			defer mu.Unlock()
 			total.merge(&c)
@@ -102,8 +108,12 @@ type fillSlot struct {
 
 // fillFrom loads peers lo..hi-1 from one source address with up to
 // cfg.window announces in flight. It is a single goroutine: it sends until
-// the window is full, then reads one reply and repeats.
-func fillFrom(cfg fillConfig, src netip.Addr, lo, hi int, hashes [][20]byte, peerLen int) (counters, uint64, error) {
+// the window is full, then reads one reply and repeats. An announce is sent
+// again after a timeout, an error packet or a reply too short to be an
+// accepted announce; a reply that is well formed but invalid otherwise (say,
+// too many peers) still means the peer was stored, so it only counts as an
+// error.
+func fillFrom(ctx context.Context, cfg fillConfig, src netip.Addr, lo, hi int, hashes [][20]byte, peerLen int) (counters, uint64, error) {
 	var c counters
 	var retries uint64
 	conn, err := dialUDP(src, cfg.target)
@@ -125,7 +135,14 @@ func fillFrom(cfg fillConfig, src netip.Addr, lo, hi int, hashes [][20]byte, pee
 	next, done := lo, 0
 	buf := make([]byte, 0, udpAnnounceLen)
 	rbuf := make([]byte, 4096)
+	progress := time.Now()
 	for done < hi-lo {
+		if err := ctx.Err(); err != nil {
+			return c, retries, fmt.Errorf("fill from %v: %w", src, err)
+		}
+		if time.Since(progress) > 10*cfg.timeout {
+			return c, retries, fmt.Errorf("fill from %v: no announce accepted for %v (errors %v)", src, 10*cfg.timeout, c.errors)
+		}
 		if time.Since(connAt) > connIDLifetime {
 			if connID, err = connectSync(conn, cfg.timeout); err != nil {
 				return c, retries, fmt.Errorf("fill from %v: %w", src, err)
@@ -155,7 +172,7 @@ func fillFrom(cfg fillConfig, src netip.Addr, lo, hi int, hashes [][20]byte, pee
 				peerID:   peerID(k),
 				left:     l,
 				event:    udpEventStarted,
-				numWant:  0,
+				numWant:  fillNumWant,
 				port:     port,
 			})
 			if _, err := conn.Write(buf); err != nil {
@@ -175,19 +192,24 @@ func fillFrom(cfg fillConfig, src netip.Addr, lo, hi int, hashes [][20]byte, pee
 			s := &slots[i]
 			s.busy = false
 			free = append(free, i)
-			kind, _ := checkUDPReply(rbuf[:n], udpExpect{action: udpActionAnnounce, numWant: 0}, peerLen)
-			if kind != errNone {
+			kind, _ := checkUDPReply(rbuf[:n], udpExpect{action: udpActionAnnounce, numWant: fillNumWant}, peerLen)
+			switch kind {
+			case errNone:
+				c.valid[kindAnnounce]++
+				c.latency.record(time.Since(s.sent))
+			case errTrackerError, errSize, errAction:
 				c.errors[kind]++
 				todo = append(todo, s.k)
 				retries++
 				if kind == errTrackerError {
 					connAt = time.Time{} // fetch a new connection id
 				}
-				break
+				continue
+			default:
+				c.errors[kind]++
 			}
-			c.valid[kindAnnounce]++
-			c.latency.record(time.Since(s.sent))
 			done++
+			progress = time.Now()
 		case errors.Is(err, os.ErrDeadlineExceeded):
 		default:
 			c.errors[errRecv]++

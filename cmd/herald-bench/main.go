@@ -301,7 +301,7 @@ func runFill(ctx context.Context, o *options, target netip.AddrPort, sources []n
 			return err
 		}
 	}
-	fr, c, err := fill(cfg)
+	fr, c, err := fill(ctx, cfg)
 	if err != nil {
 		return err
 	}

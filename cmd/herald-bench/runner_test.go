@@ -186,7 +186,7 @@ func TestUDPRunnerOpenLoopKeepsRate(t *testing.T) {
 
 func TestFillLoadsEveryPeerDespiteDrops(t *testing.T) {
 	ft := startFakeTracker(t, 0, 50)
-	res, c, err := fill(fillConfig{
+	res, c, err := fill(context.Background(), fillConfig{
 		target: ft.addr(), sources: []netip.Addr{netip.MustParseAddr("127.0.0.1")},
 		peers: 3000, torrents: 100, window: 16, timeout: 200 * time.Millisecond, seed: 1,
 	})
@@ -206,7 +206,7 @@ func TestFillLoadsEveryPeerDespiteDrops(t *testing.T) {
 
 func TestFillNeedsEnoughSourceAddresses(t *testing.T) {
 	ft := startFakeTracker(t, 0, 0)
-	_, _, err := fill(fillConfig{
+	_, _, err := fill(context.Background(), fillConfig{
 		target: ft.addr(), sources: []netip.Addr{netip.MustParseAddr("127.0.0.1")},
 		peers: 2 * fillPortsPerAddr, torrents: 100, window: 16, timeout: time.Second, seed: 1,
 	})
