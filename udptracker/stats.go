@@ -6,7 +6,7 @@ import "sync/atomic"
 // counts into its own cache line; Stats sums them.
 type Stats struct {
 	Connects  uint64 // connect requests answered
-	Announces uint64 // announces answered with peers
+	Announces uint64 // announces answered (action 1)
 	Scrapes   uint64 // scrapes answered
 	// Errors is the number of BEP 15 error packets sent, the sum of the
 	// four causes below.
