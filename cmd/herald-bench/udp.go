@@ -15,7 +15,7 @@ import (
 
 // maxLag is how far an open-loop sender may fall behind its schedule before
 // it skips requests rather than sending them in a burst.
-const maxLag = float64(10 * time.Millisecond)
+const maxLag = float64(50 * time.Millisecond)
 
 // connIDLifetime is how long the generator reuses a connection id. BEP 15
 // lets a client use one for a minute after receiving it; refreshing at 55 s
