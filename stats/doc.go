@@ -1,0 +1,67 @@
+// Package stats is herald's observability: opentracker's /stats page,
+// Prometheus metrics and a live dashboard, all read from one Snapshot of
+// the store and the frontends' atomic counters. Nothing here runs per
+// tracker request: the frontends count with atomic adds (and, once they time
+// requests, Histogram.Observe), and the monitor reads those when asked.
+//
+// # Wiring
+//
+// cmd/herald builds a Monitor from Sources (the store, every HTTP and UDP
+// frontend), starts Run for the dashboard's sampler, and the HTTP frontend
+// routes its stats path, MetricsPath and DashboardPath (with everything
+// under it) to Handler, passing the client address it trusts.
+//
+// # Access
+//
+// Only clients in Config.Nets (opentracker's access.stats and -A) are
+// served, on every path including /metrics; everyone else gets 403, as
+// opentracker built with WANT_RESTRICT_STATS (Debian's build).
+//
+// # /stats
+//
+// GET /<stats path>?mode=M. An info_hash parameter is a 400 (clients that
+// were given the stats URL as an announce URL); an unknown mode is a 400
+// naming the modes. The MRTG modes answer four lines, the last without a
+// newline: value, value, "<s> seconds (<h> hours)", description.
+//
+//	peer (default)  peers, seeds; line 3 "opentracker serving N torrents", line 4 "opentracker"
+//	torr            torrents, 0; same lines 3 and 4 as peer
+//	conn            HTTP requests + UDP datagrams, announces + UDP connects
+//	udp4            UDP datagrams, UDP announces + connects (both families)
+//	tcp4            HTTP requests, HTTP announces (both families)
+//	scrp            HTTP scrapes, UDP scrapes
+//	fscr            full scrapes × 1000, 0 (bytes are not counted yet)
+//	completed       completed counts of the torrents in the store, 0
+//	top10, top100   "Top N torrents by peers:" then "\t<count>\t<HEX>" rows;
+//	                the same by seeds and by leechers (opentracker HEAD)
+//	everything      opentracker's <stats> XML
+//	version         the version string and a newline
+//	busy            herald's: HTTP and UDP requests per second over the last
+//	                ten dashboard samples (opentracker always answers 500)
+//
+// Descriptions keep opentracker's wording, "opentracker" included, since
+// operators' scripts grep them; herald's name is in version, everything's
+// <version> and busy. Differences a script could notice: opentracker's TCP
+// "connections" are accepted connections and herald's are HTTP requests
+// (opentracker serves one request per connection, so the two agree for its
+// clients); completed counts what the torrents in the store recorded rather
+// than events since start; everything has no <renew> or <mutex_stall>
+// (herald keeps neither) and <livesync> is 0.
+//
+// # Metrics
+//
+// herald_requests_total{protocol,action,outcome}, herald_errors_total
+// {protocol,reason}, herald_torrents, herald_peers{family,role},
+// herald_torrent_downloads, herald_request_duration_seconds{protocol} (for
+// frontends that give a Histogram), herald_stats_requests_total{outcome},
+// plus the Go runtime and process collectors. All are built from a
+// Snapshot at scrape time.
+//
+// # Dashboard
+//
+// GET /dashboard is a page drawing uPlot charts (vendored in web/, see
+// web/README.md) of requests and errors per second by protocol, peers and
+// torrents, and a table of the busiest torrents. It polls
+// /dashboard/data, which serves the sampler's ring of recent samples; the
+// ring's size is fixed by Config.History.
+package stats

@@ -1,0 +1,154 @@
+package stats
+
+import (
+	"encoding/hex"
+	"sync"
+	"time"
+)
+
+// sample is one sampler tick: cumulative counters and current gauges.
+type sample struct {
+	at                time.Time
+	httpReqs, udpReqs uint64
+	httpErrs, udpErrs uint64
+	torrents, peers   int
+	seeders, leechers int
+}
+
+// history is the dashboard's ring of recent samples and its latest list of
+// busiest torrents. Its memory is fixed at New.
+type history struct {
+	mu    sync.Mutex
+	ring  []sample // guarded by mu
+	next  int      // guarded by mu: where the next sample goes
+	count int      // guarded by mu: samples held, up to len(ring)
+	top   []topRow // guarded by mu
+}
+
+// topRow is one busiest torrent as the dashboard shows it.
+type topRow struct {
+	InfoHash  string `json:"info_hash"`
+	Seeders   uint32 `json:"seeders"`
+	Leechers  uint32 `json:"leechers"`
+	Completed uint32 `json:"completed"`
+}
+
+func newHistory(n int) *history { return &history{ring: make([]sample, n)} }
+
+func (h *history) add(s Snapshot) {
+	t := &s.Totals
+	smp := sample{
+		at:       s.Time,
+		httpReqs: s.HTTPRequests(), udpReqs: s.UDPRequests(),
+		httpErrs: s.HTTPErrors(), udpErrs: s.UDPErrors(),
+		torrents: s.Torrents, peers: s.Peers,
+		seeders: t.Seeders4 + t.Seeders6, leechers: t.Leechers4 + t.Leechers6,
+	}
+	h.mu.Lock()
+	h.ring[h.next] = smp
+	h.next = (h.next + 1) % len(h.ring)
+	h.count = min(h.count+1, len(h.ring))
+	h.mu.Unlock()
+}
+
+func (h *history) setTop(top Top) {
+	rows := make([]topRow, len(top.ByPeers))
+	for i, tc := range top.ByPeers {
+		rows[i] = topRow{InfoHash: hex.EncodeToString(tc.InfoHash[:]), Seeders: tc.Seeders, Leechers: tc.Leechers, Completed: tc.Completed}
+	}
+	h.mu.Lock()
+	h.top = rows
+	h.mu.Unlock()
+}
+
+// samples copies the held samples, oldest first, and the top list.
+func (h *history) samples() ([]sample, []topRow) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := make([]sample, 0, h.count)
+	start := (h.next - h.count + len(h.ring)) % len(h.ring)
+	for i := range h.count {
+		out = append(out, h.ring[(start+i)%len(h.ring)])
+	}
+	return out, h.top
+}
+
+// recentRates are HTTP and UDP requests per second over the last ten
+// samples; false when fewer than two are held.
+func (h *history) recentRates() (httpRate, udpRate uint64, ok bool) {
+	smp, _ := h.samples()
+	if len(smp) < 2 {
+		return 0, 0, false
+	}
+	first, last := smp[max(len(smp)-11, 0)], smp[len(smp)-1]
+	dt := last.at.Sub(first.at).Seconds()
+	if dt <= 0 {
+		return 0, 0, false
+	}
+	return uint64(float64(last.httpReqs-first.httpReqs) / dt), uint64(float64(last.udpReqs-first.udpReqs) / dt), true
+}
+
+// dashboardData is what the dashboard page polls: column arrays ready for
+// uPlot (time in Unix seconds first), one entry per sample after the
+// oldest, since rates need two samples.
+type dashboardData struct {
+	Version         string    `json:"version"`
+	UptimeSeconds   float64   `json:"uptime_seconds"`
+	IntervalSeconds float64   `json:"interval_seconds"`
+	Time            []float64 `json:"time"`
+	HTTPRate        []float64 `json:"http_requests_per_second"`
+	UDPRate         []float64 `json:"udp_requests_per_second"`
+	HTTPErrorRate   []float64 `json:"http_errors_per_second"`
+	UDPErrorRate    []float64 `json:"udp_errors_per_second"`
+	Torrents        []int     `json:"torrents"`
+	Peers           []int     `json:"peers"`
+	Seeders         []int     `json:"seeders"`
+	Leechers        []int     `json:"leechers"`
+	Top             []topRow  `json:"top"`
+}
+
+func (m *Monitor) dashboardData(now time.Time) *dashboardData {
+	smp, top := m.history.samples()
+	n := max(len(smp)-1, 0)
+	d := &dashboardData{
+		Version:         m.cfg.Version,
+		UptimeSeconds:   now.Sub(m.start).Seconds(),
+		IntervalSeconds: m.cfg.SampleEvery.Seconds(),
+		Time:            make([]float64, 0, n),
+		HTTPRate:        make([]float64, 0, n),
+		UDPRate:         make([]float64, 0, n),
+		HTTPErrorRate:   make([]float64, 0, n),
+		UDPErrorRate:    make([]float64, 0, n),
+		Torrents:        make([]int, 0, n),
+		Peers:           make([]int, 0, n),
+		Seeders:         make([]int, 0, n),
+		Leechers:        make([]int, 0, n),
+		Top:             top,
+	}
+	if d.Top == nil {
+		d.Top = []topRow{}
+	}
+	for i := 1; i < len(smp); i++ {
+		prev, cur := &smp[i-1], &smp[i]
+		dt := cur.at.Sub(prev.at).Seconds()
+		if dt <= 0 {
+			continue
+		}
+		rate := func(a, b uint64) float64 {
+			if b < a { // a frontend restarted its counters
+				return 0
+			}
+			return float64(b-a) / dt
+		}
+		d.Time = append(d.Time, float64(cur.at.UnixMilli())/1000)
+		d.HTTPRate = append(d.HTTPRate, rate(prev.httpReqs, cur.httpReqs))
+		d.UDPRate = append(d.UDPRate, rate(prev.udpReqs, cur.udpReqs))
+		d.HTTPErrorRate = append(d.HTTPErrorRate, rate(prev.httpErrs, cur.httpErrs))
+		d.UDPErrorRate = append(d.UDPErrorRate, rate(prev.udpErrs, cur.udpErrs))
+		d.Torrents = append(d.Torrents, cur.torrents)
+		d.Peers = append(d.Peers, cur.peers)
+		d.Seeders = append(d.Seeders, cur.seeders)
+		d.Leechers = append(d.Leechers, cur.leechers)
+	}
+	return d
+}

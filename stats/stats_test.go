@@ -1,0 +1,398 @@
+package stats
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"herald/httptracker"
+	"herald/swarm"
+	"herald/udptracker"
+)
+
+// fakeHTTP and fakeUDP stand in for frontends: fixed counters, or counters
+// the load in the browser test bumps.
+type fakeHTTP struct {
+	fixed     httptracker.Stats
+	announces atomic.Uint64
+	notFound  atomic.Uint64
+}
+
+func (f *fakeHTTP) Stats() httptracker.Stats {
+	s := f.fixed
+	s.Announces += f.announces.Load()
+	s.NotFound += f.notFound.Load()
+	return s
+}
+
+type fakeUDP struct {
+	fixed     udptracker.Stats
+	announces atomic.Uint64
+	dropped   atomic.Uint64
+}
+
+func (f *fakeUDP) Stats() udptracker.Stats {
+	s := f.fixed
+	s.Announces += f.announces.Load()
+	s.Dropped += f.dropped.Load()
+	return s
+}
+
+func hashOf(b byte) swarm.InfoHash {
+	var h swarm.InfoHash
+	for i := range h {
+		h[i] = b
+	}
+	return h
+}
+
+var (
+	hashA = hashOf(0x11)
+	hashB = hashOf(0x22)
+	hashC = hashOf(0xCC)
+)
+
+func v4(n byte) netip.AddrPort { return netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, 0, n}), 6881) }
+func v6(n byte) netip.AddrPort {
+	return netip.AddrPortFrom(netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 15: n}), 6881)
+}
+
+// fixtureStore holds three torrents:
+//
+//	A: 3 IPv4 leechers, 2 IPv4 seeders (one completed), 1 IPv6 seeder
+//	B: 1 IPv4 leecher, 2 IPv6 leechers
+//	C: 1 IPv6 seeder (completed)
+//
+// so 10 peers, 4 seeds, 3 torrents, 2 completed.
+func fixtureStore(t testing.TB) *swarm.Store {
+	t.Helper()
+	store, err := swarm.New(swarm.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	announce := func(h swarm.InfoHash, addr netip.AddrPort, left uint64, ev swarm.Event) {
+		t.Helper()
+		if _, _, err := store.Announce(&swarm.Announce{InfoHash: h, Addr: addr, Left: left, Event: ev, NumWant: 50}, swarm.FamilyBoth, swarm.Peers{}); err != nil {
+			t.Fatalf("announce %v: %v", addr, err)
+		}
+	}
+	for i := byte(1); i <= 3; i++ {
+		announce(hashA, v4(i), 100, swarm.EventStarted)
+	}
+	announce(hashA, v4(4), 0, swarm.EventStarted)
+	announce(hashA, v4(5), 100, swarm.EventStarted)
+	announce(hashA, v4(5), 0, swarm.EventCompleted)
+	announce(hashA, v6(1), 0, swarm.EventStarted)
+	announce(hashB, v4(6), 5, swarm.EventStarted)
+	announce(hashB, v6(2), 5, swarm.EventStarted)
+	announce(hashB, v6(3), 5, swarm.EventStarted)
+	announce(hashC, v6(4), 0, swarm.EventCompleted)
+	return store
+}
+
+var fixedHTTP = httptracker.Stats{
+	Announces: 40000, AnnounceFailures: 500, Scrapes: 7450, ScrapeFailures: 50,
+	FullScrapes: 3, FullScrapesBusy: 1, FullScrapeErrors: 2,
+	BadRequests: 40, NotFound: 60, Redirects: 20, BadMethods: 10, InternalErrors: 2,
+}
+
+var fixedUDP = udptracker.Stats{
+	Connects: 30000, Announces: 25000, Scrapes: 3725,
+	Errors: 60, BadConnectionID: 30, Refused: 20, Malformed: 10,
+	Dropped: 100, SendFailures: 1, ReadFailures: 2,
+}
+
+// testUptime is 1 h 2 min 5 s.
+const testUptime = 3725 * time.Second
+
+var testNets = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
+
+// newFixtureMonitor returns a monitor over the fixture store, two HTTP
+// frontends (41000 announces in all) and one UDP frontend, with its clock
+// fixed testUptime after its start.
+func newFixtureMonitor(t testing.TB, store Store) *Monitor {
+	t.Helper()
+	m, err := New(Config{
+		Sources: Sources{
+			Store: store,
+			HTTP:  []HTTPCounters{&fakeHTTP{fixed: fixedHTTP}, &fakeHTTP{fixed: httptracker.Stats{Announces: 1000}}},
+			UDP:   []UDPCounters{&fakeUDP{fixed: fixedUDP}},
+		},
+		Nets:    testNets,
+		Version: "herald 0.1-test",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	m.now = func() time.Time { return now }
+	m.start = now.Add(-testUptime)
+	m.trackerID = 42
+	return m
+}
+
+func remoteAddr(r *http.Request) netip.Addr {
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return netip.Addr{}
+	}
+	return ap.Addr()
+}
+
+// get sends one request through the monitor's handler from client.
+func get(t *testing.T, m *Monitor, client, target string) *httptest.ResponseRecorder {
+	t.Helper()
+	req := httptest.NewRequest(http.MethodGet, target, nil)
+	req.RemoteAddr = client
+	rec := httptest.NewRecorder()
+	m.Handler(remoteAddr).ServeHTTP(rec, req)
+	return rec
+}
+
+const top10Want = "Top 10 torrents by peers:\n" +
+	"\t6\t1111111111111111111111111111111111111111\n" +
+	"\t3\t2222222222222222222222222222222222222222\n" +
+	"\t1\tCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCC\n" +
+	"Top 10 torrents by seeds:\n" +
+	"\t3\t1111111111111111111111111111111111111111\n" +
+	"\t1\tCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCC\n" +
+	"Top 10 torrents by leechers:\n" +
+	"\t3\t1111111111111111111111111111111111111111\n" +
+	"\t3\t2222222222222222222222222222222222222222\n"
+
+const everythingWant = `<?xml version="1.0" encoding="UTF-8"?>
+<stats>
+  <tracker_id>42</tracker_id>
+  <version>
+herald 0.1-test
+  </version>
+  <uptime>3725</uptime>
+  <torrents>
+    <count_mutex>3</count_mutex>
+    <count_iterator>3</count_iterator>
+  </torrents>
+  <peers>
+    <count>10</count>
+  </peers>
+  <seeds>
+    <count>4</count>
+  </seeds>
+  <completed>
+    <count>2</count>
+  </completed>
+  <connections>
+    <tcp>
+      <accept>49137</accept>
+      <announce>41000</announce>
+      <scrape>7450</scrape>
+    </tcp>
+    <udp>
+      <overall>58885</overall>
+      <connect>30000</connect>
+      <announce>25000</announce>
+      <scrape>3725</scrape>
+      <missmatch>30</missmatch>
+    </udp>
+    <livesync>
+      <count>0</count>
+    </livesync>
+  </connections>
+  <debug>
+    <http_error>
+      <count code="302 Redirect">20</count>
+      <count code="400 Parse Error">40</count>
+      <count code="400 Invalid Parameter">0</count>
+      <count code="400 Invalid Parameter (compact=0)">0</count>
+      <count code="400 Not Modest">0</count>
+      <count code="402 Payment Required">0</count>
+      <count code="403 Access Denied">0</count>
+      <count code="404 Not found">60</count>
+      <count code="500 Internal Server Error">2</count>
+    </http_error>
+  </debug>
+</stats>`
+
+// TestModes checks every mode's bytes against the fixture. HTTP requests
+// are the fixed 49136 plus the stats request itself; UDP datagrams 58885.
+func TestModes(t *testing.T) {
+	store := fixtureStore(t)
+	for _, tc := range []struct{ query, want string }{
+		{"", "10\n4\nopentracker serving 3 torrents\nopentracker"},
+		{"?mode=peer", "10\n4\nopentracker serving 3 torrents\nopentracker"},
+		{"?mode=torr", "3\n0\nopentracker serving 3 torrents\nopentracker"},
+		{"?mode=conn", "108022\n96000\n3725 seconds (1 hours)\nopentracker connections, 28 conns/s :: 25 success/s."},
+		{"?mode=udp4", "58885\n55000\n3725 seconds (1 hours)\nopentracker udp4 stats, 15 conns/s :: 14 success/s."},
+		{"?mode=tcp4", "49137\n41000\n3725 seconds (1 hours)\nopentracker tcp4 stats, 13 conns/s :: 11 success/s."},
+		{"?mode=scrp", "7450\n3725\n3725 seconds (1 hours)\nopentracker scrape stats, 3 scrape/s (tcp and udp)"},
+		{"?mode=fscr", "3000\n0\n3725 seconds (1 hours)\nopentracker full scrape stats, 0 conns/s :: 0 bytes/s."},
+		{"?mode=completed", "2\n0\n3725 seconds (1 hours)\nopentracker, 2 completed/h."},
+		{"?mode=top10", top10Want},
+		{"?mode=top100", strings.ReplaceAll(top10Want, "Top 10", "Top 100")},
+		{"?mode=everything", everythingWant},
+		{"?mode=version", "herald 0.1-test\n"},
+		{"?mode=busy", "13\n15\n3725 seconds (1 hours)\nherald busy, 13 http req/s :: 15 udp req/s."},
+		{"?format=txt&mode=conn&foo", "108022\n96000\n3725 seconds (1 hours)\nopentracker connections, 28 conns/s :: 25 success/s."},
+		{"?mode=%70eer", "10\n4\nopentracker serving 3 torrents\nopentracker"},
+	} {
+		t.Run(tc.query, func(t *testing.T) {
+			m := newFixtureMonitor(t, store)
+			rec := get(t, m, "127.0.0.1:40000", "/stats"+tc.query)
+			if rec.Code != http.StatusOK {
+				t.Fatalf("status %d, body %q", rec.Code, rec.Body)
+			}
+			if got := rec.Body.String(); got != tc.want {
+				t.Errorf("body:\n%q\nwant:\n%q", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestTopKeepsTheBusiestInOrder(t *testing.T) {
+	store, err := swarm.New(swarm.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Torrent i has i leechers, so the top 10 by peers are 30 down to 21.
+	for i := 1; i <= 30; i++ {
+		for p := 1; p <= i; p++ {
+			a := &swarm.Announce{InfoHash: hashOf(byte(i)), Addr: v4(byte(p)), Left: 1, NumWant: 1}
+			if _, _, err := store.Announce(a, swarm.FamilyV4, swarm.Peers{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	m := newFixtureMonitor(t, store)
+	top := m.Top(10)
+	if len(top.ByPeers) != 10 || len(top.BySeeders) != 0 || len(top.ByLeechers) != 10 {
+		t.Fatalf("lengths %d %d %d, want 10 0 10", len(top.ByPeers), len(top.BySeeders), len(top.ByLeechers))
+	}
+	for i, tc := range top.ByPeers {
+		if want := hashOf(byte(30 - i)); tc.InfoHash != want || int(tc.Leechers) != 30-i {
+			t.Errorf("rank %d: %x with %d leechers, want %x with %d", i, tc.InfoHash[:2], tc.Leechers, want[:2], 30-i)
+		}
+	}
+}
+
+func TestStatsRefusals(t *testing.T) {
+	store := fixtureStore(t)
+	for _, tc := range []struct {
+		name, client, target string
+		status               int
+		bodyHas              string
+	}{
+		{"info_hash guard", "127.0.0.1:1", "/stats?info_hash=%11%11%11%11%11%11%11%11%11%11%11%11%11%11%11%11%11%11%11%11&port=1", 400, "not an announce URL"},
+		{"info_hash after mode", "127.0.0.1:1", "/stats?mode=peer&info_hash=x", 400, "not an announce URL"},
+		{"unknown mode lists modes", "127.0.0.1:1", "/stats?mode=s24s", 400, "peer conn scrp udp4 tcp4 torr fscr completed top10 top100 everything version busy"},
+		{"outside the stats nets", "192.0.2.7:1", "/stats", 403, "access denied"},
+		{"metrics outside the stats nets", "192.0.2.7:1", "/metrics", 403, "access denied"},
+		{"dashboard outside the stats nets", "[2001:db8::1]:1", "/dashboard", 403, "access denied"},
+		{"IPv6 loopback allowed", "[::1]:1", "/stats?mode=torr", 200, "opentracker serving 3 torrents"},
+		{"IPv4-mapped client allowed", "[::ffff:127.0.0.1]:1", "/stats?mode=torr", 200, "opentracker serving 3 torrents"},
+		{"unknown path", "127.0.0.1:1", "/statsx", 404, "not found"},
+		{"unknown asset", "127.0.0.1:1", "/dashboard/../../etc/passwd", 404, "not found"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := newFixtureMonitor(t, store)
+			rec := get(t, m, tc.client, tc.target)
+			if rec.Code != tc.status || !strings.Contains(rec.Body.String(), tc.bodyHas) {
+				t.Errorf("%s from %s: %d %q, want %d containing %q", tc.target, tc.client, rec.Code, rec.Body, tc.status, tc.bodyHas)
+			}
+		})
+	}
+}
+
+// TestDeniedCountsInEverything: a refused client shows in opentracker's
+// "403 Access Denied" counter and in the TCP accepts.
+func TestDeniedCountsInEverything(t *testing.T) {
+	m := newFixtureMonitor(t, fixtureStore(t))
+	get(t, m, "192.0.2.7:1", "/stats")
+	body := get(t, m, "127.0.0.1:1", "/stats?mode=everything").Body.String()
+	for _, want := range []string{`<count code="403 Access Denied">1</count>`, "<accept>49138</accept>"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("everything lacks %s:\n%s", want, body)
+		}
+	}
+}
+
+func TestStatsPathIsConfigurable(t *testing.T) {
+	m, err := New(Config{Sources: Sources{Store: fixtureStore(t)}, Nets: testNets, StatsPath: "s3cr3t"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := m.Handler(remoteAddr)
+	for target, want := range map[string]int{"/s3cr3t?mode=torr": 200, "/stats?mode=torr": 404, "//s3cr3t": 200} {
+		req := httptest.NewRequest(http.MethodGet, target, nil)
+		req.RemoteAddr = "127.0.0.1:9"
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != want {
+			t.Errorf("%s: %d, want %d", target, rec.Code, want)
+		}
+	}
+}
+
+// TestServedOverHTTP boots a real server on 127.0.0.1:0 and reads /stats
+// with net/http's client, as MRTG's fetcher would.
+func TestServedOverHTTP(t *testing.T) {
+	m := newFixtureMonitor(t, fixtureStore(t))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: m.Handler(remoteAddr), ReadHeaderTimeout: 5 * time.Second}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln) }()
+	t.Cleanup(func() {
+		srv.Close()
+		if err := <-done; err != http.ErrServerClosed {
+			t.Errorf("serve: %v", err)
+		}
+	})
+	res, err := http.Get("http://" + ln.Addr().String() + "/stats")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != 200 || res.Header.Get("Content-Type") != "text/plain; charset=utf-8" || !bytes.Equal(body, []byte("10\n4\nopentracker serving 3 torrents\nopentracker")) {
+		t.Errorf("%d %q %q", res.StatusCode, res.Header.Get("Content-Type"), body)
+	}
+	if res.ContentLength != int64(len(body)) {
+		t.Errorf("Content-Length %d, body %d bytes", res.ContentLength, len(body))
+	}
+}
+
+func TestParseQuery(t *testing.T) {
+	for _, tc := range []struct {
+		query string
+		mode  Mode
+		err   error
+	}{
+		{"", ModePeer, nil},
+		{"mode=top100", ModeTop100, nil},
+		{"mode=conn&mode=udp4", ModeUDP4, nil},
+		{"mode=nope&mode=tcp4", ModeTCP4, nil},
+		{"mode=tcp4&mode=nope", 0, ErrUnknownMode},
+		{"mode=", 0, ErrUnknownMode},
+		{"mode", 0, ErrUnknownMode},
+		{"MODE=conn", ModePeer, nil},
+		{"info_hash=", 0, ErrInfoHash},
+		{"info%5Fhash=abc", 0, ErrInfoHash},
+		{"%zz=1&mode=fscr", ModeFullScrape, nil},
+		{"mode=%zz", 0, ErrUnknownMode},
+		{"&&mode=busy&", ModeBusy, nil},
+	} {
+		mode, err := ParseQuery(tc.query)
+		if mode != tc.mode || (tc.err == nil) != (err == nil) || (tc.err != nil && !errors.Is(err, tc.err)) {
+			t.Errorf("ParseQuery(%q) = %v, %v; want %v, %v", tc.query, mode, err, tc.mode, tc.err)
+		}
+	}
+}

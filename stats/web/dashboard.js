@@ -1,0 +1,70 @@
+// herald's live dashboard: polls dashboard/data (a server-side ring of
+// recent samples) and redraws four uPlot charts and the busiest-torrents
+// table. window.heraldCharts exposes the charts to the browser test.
+"use strict";
+
+(function () {
+  const pollMs = 1000;
+  const width = () => Math.max(Math.min(document.body.clientWidth / (document.body.clientWidth > 1200 ? 2 : 1) - 40, 900), 320);
+
+  function chart(id, series, yLabel) {
+    const opts = {
+      width: width(),
+      height: 220,
+      series: [{}].concat(series.map(([label, stroke]) => ({ label, stroke, width: 2 }))),
+      axes: [{}, { label: yLabel, size: 60 }],
+      scales: { x: { time: true } },
+      legend: { live: true },
+    };
+    return new uPlot(opts, [[]].concat(series.map(() => [])), document.getElementById(id));
+  }
+
+  const charts = {
+    requests: chart("requests", [["HTTP", "#1f77b4"], ["UDP", "#ff7f0e"]], "req/s"),
+    errors: chart("errors", [["HTTP", "#d62728"], ["UDP", "#9467bd"]], "errors/s"),
+    peers: chart("peers", [["peers", "#2ca02c"], ["seeders", "#17becf"], ["leechers", "#bcbd22"]], "peers"),
+    torrents: chart("torrents", [["torrents", "#8c564b"]], "torrents"),
+  };
+  window.heraldCharts = charts;
+
+  function renderTop(rows) {
+    const body = document.getElementById("top");
+    body.replaceChildren(...rows.map((r) => {
+      const tr = document.createElement("tr");
+      for (const v of [r.info_hash, r.seeders, r.leechers, r.completed]) {
+        const td = document.createElement("td");
+        td.textContent = String(v);
+        tr.appendChild(td);
+      }
+      return tr;
+    }));
+  }
+
+  const status = document.getElementById("status");
+  async function poll() {
+    try {
+      const res = await fetch("dashboard/data", { cache: "no-store" });
+      if (!res.ok) throw new Error(res.status + " " + res.statusText);
+      const d = await res.json();
+      charts.requests.setData([d.time, d.http_requests_per_second, d.udp_requests_per_second]);
+      charts.errors.setData([d.time, d.http_errors_per_second, d.udp_errors_per_second]);
+      charts.peers.setData([d.time, d.peers, d.seeders, d.leechers]);
+      charts.torrents.setData([d.time, d.torrents]);
+      renderTop(d.top);
+      const last = d.time.length - 1;
+      status.className = "";
+      status.textContent = `${d.version} · up ${Math.floor(d.uptime_seconds)} s · ` +
+        (last >= 0 ? `${d.torrents[last]} torrents, ${d.peers[last]} peers · ${d.time.length} samples every ${d.interval_seconds} s`
+                   : "collecting samples…");
+    } catch (e) {
+      status.className = "stale";
+      status.textContent = "no data: " + e.message;
+    }
+    setTimeout(poll, pollMs);
+  }
+
+  window.addEventListener("resize", () => {
+    for (const c of Object.values(charts)) c.setSize({ width: width(), height: 220 });
+  });
+  poll();
+})();
