@@ -69,9 +69,9 @@
 // A full scrape lists every allowed torrent, sorted by hash, chunked, and
 // gzip-compressed when Accept-Encoding allows gzip (parsed properly: q=0
 // refuses it; opentracker only searches the request for "gzip"). At most
-// Config.MaxFullScrapes run at once; more get 503 with Retry-After. Because
-// the store's shards are not in hash order, a full scrape holds a sorted
-// copy of 32 bytes per torrent while it is sent (fullscrape.go).
+// Config.MaxFullScrapes run at once; more get 503 with Retry-After. The
+// store hands torrents out in hash order one shard at a time, so a full
+// scrape streams with one shard's copy in memory (fullscrape.go).
 //
 // # Errors
 //

@@ -2,12 +2,10 @@ package httptracker
 
 import (
 	"bufio"
-	"bytes"
 	"compress/gzip"
 	"context"
 	"io"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 
@@ -17,12 +15,11 @@ import (
 // A full scrape ("GET /scrape" with no query) lists every torrent the
 // tracker serves in one bencoded files dictionary, as opentracker does.
 //
-// BEP 3 wants the dictionary's keys sorted, but the store's shards are not
-// in hash order, so the torrents are first gathered with Store.Range (which
-// copies one shard at a time under its lock) into a list of 32 bytes per
-// torrent, sorted, and then written with no lock held: a slow client never
-// stalls announces. The reply is chunked, and gzip-compressed when the
-// client's Accept-Encoding allows it.
+// BEP 3 wants the dictionary's keys sorted; Store.Range hands torrents out
+// in info hash order, copying one shard at a time under its lock and calling
+// back with no lock held, so the reply streams straight from it: memory stays
+// at one shard's copy, and a slow client never stalls announces. The reply
+// is chunked, and gzip-compressed when the client's Accept-Encoding allows it.
 
 const (
 	// fullScrapeChunk is the size of the chunks a full scrape is sent in.
@@ -49,20 +46,6 @@ func (h *Handler) fullScrape(w http.ResponseWriter, r *http.Request) {
 	}
 
 	ctx := r.Context()
-	n := h.store.Torrents()
-	torrents := make([]swarm.TorrentCounts, 0, n+n/8)
-	h.store.Range(func(tc swarm.TorrentCounts) bool {
-		if h.allowed(tc.InfoHash) {
-			torrents = append(torrents, tc)
-		}
-		return ctx.Err() == nil
-	})
-	if ctx.Err() != nil {
-		h.counters.fullScrapeErrors.Add(1)
-		return
-	}
-	slices.SortFunc(torrents, func(a, b swarm.TorrentCounts) int { return bytes.Compare(a.InfoHash[:], b.InfoHash[:]) })
-
 	hdr := w.Header()
 	hdr["Content-Type"] = octetStream
 	hdr["Vary"] = acceptEncoding
@@ -74,7 +57,7 @@ func (h *Handler) fullScrape(w http.ResponseWriter, r *http.Request) {
 		defer h.gzipWriters.Put(gz)
 		out = gz
 	}
-	err := writeFullScrape(ctx, bufio.NewWriterSize(out, fullScrapeChunk), torrents)
+	err := h.writeFullScrape(ctx, bufio.NewWriterSize(out, fullScrapeChunk))
 	if err == nil && gz != nil {
 		err = gz.Close()
 	}
@@ -85,18 +68,26 @@ func (h *Handler) fullScrape(w http.ResponseWriter, r *http.Request) {
 	h.counters.fullScrapes.Add(1)
 }
 
-// writeFullScrape writes the reply body; it stops early when ctx is done
-// (the client left or the server is shutting down).
-func writeFullScrape(ctx context.Context, bw *bufio.Writer, torrents []swarm.TorrentCounts) error {
+// writeFullScrape writes the reply body from the store; it stops early when
+// ctx is done (the client left or the server is shutting down).
+func (h *Handler) writeFullScrape(ctx context.Context, bw *bufio.Writer) error {
 	var entry [128]byte
+	var err error
+	n := 0
 	bw.WriteString(scrapeHead)
-	for i := range torrents {
-		if i%1024 == 0 && ctx.Err() != nil {
-			return ctx.Err()
+	h.store.Range(func(tc swarm.TorrentCounts) bool {
+		if n++; n%1024 == 0 && ctx.Err() != nil {
+			err = ctx.Err()
+			return false
 		}
-		if _, err := bw.Write(appendScrapeFile(entry[:0], &torrents[i].InfoHash, torrents[i].Counts)); err != nil {
-			return err
+		if !h.allowed(tc.InfoHash) {
+			return true
 		}
+		_, err = bw.Write(appendScrapeFile(entry[:0], &tc.InfoHash, tc.Counts))
+		return err == nil
+	})
+	if err != nil {
+		return err
 	}
 	bw.WriteString(scrapeTail)
 	return bw.Flush()

@@ -1,10 +1,13 @@
 package swarm
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"fmt"
+	"math/bits"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -95,7 +98,7 @@ func (c Config) withDefaults() (Config, error) {
 type Store struct {
 	cfg      Config
 	shards   []shard
-	mask     uint32
+	shift    uint32 // 32 - log2(Shards): a shard is the hash's leading bits
 	tickSecs uint32 // seconds per age tick
 	ttlTicks uint8  // PeerTimeout in ticks
 	epoch    time.Time
@@ -128,7 +131,7 @@ func New(cfg Config) (*Store, error) {
 	s := &Store{
 		cfg:      cfg,
 		shards:   make([]shard, cfg.Shards),
-		mask:     uint32(cfg.Shards - 1),
+		shift:    32 - uint32(bits.TrailingZeros(uint(cfg.Shards))),
 		tickSecs: tick,
 		ttlTicks: uint8((uint32(cfg.PeerTimeout/time.Second) + tick - 1) / tick),
 		epoch:    time.Now(),
@@ -177,7 +180,9 @@ func (s *Store) Run(ctx context.Context) {
 func (s *Store) stamp() uint8 { return uint8(s.clock.Load() / s.tickSecs) }
 
 func (s *Store) shardOf(h *InfoHash) *shard {
-	return &s.shards[binary.LittleEndian.Uint32(h[:4])&s.mask]
+	// Leading bits, so that shards in order hold hashes in order: Range
+	// and Dump then need to sort only within a shard.
+	return &s.shards[uint64(binary.BigEndian.Uint32(h[:4]))>>s.shift]
 }
 
 // packKey writes addr's packed form into k and returns it with the family's
@@ -275,7 +280,8 @@ func (s *Store) announce(a *Announce, want Family, dst Peers) (Peers, Counts, er
 	} else {
 		flags &^= flagSeeder
 	}
-	if a.Event == EventCompleted && flags&flagCompleted == 0 {
+	// As opentracker: a completed event counts only from a seeder.
+	if a.Event == EventCompleted && a.Seeder() && flags&flagCompleted == 0 {
 		flags |= flagCompleted
 		t.completed++
 	}
@@ -415,9 +421,10 @@ type TorrentCounts struct {
 	Counts
 }
 
-// Range calls fn for every torrent, shard by shard. Each shard is copied
-// under its lock and fn runs with no lock held, so a slow consumer (a full
-// scrape to a slow client) never stalls announces. fn returning false stops.
+// Range calls fn for every torrent in info hash order, shard by shard. Each
+// shard is copied under its lock and fn runs with no lock held, so a slow
+// consumer (a full scrape to a slow client) never stalls announces. fn
+// returning false stops.
 func (s *Store) Range(fn func(TorrentCounts) bool) {
 	var buf []TorrentCounts
 	for i := range s.shards {
@@ -428,6 +435,7 @@ func (s *Store) Range(fn func(TorrentCounts) bool) {
 			buf = append(buf, TorrentCounts{InfoHash: h, Counts: t.counts()})
 		}
 		sh.mu.Unlock()
+		slices.SortFunc(buf, func(a, b TorrentCounts) int { return bytes.Compare(a.InfoHash[:], b.InfoHash[:]) })
 		for _, tc := range buf {
 			if !fn(tc) {
 				return

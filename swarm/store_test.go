@@ -1,6 +1,7 @@
 package swarm
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"math"
@@ -143,6 +144,11 @@ func TestCompletedTurnsLeecherIntoSeederOnce(t *testing.T) {
 	_, c := announce(t, s, Announce{InfoHash: h, Addr: addr4(1, 1), Left: 0, Event: EventCompleted}, FamilyBoth)
 	if c != (Counts{Seeders: 1, Completed: 1}) {
 		t.Fatalf("after completed: %+v", c)
+	}
+	// A completed event from a peer that still needs data is not a download.
+	_, c = announce(t, s, Announce{InfoHash: h, Addr: addr4(2, 1), Left: 5, Event: EventCompleted}, FamilyBoth)
+	if c != (Counts{Seeders: 1, Leechers: 1, Completed: 1}) {
+		t.Fatalf("completed with left > 0 counted: %+v", c)
 	}
 	// A client that repeats completed is counted once.
 	_, c = announce(t, s, Announce{InfoHash: h, Addr: addr4(1, 1), Left: 0, Event: EventCompleted}, FamilyBoth)
@@ -326,10 +332,15 @@ func TestRangeVisitsEveryTorrent(t *testing.T) {
 		announce(t, s, Announce{InfoHash: hashN(i), Addr: addr4(i, 1)}, FamilyBoth)
 	}
 	seen := map[InfoHash]bool{}
+	var last InfoHash
 	s.Range(func(tc TorrentCounts) bool {
 		if tc.Seeders != 1 {
 			t.Fatalf("torrent %x: %+v", tc.InfoHash, tc.Counts)
 		}
+		if len(seen) > 0 && bytes.Compare(last[:], tc.InfoHash[:]) >= 0 {
+			t.Fatalf("Range out of info hash order: %x after %x", tc.InfoHash, last)
+		}
+		last = tc.InfoHash
 		seen[tc.InfoHash] = true
 		return true
 	})
