@@ -1,0 +1,151 @@
+package wstracker
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+
+	"herald/swarm"
+)
+
+// Config holds the WebSocket tracker's settings. Zero fields take the
+// defaults documented beside them.
+type Config struct {
+	// Path is the URL path upgrades are accepted on. Default "/announce".
+	Path string
+	// Interval is the re-announce interval sent to clients. Default 2m, as
+	// bittorrent-tracker's WebSocket server and aquatic_ws: a WebRTC offer
+	// reaches only peers that are connected right now, so a swarm needs
+	// fresher announces than over HTTP.
+	Interval time.Duration
+	// IdleTimeout drops a connection that sends nothing (no message, no
+	// ping) for this long, and with it its peers. Default 2*Interval+1m.
+	IdleTimeout time.Duration
+	// WriteTimeout bounds writing one message to a peer; a peer that does
+	// not read is cut off. Default 10s.
+	WriteTimeout time.Duration
+
+	// MaxOffers is how many offers of one announce are relayed; extra ones
+	// are dropped. Default 10.
+	MaxOffers int
+	// MaxNumWant caps how many peers one announce is relayed to (the
+	// tracker-wide numwant cap). Default 200; MaxOffers is usually lower.
+	MaxNumWant int
+	// MaxScrapeHashes is how many info hashes one scrape may ask for; more
+	// is an error. Default 64.
+	MaxScrapeHashes int
+	// MaxMessageBytes is the read limit: a longer message closes the
+	// connection with status 1009. Default 64 KiB (ten offers of about
+	// 1-5 KB of SDP each fit).
+	MaxMessageBytes int
+	// MessageRate and MessageBurst limit each connection to MessageRate
+	// messages per second, with bursts of MessageBurst; a connection over
+	// the limit is closed with status 1008. Defaults 20 and 100.
+	MessageRate  float64
+	MessageBurst int
+
+	// MaxConnections bounds open WebSocket connections; upgrades beyond it
+	// get 503. 0 means no limit.
+	MaxConnections int
+	// MaxTorrents and MaxPeers bound the WebSocket swarms; 0 means no limit.
+	MaxTorrents int
+	MaxPeers    int
+	// MaxSwarmsPerConn bounds how many swarms one connection may be in (a
+	// browser uses one connection for all its torrents). Default 1000.
+	MaxSwarmsPerConn int
+
+	// Allowed decides whether the tracker serves a torrent (an access
+	// list); nil allows every torrent. It must be safe for concurrent use.
+	Allowed func(swarm.InfoHash) bool
+
+	// ReadHeaderTimeout and MaxHeaderBytes bound the upgrade request when
+	// the tracker has its own listener (Listen). Defaults 10s and 8192.
+	ReadHeaderTimeout time.Duration
+	MaxHeaderBytes    int
+
+	// Logger receives startup and shutdown messages, never one line per
+	// message. Default slog.Default().
+	Logger *slog.Logger
+}
+
+// Defaults for Config.
+const (
+	DefaultPath              = "/announce"
+	DefaultInterval          = 2 * time.Minute
+	DefaultWriteTimeout      = 10 * time.Second
+	DefaultMaxOffers         = 10
+	DefaultMaxNumWant        = 200
+	DefaultMaxScrapeHashes   = 64
+	DefaultMaxMessageBytes   = 64 << 10
+	DefaultMessageRate       = 20
+	DefaultMessageBurst      = 100
+	DefaultMaxSwarmsPerConn  = 1000
+	DefaultReadHeaderTimeout = 10 * time.Second
+	DefaultMaxHeaderBytes    = 8192
+)
+
+func (c Config) withDefaults() (Config, error) {
+	if c.Path == "" {
+		c.Path = DefaultPath
+	}
+	if c.Interval == 0 {
+		c.Interval = DefaultInterval
+	}
+	if c.IdleTimeout == 0 {
+		c.IdleTimeout = 2*c.Interval + time.Minute
+	}
+	if c.WriteTimeout == 0 {
+		c.WriteTimeout = DefaultWriteTimeout
+	}
+	if c.MaxOffers == 0 {
+		c.MaxOffers = DefaultMaxOffers
+	}
+	if c.MaxNumWant == 0 {
+		c.MaxNumWant = DefaultMaxNumWant
+	}
+	if c.MaxScrapeHashes == 0 {
+		c.MaxScrapeHashes = DefaultMaxScrapeHashes
+	}
+	if c.MaxMessageBytes == 0 {
+		c.MaxMessageBytes = DefaultMaxMessageBytes
+	}
+	if c.MessageRate == 0 {
+		c.MessageRate = DefaultMessageRate
+	}
+	if c.MessageBurst == 0 {
+		c.MessageBurst = DefaultMessageBurst
+	}
+	if c.MaxSwarmsPerConn == 0 {
+		c.MaxSwarmsPerConn = DefaultMaxSwarmsPerConn
+	}
+	if c.ReadHeaderTimeout == 0 {
+		c.ReadHeaderTimeout = DefaultReadHeaderTimeout
+	}
+	if c.MaxHeaderBytes == 0 {
+		c.MaxHeaderBytes = DefaultMaxHeaderBytes
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	switch {
+	case c.Path[0] != '/':
+		return c, fmt.Errorf("wstracker: path %q: must start with /", c.Path)
+	case c.Interval < time.Second:
+		return c, fmt.Errorf("wstracker: interval %v: must be at least 1s", c.Interval)
+	case c.IdleTimeout <= c.Interval:
+		return c, fmt.Errorf("wstracker: idle timeout %v: must be longer than the interval %v", c.IdleTimeout, c.Interval)
+	case c.WriteTimeout < 0 || c.ReadHeaderTimeout < 0:
+		return c, fmt.Errorf("wstracker: negative timeout")
+	case c.MaxOffers < 1 || c.MaxNumWant < 0:
+		return c, fmt.Errorf("wstracker: max offers %d, max numwant %d: need offers >= 1, numwant >= 0", c.MaxOffers, c.MaxNumWant)
+	case c.MaxScrapeHashes < 1:
+		return c, fmt.Errorf("wstracker: max scrape hashes %d: must be at least 1", c.MaxScrapeHashes)
+	case c.MaxMessageBytes < 256:
+		return c, fmt.Errorf("wstracker: max message bytes %d: must be at least 256", c.MaxMessageBytes)
+	case c.MessageRate < 0 || c.MessageBurst < 1:
+		return c, fmt.Errorf("wstracker: message rate %v, burst %d: need rate >= 0, burst >= 1", c.MessageRate, c.MessageBurst)
+	case c.MaxConnections < 0 || c.MaxTorrents < 0 || c.MaxPeers < 0 || c.MaxSwarmsPerConn < 0 || c.MaxHeaderBytes < 0:
+		return c, fmt.Errorf("wstracker: negative limit")
+	}
+	return c, nil
+}

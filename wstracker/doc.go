@@ -1,0 +1,94 @@
+// Package wstracker is herald's WebTorrent tracker: the WebSocket protocol
+// of the npm bittorrent-tracker server, which browsers use because they
+// can speak neither HTTP announces with raw peers nor UDP. The tracker
+// never hands out addresses; it relays WebRTC offers and answers between
+// the peers of a swarm, who then connect to each other directly.
+//
+// # Why peers are connections, not swarm.Store entries
+//
+// swarm.Store keeps a peer as its IP and port, packed, and answers an
+// announce with other peers' addresses. A WebTorrent peer has no address
+// the tracker could give out: its reachable addresses are ICE candidates
+// inside the SDP of its offers, and the tracker's whole job is to write
+// those offers to other peers' sockets. So a WebSocket peer is (peer_id,
+// connection); it lives exactly as long as the connection (a closed socket
+// removes its peers at once, no expiry timer), and swarms.go keeps these
+// swarms, sharded by info hash like the store. They honour the same
+// settings: Config.Allowed (the access list), the interval, the numwant
+// cap, and torrent and peer limits of their own.
+//
+// # Request path
+//
+// server.go (or any net/http server mounting Handler) reads the upgrade
+// request; handler.go upgrades it with github.com/gobwas/ws and starts one
+// goroutine per connection, which parks in a read of the next frame
+// header straight from the socket, holding no buffer. conn.go reads a
+// message (unmasking, joining fragments, answering pings, enforcing the
+// read limit), message.go parses it, swarms.go updates the swarm and picks
+// the peers to offer to under one shard lock, and the replies and relayed
+// messages are appended into pooled buffers and written each as one frame
+// (at most Config.WriteTimeout per write; a peer that does not read is
+// cut off).
+//
+// # Messages (JSON text frames)
+//
+// info_hash, peer_id, to_peer_id and offer_id are JavaScript "binary"
+// strings: exactly 20 characters, each U+0000 to U+00FF.
+//
+//	announce  {"action":"announce","info_hash","peer_id","event","left",
+//	           "uploaded","downloaded","numwant","offers":[{"offer","offer_id"}]}
+//	  reply   {"action":"announce","info_hash","complete","incomplete","interval"}
+//	  offers  each of the first min(len(offers), numwant, Config.MaxOffers,
+//	          Config.MaxNumWant) offers goes to a different other peer of the
+//	          swarm (a run of peers from a random start; never the sender) as
+//	          {"action":"announce","offer","offer_id","peer_id","info_hash"},
+//	          with the sender's peer_id. Offers to an empty swarm go nowhere:
+//	          the client drops them after its offer timeout.
+//	answer    {"action":"announce","info_hash","peer_id","to_peer_id",
+//	           "offer_id","answer"}: relayed as {"action":"announce","answer",
+//	          "offer_id","peer_id","info_hash"} to to_peer_id, and only when
+//	          that peer's offer offer_id was relayed to this connection under
+//	          this peer_id (each connection remembers the last 32 offers it
+//	          was given). No reply to the sender, as bittorrent-tracker. An
+//	          answer does not change the sender's peer state.
+//	scrape    {"action":"scrape","info_hash": one binary string or a list}
+//	  reply   {"action":"scrape","files":{<info_hash>:{"complete",
+//	          "incomplete","downloaded"}},"flags":{"min_request_interval"}}
+//	          Every asked hash gets an entry (zeros when unknown or refused by
+//	          the access list). Herald has no full scrape here: a scrape
+//	          without info_hash is an error.
+//
+// Events: "started", "completed" (counts a download when a leecher turns
+// seeder), "stopped" (removes the peer; the reply still has the counts),
+// and "", "update" or none (a plain announce). A missing or non-numeric
+// "left" makes a leecher, as bittorrent-tracker's Number(left) = NaN; a
+// seeder stays a seeder.
+//
+// A peer_id is held by one connection per swarm: another connection
+// announcing it is refused until the first one closes (a reconnecting
+// browser gets it back as soon as its old socket is gone). Empty swarms
+// are dropped, and their "downloaded" count with them.
+//
+// # Errors and limits
+//
+// A message that is not a valid request, or that the tracker refuses, is
+// answered with {"failure reason": text} (errors.go lists every text;
+// bittorrent-tracker's where it has one), plus "action" and "info_hash"
+// once those were read, so that the client routes it to its torrent. The
+// connection stays open. These close it, with the RFC 6455 status:
+//
+//	message over Config.MaxMessageBytes (64 KiB)     1009 message too big
+//	binary message                                   1003 unsupported data
+//	text that is not UTF-8                           1007
+//	unmasked or malformed frames, bad fragmentation  1002 protocol error
+//	more than Config.MessageRate messages/s (20,     1008 policy violation
+//	burst 100)
+//	nothing received for Config.IdleTimeout          (TCP close)
+//	server shutdown                                  1001 going away
+//
+// A connection over the rate limit is closed rather than answered, so a
+// flood costs one token-bucket check per message and no parsing. Work per
+// message is bounded: at most Config.MaxOffers offers relayed, at most
+// Config.MaxScrapeHashes hashes scraped, at most Config.MaxSwarmsPerConn
+// swarms per connection.
+package wstracker

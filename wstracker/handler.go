@@ -1,0 +1,328 @@
+package wstracker
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gobwas/ws"
+
+	"herald/swarm"
+)
+
+// Handler accepts WebSocket upgrades on Config.Path and runs the tracker
+// protocol on them. Mount it in any net/http server; Close ends every
+// connection it accepted (net/http's Shutdown does not see hijacked
+// connections).
+type Handler struct {
+	cfg    Config
+	swarms *swarms
+
+	mu      sync.Mutex
+	conns   map[*conn]struct{} // guarded by mu
+	closing bool               // guarded by mu
+	wg      sync.WaitGroup     // one per connection goroutine
+
+	stats counters
+}
+
+// NewHandler checks cfg and returns a handler with empty swarms.
+func NewHandler(cfg Config) (*Handler, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	return &Handler{cfg: cfg, swarms: newSwarms(), conns: make(map[*conn]struct{})}, nil
+}
+
+// IsUpgrade reports whether r asks for a WebSocket upgrade, for a server
+// that serves plain HTTP announces on the same path.
+func IsUpgrade(r *http.Request) bool {
+	for _, v := range r.Header.Values("Upgrade") {
+		for t := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(t), "websocket") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// ServeHTTP upgrades the request and hands the connection to its own
+// goroutine.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path != h.cfg.Path {
+		http.NotFound(w, r)
+		return
+	}
+	if !IsUpgrade(r) {
+		w.Header().Set("Upgrade", "websocket")
+		http.Error(w, "WebSocket tracker: upgrade required", http.StatusUpgradeRequired)
+		return
+	}
+	h.mu.Lock()
+	full := h.cfg.MaxConnections > 0 && len(h.conns) >= h.cfg.MaxConnections
+	closing := h.closing
+	h.mu.Unlock()
+	if full || closing {
+		h.stats.refusedConns.Add(1)
+		w.Header().Set("Retry-After", "60")
+		http.Error(w, "WebSocket tracker: too many connections", http.StatusServiceUnavailable)
+		return
+	}
+	nc, rw, _, err := ws.UpgradeHTTP(r, w)
+	if err != nil {
+		// The upgrader has answered (400, 426…) on the hijacked connection.
+		if nc != nil {
+			nc.Close()
+		}
+		return
+	}
+	buffered, _ := rw.Reader.Peek(rw.Reader.Buffered())
+	c := &conn{h: h, nc: nc, r: prefixReader(append([]byte(nil), buffered...), nc)}
+	h.mu.Lock()
+	if h.closing {
+		h.mu.Unlock()
+		c.sendClose(ws.StatusGoingAway, "tracker is shutting down")
+		nc.Close()
+		return
+	}
+	h.conns[c] = struct{}{}
+	h.wg.Add(1)
+	h.mu.Unlock()
+	h.stats.accepted.Add(1)
+	// A fresh goroutine, not net/http's: its stack starts small, and most
+	// connections sit idle for their whole life.
+	go h.serveConn(c)
+}
+
+// Close closes every connection with status 1001 (going away), gives the
+// clients closeLinger to answer, and waits for the connection goroutines.
+// Upgrades after Close are refused.
+func (h *Handler) Close() {
+	h.mu.Lock()
+	h.closing = true
+	conns := make([]*conn, 0, len(h.conns))
+	for c := range h.conns {
+		conns = append(conns, c)
+	}
+	h.mu.Unlock()
+	for _, c := range conns {
+		c.sendClose(ws.StatusGoingAway, "tracker is shutting down")
+		// The connection's goroutine reads the client's close frame, or
+		// times out, and ends.
+		c.nc.SetReadDeadline(time.Now().Add(closeLinger))
+	}
+	h.wg.Wait()
+}
+
+func (h *Handler) serveConn(c *conn) {
+	defer h.wg.Done()
+	err := h.readLoop(c)
+	var ce *closeError
+	switch {
+	case errors.As(err, &ce):
+		h.stats.closedByTracker.Add(1)
+		c.sendClose(ce.code, ce.reason)
+		c.lingerClose()
+	case errors.Is(err, errClientClosed):
+		c.sendClose(ws.StatusNormalClosure, "")
+		c.nc.Close()
+	default:
+		c.nc.Close()
+	}
+	c.markClosed()
+	h.swarms.leaveAll(c)
+	h.mu.Lock()
+	delete(h.conns, c)
+	h.mu.Unlock()
+}
+
+func (h *Handler) readLoop(c *conn) error {
+	for {
+		buf := getBuffer()
+		msg, err := c.readMessage(buf)
+		if err == nil {
+			if !c.allow(time.Now(), h.cfg.MessageRate, h.cfg.MessageBurst) {
+				err = errRate
+			} else {
+				err = h.handle(c, msg)
+			}
+		}
+		putBuffer(buf)
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// work is the scratch space of one message, pooled so that idle
+// connections hold none of it.
+type work struct {
+	req     Request
+	out     []byte
+	targets []target
+	files   []ScrapeFile
+}
+
+var workPool = sync.Pool{New: func() any { return new(work) }}
+
+// handle answers one message. Its error is a write failure, which ends
+// the connection; client mistakes are answered and the connection stays.
+func (h *Handler) handle(c *conn, msg []byte) error {
+	w := workPool.Get().(*work)
+	defer func() {
+		clear(w.targets[:cap(w.targets)]) // drop conn pointers
+		w.targets = w.targets[:0]
+		w.out = w.out[:0]
+		w.req.Answer = nil
+		clear(w.req.Offers)
+		workPool.Put(w)
+	}()
+	r := &w.req
+	err := ParseRequest(msg, h.cfg.MaxOffers, h.cfg.MaxScrapeHashes, r)
+	switch {
+	case err != nil:
+		h.stats.malformed.Add(1)
+		// The action and info hash go back only when they were read, so
+		// that the client can route the failure to its torrent.
+		var hash *swarm.InfoHash
+		if r.Action == ActionAnnounce && err != failInfoHash {
+			hash = &r.InfoHash
+		}
+		action := r.Action
+		if hash == nil && action == ActionAnnounce {
+			action = 0
+		}
+		w.out = AppendFailure(w.out, action, hash, err.Error())
+		return c.send(w.out)
+	case r.Action == ActionScrape:
+		return h.scrape(c, w)
+	case h.cfg.Allowed != nil && !h.cfg.Allowed(r.InfoHash):
+		h.stats.refused.Add(1)
+		w.out = AppendFailure(w.out, ActionAnnounce, &r.InfoHash, string(failNotAllowed))
+		return c.send(w.out)
+	case r.Answer != nil:
+		return h.answer(c, w)
+	}
+	return h.announce(c, w)
+}
+
+func (h *Handler) announce(c *conn, w *work) error {
+	r := &w.req
+	h.stats.announces.Add(1)
+	n := min(len(r.Offers), h.cfg.MaxNumWant)
+	if r.NumWant >= 0 {
+		n = min(n, r.NumWant)
+	}
+	if cap(w.targets) < n {
+		w.targets = make([]target, 0, n)
+	}
+	targets, counts, err := h.swarms.announce(c, r, limits{
+		maxTorrents:      h.cfg.MaxTorrents,
+		maxPeers:         h.cfg.MaxPeers,
+		maxSwarmsPerConn: h.cfg.MaxSwarmsPerConn,
+	}, w.targets[:0:n])
+	w.targets = targets
+	if err != nil {
+		h.stats.refused.Add(1)
+		w.out = AppendFailure(w.out, ActionAnnounce, &r.InfoHash, err.Error())
+		return c.send(w.out)
+	}
+	w.out = AppendAnnounceReply(w.out, &r.InfoHash, counts, int(h.cfg.Interval/time.Second))
+	if err := c.send(w.out); err != nil {
+		return err
+	}
+	for i, t := range targets {
+		o := &r.Offers[i]
+		t.conn.expectAnswer(pendingOffer{infoHash: r.InfoHash, id: o.ID, from: r.PeerID, to: t.id})
+		w.out = AppendOffer(w.out[:0], &r.InfoHash, &r.PeerID, o)
+		// A failed write has closed the receiver, whose own goroutine
+		// cleans it up; the sender is not at fault.
+		if t.conn.send(w.out) == nil {
+			h.stats.offers.Add(1)
+		}
+	}
+	return nil
+}
+
+// answer relays an answer to the peer whose offer it answers, and only if
+// that offer was relayed to this connection, under the peer ids it
+// names: nobody can push answers to arbitrary peers.
+func (h *Handler) answer(c *conn, w *work) error {
+	r := &w.req
+	if !c.takeAnswered(pendingOffer{infoHash: r.InfoHash, id: r.OfferID, from: r.ToPeerID, to: r.PeerID}) {
+		h.stats.refused.Add(1)
+		w.out = AppendFailure(w.out, ActionAnnounce, &r.InfoHash, string(failUnknownOffer))
+		return c.send(w.out)
+	}
+	to := h.swarms.lookup(&r.InfoHash, &r.ToPeerID)
+	if to == nil || to.isClosed() {
+		h.stats.refused.Add(1)
+		w.out = AppendFailure(w.out, ActionAnnounce, &r.InfoHash, string(failOffererGone))
+		return c.send(w.out)
+	}
+	w.out = AppendAnswer(w.out, &r.InfoHash, &r.PeerID, &r.OfferID, r.Answer)
+	if to.send(w.out) == nil {
+		h.stats.answers.Add(1)
+	}
+	return nil
+}
+
+func (h *Handler) scrape(c *conn, w *work) error {
+	r := &w.req
+	h.stats.scrapes.Add(1)
+	w.files = w.files[:0]
+	for _, ih := range r.ScrapeHashes {
+		f := ScrapeFile{InfoHash: ih}
+		if h.cfg.Allowed == nil || h.cfg.Allowed(ih) {
+			f.Counts = h.swarms.scrape(&ih)
+		}
+		w.files = append(w.files, f)
+	}
+	w.out = AppendScrapeReply(w.out, w.files, int(h.cfg.Interval/time.Second))
+	return c.send(w.out)
+}
+
+// Stats are the tracker's counters since start.
+type Stats struct {
+	Connections     int    // open now
+	Torrents, Peers int    // WebSocket swarms and peers now
+	Accepted        uint64 // upgrades accepted
+	RefusedConns    uint64 // upgrades refused (connection limit, shutdown)
+	Announces       uint64
+	Scrapes         uint64
+	OffersRelayed   uint64
+	AnswersRelayed  uint64
+	Malformed       uint64 // messages answered with a parse failure
+	Refused         uint64 // announces and answers answered with a failure
+	ClosedByTracker uint64 // connections closed for a protocol, size or rate violation
+}
+
+type counters struct {
+	accepted, refusedConns, announces, scrapes, offers, answers, malformed, refused, closedByTracker atomic.Uint64
+}
+
+// Stats returns the current counters.
+func (h *Handler) Stats() Stats {
+	h.mu.Lock()
+	n := len(h.conns)
+	h.mu.Unlock()
+	return Stats{
+		Connections:     n,
+		Torrents:        int(h.swarms.torrents.Load()),
+		Peers:           int(h.swarms.peers.Load()),
+		Accepted:        h.stats.accepted.Load(),
+		RefusedConns:    h.stats.refusedConns.Load(),
+		Announces:       h.stats.announces.Load(),
+		Scrapes:         h.stats.scrapes.Load(),
+		OffersRelayed:   h.stats.offers.Load(),
+		AnswersRelayed:  h.stats.answers.Load(),
+		Malformed:       h.stats.malformed.Load(),
+		Refused:         h.stats.refused.Load(),
+		ClosedByTracker: h.stats.closedByTracker.Load(),
+	}
+}
