@@ -144,7 +144,7 @@ var directives = []directive{
 		set: intSetter(func(s *Settings) *int { return &s.MaxTorrents }, 0, 1<<40), def: intDef(func(s *Settings) int { return s.MaxTorrents })},
 	{key: "tracker.max_peers", flag: "max-peers", arg: "n", usage: "most peers held; new ones beyond get a failure (0: no limit)",
 		set: intSetter(func(s *Settings) *int { return &s.MaxPeers }, 0, 1<<40), def: intDef(func(s *Settings) int { return s.MaxPeers })},
-	{key: "tracker.allow_ip_field", flag: "allow-ip-field", arg: "bool", usage: "honour the client-supplied ip (UDP announce field); lets clients register other addresses",
+	{key: "tracker.allow_ip_field", flag: "allow-ip-field", arg: "bool", usage: "honour addresses clients state themselves (UDP announce ip field; HTTP ip=, and BEP 7 ipv4=/ipv6= as a second peer); lets a client register any address",
 		set: boolSetter(func(s *Settings) *bool { return &s.AllowIPField }), def: func(s *Settings) string { return strconv.FormatBool(s.AllowIPField) }},
 	{key: "tracker.decoy_peers", flag: "decoy-peers", arg: "n", usage: "random addresses mixed into every peer list for plausible deniability; each costs clients a dead connection attempt (0: off)",
 		set: intSetter(func(s *Settings) *int { return &s.DecoyPeers }, 0, 50), def: intDef(func(s *Settings) int { return s.DecoyPeers })},

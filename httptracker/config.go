@@ -3,6 +3,7 @@ package httptracker
 import (
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"time"
 
 	"herald/swarm"
@@ -44,6 +45,19 @@ type Config struct {
 	Allowed func(swarm.InfoHash) bool
 	// RedirectURL is where GET / is redirected (302); empty gives 404.
 	RedirectURL string
+
+	// TrustedProxies are the networks of reverse proxies whose
+	// X-Forwarded-For (or, without it, X-Real-IP) names the client. The
+	// client is the rightmost address in X-Forwarded-For that is not a
+	// trusted proxy: entries to its left were written by the client itself
+	// and prove nothing (opentracker takes the leftmost, so any client
+	// behind a proxy can choose its own address).
+	TrustedProxies []netip.Prefix
+	// AllowClientIP honours the addresses a client states itself: BEP 3's
+	// ip= (replaces its address) and BEP 7's ipv4=/ipv6= (its address in
+	// the other family, registered as a second peer). Off by default: a
+	// client could register anybody's address.
+	AllowClientIP bool
 
 	// ReadHeaderTimeout, ReadTimeout and IdleTimeout bound how long a client
 	// may take to send a request's headers, a whole request, and how long a

@@ -100,15 +100,68 @@ func (h *Handler) notFound(w http.ResponseWriter) {
 	writeText(w, http.StatusNotFound, "not found")
 }
 
-// clientAddr returns the address of the peer that sent r, the address the
-// tracker hands out to other peers. Every frontend path asks this one
-// function, so trusted-proxy handling (X-Forwarded-For) belongs here.
-func clientAddr(r *http.Request) (netip.Addr, bool) {
+// ClientAddr returns the address of the client that sent r, the address the
+// tracker hands out to other peers: the connection's address, or, from a
+// trusted proxy, the client it forwarded for (see Config.TrustedProxies).
+// Every path asks this one method, so stats access checks see the same
+// address as announces.
+func (h *Handler) ClientAddr(r *http.Request) (netip.Addr, bool) {
 	ap, err := netip.ParseAddrPort(r.RemoteAddr)
 	if err != nil {
 		return netip.Addr{}, false
 	}
-	return ap.Addr().Unmap().WithZone(""), true
+	addr := ap.Addr().Unmap().WithZone("")
+	if !h.trustedProxy(addr) {
+		return addr, true
+	}
+	if xff := r.Header["X-Forwarded-For"]; len(xff) > 0 {
+		// Walk from the nearest hop back, across repeated headers.
+		for i := len(xff) - 1; i >= 0; i-- {
+			list := xff[i]
+			for list != "" {
+				var item string
+				if k := strings.LastIndexByte(list, ','); k >= 0 {
+					list, item = list[:k], list[k+1:]
+				} else {
+					list, item = "", list
+				}
+				hop, ok := parseHop(item)
+				if !ok {
+					return addr, true // a garbled hop: trust nothing beyond it
+				}
+				if !h.trustedProxy(hop) {
+					return hop, true
+				}
+				addr = hop
+			}
+		}
+		return addr, true
+	}
+	if hop, ok := parseHop(r.Header.Get("X-Real-IP")); ok {
+		return hop, true
+	}
+	return addr, true
+}
+
+// parseHop reads one forwarded address: "ip", "ip:port" or "[v6]:port".
+func parseHop(s string) (netip.Addr, bool) {
+	s = strings.TrimSpace(s)
+	if a, err := netip.ParseAddr(s); err == nil {
+		return a.Unmap().WithZone(""), true
+	}
+	if ap, err := netip.ParseAddrPort(s); err == nil {
+		return ap.Addr().Unmap().WithZone(""), true
+	}
+	return netip.Addr{}, false
+}
+
+func (h *Handler) trustedProxy(a netip.Addr) bool {
+	for _, p := range h.cfg.TrustedProxies {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
 }
 
 func (h *Handler) allowed(ih swarm.InfoHash) bool {
@@ -135,9 +188,12 @@ func (h *Handler) announce(w http.ResponseWriter, r *http.Request) {
 	if err == nil && !h.allowed(st.req.infoHash) {
 		err = failNotAuthorized
 	}
-	addr, ok := clientAddr(r)
+	addr, ok := h.ClientAddr(r)
 	if err == nil && !ok {
 		err = failBadAddr
+	}
+	if h.cfg.AllowClientIP && st.req.ip.IsValid() {
+		addr = st.req.ip
 	}
 	var counts swarm.Counts
 	if err == nil {
@@ -159,6 +215,20 @@ func (h *Handler) announce(w http.ResponseWriter, r *http.Request) {
 		st.peers, counts, err = h.store.Announce(&st.ann, swarm.FamilyBoth, swarm.Peers{V4: st.peers.V4[:0], V6: st.peers.V6[:0]})
 		if err != nil {
 			err = h.storeError(err)
+		}
+	}
+	if err == nil && h.cfg.AllowClientIP {
+		// BEP 7: the client's address in the other family joins the swarm
+		// too, so peers of that family can reach it.
+		for _, other := range [2]netip.AddrPort{st.req.ipv4, st.req.ipv6} {
+			if other.IsValid() && swarm.FamilyOf(other.Addr()) != swarm.FamilyOf(addr) {
+				extra := st.ann
+				extra.Addr, extra.NumWant = other, 0
+				if other.Port() == 0 {
+					extra.Addr = netip.AddrPortFrom(other.Addr(), st.req.port)
+				}
+				h.store.Announce(&extra, 0, swarm.Peers{})
+			}
 		}
 	}
 	if err != nil {

@@ -2,6 +2,7 @@ package httptracker
 
 import (
 	"math"
+	"net/netip"
 	"strings"
 
 	"herald/swarm"
@@ -29,6 +30,10 @@ type announceRequest struct {
 	numWant    int  // -1 when absent or negative: use the default
 	compact    bool // false only for compact=0
 	key        uint32
+	// Addresses the client states itself (BEP 3 ip=, BEP 7 ipv4=/ipv6=);
+	// zero when absent or unreadable. Used only with Config.AllowClientIP.
+	ip         netip.Addr
+	ipv4, ipv6 netip.AddrPort
 }
 
 // leftUnknown marks an announce without a usable "left": the peer counts as
@@ -230,6 +235,29 @@ func parseAnnounce(q string, req *announceRequest) error {
 				return err
 			}
 			req.compact = n != 1 || buf[0] != '0'
+		case "ip", "ipv4", "ipv6":
+			var buf [64]byte
+			n, err := unescape(buf[:], raw)
+			if err != nil {
+				return err
+			}
+			// Unreadable addresses are ignored: the connection's address
+			// still identifies the peer.
+			text := string(buf[:min(n, len(buf))])
+			hop, ok := parseHop(text)
+			port := uint16(0)
+			if ap, err := netip.ParseAddrPort(text); err == nil {
+				port = ap.Port()
+			}
+			switch {
+			case !ok || hop.IsUnspecified():
+			case string(name) == "ip":
+				req.ip = hop
+			case string(name) == "ipv4" && hop.Is4():
+				req.ipv4 = netip.AddrPortFrom(hop, port)
+			case string(name) == "ipv6" && hop.Is6():
+				req.ipv6 = netip.AddrPortFrom(hop, port)
+			}
 		case "key":
 			var buf [32]byte
 			n, err := unescape(buf[:], raw)

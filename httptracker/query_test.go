@@ -3,6 +3,7 @@ package httptracker
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"net/url"
 	"strings"
 	"testing"
@@ -38,7 +39,14 @@ var parseAnnounceCases = []struct {
 	{announceBase + "&compact=00&numwant=0", announceRequest{infoHash: hash20, port: 6881, left: leftUnknown, numWant: 0, compact: true}},
 	// Escaped keys, '+' kept literally, unknown and empty parameters skipped.
 	{"info%5Fhash=" + q20 + "&port=%36881&&ip=1.2.3.4&x=%zz\xff&no_peer_id=1&trackerid&peer_id=+++++++++++++++++++%2b",
-		announceRequest{infoHash: hash20, peerID: swarm.PeerID([]byte(strings.Repeat("+", 20))), port: 6881, left: leftUnknown, numWant: -1, compact: true}},
+		announceRequest{infoHash: hash20, peerID: swarm.PeerID([]byte(strings.Repeat("+", 20))), port: 6881, left: leftUnknown, numWant: -1, compact: true,
+			ip: netip.MustParseAddr("1.2.3.4")}},
+	// BEP 7: the other family's address, with or without a port; the
+	// wrong family, unspecified and unreadable addresses are ignored.
+	{announceBase + "&ipv6=2001%3adb8%3a%3a1&ipv4=%5b2001:db8::9%5d:7", announceRequest{infoHash: hash20, port: 6881, left: leftUnknown, numWant: -1, compact: true,
+		ipv6: netip.MustParseAddrPort("[2001:db8::1]:0")}},
+	{announceBase + "&ipv4=192.0.2.7:7000&ip=0.0.0.0&ipv6=nonsense", announceRequest{infoHash: hash20, port: 6881, left: leftUnknown, numWant: -1, compact: true,
+		ipv4: netip.MustParseAddrPort("192.0.2.7:7000")}},
 }
 
 func TestParseAnnounce(t *testing.T) {
@@ -175,6 +183,18 @@ func appendAnnounceQuery(req *announceRequest, withPeerID bool) string {
 		b.WriteString("&compact=0")
 	}
 	fmt.Fprintf(&b, "&key=%08x", req.key)
+	if req.ip.IsValid() {
+		fmt.Fprintf(&b, "&ip=%s", escapeAll([]byte(req.ip.String())))
+	}
+	for name, ap := range map[string]netip.AddrPort{"ipv4": req.ipv4, "ipv6": req.ipv6} {
+		switch {
+		case !ap.IsValid():
+		case ap.Port() == 0:
+			fmt.Fprintf(&b, "&%s=%s", name, escapeAll([]byte(ap.Addr().String())))
+		default:
+			fmt.Fprintf(&b, "&%s=%s", name, escapeAll([]byte(ap.String())))
+		}
+	}
 	return b.String()
 }
 

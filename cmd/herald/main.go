@@ -114,6 +114,8 @@ func run(s *config.Settings, log *slog.Logger) error {
 		DefaultNumWant: s.NumWant,
 		MaxNumWant:     s.MaxNumWant,
 		RedirectURL:    s.RedirectURL,
+		TrustedProxies: s.ProxyNets,
+		AllowClientIP:  s.AllowIPField,
 		Allowed:        func(h swarm.InfoHash) bool { return allowed == nil || allowed(h) },
 		Logger:         log,
 	}

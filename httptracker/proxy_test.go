@@ -1,0 +1,82 @@
+package httptracker
+
+import (
+	"net/http/httptest"
+	"net/netip"
+	"testing"
+
+	"herald/swarm"
+)
+
+// Issue 5: the client address behind trusted proxies is the rightmost
+// X-Forwarded-For hop that is not a trusted proxy; headers from anyone else
+// are ignored, so a client cannot choose the address it is handed out as.
+func TestClientAddrBehindProxies(t *testing.T) {
+	h := newTestHandler(t, Config{TrustedProxies: []netip.Prefix{
+		netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("10.9.0.0/16"), netip.MustParsePrefix("fd00::/8"),
+	}})
+	cases := []struct {
+		name, remote string
+		headers      map[string][]string
+		want         string
+	}{
+		{"no proxy", "192.0.2.1:5000", nil, "192.0.2.1"},
+		{"spoofed header from an untrusted client", "192.0.2.1:5000", map[string][]string{"X-Forwarded-For": {"203.0.113.66"}, "X-Real-Ip": {"203.0.113.67"}}, "192.0.2.1"},
+		{"one trusted proxy", "127.0.0.1:5000", map[string][]string{"X-Forwarded-For": {"203.0.113.9"}}, "203.0.113.9"},
+		{"client-supplied entry left of the real one", "127.0.0.1:5000", map[string][]string{"X-Forwarded-For": {"6.6.6.6, 203.0.113.9"}}, "203.0.113.9"},
+		{"chain of trusted proxies", "127.0.0.1:5000", map[string][]string{"X-Forwarded-For": {"203.0.113.9, 10.9.1.1", "10.9.2.2"}}, "203.0.113.9"},
+		{"untrusted hop stops the walk", "127.0.0.1:5000", map[string][]string{"X-Forwarded-For": {"203.0.113.9, 10.8.1.1"}}, "10.8.1.1"},
+		{"IPv6 and ports", "[fd00::1]:443", map[string][]string{"X-Forwarded-For": {"[2001:db8::7]:51413"}}, "2001:db8::7"},
+		{"mapped IPv4", "[::ffff:127.0.0.1]:80", map[string][]string{"X-Forwarded-For": {"::ffff:198.51.100.4"}}, "198.51.100.4"},
+		{"garbled hop", "127.0.0.1:5000", map[string][]string{"X-Forwarded-For": {"203.0.113.9, not-an-ip"}}, "127.0.0.1"},
+		{"X-Real-IP without X-Forwarded-For", "127.0.0.1:5000", map[string][]string{"X-Real-Ip": {"198.51.100.8"}}, "198.51.100.8"},
+		{"all hops trusted", "127.0.0.1:5000", map[string][]string{"X-Forwarded-For": {"10.9.0.5"}}, "10.9.0.5"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r := httptest.NewRequest("GET", "/announce", nil)
+			r.RemoteAddr = c.remote
+			for k, v := range c.headers {
+				r.Header[k] = v
+			}
+			got, ok := h.ClientAddr(r)
+			if !ok || got != netip.MustParseAddr(c.want) {
+				t.Fatalf("ClientAddr = %v %v, want %s", got, ok, c.want)
+			}
+		})
+	}
+}
+
+// The address announces register is the proxied one, end to end.
+func TestAnnounceThroughProxy(t *testing.T) {
+	store := newTestStore(t, swarm.Config{})
+	h := newTestHandler(t, Config{Store: store, TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}})
+	r := httptest.NewRequest("GET", "/announce?"+announceBase+"&left=1", nil)
+	r.RemoteAddr = "127.0.0.1:4000"
+	r.Header.Set("X-Forwarded-For", "1.1.1.1, 198.51.100.20")
+	h.ServeHTTP(httptest.NewRecorder(), r)
+	peers, _, _ := store.Announce(&swarm.Announce{InfoHash: hash20, Addr: netip.MustParseAddrPort("192.0.2.99:1"), NumWant: 10}, swarm.FamilyBoth, swarm.Peers{})
+	if want := []byte{198, 51, 100, 20, 0x1a, 0xe1}; string(peers.V4) != string(want) {
+		t.Fatalf("peer registered as % x, want % x (198.51.100.20:6881)", peers.V4, want)
+	}
+}
+
+// BEP 7 and BEP 3 client-stated addresses count only when the operator
+// allows them.
+func TestClientStatedAddresses(t *testing.T) {
+	for _, allow := range []bool{false, true} {
+		store := newTestStore(t, swarm.Config{})
+		h := newTestHandler(t, Config{Store: store, AllowClientIP: allow})
+		r := httptest.NewRequest("GET", "/announce?"+announceBase+"&left=1&ipv6=2001:db8::5", nil)
+		r.RemoteAddr = "192.0.2.1:4000"
+		h.ServeHTTP(httptest.NewRecorder(), r)
+		peers, c, _ := store.Announce(&swarm.Announce{InfoHash: hash20, Addr: netip.MustParseAddrPort("[2001:db8::99]:1"), NumWant: 10}, swarm.FamilyBoth, swarm.Peers{})
+		got6 := len(peers.V6) / swarm.PeerLen6
+		if allow && (got6 != 1 || c.Leechers != 2) {
+			t.Errorf("allowed: %d IPv6 peers and %d leechers, want the ipv6= address registered too", got6, c.Leechers)
+		}
+		if !allow && (got6 != 0 || c.Leechers != 1) {
+			t.Errorf("not allowed: ipv6= was honoured (%d IPv6 peers)", got6)
+		}
+	}
+}
