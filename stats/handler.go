@@ -177,7 +177,7 @@ func serveAsset(w http.ResponseWriter, path, contentType string) {
 	h.Set("X-Content-Type-Options", "nosniff")
 	// The page loads only its own scripts and styles and talks only to its
 	// own origin.
-	h.Set("Content-Security-Policy", "default-src 'self'; style-src 'self' 'unsafe-inline'")
+	h.Set("Content-Security-Policy", "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:")
 	w.Write(body)
 }
 

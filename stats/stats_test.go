@@ -60,7 +60,9 @@ var (
 	hashC = hashOf(0xCC)
 )
 
-func v4(n byte) netip.AddrPort { return netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, 0, n}), 6881) }
+func v4(n byte) netip.AddrPort {
+	return netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, 0, n}), 6881)
+}
 func v6(n byte) netip.AddrPort {
 	return netip.AddrPortFrom(netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 15: n}), 6881)
 }

@@ -13,7 +13,8 @@
       height: 220,
       series: [{}].concat(series.map(([label, stroke]) => ({ label, stroke, width: 2 }))),
       axes: [{}, { label: yLabel, size: 60 }],
-      scales: { x: { time: true } },
+      // Counts and rates start at zero, so a flat line reads as flat.
+      scales: { x: { time: true }, y: { range: (u, min, max) => [0, max > 0 ? max * 1.1 : 1] } },
       legend: { live: true },
     };
     return new uPlot(opts, [[]].concat(series.map(() => [])), document.getElementById(id));

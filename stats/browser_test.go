@@ -1,0 +1,202 @@
+package stats
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"herald/swarm"
+)
+
+// Debian's chromium, driven by playwright-core from testdata/browser (see
+// the Makefile); the test never downloads a browser.
+const chromiumPath = "/usr/bin/chromium"
+
+// browserResult is what testdata/browser/dashboard.mjs prints.
+type browserResult struct {
+	Charts map[string]struct {
+		Points int       `json:"points"`
+		Series []string  `json:"series"`
+		Max    []float64 `json:"max"`
+		Canvas []int     `json:"canvas"`
+	} `json:"charts"`
+	TopRows      int      `json:"topRows"`
+	FirstTopHash string   `json:"firstTopHash"`
+	Status       string   `json:"status"`
+	Errors       []string `json:"errors"`
+}
+
+// TestDashboardInBrowser serves the dashboard from a real HTTP server on
+// 127.0.0.1 while synthetic load announces into a store and bumps frontend
+// counters, opens it in headless chromium and checks that every chart drew
+// samples with the load's values and the busiest torrent is listed. The
+// screenshot stays in a temp dir whose path is logged.
+func TestDashboardInBrowser(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: no browser")
+	}
+	var missing []string
+	if _, err := os.Stat(chromiumPath); err != nil {
+		missing = append(missing, "chromium ("+chromiumPath+", apt-get install chromium)")
+	}
+	node, err := exec.LookPath("node")
+	if err != nil {
+		missing = append(missing, "node (apt-get install nodejs npm)")
+	}
+	if _, err := os.Stat("testdata/browser/node_modules/playwright-core/package.json"); err != nil {
+		missing = append(missing, "playwright-core (cd stats/testdata/browser && npm ci --ignore-scripts)")
+	}
+	if len(missing) > 0 {
+		msg := "dashboard browser test needs " + strings.Join(missing, ", ")
+		if os.Getenv("STATS_REQUIRE_BROWSER") == "1" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+
+	store, err := swarm.New(swarm.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	httpLoad, udpLoad := &fakeHTTP{}, &fakeUDP{}
+	m, err := New(Config{
+		Sources:     Sources{Store: store, HTTP: []HTTPCounters{httpLoad}, UDP: []UDPCounters{udpLoad}},
+		Nets:        testNets,
+		Version:     "herald browser-test",
+		SampleEvery: 200 * time.Millisecond,
+		SlowEvery:   200 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: m.Handler(remoteAddr), ReadHeaderTimeout: 5 * time.Second}
+	ctx, cancel := context.WithCancel(context.Background())
+	served, sampled, loaded := make(chan error, 1), make(chan struct{}), make(chan struct{})
+	go func() { served <- srv.Serve(ln) }()
+	go func() { m.Run(ctx); close(sampled) }()
+	go func() { syntheticLoad(ctx, store, httpLoad, udpLoad); close(loaded) }()
+	defer func() {
+		cancel()
+		srv.Close()
+		<-sampled
+		<-loaded
+		if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+			t.Errorf("serve: %v", err)
+		}
+	}()
+
+	dir, err := os.MkdirTemp("", "herald-dashboard-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	shot := filepath.Join(dir, "dashboard.png")
+	runCtx, stop := context.WithTimeout(ctx, 90*time.Second)
+	defer stop()
+	const minPoints = 8
+	cmd := exec.CommandContext(runCtx, node, "testdata/browser/dashboard.mjs",
+		"http://"+ln.Addr().String()+DashboardPath, shot, "8")
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("node dashboard.mjs: %v\n%s", err, stderr.String())
+	}
+	t.Logf("dashboard screenshot: %s", shot)
+	var res browserResult
+	if err := json.Unmarshal(out, &res); err != nil {
+		t.Fatalf("browser output %q: %v", out, err)
+	}
+	for _, e := range res.Errors {
+		t.Errorf("page: %s", e)
+	}
+	for _, name := range []string{"requests", "errors", "peers", "torrents"} {
+		c, ok := res.Charts[name]
+		switch {
+		case !ok:
+			t.Errorf("chart %s missing", name)
+		case c.Points < minPoints:
+			t.Errorf("chart %s drew %d points, want at least %d", name, c.Points, minPoints)
+		case len(c.Canvas) != 2 || c.Canvas[0] == 0 || c.Canvas[1] == 0:
+			t.Errorf("chart %s canvas %v", name, c.Canvas)
+		}
+		t.Logf("chart %s: %d points, series %v, max %v", name, c.Points, c.Series, c.Max)
+	}
+	// The load runs at roughly 500 HTTP and 1000 UDP requests a second, with
+	// errors, into 20 torrents, the first the busiest.
+	req, errs := res.Charts["requests"].Max, res.Charts["errors"].Max
+	if len(req) != 2 || req[0] < 100 || req[1] < 200 || len(errs) != 2 || errs[0] <= 0 || errs[1] <= 0 {
+		t.Errorf("rates: requests max %v, errors max %v", req, errs)
+	}
+	if p := res.Charts["peers"].Max; len(p) != 3 || p[0] < 20 || p[1] <= 0 || p[2] <= 0 {
+		t.Errorf("peers max %v", p)
+	}
+	if tr := res.Charts["torrents"].Max; len(tr) != 1 || tr[0] != 20 {
+		t.Errorf("torrents max %v, want 20", tr)
+	}
+	if want := loadHash(0); res.TopRows < 10 || res.FirstTopHash != hexLower(want[:]) {
+		t.Errorf("top table: %d rows, first %q, want %x", res.TopRows, res.FirstTopHash, want)
+	}
+}
+
+// syntheticLoad announces peers into 20 torrents (torrent k gets peers in
+// proportion to 20-k, so torrent 0 is the busiest) and counts frontend
+// requests, until ctx ends or a minute passes.
+func syntheticLoad(ctx context.Context, store *swarm.Store, h *fakeHTTP, u *fakeUDP) {
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	end := time.After(time.Minute)
+	for n := 0; ; n++ {
+		select {
+		case <-ctx.Done():
+			return
+		case <-end:
+			return
+		case <-tick.C:
+		}
+		h.announces.Add(5)
+		u.announces.Add(10)
+		if n%3 == 0 {
+			h.notFound.Add(1)
+			u.dropped.Add(2)
+		}
+		k := n % 20
+		for p := 0; p < 20-k; p++ {
+			addr := netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, byte(k), byte(p), 1}), 6881)
+			if p%4 == 0 {
+				addr = netip.AddrPortFrom(netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 14: byte(k), 15: byte(p)}), 6881)
+			}
+			ann := &swarm.Announce{InfoHash: loadHash(k), Addr: addr, Left: uint64(p % 3), NumWant: 5}
+			store.Announce(ann, swarm.FamilyBoth, swarm.Peers{})
+		}
+	}
+}
+
+func loadHash(k int) swarm.InfoHash {
+	var ih swarm.InfoHash
+	binary.BigEndian.PutUint32(ih[:], uint32(k)+1)
+	return ih
+}
+
+func hexLower(b []byte) string {
+	const digits = "0123456789abcdef"
+	out := make([]byte, 0, 2*len(b))
+	for _, c := range b {
+		out = append(out, digits[c>>4], digits[c&15])
+	}
+	return string(out)
+}

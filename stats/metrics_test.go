@@ -1,0 +1,191 @@
+package stats
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"herald/httptracker"
+)
+
+// TestMetricsParseAndLint scrapes /metrics as Prometheus would, parses it
+// with Prometheus' text parser, lints every family with promlint and
+// checks the values against the fixture.
+func TestMetricsParseAndLint(t *testing.T) {
+	httpLat, udpLat := NewHistogram(), NewHistogram()
+	for _, d := range []time.Duration{20 * time.Microsecond, 30 * time.Microsecond, 3 * time.Millisecond} {
+		httpLat.Observe(d)
+	}
+	udpLat.Observe(10 * time.Second)
+	reg := prometheus.NewPedanticRegistry() // also checks Collect against Describe
+	m, err := New(Config{
+		Sources: Sources{
+			Store:       fixtureStore(t),
+			HTTP:        []HTTPCounters{&fakeHTTP{fixed: fixedHTTP}, &fakeHTTP{fixed: httptracker.Stats{Announces: 1000}}},
+			UDP:         []UDPCounters{&fakeUDP{fixed: fixedUDP}},
+			HTTPLatency: []*Histogram{httpLat},
+			UDPLatency:  []*Histogram{udpLat},
+		},
+		Nets:     testNets,
+		Registry: reg,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	get(t, m, "192.0.2.1:1", "/stats") // one denied request
+
+	req, _ := http.NewRequest(http.MethodGet, "/metrics", nil)
+	req.RemoteAddr = "127.0.0.1:9"
+	req.Header.Set("Accept", "text/plain")
+	rec := httptest.NewRecorder()
+	m.Handler(remoteAddr).ServeHTTP(rec, req)
+	if rec.Code != 200 || !strings.HasPrefix(rec.Header().Get("Content-Type"), "text/plain") {
+		t.Fatalf("/metrics: %d %q", rec.Code, rec.Header().Get("Content-Type"))
+	}
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(strings.NewReader(rec.Body.String()))
+	if err != nil {
+		t.Fatalf("Prometheus text parser: %v\n%s", err, rec.Body)
+	}
+
+	var list []*dto.MetricFamily
+	for _, mf := range families {
+		list = append(list, mf)
+	}
+	problems, err := promlint.NewWithMetricFamilies(list).Lint()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		t.Errorf("promlint: %s: %s", p.Metric, p.Text)
+	}
+
+	value := func(name string, labels map[string]string) float64 {
+		t.Helper()
+		mf := families[name]
+		if mf == nil {
+			t.Fatalf("no family %s", name)
+		}
+	metrics:
+		for _, m := range mf.Metric {
+			for _, lp := range m.Label {
+				if want, ok := labels[lp.GetName()]; ok && want != lp.GetValue() {
+					continue metrics
+				}
+			}
+			switch {
+			case m.Counter != nil:
+				return m.Counter.GetValue()
+			case m.Gauge != nil:
+				return m.Gauge.GetValue()
+			case m.Histogram != nil:
+				return float64(m.Histogram.GetSampleCount())
+			}
+		}
+		t.Fatalf("no %s%v", name, labels)
+		return 0
+	}
+	for _, c := range []struct {
+		name   string
+		labels map[string]string
+		want   float64
+	}{
+		{"herald_requests_total", map[string]string{"protocol": "http", "action": "announce", "outcome": "ok"}, 41000},
+		{"herald_requests_total", map[string]string{"protocol": "http", "action": "invalid", "outcome": "failure"}, 110},
+		{"herald_requests_total", map[string]string{"protocol": "udp", "action": "connect", "outcome": "ok"}, 30000},
+		{"herald_requests_total", map[string]string{"protocol": "udp", "action": "invalid", "outcome": "dropped"}, 100},
+		{"herald_errors_total", map[string]string{"protocol": "udp", "reason": "connection_id_mismatch"}, 30},
+		{"herald_errors_total", map[string]string{"protocol": "http", "reason": "internal"}, 2},
+		{"herald_torrents", nil, 3},
+		{"herald_peers", map[string]string{"family": "ipv4", "role": "seeder"}, 2},
+		{"herald_peers", map[string]string{"family": "ipv4", "role": "leecher"}, 4},
+		{"herald_peers", map[string]string{"family": "ipv6", "role": "seeder"}, 2},
+		{"herald_peers", map[string]string{"family": "ipv6", "role": "leecher"}, 2},
+		{"herald_torrent_downloads", nil, 2},
+		{"herald_stats_requests_total", map[string]string{"outcome": "denied"}, 1},
+		{"herald_stats_requests_total", map[string]string{"outcome": "ok"}, 1},
+		{"herald_request_duration_seconds", map[string]string{"protocol": "http"}, 3},
+		{"herald_request_duration_seconds", map[string]string{"protocol": "udp"}, 1},
+	} {
+		if got := value(c.name, c.labels); got != c.want {
+			t.Errorf("%s%v = %v, want %v", c.name, c.labels, got, c.want)
+		}
+	}
+
+	// The histogram's buckets are cumulative and in seconds.
+	for _, m := range families["herald_request_duration_seconds"].Metric {
+		if m.Label[0].GetValue() != "http" {
+			continue
+		}
+		h := m.Histogram
+		if got := h.GetSampleSum(); got < 0.00304 || got > 0.00306 {
+			t.Errorf("http duration sum %v s, want 0.00305", got)
+		}
+		for _, b := range h.Bucket {
+			want := map[float64]uint64{25e-6: 1, 50e-6: 2, 0.0025: 2, 0.005: 3, 5: 3}[b.GetUpperBound()]
+			if want != 0 && b.GetCumulativeCount() != want {
+				t.Errorf("bucket le=%v: %d, want %d", b.GetUpperBound(), b.GetCumulativeCount(), want)
+			}
+		}
+	}
+	for _, name := range []string{"go_goroutines", "process_start_time_seconds"} {
+		if families[name] == nil {
+			t.Errorf("%s missing: the Go runtime and process collectors are not registered", name)
+		}
+	}
+}
+
+// TestNoGlobalRegistration: metrics go only to the registry passed in.
+func TestNoGlobalRegistration(t *testing.T) {
+	newFixtureMonitor(t, fixtureStore(t))
+	mfs, err := prometheus.DefaultGatherer.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if strings.HasPrefix(mf.GetName(), "herald_") {
+			t.Errorf("%s registered globally", mf.GetName())
+		}
+	}
+}
+
+// TestNoHistogramWithoutTiming: a frontend that does not time requests
+// gets no empty histogram that would read as "no latency".
+func TestNoHistogramWithoutTiming(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	if _, err := New(Config{Sources: Sources{Store: fixtureStore(t)}, Registry: reg}); err != nil {
+		t.Fatal(err)
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == "herald_request_duration_seconds" {
+			t.Errorf("duration histogram exported with no histogram source")
+		}
+	}
+}
+
+func TestHistogramBuckets(t *testing.T) {
+	h := NewHistogram()
+	h.Observe(0)
+	h.Observe(25 * time.Microsecond) // on a bound: counts in that bucket (le)
+	h.Observe(26 * time.Microsecond)
+	h.Observe(time.Hour)
+	s := mergeHistograms([]*Histogram{h, h})
+	if s.Count != 8 || s.Buckets[0] != 4 || s.Buckets[1] != 6 || s.Buckets[len(s.Buckets)-1] != 6 {
+		t.Errorf("count %d, buckets %v", s.Count, s.Buckets)
+	}
+	if want := 2 * (time.Hour + 51*time.Microsecond); s.Sum != want {
+		t.Errorf("sum %v, want %v", s.Sum, want)
+	}
+}
