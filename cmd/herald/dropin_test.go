@@ -4,7 +4,9 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"os"
 	"os/exec"
@@ -269,4 +271,35 @@ func grepLine(s, prefix string) string {
 		}
 	}
 	return ""
+}
+
+// Issue 5: X-Forwarded-For counts only from a configured proxy; the same
+// header from any other client is ignored.
+func TestForwardedForOnlyFromTrustedProxy(t *testing.T) {
+	port := freePort(t)
+	h := startHerald(t, port, "-proxy-net", "127.0.0.2", "-snapshot", "off")
+	from := func(src string) *http.Client {
+		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}}
+		return &http.Client{Transport: &http.Transport{DialContext: d.DialContext}}
+	}
+	send := func(c *http.Client, peerPort int) {
+		req, _ := http.NewRequest("GET", announceURL(h.base, hashOf(1), peerPort, 1, 0), nil)
+		req.Header.Set("X-Forwarded-For", "203.0.113.50")
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	send(from("127.0.0.1"), 1001) // a client spoofing the header
+	send(from("127.0.0.2"), 1002) // the trusted proxy
+	d := get(t, announceURL(h.base, hashOf(1), 1003, 1, 50))
+	peers := d["peers"].(string)
+	got := map[string]bool{}
+	for j := 0; j+6 <= len(peers); j += 6 {
+		got[netip.AddrPortFrom(netip.AddrFrom4([4]byte([]byte(peers[j:j+4]))), uint16(peers[j+4])<<8|uint16(peers[j+5])).String()] = true
+	}
+	if !got["127.0.0.1:1001"] || !got["203.0.113.50:1002"] || len(got) != 2 {
+		t.Fatalf("peers %v, want the spoofer at its own address and the proxied client at 203.0.113.50", got)
+	}
 }
