@@ -35,6 +35,7 @@ const (
 	failPeerLimit       failure = "The tracker is full and accepts no new peers."
 	failBadAddr         failure = "Your address cannot be handed out to other peers."
 	failInternal        failure = "Internal tracker error."
+	failRateLimited     failure = "Too many requests from your address; slow down."
 )
 
 // Malformed requests (HTTP 400). Like opentracker, raw bytes of 0x80 or

@@ -189,8 +189,12 @@ func (h *Handler) announce(w http.ResponseWriter, r *http.Request) {
 		err = failNotAuthorized
 	}
 	addr, ok := h.ClientAddr(r)
-	if err == nil && !ok {
+	switch {
+	case err == nil && !ok:
 		err = failBadAddr
+	case ok && h.cfg.Admit != nil && !h.cfg.Admit(addr):
+		h.counters.rateLimited.Add(1)
+		err = failRateLimited
 	}
 	if h.cfg.AllowClientIP && st.req.ip.IsValid() {
 		addr = st.req.ip
@@ -264,6 +268,10 @@ func (h *Handler) scrape(w http.ResponseWriter, r *http.Request) {
 	defer h.states.Put(st)
 
 	n, err := parseScrape(r.URL.RawQuery, st.hashes)
+	if addr, ok := h.ClientAddr(r); ok && h.cfg.Admit != nil && !h.cfg.Admit(addr) {
+		h.counters.rateLimited.Add(1)
+		err = failRateLimited
+	}
 	if err != nil {
 		h.writeError(w, st, err, &h.counters.scrapeFailures)
 		return

@@ -1,6 +1,7 @@
 package httptracker
 
 import (
+	"io"
 	"net/http/httptest"
 	"net/netip"
 	"testing"
@@ -78,5 +79,22 @@ func TestClientStatedAddresses(t *testing.T) {
 		if !allow && (got6 != 0 || c.Leechers != 1) {
 			t.Errorf("not allowed: ipv6= was honoured (%d IPv6 peers)", got6)
 		}
+	}
+}
+
+func TestAdmitRefusesWithFailure(t *testing.T) {
+	h := newTestHandler(t, Config{Admit: func(a netip.Addr) bool { return a != netip.MustParseAddr("192.0.2.66") }})
+	for _, target := range []string{"/announce?" + announceBase, "/scrape?info_hash=" + q20} {
+		resp := serve(h, "GET", target, "", "192.0.2.66:1000")
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 || string(body) != "d14:failure reason47:Too many requests from your address; slow down.e" {
+			t.Errorf("%s over the limit: %d %q", target, resp.StatusCode, body)
+		}
+		if resp := serve(h, "GET", target, "", "192.0.2.67:1000"); resp.StatusCode != 200 {
+			t.Errorf("%s from another client: %d", target, resp.StatusCode)
+		}
+	}
+	if got := h.Stats().RateLimited; got != 2 {
+		t.Errorf("RateLimited = %d, want 2", got)
 	}
 }

@@ -16,6 +16,7 @@ type Stats struct {
 	Redirects        uint64 // 302 for /
 	BadMethods       uint64 // 405: anything but GET
 	InternalErrors   uint64 // store errors the tracker did not expect
+	RateLimited      uint64 // announces and scrapes refused by Config.Admit
 }
 
 type counters struct {
@@ -25,7 +26,7 @@ type counters struct {
 	fullScrapeErrors             atomic.Uint64
 	badRequests, notFound        atomic.Uint64
 	redirects, badMethods        atomic.Uint64
-	internalErrors               atomic.Uint64
+	internalErrors, rateLimited  atomic.Uint64
 }
 
 // Stats returns a snapshot of the counters; each is read atomically, the set
@@ -45,5 +46,6 @@ func (h *Handler) Stats() Stats {
 		Redirects:        c.redirects.Load(),
 		BadMethods:       c.badMethods.Load(),
 		InternalErrors:   c.internalErrors.Load(),
+		RateLimited:      c.rateLimited.Load(),
 	}
 }
