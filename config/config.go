@@ -58,6 +58,8 @@ type Settings struct {
 	MaxPeers     int
 	AllowIPField bool
 	DecoyPeers   int
+	RateLimit    float64
+	RateBurst    int
 
 	Snapshot         string
 	SnapshotInterval time.Duration
@@ -82,6 +84,8 @@ func Defaults() Settings {
 		MaxNumWant:       swarm.DefaultMaxNumWant,
 		MaxPeersUDP4:     200,
 		MaxPeersUDP6:     66,
+		RateLimit:        50,
+		RateBurst:        500,
 		Snapshot:         "herald.snapshot",
 		SnapshotInterval: 5 * time.Minute,
 		LogLevel:         slog.LevelInfo,
@@ -148,6 +152,17 @@ var directives = []directive{
 		set: boolSetter(func(s *Settings) *bool { return &s.AllowIPField }), def: func(s *Settings) string { return strconv.FormatBool(s.AllowIPField) }},
 	{key: "tracker.decoy_peers", flag: "decoy-peers", arg: "n", usage: "random addresses mixed into every peer list for plausible deniability; each costs clients a dead connection attempt (0: off)",
 		set: intSetter(func(s *Settings) *int { return &s.DecoyPeers }, 0, 50), def: intDef(func(s *Settings) int { return s.DecoyPeers })},
+	{key: "tracker.rate_limit", flag: "rate-limit", arg: "n", usage: "requests per second one client (IPv4 address, IPv6 /64) may make; more get the protocol's error; loopback is exempt (0: off)",
+		set: func(s *Settings, v string) error {
+			r, err := strconv.ParseFloat(v, 64)
+			if err != nil || r < 0 || r > 1e6 {
+				return fmt.Errorf("%q is not a rate from 0 to 1000000", v)
+			}
+			s.RateLimit = r
+			return nil
+		}, def: func(s *Settings) string { return strconv.FormatFloat(s.RateLimit, 'g', -1, 64) }},
+	{key: "tracker.rate_burst", flag: "rate-burst", arg: "n", usage: "requests one client may make at once before tracker.rate_limit applies",
+		set: intSetter(func(s *Settings) *int { return &s.RateBurst }, 1, 1<<20), def: intDef(func(s *Settings) int { return s.RateBurst })},
 	{key: "snapshot.path", flag: "snapshot", arg: "file", usage: "state file loaded at start, written periodically and at exit (\"off\" disables)",
 		set: func(s *Settings, v string) error { s.Snapshot = v; return nil }, def: func(s *Settings) string { return s.Snapshot }},
 	{key: "snapshot.interval", flag: "snapshot-interval", arg: "duration", usage: "how often the state file is written",

@@ -12,6 +12,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -23,6 +24,7 @@ import (
 	"herald/config"
 	"herald/httptracker"
 	"herald/privdrop"
+	"herald/ratelimit"
 	"herald/snapshot"
 	"herald/swarm"
 	"herald/udptracker"
@@ -106,6 +108,10 @@ func run(s *config.Settings, log *slog.Logger) error {
 
 	// Bind everything before dropping privileges, so that a port in use
 	// fails the start and ports below 1024 work.
+	admit, err := newAdmit(s)
+	if err != nil {
+		return err
+	}
 	var allowed func(swarm.InfoHash) bool
 	var servers []server
 	httpCfg := httptracker.Config{
@@ -116,6 +122,7 @@ func run(s *config.Settings, log *slog.Logger) error {
 		RedirectURL:    s.RedirectURL,
 		TrustedProxies: s.ProxyNets,
 		AllowClientIP:  s.AllowIPField,
+		Admit:          admit,
 		Allowed:        func(h swarm.InfoHash) bool { return allowed == nil || allowed(h) },
 		Logger:         log,
 	}
@@ -194,6 +201,19 @@ func run(s *config.Settings, log *slog.Logger) error {
 		all = append(all, err)
 	}
 	return errors.Join(all...)
+}
+
+// newAdmit returns the per-client rate limit check, nil when it is off.
+// Loopback clients are the operator's own tools and are never limited.
+func newAdmit(s *config.Settings) (func(netip.Addr) bool, error) {
+	if s.RateLimit == 0 {
+		return nil, nil
+	}
+	l, err := ratelimit.New(ratelimit.Config{Rate: s.RateLimit, Burst: s.RateBurst})
+	if err != nil {
+		return nil, err
+	}
+	return func(a netip.Addr) bool { return a.IsLoopback() || l.Allow(a, time.Now()) }, nil
 }
 
 // reloadOnHangup reloads the access list on SIGHUP, as opentracker does.
