@@ -10,8 +10,10 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/netip"
+	"os"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	"herald/bencode"
@@ -205,6 +207,10 @@ func (r *httpRunner) request(w *httpWorker, rng *rand.Rand) (errKind, int) {
 	switch {
 	case errors.Is(err, errMalformedHTTP):
 		return errHTTPFormat, action
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return errTimeout, action
+	case errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE):
+		return errReset, action
 	case err != nil:
 		return errHTTPIO, action
 	case status != 200:

@@ -22,7 +22,8 @@ const (
 	errRecv
 	errBacklog // open loop: no free request slot when one was due
 	errConnect // HTTP dial
-	errHTTPIO  // HTTP write or read
+	errReset   // HTTP connection reset by the tracker
+	errHTTPIO  // HTTP write or read, other than a timeout or reset
 	errStatus  // HTTP status not 200
 	errHTTPFormat
 	errBencode
@@ -45,6 +46,7 @@ var errKindNames = [numErrKinds]string{
 	errRecv:         "recv",
 	errBacklog:      "backlog",
 	errConnect:      "connect",
+	errReset:        "reset",
 	errHTTPIO:       "http-io",
 	errStatus:       "status",
 	errHTTPFormat:   "http-format",

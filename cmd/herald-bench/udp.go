@@ -14,8 +14,11 @@ import (
 )
 
 // maxLag is how far an open-loop sender may fall behind its schedule before
-// it skips requests rather than sending them in a burst.
-const maxLag = float64(50 * time.Millisecond)
+// it skips requests (counted as backlog) rather than sending them in a
+// burst. A descheduled generator would otherwise fire hundreds of requests
+// at once and overflow a tracker's default 208 KiB socket buffer (about 270
+// announces), measuring the generator's stall instead of the tracker.
+const maxLag = float64(5 * time.Millisecond)
 
 // connIDLifetime is how long the generator reuses a connection id. BEP 15
 // lets a client use one for a minute after receiving it; refreshing at 55 s
