@@ -1,0 +1,135 @@
+package stats
+
+import (
+	"encoding/binary"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"herald/swarm"
+)
+
+// benchStore holds torrents torrents of 10 peers each.
+func benchStore(b *testing.B, torrents int) *swarm.Store {
+	b.Helper()
+	store, err := swarm.New(swarm.Config{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for i := range torrents {
+		var h swarm.InfoHash
+		binary.BigEndian.PutUint64(h[:], uint64(i)*0x9E3779B97F4A7C15)
+		for p := range 10 {
+			a := &swarm.Announce{InfoHash: h, Addr: netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, byte(i >> 8), byte(i), byte(p)}), 6881), Left: uint64(p % 2), NumWant: 0}
+			if _, _, err := store.Announce(a, swarm.FamilyV4, swarm.Peers{}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	return store
+}
+
+// BenchmarkAnnounce is one re-announce into a 100-peer swarm (50 peers
+// returned), bare and with what metrics add on the hot path: the counter
+// the frontends already bump, and timing the request into a Histogram.
+func BenchmarkAnnounce(b *testing.B) {
+	store, err := swarm.New(swarm.Config{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	var h swarm.InfoHash
+	h[0] = 1
+	anns := make([]swarm.Announce, 100)
+	for i := range anns {
+		anns[i] = swarm.Announce{InfoHash: h, Addr: netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, 0, byte(i)}), 6881), Left: uint64(i % 2), NumWant: 50}
+		if _, _, err := store.Announce(&anns[i], swarm.FamilyV4, swarm.Peers{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	var dst swarm.Peers
+	var counter atomic.Uint64
+	hist := NewHistogram()
+	b.Run("bare", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := 0; b.Loop(); i++ {
+			dst, _, _ = store.Announce(&anns[i%len(anns)], swarm.FamilyV4, swarm.Peers{V4: dst.V4[:0]})
+		}
+	})
+	b.Run("counter", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := 0; b.Loop(); i++ {
+			dst, _, _ = store.Announce(&anns[i%len(anns)], swarm.FamilyV4, swarm.Peers{V4: dst.V4[:0]})
+			counter.Add(1)
+		}
+	})
+	b.Run("counter+histogram", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := 0; b.Loop(); i++ {
+			start := time.Now()
+			dst, _, _ = store.Announce(&anns[i%len(anns)], swarm.FamilyV4, swarm.Peers{V4: dst.V4[:0]})
+			counter.Add(1)
+			hist.Observe(time.Since(start))
+		}
+	})
+}
+
+// BenchmarkObserve: one histogram shared by every goroutine against one
+// each (what per-socket histograms buy).
+func BenchmarkObserve(b *testing.B) {
+	b.Run("serial", func(b *testing.B) {
+		b.ReportAllocs()
+		h := NewHistogram()
+		for i := 0; b.Loop(); i++ {
+			h.Observe(time.Duration(i&1023) * time.Microsecond)
+		}
+	})
+	b.Run("parallel-shared", func(b *testing.B) {
+		b.ReportAllocs()
+		h := NewHistogram()
+		b.RunParallel(func(pb *testing.PB) {
+			for i := 0; pb.Next(); i++ {
+				h.Observe(40 * time.Microsecond)
+			}
+		})
+	})
+	b.Run("parallel-own", func(b *testing.B) {
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			h := NewHistogram()
+			for i := 0; pb.Next(); i++ {
+				h.Observe(40 * time.Microsecond)
+			}
+		})
+	})
+}
+
+// BenchmarkRead is what reading costs, off the hot path: a full /metrics
+// scrape and /stats modes over 100k torrents (1M peers).
+func BenchmarkRead(b *testing.B) {
+	store := benchStore(b, 100_000)
+	reg := prometheus.NewRegistry()
+	m, err := New(Config{Sources: Sources{Store: store}, Nets: testNets, Registry: reg})
+	if err != nil {
+		b.Fatal(err)
+	}
+	h := m.Handler(remoteAddr)
+	for _, target := range []string{"/stats?mode=torr", "/stats?mode=peer", "/stats?mode=top100", "/metrics"} {
+		b.Run(target, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				req := httptest.NewRequest(http.MethodGet, target, nil)
+				req.RemoteAddr = "127.0.0.1:1"
+				rec := httptest.NewRecorder()
+				h.ServeHTTP(rec, req)
+				if rec.Code != 200 {
+					b.Fatal(rec.Code)
+				}
+			}
+		})
+	}
+}
