@@ -1,0 +1,193 @@
+package cluster
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+)
+
+// Config holds a node's settings. Zero fields take the defaults documented
+// beside them.
+type Config struct {
+	// URLs are the NATS servers to use ("nats://host:4222", "tls://…");
+	// the client fails over between them and learns the rest of the NATS
+	// cluster from the servers. At least one is required.
+	URLs []string
+	// Credentials: a .creds file (JWT and NKey seed), a user and password,
+	// or a token. At most one kind.
+	CredsFile      string
+	User, Password string
+	Token          string
+	// TLS: CAFile verifies the servers; CertFile and KeyFile, both or
+	// neither, are the client certificate.
+	CAFile, CertFile, KeyFile string
+
+	// Prefix is the first subject token, so that several trackers can
+	// share one NATS: <prefix>.announces, <prefix>.sync. Default "herald".
+	Prefix string
+	// NodeName names this instance in logs and in NATS's connection list.
+	// Default: the host name and four random hex digits.
+	NodeName string
+	// FlushInterval is how often collected announces are published; a
+	// batch that fills up goes at once. Default 1s.
+	FlushInterval time.Duration
+	// BatchBytes bounds one message (capped by the server's max_payload).
+	// Default 64 KiB.
+	BatchBytes int
+	// BufferBytes bounds the announces kept while NATS is unreachable; past
+	// it the oldest are dropped and counted. Default 8 MiB (about 300,000
+	// IPv4 announces).
+	BufferBytes int
+	// RepublishAfter is the least time between two publications of a
+	// plain refresh (no event, same seeder state) of one peer; started,
+	// completed, stopped and seeder changes always go out. It must be well
+	// below the peer timeout, or remote copies would expire. Default: the
+	// store's peer timeout / 3.
+	RepublishAfter time.Duration
+	// ReconnectWait is the pause between attempts to reach NATS. Default 2s.
+	ReconnectWait time.Duration
+	// SyncTimeout is how long a catch-up waits for the next message before
+	// it gives up and tries again. Default 10s.
+	SyncTimeout time.Duration
+}
+
+// Defaults for Config.
+const (
+	DefaultPrefix        = "herald"
+	DefaultFlushInterval = time.Second
+	DefaultBatchBytes    = 64 << 10
+	DefaultBufferBytes   = 8 << 20
+	DefaultReconnectWait = 2 * time.Second
+	DefaultSyncTimeout   = 10 * time.Second
+)
+
+func (c Config) withDefaults() (Config, error) {
+	if c.Prefix == "" {
+		c.Prefix = DefaultPrefix
+	}
+	if c.NodeName == "" {
+		host, _ := os.Hostname()
+		if host == "" {
+			host = "herald"
+		}
+		var r [2]byte
+		rand.Read(r[:])
+		c.NodeName = host + "-" + hex.EncodeToString(r[:])
+	}
+	if c.FlushInterval == 0 {
+		c.FlushInterval = DefaultFlushInterval
+	}
+	if c.BatchBytes == 0 {
+		c.BatchBytes = DefaultBatchBytes
+	}
+	if c.BufferBytes == 0 {
+		c.BufferBytes = max(DefaultBufferBytes, c.BatchBytes)
+	}
+	if c.ReconnectWait == 0 {
+		c.ReconnectWait = DefaultReconnectWait
+	}
+	if c.SyncTimeout == 0 {
+		c.SyncTimeout = DefaultSyncTimeout
+	}
+	var errs []error
+	if len(c.URLs) == 0 {
+		errs = append(errs, errors.New("no NATS URL"))
+	}
+	for _, u := range c.URLs {
+		if u == "" || strings.ContainsAny(u, ", ") {
+			errs = append(errs, fmt.Errorf("NATS URL %q: one URL per entry, no spaces or commas", u))
+		}
+	}
+	kinds := 0
+	for _, set := range []bool{c.CredsFile != "", c.User != "" || c.Password != "", c.Token != ""} {
+		if set {
+			kinds++
+		}
+	}
+	if kinds > 1 {
+		errs = append(errs, errors.New("give one of credentials file, user and password, or token"))
+	}
+	if (c.CertFile == "") != (c.KeyFile == "") {
+		errs = append(errs, errors.New("TLS certificate and key go together"))
+	}
+	for _, f := range []string{c.CredsFile, c.CAFile, c.CertFile, c.KeyFile} {
+		if f == "" {
+			continue
+		}
+		if _, err := os.Stat(f); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if !validPrefix(c.Prefix) {
+		errs = append(errs, fmt.Errorf("subject prefix %q: tokens of letters, digits, '-' and '_' separated by dots", c.Prefix))
+	}
+	switch {
+	case c.FlushInterval < time.Millisecond:
+		errs = append(errs, fmt.Errorf("flush interval %v: must be at least 1ms", c.FlushInterval))
+	case c.BatchBytes < 1<<10 || c.BatchBytes > 8<<20:
+		errs = append(errs, fmt.Errorf("batch size %d: must be between 1 KiB and 8 MiB", c.BatchBytes))
+	case c.BufferBytes < c.BatchBytes:
+		errs = append(errs, fmt.Errorf("buffer %d: must hold at least one batch (%d bytes)", c.BufferBytes, c.BatchBytes))
+	case c.RepublishAfter < 0 || c.ReconnectWait < 0 || c.SyncTimeout < 0:
+		errs = append(errs, errors.New("negative duration"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return c, fmt.Errorf("cluster: %w", err)
+	}
+	return c, nil
+}
+
+// validPrefix accepts plain subject tokens: no wildcards, no spaces, nothing
+// that would make <prefix>.announces match more than herald's own subjects.
+func validPrefix(p string) bool {
+	for tok := range strings.SplitSeq(p, ".") {
+		if tok == "" {
+			return false
+		}
+		for _, r := range tok {
+			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// natsOptions turns the settings into nats.go's options; handlers are added
+// by the node.
+func (c Config) natsOptions() []nats.Option {
+	opts := []nats.Option{
+		nats.Name("herald " + c.NodeName),
+		// The server never hands a node its own messages.
+		nats.NoEcho(),
+		// Start even with NATS down, and never give up on it.
+		nats.RetryOnFailedConnect(true),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(c.ReconnectWait),
+		// While reconnecting a publish fails instead of filling nats.go's
+		// own buffer: the node's buffer is the only one, bounded and
+		// counted.
+		nats.ReconnectBufSize(-1),
+	}
+	switch {
+	case c.CredsFile != "":
+		opts = append(opts, nats.UserCredentials(c.CredsFile))
+	case c.User != "" || c.Password != "":
+		opts = append(opts, nats.UserInfo(c.User, c.Password))
+	case c.Token != "":
+		opts = append(opts, nats.Token(c.Token))
+	}
+	if c.CAFile != "" {
+		opts = append(opts, nats.RootCAs(c.CAFile))
+	}
+	if c.CertFile != "" {
+		opts = append(opts, nats.ClientCert(c.CertFile, c.KeyFile))
+	}
+	return opts
+}

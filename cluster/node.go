@@ -1,0 +1,379 @@
+package cluster
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"herald/swarm"
+)
+
+// Node is one herald instance's member of the cluster. It is the store's
+// Sink (pass it as swarm.Config.Sink), publishes what the store accepted,
+// applies what the other instances publish, and answers their catch-up
+// requests.
+type Node struct {
+	cfg Config
+	log *slog.Logger
+	id  uint64
+	out *outbox
+
+	subjAnnounces, subjSync, subjDirect string
+
+	running atomic.Bool
+	// Set by Run before any goroutine that reads them starts.
+	ctx   context.Context
+	store *swarm.Store
+	nc    *nats.Conn
+
+	// wants are catch-ups asked for by connection events and gaps, for
+	// the sync loop; syncKick wakes it.
+	syncMu   sync.Mutex
+	wantAll  bool                // guarded by syncMu
+	wantFrom map[uint64]struct{} // guarded by syncMu
+	syncKick chan struct{}
+
+	// senders is what the announce subscription knows of each other node;
+	// only its callback goroutine touches it.
+	senders   map[uint64]*sender
+	lastPrune time.Time
+
+	errLogged atomic.Int64 // unix nanoseconds of the last async error logged
+
+	connected, caughtUp                       atomic.Bool
+	members                                   atomic.Int64
+	published, publishedBatches, publishedLen atomic.Uint64
+	applied, rejected, received, malformed    atomic.Uint64
+	gaps, catchUps, catchUpFails, catchUpPeer atomic.Uint64
+	served                                    atomic.Uint64
+}
+
+type sender struct {
+	seq  uint32
+	seen time.Time
+}
+
+var _ swarm.Sink = (*Node)(nil)
+
+// New checks cfg and returns a node that queues announces until Run
+// connects it. It fails only on invalid settings.
+func New(cfg Config, log *slog.Logger) (*Node, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	var idb [8]byte
+	rand.Read(idb[:])
+	id := binary.BigEndian.Uint64(idb[:])
+	n := &Node{
+		cfg:           cfg,
+		log:           log.With("cluster_node", cfg.NodeName),
+		id:            id,
+		out:           newOutbox(id, cfg.BatchBytes, cfg.BufferBytes),
+		subjAnnounces: cfg.Prefix + ".announces",
+		subjSync:      cfg.Prefix + ".sync",
+		subjDirect:    cfg.Prefix + ".sync." + strconv.FormatUint(id, 16),
+		wantFrom:      make(map[uint64]struct{}),
+		syncKick:      make(chan struct{}, 1),
+		senders:       make(map[uint64]*sender),
+	}
+	return n, nil
+}
+
+// Name returns the node's name.
+func (n *Node) Name() string { return n.cfg.NodeName }
+
+// Announced queues an announce the store accepted for publication; it never
+// blocks. Announces learned from the cluster are not sent back.
+func (n *Node) Announced(a swarm.Announce) {
+	if a.FromCluster {
+		return
+	}
+	n.out.Add(&a)
+}
+
+// heartbeatEvery is how long a node stays silent before it publishes an
+// empty batch: the batch number it carries lets the others notice a lost
+// last batch, and its arrival says the node is alive.
+func (n *Node) heartbeatEvery() time.Duration { return 10 * n.cfg.FlushInterval }
+
+// Run connects to NATS and syncs until ctx is done. NATS being down is not
+// an error: Run keeps trying, and the store keeps serving from its own
+// state. Run returns an error only if the NATS client cannot be set up.
+func (n *Node) Run(ctx context.Context, store *swarm.Store) error {
+	if n.running.Swap(true) {
+		return errors.New("cluster: node already running")
+	}
+	n.ctx, n.store = ctx, store
+	window := n.cfg.RepublishAfter
+	if window == 0 {
+		window = store.Config().PeerTimeout / 3
+	}
+	n.out.republish.Store(int64(window))
+
+	opts := append(n.cfg.natsOptions(),
+		nats.ConnectHandler(func(nc *nats.Conn) { n.onConnect(nc, "connected to NATS") }),
+		nats.ReconnectHandler(func(nc *nats.Conn) { n.onConnect(nc, "reconnected to NATS") }),
+		nats.DisconnectErrHandler(n.onDisconnect),
+		nats.ErrorHandler(n.onAsyncError),
+	)
+	nc, err := nats.Connect(strings.Join(n.cfg.URLs, ","), opts...)
+	if err != nil {
+		return fmt.Errorf("cluster: %w", err)
+	}
+	n.nc = nc
+	defer nc.Close()
+	if _, err := nc.Subscribe(n.subjAnnounces, n.onAnnounces); err != nil {
+		return fmt.Errorf("cluster: subscribe %s: %w", n.subjAnnounces, err)
+	}
+	if _, err := nc.Subscribe(n.subjDirect, n.onSyncRequest); err != nil {
+		return fmt.Errorf("cluster: subscribe %s: %w", n.subjDirect, err)
+	}
+	n.log.Info("cluster node started", "urls", n.cfg.URLs, "prefix", n.cfg.Prefix, "node_id", strconv.FormatUint(n.id, 16))
+
+	var wg sync.WaitGroup
+	wg.Go(func() { n.publishLoop(ctx) })
+	wg.Go(func() { n.syncLoop(ctx) })
+	wg.Wait()
+	return nil
+}
+
+func (n *Node) onConnect(nc *nats.Conn, what string) {
+	n.connected.Store(true)
+	n.log.Info("cluster: "+what, "server", nc.ConnectedUrlRedacted())
+	n.wantCatchUp(0)
+}
+
+func (n *Node) onDisconnect(nc *nats.Conn, err error) {
+	if !n.connected.Swap(false) || nc.IsClosed() {
+		return
+	}
+	n.log.Warn("cluster: lost NATS; serving local state and buffering announces", "err", err)
+}
+
+// onAsyncError logs nats.go's asynchronous errors (a slow consumer, a
+// permission refused) at most once a minute.
+func (n *Node) onAsyncError(nc *nats.Conn, sub *nats.Subscription, err error) {
+	now := time.Now().UnixNano()
+	last := n.errLogged.Load()
+	if now-last < int64(time.Minute) || !n.errLogged.CompareAndSwap(last, now) {
+		return
+	}
+	subj := ""
+	if sub != nil {
+		subj = sub.Subject
+	}
+	n.log.Warn("cluster: NATS error", "subject", subj, "err", err)
+}
+
+// wantCatchUp asks the sync loop for a catch-up: from any member (node 0),
+// or from one node whose batches went missing.
+func (n *Node) wantCatchUp(node uint64) {
+	n.syncMu.Lock()
+	if node == 0 {
+		n.wantAll = true
+	} else {
+		n.wantFrom[node] = struct{}{}
+	}
+	n.syncMu.Unlock()
+	select {
+	case n.syncKick <- struct{}{}:
+	default:
+	}
+}
+
+// publishLoop sends sealed batches every FlushInterval, or as soon as one
+// is full, while NATS is reachable.
+func (n *Node) publishLoop(ctx context.Context) {
+	tick := time.NewTicker(n.cfg.FlushInterval)
+	defer tick.Stop()
+	lastSent := time.Now()
+	var dropping bool
+	var droppedBefore uint64
+	for {
+		select {
+		case <-ctx.Done():
+			n.out.Seal(false)
+			n.publishQueued()
+			if n.nc.IsConnected() {
+				n.nc.FlushTimeout(time.Second)
+			}
+			return
+		case <-tick.C:
+			n.out.Seal(time.Since(lastSent) >= n.heartbeatEvery())
+			// Buffer overflow is a state: log when it starts and ends.
+			switch d := n.out.dropped.Load(); {
+			case d > droppedBefore && !dropping:
+				dropping = true
+				n.log.Warn("cluster: announce buffer full, dropping the oldest", "buffer_bytes", n.cfg.BufferBytes)
+			case d == droppedBefore && dropping && n.out.Queued() == 0:
+				dropping = false
+				n.log.Info("cluster: announce buffer drained", "dropped_total", d)
+			default:
+				droppedBefore = d
+			}
+		case <-n.out.kick:
+		}
+		if n.publishQueued() {
+			lastSent = time.Now()
+		}
+	}
+}
+
+// publishQueued publishes sealed batches, oldest first, until none is left
+// or NATS refuses; it reports whether it sent any.
+func (n *Node) publishQueued() bool {
+	sent := false
+	for n.nc.IsConnected() {
+		b, ok := n.out.Next()
+		if !ok {
+			break
+		}
+		err := n.nc.Publish(n.subjAnnounces, b.buf)
+		if errors.Is(err, nats.ErrMaxPayload) {
+			// Retrying cannot help; the receivers see the gap and catch up.
+			n.out.dropped.Add(uint64(b.records))
+			n.out.Done(b)
+			n.onAsyncError(n.nc, nil, fmt.Errorf("batch of %d bytes over the server's max_payload; lower the batch size: %w", len(b.buf), err))
+			continue
+		}
+		if err != nil {
+			n.out.Requeue(b)
+			break
+		}
+		sent = true
+		n.published.Add(uint64(b.records))
+		n.publishedBatches.Add(1)
+		n.publishedLen.Add(uint64(len(b.buf)))
+		n.out.Done(b)
+	}
+	return sent
+}
+
+// onAnnounces applies another node's batch.
+func (n *Node) onAnnounces(msg *nats.Msg) {
+	h, body, err := ParseHeader(msg.Data)
+	if err != nil || h.Kind != KindAnnounces {
+		n.malformed.Add(1)
+		return
+	}
+	if h.Node == n.id {
+		return
+	}
+	n.received.Add(uint64(len(msg.Data)))
+	n.track(h)
+	for len(body) > 0 {
+		var r Record
+		if r, body, err = ParseRecord(body); err != nil {
+			n.malformed.Add(1)
+			return
+		}
+		a := r.Announce()
+		if _, _, err := n.store.Announce(&a, 0, swarm.Peers{}); err != nil {
+			n.rejected.Add(1)
+			continue
+		}
+		n.applied.Add(1)
+	}
+}
+
+// track follows each sender's batch numbers; a number skipped means a lost
+// batch, and the node asks that sender for its state.
+func (n *Node) track(h Header) {
+	now := time.Now()
+	s := n.senders[h.Node]
+	switch {
+	case s == nil:
+		// A node heard for the first time: what it sent before this
+		// node's subscription reached its server may be missing, unless
+		// it started just now.
+		s = &sender{seq: h.Seq}
+		n.senders[h.Node] = s
+		if h.Seq > 1 {
+			n.wantCatchUp(h.Node)
+		}
+	case h.Seq > s.seq+1:
+		n.gaps.Add(1)
+		n.wantCatchUp(h.Node)
+		fallthrough
+	case h.Seq > s.seq:
+		s.seq = h.Seq
+	}
+	s.seen = now
+	if now.Sub(n.lastPrune) >= n.heartbeatEvery() {
+		n.lastPrune = now
+		for id, s := range n.senders {
+			if now.Sub(s.seen) > 3*n.heartbeatEvery() {
+				delete(n.senders, id)
+			}
+		}
+	}
+	n.members.Store(int64(len(n.senders)))
+}
+
+// Stats are a node's counters since it started, for metrics.
+type Stats struct {
+	// Connected reports whether NATS is reachable now.
+	Connected bool
+	// CaughtUp reports whether the node has taken the cluster's state
+	// once (or found no other node to take it from), and answers others'
+	// catch-up requests.
+	CaughtUp bool
+	// Members is how many other nodes were heard from lately.
+	Members int
+	// Published counts this node's announces sent, in PublishedBatches
+	// messages of PublishedBytes payload bytes in all.
+	Published, PublishedBatches, PublishedBytes uint64
+	// Suppressed counts refreshes not sent because the peer was published
+	// less than RepublishAfter ago; Dropped counts announces lost from a
+	// full buffer.
+	Suppressed, Dropped uint64
+	// Queued is the number of batches waiting for NATS.
+	Queued int
+	// Applied counts other nodes' announces stored; Rejected those the
+	// store refused (its limits); ReceivedBytes is their payload.
+	Applied, Rejected, ReceivedBytes uint64
+	// Malformed counts messages that did not parse.
+	Malformed uint64
+	// Gaps counts batches found missing; each asks their sender for state.
+	Gaps uint64
+	// CatchUps counts catch-up streams received in full, CatchUpPeers the
+	// peers they carried; CatchUpFailures those cut short.
+	CatchUps, CatchUpPeers, CatchUpFailures uint64
+	// Served counts catch-up streams sent to other nodes.
+	Served uint64
+}
+
+// Stats returns the node's counters.
+func (n *Node) Stats() Stats {
+	return Stats{
+		Connected:        n.connected.Load(),
+		CaughtUp:         n.caughtUp.Load(),
+		Members:          int(n.members.Load()),
+		Published:        n.published.Load(),
+		PublishedBatches: n.publishedBatches.Load(),
+		PublishedBytes:   n.publishedLen.Load(),
+		Suppressed:       n.out.suppressed.Load(),
+		Dropped:          n.out.dropped.Load(),
+		Queued:           n.out.Queued(),
+		Applied:          n.applied.Load(),
+		Rejected:         n.rejected.Load(),
+		ReceivedBytes:    n.received.Load(),
+		Malformed:        n.malformed.Load(),
+		Gaps:             n.gaps.Load(),
+		CatchUps:         n.catchUps.Load(),
+		CatchUpPeers:     n.catchUpPeer.Load(),
+		CatchUpFailures:  n.catchUpFails.Load(),
+		Served:           n.served.Load(),
+	}
+}

@@ -1,0 +1,291 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"herald/swarm"
+)
+
+// Catch-up is request/reply on core NATS. The asking node subscribes to an
+// inbox and publishes a KindSyncRequest to <prefix>.sync, where every node
+// that has caught up itself listens in one queue group: exactly one answers,
+// never the asker (no echo), and never a node that is still empty after a
+// restart. That answer holds all the member knows, but it can lack a batch
+// a third node published before the NATS servers learned of the asker's
+// subscription. So a node also asks each sender it hears for the first
+// time, and each sender whose batches went missing, for its own peers only
+// (SyncOwn), directly on <prefix>.sync.<node id in hex>. Those are exact:
+// the request reaches the sender after its server knows of the asker's
+// subscription, so every batch the sender publishes afterwards arrives, and
+// everything before is in its store.
+//
+// The answer is a stream to the inbox: KindSyncChunk messages numbered from
+// 1, each at most a batch in size, written from store.Dump, then a
+// KindSyncEnd. Every ackEvery-th chunk is sent as a request that the asker
+// answers once it has applied everything before: at most ackEvery chunks are
+// in flight, so a big dump never overruns the asker or the servers' pending
+// limits. A missing number or a silence of SyncTimeout ends the catch-up as
+// failed; what arrived stays merged, and the node asks again later.
+const ackEvery = 16
+
+// queueSync is the queue group of the <prefix>.sync responders.
+const queueSync = "sync"
+
+var errNoResponders = errors.New("no other node answered")
+
+// syncLoop runs the catch-ups asked for by connection events and gaps, one
+// at a time.
+func (n *Node) syncLoop(ctx context.Context) {
+	var (
+		ready    bool      // answering <prefix>.sync
+		allDue   time.Time // a catch-up from any member is wanted from then
+		fromDue  = make(map[uint64]time.Time)
+		lastFrom = make(map[uint64]time.Time)
+		backoff  = n.cfg.ReconnectWait
+		wake     = time.NewTimer(time.Hour)
+	)
+	defer wake.Stop()
+	// A node asked directly is asked again no sooner than this: a sender
+	// that keeps losing batches costs one dump per period, not one per gap.
+	directGap := 30 * n.cfg.FlushInterval
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-n.syncKick:
+		case <-wake.C:
+		}
+		now := time.Now()
+		n.syncMu.Lock()
+		if n.wantAll {
+			n.wantAll = false
+			allDue, backoff = now, n.cfg.ReconnectWait
+		}
+		for id := range n.wantFrom {
+			if _, ok := fromDue[id]; !ok {
+				fromDue[id] = lastFrom[id].Add(directGap)
+			}
+			delete(n.wantFrom, id)
+		}
+		n.syncMu.Unlock()
+
+		// While NATS is away nothing is attempted; reconnecting asks for
+		// a full catch-up again.
+		if n.nc.IsConnected() && !allDue.IsZero() && !now.Before(allDue) {
+			err := n.catchUp(ctx, n.subjSync, SyncAll)
+			switch {
+			case err == nil || errors.Is(err, errNoResponders):
+				allDue = time.Time{}
+				if !ready {
+					if _, serr := n.nc.QueueSubscribe(n.subjSync, queueSync, n.onSyncRequest); serr != nil {
+						n.log.Error("cluster: cannot answer catch-up requests", "err", serr)
+					} else {
+						ready = true
+						n.caughtUp.Store(true)
+					}
+				}
+				if err != nil {
+					n.log.Info("cluster: no other node answered the catch-up; starting from local state")
+				}
+			case ctx.Err() != nil:
+				return
+			default:
+				n.catchUpFails.Add(1)
+				n.log.Warn("cluster: catch-up failed; retrying", "err", err, "in", backoff)
+				allDue = time.Now().Add(backoff)
+				backoff = min(2*backoff, time.Minute)
+			}
+		}
+		for id, due := range fromDue {
+			if !n.nc.IsConnected() || time.Now().Before(due) {
+				continue
+			}
+			delete(fromDue, id)
+			lastFrom[id] = time.Now()
+			err := n.catchUp(ctx, n.subjSync+"."+strconv.FormatUint(id, 16), SyncOwn)
+			switch {
+			case ctx.Err() != nil:
+				return
+			case err != nil && !errors.Is(err, errNoResponders):
+				n.catchUpFails.Add(1)
+				n.log.Warn("cluster: catch-up after lost batches failed", "from_node", strconv.FormatUint(id, 16), "err", err)
+			}
+		}
+		for id, at := range lastFrom {
+			if time.Since(at) > directGap {
+				delete(lastFrom, id)
+			}
+		}
+
+		next := allDue
+		for _, due := range fromDue {
+			if next.IsZero() || due.Before(next) {
+				next = due
+			}
+		}
+		if !next.IsZero() {
+			wake.Reset(max(time.Until(next), time.Millisecond))
+		}
+	}
+}
+
+// catchUp asks subject for a state stream of the given scope and merges it
+// into the store.
+func (n *Node) catchUp(ctx context.Context, subject string, scope byte) error {
+	start := time.Now()
+	inbox := n.nc.NewInbox()
+	sub, err := n.nc.SubscribeSync(inbox)
+	if err != nil {
+		return fmt.Errorf("catch-up from %s: %w", subject, err)
+	}
+	defer sub.Unsubscribe()
+	req := append(AppendHeader(nil, Header{Kind: KindSyncRequest, Node: n.id}), scope)
+	if err := n.nc.PublishRequest(subject, inbox, req); err != nil {
+		return fmt.Errorf("catch-up from %s: %w", subject, err)
+	}
+	var (
+		ts     swarm.TorrentState
+		next   uint32 = 1
+		peers  uint64
+		failed error
+	)
+	for {
+		wctx, cancel := context.WithTimeout(ctx, n.cfg.SyncTimeout)
+		msg, err := sub.NextMsgWithContext(wctx)
+		cancel()
+		if errors.Is(err, nats.ErrNoResponders) {
+			return errNoResponders
+		}
+		if err != nil {
+			return fmt.Errorf("catch-up from %s after %d messages: %w", subject, next-1, err)
+		}
+		h, body, err := ParseHeader(msg.Data)
+		switch {
+		case err != nil:
+			n.malformed.Add(1)
+			return fmt.Errorf("catch-up from %s: %w", subject, err)
+		case h.Seq != next:
+			return fmt.Errorf("catch-up from %s: message %d lost", subject, next)
+		}
+		next++
+		switch h.Kind {
+		case KindSyncChunk:
+			for len(body) > 0 {
+				if body, err = ParseTorrent(body, &ts); err != nil {
+					n.malformed.Add(1)
+					return fmt.Errorf("catch-up from %s: %w", subject, err)
+				}
+				peers += uint64(len(ts.Peers))
+				if _, err := n.store.Restore(&ts); err != nil && failed == nil {
+					failed = err // the store's limits: keep merging what fits
+				}
+			}
+			if msg.Reply != "" {
+				msg.Respond(nil)
+			}
+		case KindSyncEnd:
+			end, err := ParseSyncEnd(body)
+			if err != nil {
+				n.malformed.Add(1)
+				return fmt.Errorf("catch-up from %s: %w", subject, err)
+			}
+			n.catchUps.Add(1)
+			n.catchUpPeer.Add(peers)
+			n.log.Info("cluster: caught up", "from", end.Name, "own_only", scope == SyncOwn, "torrents", end.Torrents, "peers", end.Peers,
+				"took", time.Since(start).Round(time.Millisecond), "store_err", failed)
+			return nil
+		default:
+			n.malformed.Add(1)
+			return fmt.Errorf("catch-up from %s: unexpected message kind %d", subject, h.Kind)
+		}
+	}
+}
+
+// onSyncRequest streams this node's state to the asker's inbox. It runs on
+// the subscription's goroutine, so one node serves one stream at a time per
+// subject; further requests wait their turn.
+func (n *Node) onSyncRequest(msg *nats.Msg) {
+	h, body, err := ParseHeader(msg.Data)
+	if err != nil || h.Kind != KindSyncRequest || len(body) != 1 || body[0] > SyncOwn || msg.Reply == "" {
+		n.malformed.Add(1)
+		return
+	}
+	if err := n.serveSync(msg.Reply, body[0] == SyncOwn); err != nil {
+		n.log.Warn("cluster: catch-up stream to another node cut short", "to_node", strconv.FormatUint(h.Node, 16), "err", err)
+		return
+	}
+	n.served.Add(1)
+}
+
+func (n *Node) serveSync(reply string, ownOnly bool) error {
+	size := n.cfg.BatchBytes
+	if mp := int(n.nc.MaxPayload()); mp > 0 {
+		size = min(size, mp)
+	}
+	chunk := make([]byte, 0, size)
+	var seq uint32
+	begin := func() { chunk = AppendHeader(chunk[:0], Header{Kind: KindSyncChunk, Node: n.id, Seq: seq + 1}) }
+	send := func() error {
+		seq++
+		if seq%ackEvery == 0 {
+			_, err := n.nc.Request(reply, chunk, n.cfg.SyncTimeout)
+			return err
+		}
+		return n.nc.Publish(reply, chunk)
+	}
+	var end SyncEnd
+	var part swarm.TorrentState
+	begin()
+	err := n.store.Dump(func(ts *swarm.TorrentState) error {
+		if err := n.ctx.Err(); err != nil {
+			return err
+		}
+		peers := ts.Peers
+		if ownOnly {
+			own := peers[:0] // ts is Dump's to reuse; filtering in place is fine
+			for _, p := range peers {
+				if !p.Synced {
+					own = append(own, p)
+				}
+			}
+			if peers = own; len(peers) == 0 {
+				return nil
+			}
+		}
+		end.Torrents++
+		end.Peers += uint64(len(peers))
+		for first := true; first || len(peers) > 0; first = false {
+			room := (size - len(chunk) - torrentMaxLen) / peerMaxLen
+			if room < 1 || room < len(peers) && len(chunk) > HeaderLen+size/2 {
+				// Full, or so full that the torrent would be cut small:
+				// start a new chunk.
+				if err := send(); err != nil {
+					return err
+				}
+				begin()
+				room = (size - len(chunk) - torrentMaxLen) / peerMaxLen
+			}
+			k := min(room, len(peers))
+			part = *ts
+			part.Peers = peers[:k]
+			chunk = AppendTorrent(chunk, &part)
+			peers = peers[k:]
+		}
+		return nil
+	})
+	if err == nil && len(chunk) > HeaderLen {
+		err = send()
+	}
+	if err != nil {
+		return err
+	}
+	end.Name = n.cfg.NodeName
+	msg := AppendSyncEnd(AppendHeader(chunk[:0], Header{Kind: KindSyncEnd, Node: n.id, Seq: seq + 1}), end)
+	return n.nc.Publish(reply, msg)
+}
