@@ -59,9 +59,9 @@ type Config struct {
 	// client could register anybody's address.
 	AllowClientIP bool
 	// Admit, if set, is asked for every announce and scrape with the
-	// client's address; false answers with a rate-limit failure (a
-	// per-client limiter). It must be safe for concurrent use and cheap.
-	Admit func(netip.Addr) bool
+	// client's address and the time; false answers with a rate-limit
+	// failure. It must be safe for concurrent use and cheap.
+	Admit func(netip.Addr, time.Time) bool
 
 	// ReadHeaderTimeout, ReadTimeout and IdleTimeout bound how long a client
 	// may take to send a request's headers, a whole request, and how long a

@@ -192,7 +192,7 @@ func (h *Handler) announce(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case err == nil && !ok:
 		err = failBadAddr
-	case ok && h.cfg.Admit != nil && !h.cfg.Admit(addr):
+	case ok && h.cfg.Admit != nil && !h.cfg.Admit(addr, time.Now()):
 		h.counters.rateLimited.Add(1)
 		err = failRateLimited
 	}
@@ -268,7 +268,7 @@ func (h *Handler) scrape(w http.ResponseWriter, r *http.Request) {
 	defer h.states.Put(st)
 
 	n, err := parseScrape(r.URL.RawQuery, st.hashes)
-	if addr, ok := h.ClientAddr(r); ok && h.cfg.Admit != nil && !h.cfg.Admit(addr) {
+	if addr, ok := h.ClientAddr(r); ok && h.cfg.Admit != nil && !h.cfg.Admit(addr, time.Now()) {
 		h.counters.rateLimited.Add(1)
 		err = failRateLimited
 	}

@@ -5,6 +5,7 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"testing"
+	"time"
 
 	"herald/swarm"
 )
@@ -83,7 +84,7 @@ func TestClientStatedAddresses(t *testing.T) {
 }
 
 func TestAdmitRefusesWithFailure(t *testing.T) {
-	h := newTestHandler(t, Config{Admit: func(a netip.Addr) bool { return a != netip.MustParseAddr("192.0.2.66") }})
+	h := newTestHandler(t, Config{Admit: func(a netip.Addr, _ time.Time) bool { return a != netip.MustParseAddr("192.0.2.66") }})
 	for _, target := range []string{"/announce?" + announceBase, "/scrape?info_hash=" + q20} {
 		resp := serve(h, "GET", target, "", "192.0.2.66:1000")
 		body, _ := io.ReadAll(resp.Body)

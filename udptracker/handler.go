@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"strings"
+	"time"
 
 	"herald/swarm"
 )
@@ -22,6 +23,7 @@ const (
 	msgScrapeLength    = "scrape is not 16 + 20*n bytes"
 	msgTooManyHashes   = "too many info hashes (at most 74 per scrape)"
 	msgInternal        = "internal server error"
+	msgRateLimited     = "too many requests from your address; slow down"
 )
 
 // handler turns one request into one reply. Each socket's reader owns one,
@@ -78,6 +80,10 @@ func (h *handler) serve(dst, pkt []byte, from netip.AddrPort, now int64) []byte 
 			h.counts.dropped.Add(1) // not BEP 15 traffic
 			return dst
 		}
+		if h.cfg.Admit != nil && !h.cfg.Admit(from.Addr(), time.Unix(now, 0)) {
+			h.counts.rateLimited.Add(1) // dropped: answering would feed a spoofed flood
+			return dst
+		}
 		h.counts.connects.Add(1)
 		return AppendConnectResponse(dst, ConnectResponse{TransactionID: hdr.TransactionID, ConnectionID: h.ids.issue(from, now)})
 	case ActionAnnounce, ActionScrape:
@@ -93,6 +99,10 @@ func (h *handler) serve(dst, pkt []byte, from netip.AddrPort, now int64) []byte 
 		// bigger than the request (no amplification): cut the message.
 		msg := msgBadConnectionID[:min(len(msgBadConnectionID), len(pkt)-responseHeaderLen)]
 		return AppendErrorResponse(dst, ErrorResponse{TransactionID: hdr.TransactionID, Message: msg})
+	}
+	if h.cfg.Admit != nil && !h.cfg.Admit(from.Addr(), time.Unix(now, 0)) {
+		h.counts.rateLimited.Add(1)
+		return AppendErrorResponse(dst, ErrorResponse{TransactionID: hdr.TransactionID, Message: msgRateLimited})
 	}
 	if hdr.Action == ActionAnnounce {
 		return h.serveAnnounce(dst, pkt, hdr.TransactionID, from)

@@ -387,3 +387,25 @@ func BenchmarkServe(b *testing.B) {
 		})
 	}
 }
+
+// Issue 10: over its rate limit a client's connects are dropped silently
+// (the source is unproven) and its announces and scrapes get an error.
+func TestAdmitOverLimit(t *testing.T) {
+	limited := true
+	h := newTestHandler(t, Config{Admit: func(netip.Addr, time.Time) bool { return !limited }})
+	id := h.ids.issue(testClient, testNow)
+	if out := h.serve(nil, AppendConnectRequest(nil, ConnectRequest{TransactionID: 1}), testClient, testNow); len(out) != 0 {
+		t.Fatalf("connect over the limit answered with %d bytes", len(out))
+	}
+	out := h.serve(nil, announcePacket(id, nil), testClient, testNow)
+	if e, err := ParseErrorResponse(out); err != nil || e.Message != msgRateLimited {
+		t.Fatalf("announce over the limit: %x (%v), want the rate-limit error", out, err)
+	}
+	limited = false
+	if out := h.serve(nil, announcePacket(id, nil), testClient, testNow); len(out) < announceResponseHeaderLen || binary.BigEndian.Uint32(out) != uint32(ActionAnnounce) {
+		t.Fatalf("announce under the limit: %x", out)
+	}
+	if s := h.counts; s.rateLimited.Load() != 2 {
+		t.Fatalf("rate limited count %d, want 2", s.rateLimited.Load())
+	}
+}

@@ -47,6 +47,11 @@ type Config struct {
 	// AllowIPField lets an announce's IP field name the address the peer is
 	// listed under. Off by default: anyone could list anyone.
 	AllowIPField bool
+	// Admit, if set, is asked for every request with the client's address
+	// and time; false means the client is over its rate limit. A connect
+	// over the limit is dropped without a word (its source is unproven); an
+	// announce or scrape with a valid connection id gets an error packet.
+	Admit func(netip.Addr, time.Time) bool
 	// Allowed reports whether a torrent may be announced; nil allows all.
 	// It is called from every socket's goroutine at once.
 	Allowed func(swarm.InfoHash) bool

@@ -17,7 +17,10 @@ type Stats struct {
 	StoreErrors     uint64 // the store refused the announce (tracker full, bad address)
 	// Dropped counts packets not answered at all: runts, connects without
 	// the protocol id, unknown actions (see doc.go).
-	Dropped      uint64
+	Dropped uint64
+	// RateLimited counts requests refused by Config.Admit: connects
+	// dropped, announces and scrapes answered with an error packet.
+	RateLimited  uint64
 	SendFailures uint64 // replies the kernel refused to send
 	ReadFailures uint64 // failed reads other than the socket closing
 }
@@ -26,6 +29,7 @@ type counters struct {
 	connects, announces, scrapes                   atomic.Uint64
 	badConnectionID, refused, malformed, storeErrs atomic.Uint64
 	dropped, sendFailures, readFailures            atomic.Uint64
+	rateLimited                                    atomic.Uint64
 	_                                              [64]byte // keep sockets' counters off each other's cache lines
 }
 
@@ -39,6 +43,7 @@ func (c *counters) addTo(s *Stats) {
 	s.StoreErrors += c.storeErrs.Load()
 	s.Errors = s.BadConnectionID + s.Refused + s.Malformed + s.StoreErrors
 	s.Dropped += c.dropped.Load()
+	s.RateLimited += c.rateLimited.Load()
 	s.SendFailures += c.sendFailures.Load()
 	s.ReadFailures += c.readFailures.Load()
 }

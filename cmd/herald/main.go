@@ -134,6 +134,7 @@ func run(s *config.Settings, log *slog.Logger) error {
 		MaxPeers6:      min(s.MaxPeersUDP6, s.MaxNumWant),
 		AllowIPField:   s.AllowIPField,
 		Allowed:        httpCfg.Allowed,
+		Admit:          admit,
 		Sockets:        s.UDPSockets,
 		Logger:         log,
 	}
@@ -205,7 +206,7 @@ func run(s *config.Settings, log *slog.Logger) error {
 
 // newAdmit returns the per-client rate limit check, nil when it is off.
 // Loopback clients are the operator's own tools and are never limited.
-func newAdmit(s *config.Settings) (func(netip.Addr) bool, error) {
+func newAdmit(s *config.Settings) (func(netip.Addr, time.Time) bool, error) {
 	if s.RateLimit == 0 {
 		return nil, nil
 	}
@@ -213,7 +214,7 @@ func newAdmit(s *config.Settings) (func(netip.Addr) bool, error) {
 	if err != nil {
 		return nil, err
 	}
-	return func(a netip.Addr) bool { return a.IsLoopback() || l.Allow(a, time.Now()) }, nil
+	return func(a netip.Addr, now time.Time) bool { return a.IsLoopback() || l.Allow(a, now) }, nil
 }
 
 // reloadOnHangup reloads the access list on SIGHUP, as opentracker does.
