@@ -163,6 +163,9 @@ type peerProcess struct {
 
 func startPeerScript(t *testing.T, args ...string) *peerProcess {
 	t.Helper()
+	if err := statInputs(); err != nil {
+		t.Fatal(err)
+	}
 	p := &peerProcess{lines: make(chan string, 8), done: make(chan struct{})}
 	p.cmd = exec.Command(debianPython, append([]string{peerScript}, args...)...)
 	p.cmd.Stderr = &p.stderr

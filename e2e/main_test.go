@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -43,6 +44,31 @@ func buildAndRun(m *testing.M) int {
 	}
 	return m.Run()
 }
+
+// statInputs stats every file of the packages cmd/herald is built from and
+// the client scripts in testdata. go test caches a passing result until a
+// file that a test read changes; these files are read by child processes,
+// not by the test, so without this a cached pass would hide a change to
+// herald or to a script. It must run inside a test: go test does not see
+// what TestMain reads before m.Run.
+var statInputs = sync.OnceValue(func() error {
+	out, err := exec.Command("go", "list", "-deps", "-f", "{{if not .Standard}}{{.Dir}}{{end}}", "herald/cmd/herald").Output()
+	if err != nil {
+		return fmt.Errorf("listing cmd/herald's packages: %w", err)
+	}
+	for _, dir := range append(strings.Fields(string(out)), "testdata", nodeDir) {
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			return err
+		}
+		for _, e := range entries {
+			if _, err := os.Stat(filepath.Join(dir, e.Name())); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+})
 
 // requireClient skips the test when a client it drives is not installed.
 // Under `make test`, which installs every client first, E2E_REQUIRE_CLIENTS=1
@@ -158,6 +184,9 @@ type heraldProcess struct {
 // exits cleanly on SIGTERM.
 func startHerald(t *testing.T, listenHost string) *heraldProcess {
 	t.Helper()
+	if err := statInputs(); err != nil {
+		t.Fatal(err)
+	}
 	port := freePort(t, listenHost)
 	h := &heraldProcess{host: listenHost, port: port}
 	if listenHost == "::" {

@@ -154,6 +154,9 @@ type trackerClient struct {
 
 func startTrackerClient(t *testing.T) *trackerClient {
 	t.Helper()
+	if err := statInputs(); err != nil {
+		t.Fatal(err)
+	}
 	c := &trackerClient{replies: make(chan trackerReply)}
 	cmd := exec.Command("node", "tracker_client.mjs")
 	cmd.Dir = nodeDir
