@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -119,7 +120,7 @@ func BenchmarkRead(b *testing.B) {
 	}
 	h := m.Handler(remoteAddr)
 	for _, target := range []string{"/stats?mode=torr", "/stats?mode=peer", "/stats?mode=top100", "/metrics"} {
-		b.Run(target, func(b *testing.B) {
+		b.Run(strings.TrimPrefix(target, "/"), func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				req := httptest.NewRequest(http.MethodGet, target, nil)

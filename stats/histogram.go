@@ -30,13 +30,17 @@ type Histogram struct {
 func NewHistogram() *Histogram { return new(Histogram) }
 
 // Observe records one response time.
-func (h *Histogram) Observe(d time.Duration) {
+func (h *Histogram) Observe(d time.Duration) { h.ObserveN(d, 1) }
+
+// ObserveN records n responses that each took d: a UDP socket that answers
+// a recvmmsg batch at once times the batch, not each datagram.
+func (h *Histogram) ObserveN(d time.Duration, n int) {
 	i := 0
 	for i < len(LatencyBuckets) && d > LatencyBuckets[i] {
 		i++
 	}
-	h.counts[i].Add(1)
-	h.sum.Add(int64(d))
+	h.counts[i].Add(uint64(n))
+	h.sum.Add(int64(d) * int64(n))
 }
 
 // HistogramSnapshot is a histogram read at one moment.

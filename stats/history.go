@@ -95,6 +95,7 @@ type dashboardData struct {
 	Version         string    `json:"version"`
 	UptimeSeconds   float64   `json:"uptime_seconds"`
 	IntervalSeconds float64   `json:"interval_seconds"`
+	SlowSeconds     float64   `json:"slow_interval_seconds"`
 	Time            []float64 `json:"time"`
 	HTTPRate        []float64 `json:"http_requests_per_second"`
 	UDPRate         []float64 `json:"udp_requests_per_second"`
@@ -114,6 +115,7 @@ func (m *Monitor) dashboardData(now time.Time) *dashboardData {
 		Version:         m.cfg.Version,
 		UptimeSeconds:   now.Sub(m.start).Seconds(),
 		IntervalSeconds: m.cfg.SampleEvery.Seconds(),
+		SlowSeconds:     m.cfg.SlowEvery.Seconds(),
 		Time:            make([]float64, 0, n),
 		HTTPRate:        make([]float64, 0, n),
 		UDPRate:         make([]float64, 0, n),

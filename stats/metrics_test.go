@@ -181,11 +181,12 @@ func TestHistogramBuckets(t *testing.T) {
 	h.Observe(25 * time.Microsecond) // on a bound: counts in that bucket (le)
 	h.Observe(26 * time.Microsecond)
 	h.Observe(time.Hour)
+	h.ObserveN(time.Millisecond, 3) // a batch of three datagrams
 	s := mergeHistograms([]*Histogram{h, h})
-	if s.Count != 8 || s.Buckets[0] != 4 || s.Buckets[1] != 6 || s.Buckets[len(s.Buckets)-1] != 6 {
+	if s.Count != 14 || s.Buckets[0] != 4 || s.Buckets[1] != 6 || s.Buckets[4] != 6 || s.Buckets[5] != 12 || s.Buckets[len(s.Buckets)-1] != 12 {
 		t.Errorf("count %d, buckets %v", s.Count, s.Buckets)
 	}
-	if want := 2 * (time.Hour + 51*time.Microsecond); s.Sum != want {
+	if want := 2 * (time.Hour + 51*time.Microsecond + 3*time.Millisecond); s.Sum != want {
 		t.Errorf("sum %v, want %v", s.Sum, want)
 	}
 }

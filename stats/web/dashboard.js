@@ -52,6 +52,11 @@
       charts.peers.setData([d.time, d.peers, d.seeders, d.leechers]);
       charts.torrents.setData([d.time, d.torrents]);
       renderTop(d.top);
+      // Seeders, leechers and the busiest torrents need a walk over the
+      // store, so the server refreshes them less often than the counters.
+      const slow = `updated every ${d.slow_interval_seconds} s`;
+      document.getElementById("peers-note").textContent = `(seeders and leechers ${slow})`;
+      document.getElementById("top-note").textContent = `(by peers, ${slow})`;
       const last = d.time.length - 1;
       status.className = "";
       status.textContent = `${d.version} · up ${Math.floor(d.uptime_seconds)} s · ` +
