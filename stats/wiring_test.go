@@ -1,0 +1,120 @@
+package stats
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"herald/httptracker"
+	"herald/swarm"
+	"herald/udptracker"
+)
+
+// The frontends and the store are sources as they are.
+var (
+	_ Store        = (*swarm.Store)(nil)
+	_ HTTPCounters = (*httptracker.Server)(nil)
+	_ HTTPCounters = (*httptracker.Handler)(nil)
+	_ UDPCounters  = (*udptracker.Server)(nil)
+)
+
+// TestWithRealFrontends wires the monitor as cmd/herald does, over real
+// HTTP and UDP trackers on 127.0.0.1, and checks that an HTTP announce and
+// a UDP connect show in /stats and /metrics.
+func TestWithRealFrontends(t *testing.T) {
+	store, err := swarm.New(swarm.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	quiet := slog.New(slog.DiscardHandler)
+	httpSrv, err := httptracker.Listen("127.0.0.1:0", httptracker.Config{Store: store, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	udpSrv, err := udptracker.Listen("127.0.0.1:0", udptracker.Config{Store: store, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := New(Config{
+		Sources: Sources{Store: store, HTTP: []HTTPCounters{httpSrv}, UDP: []UDPCounters{udpSrv}},
+		Nets:    testNets,
+		Version: "herald wiring-test", Registry: prometheus.NewRegistry(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	errs := make(chan error, 2)
+	go func() { errs <- httpSrv.Serve(ctx) }()
+	go func() { errs <- udpSrv.Serve(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		for range 2 {
+			if err := <-errs; err != nil && !errors.Is(err, context.Canceled) {
+				t.Errorf("serve: %v", err)
+			}
+		}
+	})
+
+	res, err := http.Get("http://" + httpSrv.Addr().String() + "/announce?info_hash=" + strings.Repeat("%11", 20) + "&peer_id=" + strings.Repeat("A", 20) + "&port=6881&left=0&compact=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, res.Body)
+	res.Body.Close()
+
+	conn, err := net.Dial("udp", udpSrv.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	connect := binary.BigEndian.AppendUint64(nil, 0x41727101980)
+	connect = binary.BigEndian.AppendUint32(connect, 0) // action connect
+	connect = binary.BigEndian.AppendUint32(connect, 7) // transaction id
+	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := conn.Write(connect); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := conn.Read(make([]byte, 64)); err != nil || n != 16 {
+		t.Fatalf("connect reply: %d bytes, %v", n, err)
+	}
+
+	stats := httptest.NewServer(m.Handler(remoteAddr))
+	defer stats.Close()
+	read := func(path string) string {
+		res, err := http.Get(stats.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return string(b)
+	}
+	if got := read("/stats"); got != "1\n1\nopentracker serving 1 torrents\nopentracker" {
+		t.Errorf("peer mode: %q", got)
+	}
+	// One HTTP announce and two stats requests; one UDP connect.
+	if got := read("/stats?mode=conn"); !strings.HasPrefix(got, "4\n2\n") {
+		t.Errorf("conn mode: %q", got)
+	}
+	metrics := read("/metrics")
+	for _, want := range []string{
+		`herald_requests_total{action="announce",outcome="ok",protocol="http"} 1`,
+		`herald_requests_total{action="connect",outcome="ok",protocol="udp"} 1`,
+		`herald_peers{family="ipv4",role="seeder"} 1`,
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+}
