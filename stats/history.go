@@ -85,7 +85,16 @@ func (h *history) recentRates() (httpRate, udpRate uint64, ok bool) {
 	if dt <= 0 {
 		return 0, 0, false
 	}
-	return uint64(float64(last.httpReqs-first.httpReqs) / dt), uint64(float64(last.udpReqs-first.udpReqs) / dt), true
+	return uint64(perSecond(first.httpReqs, last.httpReqs, dt)), uint64(perSecond(first.udpReqs, last.udpReqs, dt)), true
+}
+
+// perSecond is the rate of a counter that went from a to b in dt seconds;
+// 0 if it went backwards (a frontend restarted its counters).
+func perSecond(a, b uint64, dt float64) float64 {
+	if b < a {
+		return 0
+	}
+	return float64(b-a) / dt
 }
 
 // dashboardData is what the dashboard page polls: column arrays ready for
@@ -136,12 +145,7 @@ func (m *Monitor) dashboardData(now time.Time) *dashboardData {
 		if dt <= 0 {
 			continue
 		}
-		rate := func(a, b uint64) float64 {
-			if b < a { // a frontend restarted its counters
-				return 0
-			}
-			return float64(b-a) / dt
-		}
+		rate := func(a, b uint64) float64 { return perSecond(a, b, dt) }
 		d.Time = append(d.Time, float64(cur.at.UnixMilli())/1000)
 		d.HTTPRate = append(d.HTTPRate, rate(prev.httpReqs, cur.httpReqs))
 		d.UDPRate = append(d.UDPRate, rate(prev.udpReqs, cur.udpReqs))
