@@ -3,7 +3,9 @@ package swarm
 import (
 	"bytes"
 	"encoding/binary"
+	"math/bits"
 	"math/rand/v2"
+	"slices"
 )
 
 // A peer record is its packed address (the key: IP then big-endian port)
@@ -215,18 +217,32 @@ func (l *peerList) pick(dst []byte, want int, self []byte, rl int) []byte {
 	if self != nil {
 		selfPos = l.position(self, rl, &prefix)
 	}
-	start := rand.IntN(n)
-	for k := 0; k < want; k++ {
-		lo := k * n / want
-		hi := (k + 1) * n / want
-		i := start + lo + rand.IntN(hi-lo)
+	r := fastRand(rand.Uint64())
+	start := r.intn(n)
+	// Window k is [k*n/want, (k+1)*n/want), stepped in 32.32 fixed point
+	// to spare two divisions per peer; n > want makes every window non-empty.
+	step := (uint64(n) << 32) / uint64(want)
+	edge := uint64(0)
+	out := len(dst)
+	dst = slices.Grow(dst, want*kl)[:out+want*kl]
+	for range want {
+		lo := int(edge >> 32)
+		edge += step
+		i := start + lo + r.intn(int(edge>>32)-lo)
 		if i >= n {
 			i -= n
 		}
 		if selfPos >= 0 && i >= selfPos {
 			i++
 		}
-		dst = append(dst, l.at(i, rl, &prefix)[:kl]...)
+		var rec []byte
+		if l.big == nil {
+			rec = l.recs[i*rl : i*rl+kl]
+		} else {
+			rec = l.at(i, rl, &prefix)[:kl]
+		}
+		copy(dst[out:out+kl], rec)
+		out += kl
 	}
 	return dst
 }
@@ -259,4 +275,21 @@ func (l *peerList) position(r []byte, rl int, prefix *[bigBuckets + 1]int) int {
 	b := bucketOf(key)
 	i, _ := search(l.big.buckets[b], key, rl)
 	return prefix[b] + i
+}
+
+// fastRand is wyrand, seeded once per pick from math/rand: picking peers
+// needs many cheap, unpredictable-enough numbers (up to 2 per peer), not a
+// cryptographic stream, and the global source costs several times more.
+type fastRand uint64
+
+func (r *fastRand) next() uint64 {
+	*r += 0xa0761d6478bd642f
+	hi, lo := bits.Mul64(uint64(*r), uint64(*r)^0xe7037ed1a0b428db)
+	return hi ^ lo
+}
+
+// intn returns a number in [0, n) for 0 < n < 2^32 (Lemire's reduction;
+// the bias is below 2^-32 here, harmless for peer picking).
+func (r *fastRand) intn(n int) int {
+	return int((r.next() >> 32) * uint64(n) >> 32)
 }

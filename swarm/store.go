@@ -311,12 +311,22 @@ func (s *Store) announce(a *Announce, want Family, dst Peers) (Peers, Counts, er
 	numwant := min(a.NumWant, s.cfg.MaxNumWant)
 	decoys := min(s.cfg.DecoyPeers, numwant)
 	dst = t.pick(dst, numwant-decoys, want, rec, rl)
-	if decoys > 0 {
-		if rl == recLen4 {
-			dst.V4 = addDecoys(dst.V4, decoys, PeerLen4)
-		} else {
-			dst.V6 = addDecoys(dst.V6, decoys, PeerLen6)
-		}
+	// Decoys go to the requester's own family when it wants that one back
+	// (a UDP client announcing another family's address through the ip
+	// field wants its transport's family), else to the family it wants.
+	fam := FamilyV4
+	if rl == recLen6 {
+		fam = FamilyV6
+	}
+	if want&fam == 0 {
+		fam = want
+	}
+	switch {
+	case decoys == 0:
+	case fam == FamilyV4:
+		dst.V4 = addDecoys(dst.V4, decoys, PeerLen4)
+	case fam == FamilyV6:
+		dst.V6 = addDecoys(dst.V6, decoys, PeerLen6)
 	}
 	return dst, t.counts(), nil
 }

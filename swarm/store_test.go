@@ -461,6 +461,12 @@ func TestDecoyPeers(t *testing.T) {
 			t.Errorf("decoys must take the place of real peers within numwant and not change counts: %d peers, %+v", len(peers), c)
 		}
 	}
+	// An IPv4 address announced over IPv6 (UDP ip field) wants IPv6 peers
+	// back, so that is where its decoys go.
+	p, _, _ := s.Announce(&Announce{InfoHash: h, Addr: addr4(300, 1), Left: 1, NumWant: 20}, FamilyV6, Peers{})
+	if len(p.V4) != 0 || len(p.V6) < 3*PeerLen6 {
+		t.Errorf("decoys for a v4 address wanting v6 peers: %d v4 bytes, %d v6 bytes", len(p.V4), len(p.V6))
+	}
 }
 
 type recordingSink struct{ got []Announce }
@@ -475,5 +481,23 @@ func TestSinkSeesAcceptedAnnounces(t *testing.T) {
 	s.Announce(&Announce{InfoHash: hashN(2), Addr: addr4(1, 1)}, FamilyBoth, Peers{}) // refused: torrent limit
 	if len(sink.got) != 2 || sink.got[0].Event != EventStarted || sink.got[1].Event != EventStopped {
 		t.Fatalf("sink saw %+v, want the started and stopped announces only", sink.got)
+	}
+}
+
+// BenchmarkAnnounceSampled announces into swarms larger than numwant, so
+// every announce samples 50 of 199 other peers at random.
+func BenchmarkAnnounceSampled(b *testing.B) {
+	s := newStore(b, Config{})
+	const torrents, peersPer = 1000, 200
+	for i := range torrents * peersPer {
+		announce(b, s, Announce{InfoHash: hashN(i % torrents), Addr: addr4(i, 1), Left: uint64(i % 2)}, FamilyBoth)
+	}
+	dst := Peers{V4: make([]byte, 0, 200*PeerLen4), V6: make([]byte, 0, 200*PeerLen6)}
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		a := Announce{InfoHash: hashN(i % torrents), Addr: addr4(i%(torrents*peersPer), 1), Left: 1, NumWant: 50}
+		if _, _, err := s.Announce(&a, FamilyBoth, dst); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
