@@ -248,12 +248,15 @@ var (
 	errClientClosed  = errors.New("client sent close")
 )
 
-// readMessage reads the next text message into (*buf)[:0], answering pings
-// on the way. The read deadline is the idle timeout: a connection that
-// sends nothing for that long is dropped.
-func (c *conn) readMessage(buf *[]byte) ([]byte, error) {
+// readMessage reads the next text message, answering pings on the way.
+// The message is in *buf, a pooled buffer taken only once a data frame
+// arrives: a connection waiting for its next message holds none. The
+// caller returns *buf to the pool, also after an error. The read deadline
+// is the idle timeout: a connection that sends nothing for that long is
+// dropped.
+func (c *conn) readMessage(buf **[]byte) ([]byte, error) {
 	cfg := &c.h.cfg
-	msg := (*buf)[:0]
+	var msg []byte
 	inMessage := false
 	for {
 		if err := c.nc.SetReadDeadline(time.Now().Add(cfg.IdleTimeout)); err != nil {
@@ -270,31 +273,8 @@ func (c *conn) readMessage(buf *[]byte) ([]byte, error) {
 			return nil, errUnmasked
 		}
 		if hdr.OpCode.IsControl() {
-			if hdr.Length > 125 || !hdr.Fin {
-				return nil, errControl
-			}
-			var body [125]byte
-			payload := body[:hdr.Length]
-			if _, err := io.ReadFull(c.r, payload); err != nil {
+			if err := c.control(hdr); err != nil {
 				return nil, err
-			}
-			ws.Cipher(payload, hdr.Mask, 0)
-			switch hdr.OpCode {
-			case ws.OpPing:
-				var out [2 + 125]byte
-				frame := append(appendFrameHeader(out[:0], ws.OpPong, len(payload)), payload...)
-				c.wmu.Lock()
-				c.nc.SetWriteDeadline(time.Now().Add(cfg.WriteTimeout))
-				_, err = c.nc.Write(frame)
-				c.wmu.Unlock()
-				if err != nil {
-					return nil, err
-				}
-			case ws.OpClose:
-				return nil, errClientClosed
-			case ws.OpPong:
-			default:
-				return nil, errReserved
 			}
 			continue
 		}
@@ -304,6 +284,8 @@ func (c *conn) readMessage(buf *[]byte) ([]byte, error) {
 				return nil, errFragment
 			}
 			inMessage = true
+			*buf = getBuffer()
+			msg = (**buf)[:0]
 		case ws.OpContinuation:
 			if !inMessage {
 				return nil, errFragment
@@ -322,14 +304,47 @@ func (c *conn) readMessage(buf *[]byte) ([]byte, error) {
 			return nil, err
 		}
 		ws.Cipher(msg[n:], hdr.Mask, 0)
+		**buf = msg
 		if hdr.Fin {
-			*buf = msg
 			if !utf8.Valid(msg) {
 				return nil, errUTF8
 			}
 			return msg, nil
 		}
 	}
+}
+
+// control handles a control frame: a ping is answered, a pong ignored, a
+// close ends the connection. It is a function of its own, kept out of
+// line, so that its buffers are not part of the stack frame a connection
+// parks in while idle.
+//
+//go:noinline
+func (c *conn) control(hdr ws.Header) error {
+	if hdr.Length > 125 || !hdr.Fin {
+		return errControl
+	}
+	var body [125]byte
+	payload := body[:hdr.Length]
+	if _, err := io.ReadFull(c.r, payload); err != nil {
+		return err
+	}
+	ws.Cipher(payload, hdr.Mask, 0)
+	switch hdr.OpCode {
+	case ws.OpPing:
+		var out [2 + 125]byte
+		frame := append(appendFrameHeader(out[:0], ws.OpPong, len(payload)), payload...)
+		c.wmu.Lock()
+		defer c.wmu.Unlock()
+		c.nc.SetWriteDeadline(time.Now().Add(c.h.cfg.WriteTimeout))
+		_, err := c.nc.Write(frame)
+		return err
+	case ws.OpClose:
+		return errClientClosed
+	case ws.OpPong:
+		return nil
+	}
+	return errReserved
 }
 
 // prefixReader returns a reader of the bytes the HTTP server buffered past

@@ -11,9 +11,9 @@ import (
 
 func TestParseRequest(t *testing.T) {
 	for _, tc := range []struct {
-		name string
-		msg  string
-		err  error
+		name  string
+		msg   string
+		err   error
 		check func(*testing.T, *Request)
 	}{
 		{"announce as the npm client sends it", announce(hashA, peerA, `,"left":0,"event":"started","numwant":2`+offers(offer, peerB)), nil, func(t *testing.T, r *Request) {
