@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"herald/cluster"
 	"herald/swarm"
 )
 
@@ -248,4 +249,42 @@ func TestNoGoroutineLeft(t *testing.T) {
 		buf := make([]byte, 1<<16)
 		t.Fatalf("%d goroutines left running, %d before:\n%s", n, before, buf[:runtime.Stack(buf, true)])
 	}
+}
+
+// With NATS unreachable the tracker serves from its own state, keeps a
+// bounded buffer (oldest dropped, counted), and joins once NATS is there.
+func TestServesWithoutNATS(t *testing.T) {
+	port := freePort(t)
+	url := fmt.Sprintf("nats://127.0.0.1:%d", port)
+	alone := startInstance(t, "alone", []string{url}, func(c *cluster.Config) {
+		c.BatchBytes, c.BufferBytes = 1<<10, 4<<10 // four batches of 37 IPv4 announces
+	})
+	h := hashOf("no-nats")
+	want := make(map[string]bool)
+	for i := range 1000 {
+		alone.announce(h, peerAddr(i), swarm.EventStarted, false)
+		want[key(h, peerAddr(i))] = false
+	}
+	a := swarm.Announce{InfoHash: h, Addr: peerAddr(5000), Left: 1, NumWant: 50}
+	peers, counts, err := alone.store.Announce(&a, swarm.FamilyV4, swarm.Peers{})
+	if err != nil || len(peers.V4) != 50*swarm.PeerLen4 || counts.Leechers != 1001 {
+		t.Fatalf("without NATS: %d peers, counts %+v, %v; want 50 of 1001", len(peers.V4)/swarm.PeerLen4, counts, err)
+	}
+	want[key(h, peerAddr(5000))] = false
+	st := alone.node.Stats()
+	if st.Connected || st.Queued > 4 || st.Dropped < 1001-5*37 {
+		t.Fatalf("without NATS: %+v; want not connected, at most 4 batches queued, the rest dropped", st)
+	}
+
+	startNATSAt(t, port)
+	waitFor(t, 5*time.Second, "connects when NATS appears", func() error {
+		if st := alone.node.Stats(); !st.Connected || st.Queued > 0 {
+			return fmt.Errorf("%+v", st)
+		}
+		return nil
+	})
+	// A second instance gets everything, the dropped announces included,
+	// from the catch-up.
+	other := startInstance(t, "other", []string{url})
+	waitFor(t, 5*time.Second, "a new instance has every peer", sameAs(want, other))
 }

@@ -100,6 +100,26 @@ func (c *natsCluster) waitRoutes() {
 	})
 }
 
+// startNATSAt starts a single NATS server on port.
+func startNATSAt(t testing.TB, port int) *natsCluster {
+	c := &natsCluster{t: t,
+		opts:    []*server.Options{{Host: "127.0.0.1", Port: port, NoLog: true, NoSigs: true}},
+		servers: make([]*server.Server, 1)}
+	c.start(0)
+	t.Cleanup(func() { c.stop(0) })
+	return c
+}
+
+// freePort returns a TCP port nothing listens on at the moment.
+func freePort(t testing.TB) int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
 func (c *natsCluster) url(i int) string { return fmt.Sprintf("nats://127.0.0.1:%d", c.opts[i].Port) }
 
 // serverOf returns the index of the server that holds the connection named
@@ -136,15 +156,19 @@ type instance struct {
 // are quick, long enough to batch.
 const testFlush = 50 * time.Millisecond
 
-func startInstance(t testing.TB, name string, urls []string) *instance {
+func startInstance(t testing.TB, name string, urls []string, tweaks ...func(*cluster.Config)) *instance {
 	t.Helper()
-	node, err := cluster.New(cluster.Config{
+	cfg := cluster.Config{
 		URLs:          urls,
 		NodeName:      name,
 		FlushInterval: testFlush,
 		ReconnectWait: 50 * time.Millisecond,
 		SyncTimeout:   2 * time.Second,
-	}, testLogger(t))
+	}
+	for _, tweak := range tweaks {
+		tweak(&cfg)
+	}
+	node, err := cluster.New(cfg, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}

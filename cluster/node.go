@@ -121,7 +121,11 @@ func (n *Node) Run(ctx context.Context, store *swarm.Store) error {
 	}
 	n.out.republish.Store(int64(window))
 
+	// nats.go calls handlers from its own goroutine; the closed handler
+	// comes last, so Run waits for it and no handler runs after Run.
+	closed := make(chan struct{})
 	opts := append(n.cfg.natsOptions(),
+		nats.ClosedHandler(func(*nats.Conn) { close(closed) }),
 		nats.ConnectHandler(func(nc *nats.Conn) { n.onConnect(nc, "connected to NATS") }),
 		nats.ReconnectHandler(func(nc *nats.Conn) { n.onConnect(nc, "reconnected to NATS") }),
 		nats.DisconnectErrHandler(n.onDisconnect),
@@ -132,7 +136,10 @@ func (n *Node) Run(ctx context.Context, store *swarm.Store) error {
 		return fmt.Errorf("cluster: %w", err)
 	}
 	n.nc = nc
-	defer nc.Close()
+	defer func() {
+		nc.Close()
+		<-closed
+	}()
 	if _, err := nc.Subscribe(n.subjAnnounces, n.onAnnounces); err != nil {
 		return fmt.Errorf("cluster: subscribe %s: %w", n.subjAnnounces, err)
 	}
@@ -155,7 +162,7 @@ func (n *Node) onConnect(nc *nats.Conn, what string) {
 }
 
 func (n *Node) onDisconnect(nc *nats.Conn, err error) {
-	if !n.connected.Swap(false) || nc.IsClosed() {
+	if !n.connected.Swap(false) || n.ctx.Err() != nil {
 		return
 	}
 	n.log.Warn("cluster: lost NATS; serving local state and buffering announces", "err", err)
@@ -212,16 +219,16 @@ func (n *Node) publishLoop(ctx context.Context) {
 		case <-tick.C:
 			n.out.Seal(time.Since(lastSent) >= n.heartbeatEvery())
 			// Buffer overflow is a state: log when it starts and ends.
-			switch d := n.out.dropped.Load(); {
+			d := n.out.dropped.Load()
+			switch {
 			case d > droppedBefore && !dropping:
 				dropping = true
 				n.log.Warn("cluster: announce buffer full, dropping the oldest", "buffer_bytes", n.cfg.BufferBytes)
 			case d == droppedBefore && dropping && n.out.Queued() == 0:
 				dropping = false
 				n.log.Info("cluster: announce buffer drained", "dropped_total", d)
-			default:
-				droppedBefore = d
 			}
+			droppedBefore = d
 		case <-n.out.kick:
 		}
 		if n.publishQueued() {

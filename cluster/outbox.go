@@ -1,7 +1,6 @@
 package cluster
 
 import (
-	"encoding/binary"
 	"hash/maphash"
 	"sync"
 	"sync/atomic"
@@ -195,6 +194,3 @@ func (o *outbox) Queued() int {
 	defer o.mu.Unlock()
 	return o.n
 }
-
-// seqOf reads the batch number back from a sealed batch.
-func seqOf(b []byte) uint32 { return binary.BigEndian.Uint32(b[10:]) }
