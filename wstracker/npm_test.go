@@ -1,0 +1,107 @@
+package wstracker
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// requireNodeModules skips the test (or fails it under
+// E2E_REQUIRE_CLIENTS=1, as `make test` sets) unless node and the npm
+// packages are installed in testdata/node_modules.
+func requireNodeModules(t *testing.T, packages ...string) {
+	t.Helper()
+	missing := func(what string) {
+		t.Helper()
+		msg := what + " not installed; run (cd wstracker/testdata && npm ci --ignore-scripts)"
+		if os.Getenv("E2E_REQUIRE_CLIENTS") == "1" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	if _, err := exec.LookPath("node"); err != nil {
+		missing("node (Node.js 20)")
+	}
+	for _, p := range packages {
+		if _, err := os.Stat(filepath.Join("testdata", "node_modules", p, "package.json")); err != nil {
+			missing("npm package " + p)
+		}
+	}
+}
+
+// trackerClientResult is what testdata/trackerclient.mjs prints.
+type trackerClientResult struct {
+	Name     string
+	Error    string
+	Warnings []string
+	Peer     string
+	Received string
+	Update   struct{ Complete, Incomplete int }
+	Scrape   struct{ Complete, Incomplete, Downloaded int }
+}
+
+// TestNPMClientsConnectThroughTracker runs two npm bittorrent-tracker
+// clients in WebSocket mode, each in its own node process with its own
+// connection and a real node WebRTC stack (@roamhq/wrtc). The leecher's
+// offer is relayed to the seeder, the seeder's answer back, and the two
+// open a WebRTC data channel over loopback and exchange a message.
+func TestNPMClientsConnectThroughTracker(t *testing.T) {
+	requireNodeModules(t, "bittorrent-tracker", "@roamhq/wrtc")
+	s := startServer(t, Config{})
+	url := "ws://" + s.Addr().String() + "/announce"
+	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
+	defer cancel()
+
+	run := func(name, left string) (*exec.Cmd, *bytes.Buffer) {
+		cmd := exec.CommandContext(ctx, "node", "--import", "./webrtc-polyfill-loader.mjs", "trackerclient.mjs", url, name, left)
+		cmd.Dir = "testdata"
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		return cmd, &out
+	}
+	result := func(cmd *exec.Cmd, out *bytes.Buffer) trackerClientResult {
+		t.Helper()
+		err := cmd.Wait()
+		var r trackerClientResult
+		if jerr := json.Unmarshal(bytes.TrimSpace(out.Bytes()), &r); jerr != nil || err != nil || r.Error != "" {
+			t.Fatalf("trackerclient.mjs: %v\n%s", err, out)
+		}
+		t.Logf("%s: %s", r.Name, bytes.TrimSpace(out.Bytes()))
+		return r
+	}
+
+	seederCmd, seederOut := run("seeder", "0")
+	// The leecher's offers need someone to go to.
+	waitFor(t, "the seeder to announce", func() bool { return s.Handler().Stats().Peers == 1 })
+	leecherCmd, leecherOut := run("leecher", "1000")
+	leecher := result(leecherCmd, leecherOut)
+	seeder := result(seederCmd, seederOut)
+
+	if seeder.Received != "hello from leecher" || leecher.Received != "hello from seeder" {
+		t.Fatalf("data channel messages: seeder got %q, leecher got %q", seeder.Received, leecher.Received)
+	}
+	if seeder.Peer != "-WW0100-leecher-----" || leecher.Peer != "-WW0100-seeder------" {
+		t.Fatalf("peer ids: seeder saw %q, leecher saw %q", seeder.Peer, leecher.Peer)
+	}
+	if leecher.Update.Complete != 1 || leecher.Update.Incomplete != 1 {
+		t.Fatalf("leecher's announce reply: %+v, want 1 seeder and 1 leecher", leecher.Update)
+	}
+	if leecher.Scrape.Complete != 1 || leecher.Scrape.Incomplete != 1 {
+		t.Fatalf("scrape: %+v, want 1 seeder and 1 leecher", leecher.Scrape)
+	}
+	if len(seeder.Warnings)+len(leecher.Warnings) > 0 {
+		t.Fatalf("client warnings: %q %q", seeder.Warnings, leecher.Warnings)
+	}
+	st := s.Handler().Stats()
+	if st.Accepted != 2 || st.OffersRelayed < 1 || st.AnswersRelayed < 1 {
+		t.Fatalf("tracker stats %+v: want 2 connections, offers and answers relayed", st)
+	}
+}
