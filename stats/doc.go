@@ -6,10 +6,12 @@
 //
 // # Wiring
 //
-// cmd/herald builds a Monitor from Sources (the store, every HTTP and UDP
-// frontend), starts Run for the dashboard's sampler, and the HTTP frontend
-// routes its stats path, MetricsPath and DashboardPath (with everything
-// under it) to Handler, passing the client address it trusts.
+// cmd/herald builds a Monitor over the store before the frontends, hands
+// the HTTP frontend Monitor.Serve (or Handler) for its stats path,
+// MetricsPath and DashboardPath with everything under it, adds each
+// frontend with AddHTTP and AddUDP once it is listening, and starts Run
+// for the dashboard's sampler. The frontend resolves the client address
+// (X-Forwarded-For from trusted proxies) and the monitor checks it.
 //
 // # Access
 //

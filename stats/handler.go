@@ -9,8 +9,6 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
-
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 // web holds the dashboard page and the vendored uPlot build (see
@@ -30,38 +28,41 @@ const (
 // the frontend trusts it (after X-Forwarded-For from trusted proxies);
 // only clients in Config.Nets are served, everyone else gets 403.
 func (m *Monitor) Handler(clientAddr func(*http.Request) netip.Addr) http.Handler {
-	metrics := promhttp.HandlerFor(m.cfg.Registry, promhttp.HandlerOpts{
-		ErrorLog:      slogPrinter{m},
-		ErrorHandling: promhttp.ContinueOnError,
-	})
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		m.statsRequests.Add(1)
-		if !m.allowed(clientAddr(r)) {
-			m.statsDenied.Add(1)
-			writeText(w, http.StatusForbidden, "access denied: this network may not read tracker statistics\n")
-			return
-		}
-		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			w.Header().Set("Allow", "GET, HEAD")
-			writeText(w, http.StatusMethodNotAllowed, "only GET is served\n")
-			return
-		}
-		path := strings.TrimLeft(r.URL.Path, "/")
-		switch {
-		case path == m.cfg.StatsPath:
-			m.serveStats(w, r)
-		case "/"+path == MetricsPath:
-			metrics.ServeHTTP(w, r)
-		case "/"+path == DashboardPath:
-			serveAsset(w, "web/dashboard.html", "text/html; charset=utf-8")
-		case "/"+path == DashboardPath+"/data":
-			m.serveDashboardData(w)
-		case strings.HasPrefix("/"+path, DashboardPath+"/"):
-			m.serveDashboardAsset(w, strings.TrimPrefix("/"+path, DashboardPath+"/"))
-		default:
-			writeText(w, http.StatusNotFound, "not found\n")
-		}
+		m.Serve(w, r, clientAddr(r))
 	})
+}
+
+// Serve answers a request for the stats path, MetricsPath or DashboardPath
+// from client, the address the frontend resolved: a frontend that already
+// knows it calls Serve instead of going through Handler.
+func (m *Monitor) Serve(w http.ResponseWriter, r *http.Request, client netip.Addr) {
+	m.statsRequests.Add(1)
+	if !m.allowed(client) {
+		m.statsDenied.Add(1)
+		writeText(w, http.StatusForbidden, "access denied: this network may not read tracker statistics\n")
+		return
+	}
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		writeText(w, http.StatusMethodNotAllowed, "only GET is served\n")
+		return
+	}
+	path := strings.TrimLeft(r.URL.Path, "/")
+	switch {
+	case path == m.cfg.StatsPath:
+		m.serveStats(w, r)
+	case "/"+path == MetricsPath:
+		m.metrics.ServeHTTP(w, r)
+	case "/"+path == DashboardPath:
+		serveAsset(w, "web/dashboard.html", "text/html; charset=utf-8")
+	case "/"+path == DashboardPath+"/data":
+		m.serveDashboardData(w)
+	case strings.HasPrefix("/"+path, DashboardPath+"/"):
+		m.serveDashboardAsset(w, strings.TrimPrefix("/"+path, DashboardPath+"/"))
+	default:
+		writeText(w, http.StatusNotFound, "not found\n")
+	}
 }
 
 func (m *Monitor) allowed(addr netip.Addr) bool {

@@ -95,11 +95,12 @@ func (c metricsCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(statsRequestsDesc, s.StatsRequests-s.StatsDenied, "ok")
 	counter(statsRequestsDesc, s.StatsDenied, "denied")
 
+	src := c.m.src.Load()
 	for _, lat := range []struct {
 		protocol string
 		sources  []*Histogram
 		snap     *HistogramSnapshot
-	}{{"http", c.m.src.HTTPLatency, &s.HTTPLatency}, {"udp", c.m.src.UDPLatency, &s.UDPLatency}} {
+	}{{"http", src.HTTPLatency, &s.HTTPLatency}, {"udp", src.UDPLatency, &s.UDPLatency}} {
 		if len(lat.sources) == 0 {
 			continue // the frontend does not time requests: no empty histogram
 		}

@@ -161,17 +161,32 @@ func TestNoGlobalRegistration(t *testing.T) {
 // gets no empty histogram that would read as "no latency".
 func TestNoHistogramWithoutTiming(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	if _, err := New(Config{Sources: Sources{Store: fixtureStore(t)}, Registry: reg}); err != nil {
-		t.Fatal(err)
-	}
-	mfs, err := reg.Gather()
+	m, err := New(Config{Sources: Sources{Store: fixtureStore(t)}, Registry: reg})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, mf := range mfs {
-		if mf.GetName() == "herald_request_duration_seconds" {
-			t.Errorf("duration histogram exported with no histogram source")
+	histograms := func() (protocols []string) {
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
 		}
+		for _, mf := range mfs {
+			if mf.GetName() == "herald_request_duration_seconds" {
+				for _, m := range mf.Metric {
+					protocols = append(protocols, m.Label[0].GetValue())
+				}
+			}
+		}
+		return protocols
+	}
+	if got := histograms(); len(got) != 0 {
+		t.Errorf("duration histograms %v exported with no histogram source", got)
+	}
+	// A frontend added later with per-socket histograms brings its own.
+	m.AddHTTP(&fakeHTTP{}, nil)
+	m.AddUDP(&fakeUDP{}, NewHistogram(), NewHistogram())
+	if got := histograms(); len(got) != 1 || got[0] != "udp" {
+		t.Errorf("duration histograms %v, want [udp]", got)
 	}
 }
 

@@ -5,12 +5,16 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net/http"
 	"net/netip"
+	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"herald/httptracker"
 	"herald/swarm"
@@ -134,7 +138,9 @@ func (c Config) withDefaults() (Config, error) {
 // metrics and a live dashboard, all read from one Snapshot.
 type Monitor struct {
 	cfg       Config
-	src       Sources
+	store     Store
+	src       atomic.Pointer[Sources] // replaced whole by AddHTTP and AddUDP
+	addMu     sync.Mutex              // serialises AddHTTP and AddUDP
 	start     time.Time
 	now       func() time.Time // time.Now; tests fix it
 	trackerID uint32           // random per process, as opentracker's tracker_id
@@ -143,6 +149,7 @@ type Monitor struct {
 	statsDenied   atomic.Uint64 // of those, refused with 403
 
 	history *history
+	metrics http.Handler // promhttp over cfg.Registry
 }
 
 // New returns a monitor and registers its collectors in cfg.Registry.
@@ -153,12 +160,18 @@ func New(cfg Config) (*Monitor, error) {
 	}
 	m := &Monitor{
 		cfg:       cfg,
-		src:       cfg.Sources,
+		store:     cfg.Sources.Store,
 		start:     time.Now(),
 		now:       time.Now,
 		trackerID: rand.Uint32(),
 		history:   newHistory(cfg.History),
 	}
+	src := cfg.Sources
+	m.src.Store(&src)
+	m.metrics = promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{
+		ErrorLog:      slogPrinter{m},
+		ErrorHandling: promhttp.ContinueOnError,
+	})
 	for _, c := range []prometheus.Collector{
 		metricsCollector{m},
 		collectors.NewGoCollector(),
@@ -196,7 +209,7 @@ type Snapshot struct {
 // Snapshot reads every source now, Totals included.
 func (m *Monitor) Snapshot() Snapshot {
 	s := m.counters(m.now())
-	s.Totals = m.src.Store.Totals()
+	s.Totals = m.store.Totals()
 	return s
 }
 
@@ -205,23 +218,58 @@ func (m *Monitor) counters(now time.Time) Snapshot {
 	// Denied first: a request denied between the two loads then shows in
 	// both, never in StatsDenied alone.
 	denied := m.statsDenied.Load()
+	src := m.src.Load()
 	s := Snapshot{
 		Time:          now,
 		Uptime:        now.Sub(m.start),
-		Torrents:      m.src.Store.Torrents(),
-		Peers:         m.src.Store.Peers(),
+		Torrents:      m.store.Torrents(),
+		Peers:         m.store.Peers(),
 		StatsRequests: m.statsRequests.Load(),
 		StatsDenied:   denied,
-		HTTPLatency:   mergeHistograms(m.src.HTTPLatency),
-		UDPLatency:    mergeHistograms(m.src.UDPLatency),
+		HTTPLatency:   mergeHistograms(src.HTTPLatency),
+		UDPLatency:    mergeHistograms(src.UDPLatency),
 	}
-	for _, h := range m.src.HTTP {
+	for _, h := range src.HTTP {
 		s.HTTP = addHTTP(s.HTTP, h.Stats())
 	}
-	for _, u := range m.src.UDP {
+	for _, u := range src.UDP {
 		s.UDP = addUDP(s.UDP, u.Stats())
 	}
 	return s
+}
+
+// AddHTTP adds an HTTP frontend made after the monitor (it needs the
+// monitor's handler when it is made) and, if it times requests, its
+// histogram (nil if not).
+func (m *Monitor) AddHTTP(c HTTPCounters, latency *Histogram) {
+	m.add(func(s *Sources) {
+		s.HTTP = append(s.HTTP, c)
+		if latency != nil {
+			s.HTTPLatency = append(s.HTTPLatency, latency)
+		}
+	})
+}
+
+// AddUDP adds a UDP frontend made after the monitor and its histograms
+// (one per socket, or none).
+func (m *Monitor) AddUDP(c UDPCounters, latency ...*Histogram) {
+	m.add(func(s *Sources) {
+		s.UDP = append(s.UDP, c)
+		s.UDPLatency = append(s.UDPLatency, latency...)
+	})
+}
+
+// add publishes a changed copy of the sources, so readers never lock.
+func (m *Monitor) add(change func(*Sources)) {
+	m.addMu.Lock()
+	defer m.addMu.Unlock()
+	src := *m.src.Load()
+	src.HTTP = slices.Clone(src.HTTP)
+	src.UDP = slices.Clone(src.UDP)
+	src.HTTPLatency = slices.Clone(src.HTTPLatency)
+	src.UDPLatency = slices.Clone(src.UDPLatency)
+	change(&src)
+	m.src.Store(&src)
 }
 
 // Run samples the sources for the dashboard every SampleEvery until ctx is
@@ -237,7 +285,7 @@ func (m *Monitor) Run(ctx context.Context) {
 		s := m.counters(now)
 		if now.Sub(lastSlow) >= m.cfg.SlowEvery {
 			lastSlow = now
-			totals = m.src.Store.Totals()
+			totals = m.store.Totals()
 			m.history.setTop(m.Top(m.cfg.TopTorrents))
 		}
 		s.Totals = totals

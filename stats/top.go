@@ -26,7 +26,7 @@ func (m *Monitor) Top(n int) Top {
 	seeders := topList{n: n, count: func(c swarm.Counts) uint64 { return uint64(c.Seeders) }}
 	leechers := topList{n: n, count: func(c swarm.Counts) uint64 { return uint64(c.Leechers) }}
 	if n > 0 {
-		m.src.Store.Range(func(tc swarm.TorrentCounts) bool {
+		m.store.Range(func(tc swarm.TorrentCounts) bool {
 			peers.offer(tc)
 			seeders.offer(tc)
 			leechers.offer(tc)

@@ -46,13 +46,16 @@ func TestWithRealFrontends(t *testing.T) {
 		t.Fatal(err)
 	}
 	m, err := New(Config{
-		Sources: Sources{Store: store, HTTP: []HTTPCounters{httpSrv}, UDP: []UDPCounters{udpSrv}},
+		Sources: Sources{Store: store, UDP: []UDPCounters{udpSrv}},
 		Nets:    testNets,
 		Version: "herald wiring-test", Registry: prometheus.NewRegistry(),
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The HTTP frontend is added after New, as cmd/herald must when the
+	// frontend takes the monitor's handler in its Config.
+	m.AddHTTP(httpSrv, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	errs := make(chan error, 2)
 	go func() { errs <- httpSrv.Serve(ctx) }()
