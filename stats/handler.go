@@ -58,6 +58,9 @@ func (m *Monitor) Serve(w http.ResponseWriter, r *http.Request, client netip.Add
 		serveAsset(w, "web/dashboard.html", "text/html; charset=utf-8")
 	case "/"+path == DashboardPath+"/data":
 		m.serveDashboardData(w)
+	case "/"+path == DashboardPath+"/":
+		// The page loads its assets relative to /dashboard.
+		http.Redirect(w, r, "../dashboard", http.StatusMovedPermanently)
 	case strings.HasPrefix("/"+path, DashboardPath+"/"):
 		m.serveDashboardAsset(w, strings.TrimPrefix("/"+path, DashboardPath+"/"))
 	default:

@@ -300,6 +300,7 @@ func TestStatsRefusals(t *testing.T) {
 		{"IPv4-mapped client allowed", "[::ffff:127.0.0.1]:1", "/stats?mode=torr", 200, "opentracker serving 3 torrents"},
 		{"unknown path", "127.0.0.1:1", "/statsx", 404, "not found"},
 		{"unknown asset", "127.0.0.1:1", "/dashboard/../../etc/passwd", 404, "not found"},
+		{"dashboard with a slash", "127.0.0.1:1", "/dashboard/", 301, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m := newFixtureMonitor(t, store)
