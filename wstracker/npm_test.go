@@ -18,11 +18,7 @@ func requireNodeModules(t *testing.T, packages ...string) {
 	t.Helper()
 	missing := func(what string) {
 		t.Helper()
-		msg := what + " not installed; run (cd wstracker/testdata && npm ci --ignore-scripts)"
-		if os.Getenv("E2E_REQUIRE_CLIENTS") == "1" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
+		missingTool(t, what+" (run: cd wstracker/testdata && npm ci --ignore-scripts)")
 	}
 	if _, err := exec.LookPath("node"); err != nil {
 		missing("node (Node.js 20)")
