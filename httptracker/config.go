@@ -3,6 +3,7 @@ package httptracker
 import (
 	"fmt"
 	"log/slog"
+	"net/http"
 	"net/netip"
 	"time"
 
@@ -58,6 +59,15 @@ type Config struct {
 	// the other family, registered as a second peer). Off by default: a
 	// client could register anybody's address.
 	AllowClientIP bool
+	// Stats, if set, answers requests for StatsPaths with the client's
+	// address as ClientAddr resolves it (through trusted proxies), so the
+	// stats access check sees the address announces see. Paths are given
+	// without the leading slash; one ending in "/" matches everything
+	// below it. They are routed before opentracker's prefix rules, so a
+	// stats path starting with "a" still reaches the stats.
+	Stats      func(w http.ResponseWriter, r *http.Request, client netip.Addr)
+	StatsPaths []string
+
 	// Admit, if set, is asked for every announce and scrape with the
 	// client's address and the time; false answers with a rate-limit
 	// failure. It must be safe for concurrent use and cheap.

@@ -68,6 +68,11 @@ var (
 // ServeHTTP routes a request the way opentracker does (see the package
 // documentation) and answers it.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if h.cfg.Stats != nil && h.isStatsPath(r.URL.Path) {
+		addr, _ := h.ClientAddr(r)
+		h.cfg.Stats(w, r, addr)
+		return
+	}
 	if r.Method != http.MethodGet {
 		h.counters.badMethods.Add(1)
 		w.Header()["Allow"] = []string{http.MethodGet}
@@ -93,6 +98,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	default:
 		h.notFound(w)
 	}
+}
+
+func (h *Handler) isStatsPath(p string) bool {
+	p = strings.TrimLeft(p, "/")
+	for _, sp := range h.cfg.StatsPaths {
+		if p == sp || strings.HasSuffix(sp, "/") && strings.HasPrefix(p, sp) {
+			return true
+		}
+	}
+	return false
 }
 
 func (h *Handler) notFound(w http.ResponseWriter) {

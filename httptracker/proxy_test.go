@@ -1,7 +1,9 @@
 package httptracker
 
 import (
+	"fmt"
 	"io"
+	"net/http"
 	"net/http/httptest"
 	"net/netip"
 	"testing"
@@ -97,5 +99,24 @@ func TestAdmitRefusesWithFailure(t *testing.T) {
 	}
 	if got := h.Stats().RateLimited; got != 2 {
 		t.Errorf("RateLimited = %d, want 2", got)
+	}
+}
+
+func TestStatsPathsRouted(t *testing.T) {
+	var got []string
+	h := newTestHandler(t, Config{
+		StatsPaths: []string{"admin", "dashboard/"},
+		Stats: func(w http.ResponseWriter, r *http.Request, client netip.Addr) {
+			got = append(got, r.URL.Path+" "+client.String())
+		},
+	})
+	serve(h, "GET", "/admin?mode=peer", "", "192.0.2.5:1")
+	serve(h, "HEAD", "/dashboard/app.js", "", "192.0.2.5:1")
+	if resp := serve(h, "GET", "/announce?"+announceBase, "", "192.0.2.5:1"); resp.StatusCode != 200 {
+		t.Fatalf("announce: %d", resp.StatusCode)
+	}
+	want := []string{"/admin 192.0.2.5", "/dashboard/app.js 192.0.2.5"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("stats saw %q, want %q (a stats path starting with a beats the announce prefix)", got, want)
 	}
 }

@@ -303,3 +303,28 @@ func TestForwardedForOnlyFromTrustedProxy(t *testing.T) {
 		t.Fatalf("peers %v, want the spoofer at its own address and the proxied client at 203.0.113.50", got)
 	}
 }
+
+// Issue 5: stats, metrics and the dashboard are served only to the
+// configured networks; by default to this machine only.
+func TestStatsAccess(t *testing.T) {
+	status := func(base, path string) int {
+		resp, err := http.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	open := startHerald(t, freePort(t), "-snapshot", "off")
+	closed := startHerald(t, freePort(t), "-snapshot", "off", "-stats-net", "10.0.0.0/8", "-stats-path", "admin")
+	for _, path := range []string{"/stats?mode=peer", "/metrics", "/dashboard"} {
+		if got := status(open.base, path); got != 200 {
+			t.Errorf("default config, loopback client: %s answered %d, want 200", path, got)
+		}
+	}
+	for _, path := range []string{"/admin?mode=peer", "/metrics", "/dashboard"} {
+		if got := status(closed.base, path); got != 403 {
+			t.Errorf("stats for 10.0.0.0/8 only: %s answered %d to 127.0.0.1, want 403", path, got)
+		}
+	}
+}

@@ -11,11 +11,13 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/prometheus/client_golang/prometheus"
 	"log/slog"
 	"net/netip"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -26,6 +28,7 @@ import (
 	"herald/privdrop"
 	"herald/ratelimit"
 	"herald/snapshot"
+	"herald/stats"
 	"herald/swarm"
 	"herald/udptracker"
 )
@@ -112,6 +115,23 @@ func run(s *config.Settings, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	// Stats, /metrics and the dashboard go to the networks the operator
+	// named (access.stats, -A), or to this machine only.
+	statsNets := s.StatsNets
+	if len(statsNets) == 0 {
+		statsNets = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
+	}
+	mon, err := stats.New(stats.Config{
+		Sources:   stats.Sources{Store: store},
+		Nets:      statsNets,
+		StatsPath: s.StatsPath,
+		Version:   config.Version,
+		Registry:  prometheus.NewRegistry(),
+		Logger:    log,
+	})
+	if err != nil {
+		return err
+	}
 	var allowed func(swarm.InfoHash) bool
 	var servers []server
 	httpCfg := httptracker.Config{
@@ -124,6 +144,8 @@ func run(s *config.Settings, log *slog.Logger) error {
 		AllowClientIP:  s.AllowIPField,
 		Admit:          admit,
 		Allowed:        func(h swarm.InfoHash) bool { return allowed == nil || allowed(h) },
+		Stats:          mon.Serve,
+		StatsPaths:     statsPaths(s.StatsPath),
 		Logger:         log,
 	}
 	udpCfg := udptracker.Config{
@@ -144,6 +166,7 @@ func run(s *config.Settings, log *slog.Logger) error {
 			if err != nil {
 				return err
 			}
+			mon.AddHTTP(srv, nil)
 			servers = append(servers, srv)
 		}
 		if l.UDP {
@@ -151,6 +174,7 @@ func run(s *config.Settings, log *slog.Logger) error {
 			if err != nil {
 				return err
 			}
+			mon.AddUDP(srv)
 			servers = append(servers, srv)
 		}
 	}
@@ -174,6 +198,7 @@ func run(s *config.Settings, log *slog.Logger) error {
 	defer stop()
 	var wg sync.WaitGroup
 	wg.Go(func() { store.Run(ctx) })
+	wg.Go(func() { mon.Run(ctx) })
 	if s.Snapshot != "" {
 		wg.Go(func() { saveEvery(ctx, s.Snapshot, s.SnapshotInterval, store, log) })
 	}
@@ -202,6 +227,12 @@ func run(s *config.Settings, log *slog.Logger) error {
 		all = append(all, err)
 	}
 	return errors.Join(all...)
+}
+
+// statsPaths are the HTTP paths the stats monitor answers.
+func statsPaths(statsPath string) []string {
+	dashboard := strings.TrimPrefix(stats.DashboardPath, "/")
+	return []string{statsPath, strings.TrimPrefix(stats.MetricsPath, "/"), dashboard, dashboard + "/"}
 }
 
 // newAdmit returns the per-client rate limit check, nil when it is off.
