@@ -21,9 +21,11 @@ func threeByThree(t *testing.T) (*natsCluster, []*instance) {
 		ins[i] = startInstance(t, fmt.Sprintf("node-%d", i), []string{nc.url(i)})
 	}
 	for i, in := range ins {
-		waitFor(t, 5*time.Second, in.name+" connected and caught up", func() error {
-			if st := in.node.Stats(); !st.Connected || !st.CaughtUp {
-				return fmt.Errorf("not caught up through %s: %+v", nc.url(i), st)
+		// Caught up, and heard the others' heartbeats: announces flow
+		// between every pair of servers.
+		waitFor(t, 10*time.Second, in.name+" connected, caught up and hearing the others", func() error {
+			if st := in.node.Stats(); !st.Connected || !st.CaughtUp || st.Members != 2 {
+				return fmt.Errorf("through %s: %+v", nc.url(i), st)
 			}
 			return nil
 		})

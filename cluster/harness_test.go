@@ -47,7 +47,8 @@ func startNATS(t testing.TB, n int) *natsCluster {
 		}
 		c.opts[i] = o
 		c.start(i)
-		// Fix the ports the server picked, for restarts.
+		// Fix the ports the server picked, for restarts. The server
+		// reads its own copy of the options.
 		o.Port = c.servers[i].Addr().(*net.TCPAddr).Port
 		o.Cluster.Port = c.servers[i].ClusterAddr().Port
 	}
@@ -62,7 +63,7 @@ func startNATS(t testing.TB, n int) *natsCluster {
 
 func (c *natsCluster) start(i int) {
 	c.t.Helper()
-	s, err := server.NewServer(c.opts[i])
+	s, err := server.NewServer(c.opts[i].Clone())
 	if err != nil {
 		c.t.Fatalf("nats server %d: %v", i, err)
 	}

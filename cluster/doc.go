@@ -1,0 +1,88 @@
+// Package cluster keeps several herald instances serving one tracker: each
+// answers from its own RAM, and tells the others, through NATS, what its
+// clients announced. It replaces opentracker's livesync (UDP multicast on one
+// LAN, unauthenticated, no catch-up) with NATS: unicast across networks,
+// NATS's own authentication and TLS, and a state transfer for instances that
+// start or come back.
+//
+// # Subjects
+//
+//	<prefix>.announces       batches of announce records, every node to all
+//	<prefix>.sync            catch-up requests, queue group "sync": one answers
+//	<prefix>.sync.<node id>  catch-up requests to one node, for its own peers
+//
+// The prefix (default "herald") lets several trackers share one NATS. A
+// node's messages never come back to it (the connection is made with no
+// echo), and every message carries the sender's node id as well.
+//
+// # Announces
+//
+// The node is the store's swarm.Sink. Each announce the store accepted
+// becomes a 27-byte (IPv4) or 39-byte (IPv6) record in the current batch:
+// flags (event, seeder), info hash, packed address. A batch is published
+// every FlushInterval (default 1s), or at once when it reaches BatchBytes
+// (default 64 KiB, about 2400 IPv4 records). At full batches the traffic is
+// 27 bytes per IPv4 announce and sending node, plus NATS's ~30 bytes of
+// protocol per message; each other node receives the same. The receiving
+// node stores the peer as an announce with FromCluster set and asks for no
+// peers; the store marks it synced, expires it like any other, and the sink
+// never sends it back out.
+//
+// Republish rule: started, completed and stopped announces, and any change
+// of a peer's seeder state, are always sent. A plain refresh (no event, same
+// seeder state) is sent only if that peer was last sent RepublishAfter ago
+// or more (default peer timeout / 3, 15 minutes for opentracker's 45). So a
+// remote copy is refreshed at least every RepublishAfter plus a flush
+// interval while the peer keeps announcing, well within the peer timeout,
+// and a client that re-announces every few seconds costs one record per 15
+// minutes. The node remembers recently sent peers in a fixed table of 65536
+// slots (1 MiB); a peer pushed out of it is simply sent again.
+//
+// # Ordering and loss
+//
+// Batches are numbered per node. A receiver that sees a number skipped (a
+// batch dropped from a full buffer, or lost with a NATS server) asks that
+// node directly for its own peers; an idle node publishes an empty batch
+// every 10 flush intervals, so a lost last batch is noticed too. Direct
+// requests to one node are at most one per 30 flush intervals.
+//
+// Announces of one peer to two instances within about one flush interval of
+// each other may be applied in either order on a third: the cluster does not
+// order announces across instances. Clients re-announce minutes apart, so
+// this matters only to clients that hop between instances at once.
+//
+// # Catch-up
+//
+// A node that connects or reconnects asks <prefix>.sync for the state. One
+// member of the queue group, chosen by NATS, streams its whole store
+// (store.Dump) to the asker in numbered chunks of at most a batch; every
+// 16th chunk waits for the asker's acknowledgement, so a large state never
+// overruns the asker or the servers. The asker merges each chunk
+// (store.Restore: the fresher age of a peer wins, expired peers are
+// dropped) and only then joins the queue group, so a node restarted empty
+// never answers for the cluster. A node also asks every node it hears from
+// for the first time for that node's own peers (<prefix>.sync.<id>): the
+// one-member answer can lack batches a third node published before the
+// NATS servers learned of the asker's subscription, and the direct answers
+// cannot (see sync.go).
+//
+// JetStream could replay a stream of announces instead, but it needs a
+// JetStream-enabled NATS, stores every announce on disk, and a replay is
+// bounded by retention rather than by the tracker's own state; the store
+// already holds exactly what a newcomer needs. Core NATS is enough.
+//
+// # NATS down
+//
+// The tracker never waits for NATS. New returns at once, Run connects in the
+// background and retries forever; announces are served from local state.
+// Batches wait in a ring of BufferBytes (default 8 MiB, ~300,000 IPv4
+// announces); when it is full the oldest batch is dropped and counted, and
+// its number is the gap that makes the others ask this node for its peers.
+// Losing NATS, regaining it and the buffer overflowing are logged once each,
+// not per message. On reconnect the node catches up again.
+//
+// A node cut off misses the stops announced elsewhere meanwhile, and the
+// catch-up after it returns does not make up for them (a catch-up adds and
+// refreshes peers, it never removes one): such a peer stays listed on that
+// node until it expires. Its own stops wait in its buffer and do go out.
+package cluster
