@@ -141,3 +141,31 @@ func BenchmarkClusterThroughput(b *testing.B) {
 	}
 	b.ReportMetric(float64(dropped), "dropped")
 }
+
+// BenchmarkCatchUp times a new instance taking the state of a member that
+// holds 1,000,000 IPv4 peers over 10,000 torrents, from start to serving
+// every peer.
+func BenchmarkCatchUp(b *testing.B) {
+	const peers, torrents = 1_000_000, 10_000
+	nc := startNATS(b, 1)
+	member := startInstance(b, "member", []string{nc.url(0)})
+	a := swarm.Announce{NumWant: 0, Left: 1}
+	for i := range peers {
+		a.InfoHash, a.Addr = hashOf(fmt.Sprintf("cu-%d", i%torrents)), peerAddr(i)
+		member.store.Announce(&a, swarm.FamilyV4, swarm.Peers{})
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		start := time.Now()
+		in := startInstance(b, fmt.Sprintf("new-%d", i), []string{nc.url(0)})
+		waitFor(b, time.Minute, "caught up", func() error {
+			if n := in.store.Peers(); n < peers {
+				return fmt.Errorf("%d of %d peers", n, peers)
+			}
+			return nil
+		})
+		b.ReportMetric(time.Since(start).Seconds(), "s/catch-up")
+		in.stop()
+	}
+}

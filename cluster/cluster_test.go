@@ -14,11 +14,11 @@ import (
 
 // threeByThree starts a three-server NATS cluster and three instances, one
 // on each server.
-func threeByThree(t *testing.T) (*natsCluster, []*instance) {
+func threeByThree(t *testing.T, tweaks ...func(*cluster.Config)) (*natsCluster, []*instance) {
 	nc := startNATS(t, 3)
 	ins := make([]*instance, 3)
 	for i := range ins {
-		ins[i] = startInstance(t, fmt.Sprintf("node-%d", i), []string{nc.url(i)})
+		ins[i] = startInstance(t, fmt.Sprintf("node-%d", i), []string{nc.url(i)}, tweaks...)
 	}
 	for i, in := range ins {
 		// Caught up, and heard the others' heartbeats: announces flow
@@ -75,7 +75,10 @@ func TestAnnounceReachesEveryInstance(t *testing.T) {
 }
 
 func TestRestartedInstanceCatchesUp(t *testing.T) {
-	nc, ins := threeByThree(t)
+	// Small messages: the 3000 peers take over a hundred chunks, so the
+	// stream waits for the asker's acknowledgements several times.
+	small := func(c *cluster.Config) { c.BatchBytes = 1 << 10 }
+	nc, ins := threeByThree(t, small)
 	want := make(map[string]bool)
 	for i := range 3000 {
 		h := hashOf(fmt.Sprintf("torrent-%d", i%100))
@@ -87,7 +90,7 @@ func TestRestartedInstanceCatchesUp(t *testing.T) {
 	// node-2 dies with its state; a new process starts empty.
 	servedBefore := ins[0].node.Stats().Served + ins[1].node.Stats().Served
 	ins[2].stop()
-	restarted := startInstance(t, "node-2-restarted", []string{nc.url(2)})
+	restarted := startInstance(t, "node-2-restarted", []string{nc.url(2)}, small)
 	took := waitFor(t, 5*time.Second, "the restarted instance catches up", sameAs(want, restarted))
 	st := restarted.node.Stats()
 	t.Logf("restarted instance serves all 3000 peers after %v; catch-up streams %d, peers %d", took, st.CatchUps, st.CatchUpPeers)
@@ -289,4 +292,36 @@ func TestServesWithoutNATS(t *testing.T) {
 	// from the catch-up.
 	other := startInstance(t, "other", []string{url})
 	waitFor(t, 5*time.Second, "a new instance has every peer", sameAs(want, other))
+}
+
+// Batches node-2 dropped from its full buffer while cut off leave a gap in
+// its numbering; the others notice it and fetch node-2's own peers.
+func TestDroppedBatchesRecoveredThroughGap(t *testing.T) {
+	nc, ins := threeByThree(t, func(c *cluster.Config) {
+		c.BatchBytes, c.BufferBytes = 1<<10, 2<<10 // two batches of 37 IPv4 announces
+	})
+	nc.stop(2)
+	waitFor(t, 5*time.Second, "node-2 sees NATS gone", func() error {
+		if ins[2].node.Stats().Connected {
+			return fmt.Errorf("still connected")
+		}
+		return nil
+	})
+	h := hashOf("gap")
+	want := make(map[string]bool)
+	for i := range 500 {
+		ins[2].announce(h, peerAddr(i), swarm.EventStarted, i%2 == 0)
+		want[key(h, peerAddr(i))] = i%2 == 0
+	}
+	if st := ins[2].node.Stats(); st.Dropped < 500-3*37 {
+		t.Fatalf("node-2 %+v: want most announces dropped from its two-batch buffer", st)
+	}
+	nc.start(2)
+	nc.waitRoutes()
+	took := waitFor(t, 10*time.Second, "node-2's peers, dropped ones included, on every instance", sameAs(want, ins...))
+	st0 := ins[0].node.Stats()
+	t.Logf("node-2 dropped %d of 500 announces; all 500 on every instance %v after its server returned; node-0 gaps %d", ins[2].node.Stats().Dropped, took, st0.Gaps)
+	if st0.Gaps == 0 {
+		t.Errorf("node-0 saw no gap: %+v", st0)
+	}
 }
