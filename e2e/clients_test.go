@@ -10,103 +10,129 @@ import (
 	"time"
 )
 
-// TestTransmissionDownload has transmission-cli download a file from a
-// libtorrent seeder that it finds through herald, over HTTP and UDP.
-func TestTransmissionDownload(t *testing.T) {
-	requireClient(t, "python3-libtorrent", libtorrentInstalled())
-	bin, err := exec.LookPath("transmission-cli")
-	requireClient(t, "transmission-cli", err == nil)
-	h := startHerald(t, "127.0.0.1")
-	for _, scheme := range []string{"http", "udp"} {
-		t.Run(scheme, func(t *testing.T) {
-			dir := t.TempDir()
-			// Transmission fetches slowly from libtorrent on loopback (about
-			// 200 kB/s), so its file is smaller.
-			data, dataFile := writePayload(t, dir, 256<<10)
-			torrent := filepath.Join(dir, "payload.torrent")
-			infoHash := makeTorrent(t, torrent, dataFile, scheme+"://"+h.addr()+"/announce")
-			// Transmission 3.00 never dials a peer on 127.x, so the seeder
-			// re-announces every second, learns Transmission's address from
-			// herald and connects to it.
-			seeder := startPeerScript(t, "seed", torrent, filepath.Join(dir, "seed"), "127.0.0.1", seconds(2*transferDeadline), "1")
-			seeder.waitLine(t, "ready", transferDeadline+10*time.Second)
+// trackerCase is one family of trackers a client test runs against: a herald
+// listening on host, and the tracker URL schemes the client supports there.
+type trackerCase struct {
+	family  string
+	host    string
+	schemes []string
+}
 
-			config := filepath.Join(dir, "transmission")
-			if err := os.MkdirAll(config, 0o755); err != nil {
-				t.Fatal(err)
+// forEachTracker runs test once per family and scheme, with one herald per
+// family.
+func forEachTracker(t *testing.T, cases []trackerCase, test func(t *testing.T, h *heraldProcess, scheme string)) {
+	for _, c := range cases {
+		t.Run(c.family, func(t *testing.T) {
+			h := startHerald(t, c.host)
+			for _, scheme := range c.schemes {
+				t.Run(scheme, func(t *testing.T) { test(t, h, scheme) })
 			}
-			settings := `{"dht-enabled": false, "lpd-enabled": false, "pex-enabled": false, "utp-enabled": false,
-				"port-forwarding-enabled": false, "message-level": 3}`
-			if err := os.WriteFile(filepath.Join(config, "settings.json"), []byte(settings), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			download := filepath.Join(dir, "download")
-			port := strconv.Itoa(freePort(t, "127.0.0.1"))
-			tr := startProcess(t, dir, bin, "-g", config, "-w", download, "-p", port, "-M", torrent)
-			waitForDownload(t, tr, filepath.Join(download, "payload.bin"), data)
-			wantScrapeHTTP(t, h.addr(), infoHash, "after Transmission completed", 2, 0, 1)
-
-			// transmission-cli quits cleanly on SIGINT; SIGTERM kills it.
-			if !tr.signal(os.Interrupt) {
-				t.Fatalf("transmission-cli did not exit within 10 s of SIGINT")
-			}
-			// It then announces "stopped" over UDP only: on the wire, its
-			// HTTP keep-alive connection closes with no request after SIGINT.
-			seeders := int64(0)
-			if scheme == "udp" {
-				wantScrapeHTTP(t, h.addr(), infoHash, "after Transmission stopped", 1, 0, 1)
-			} else {
-				seeders = 1 // Transmission, a seeder now, stays until it times out
-			}
-			seeder.stop(t)
-			wantScrapeHTTP(t, h.addr(), infoHash, "after the seeder stopped", seeders, 0, 1)
 		})
 	}
 }
 
+// TestTransmissionDownload has transmission-cli download a file from a
+// libtorrent seeder that it finds through herald.
+func TestTransmissionDownload(t *testing.T) {
+	requireClient(t, "python3-libtorrent", libtorrentInstalled())
+	bin, err := exec.LookPath("transmission-cli")
+	requireClient(t, "transmission-cli", err == nil)
+	cases := []trackerCase{
+		{"ipv4", "127.0.0.1", []string{"http", "udp"}},
+		// Transmission 3.00 cannot reach a UDP tracker over IPv6: it logs
+		// "Could not connect to tracker" and sends nothing.
+		{"ipv6", "::1", []string{"http"}},
+	}
+	forEachTracker(t, cases, func(t *testing.T, h *heraldProcess, scheme string) {
+		dir := t.TempDir()
+		// Transmission fetches slowly from libtorrent on loopback (about
+		// 200 kB/s), so its file is smaller.
+		data, dataFile := writePayload(t, dir, 256<<10)
+		torrent := filepath.Join(dir, "payload.torrent")
+		infoHash := makeTorrent(t, torrent, dataFile, scheme+"://"+h.addr()+"/announce")
+		// Transmission 3.00 never dials a loopback peer, so the seeder
+		// re-announces every second, learns Transmission's address from
+		// herald and connects to it.
+		seeder := startPeerScript(t, "seed", torrent, filepath.Join(dir, "seed"), h.host, seconds(2*transferDeadline), "1")
+		seeder.waitLine(t, "ready", transferDeadline+10*time.Second)
+
+		config := filepath.Join(dir, "transmission")
+		if err := os.MkdirAll(config, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		settings := `{"dht-enabled": false, "lpd-enabled": false, "pex-enabled": false, "utp-enabled": false,
+			"port-forwarding-enabled": false, "message-level": 3}`
+		if err := os.WriteFile(filepath.Join(config, "settings.json"), []byte(settings), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		download := filepath.Join(dir, "download")
+		port := strconv.Itoa(freePort(t, h.host))
+		tr := startProcess(t, dir, bin, "-g", config, "-w", download, "-p", port, "-M", torrent)
+		waitForDownload(t, tr, filepath.Join(download, "payload.bin"), data)
+		wantScrapeHTTP(t, h.addr(), infoHash, "after Transmission completed", 2, 0, 1)
+
+		// transmission-cli quits cleanly on SIGINT; SIGTERM kills it.
+		if !tr.signal(os.Interrupt) {
+			t.Fatalf("transmission-cli did not exit within 10 s of SIGINT")
+		}
+		// It then announces "stopped" over UDP only: on the wire, its HTTP
+		// keep-alive connection closes with no request after SIGINT.
+		seeders := int64(0)
+		if scheme == "udp" {
+			wantScrapeHTTP(t, h.addr(), infoHash, "after Transmission stopped", 1, 0, 1)
+		} else {
+			seeders = 1 // Transmission, a seeder now, stays until it times out
+		}
+		seeder.stop(t)
+		wantScrapeHTTP(t, h.addr(), infoHash, "after the seeder stopped", seeders, 0, 1)
+	})
+}
+
 // TestAria2Download has aria2c download a file from a libtorrent seeder that
-// it finds through herald, over HTTP and UDP.
+// it finds through herald.
 func TestAria2Download(t *testing.T) {
 	requireClient(t, "python3-libtorrent", libtorrentInstalled())
 	bin, err := exec.LookPath("aria2c")
 	requireClient(t, "aria2c (Debian aria2)", err == nil)
-	h := startHerald(t, "127.0.0.1")
-	for _, scheme := range []string{"http", "udp"} {
-		t.Run(scheme, func(t *testing.T) {
-			dir := t.TempDir()
-			data, dataFile := writePayload(t, dir, 1<<20)
-			torrent := filepath.Join(dir, "payload.torrent")
-			infoHash := makeTorrent(t, torrent, dataFile, scheme+"://"+h.addr()+"/announce")
-			seeder := startPeerScript(t, "seed", torrent, filepath.Join(dir, "seed"), "127.0.0.1", seconds(2*transferDeadline), "0")
-			seeder.waitLine(t, "ready", transferDeadline+10*time.Second)
-
-			download := filepath.Join(dir, "download")
-			// aria2 uses udp:// trackers only with its DHT on; the torrent is
-			// private and the DHT has no node to start from, so herald is
-			// still the only way to the seeder. aria2 announces "completed"
-			// only if it seeds after the download (with --seed-time=0 it
-			// goes straight to "stopped"), so it seeds for 3 s and exits.
-			ar := startProcess(t, dir, bin, "--no-conf", "--dir="+download, "--seed-time=0.05",
-				"--enable-dht=true", "--enable-dht6=false", "--disable-ipv6=true",
-				"--dht-listen-port="+strconv.Itoa(freePort(t, "127.0.0.1")), "--dht-file-path="+filepath.Join(dir, "dht.dat"),
-				"--listen-port="+strconv.Itoa(freePort(t, "127.0.0.1")),
-				"--bt-enable-lpd=false", "--enable-peer-exchange=false", "--file-allocation=none",
-				"--summary-interval=0", "--console-log-level=notice", "--log=-", "--log-level=info",
-				torrent)
-			select {
-			case <-ar.exited:
-				if ar.err != nil {
-					t.Fatalf("aria2c failed: %v", ar.err)
-				}
-			case <-time.After(transferDeadline):
-				t.Fatalf("aria2c did not finish the download within %v", transferDeadline)
-			}
-			checkDownload(t, filepath.Join(download, "payload.bin"), data)
-			wantScrapeHTTP(t, h.addr(), infoHash, "after aria2 completed and stopped", 1, 0, 1)
-			seeder.stop(t)
-			wantScrapeHTTP(t, h.addr(), infoHash, "after the seeder stopped", 0, 0, 1)
-		})
+	cases := []trackerCase{
+		{"ipv4", "127.0.0.1", []string{"http", "udp"}},
+		// aria2 sends UDP tracker requests from its IPv4 DHT socket only.
+		{"ipv6", "::1", []string{"http"}},
 	}
+	forEachTracker(t, cases, func(t *testing.T, h *heraldProcess, scheme string) {
+		dir := t.TempDir()
+		data, dataFile := writePayload(t, dir, 1<<20)
+		torrent := filepath.Join(dir, "payload.torrent")
+		infoHash := makeTorrent(t, torrent, dataFile, scheme+"://"+h.addr()+"/announce")
+		seeder := startPeerScript(t, "seed", torrent, filepath.Join(dir, "seed"), h.host, seconds(2*transferDeadline), "0")
+		seeder.waitLine(t, "ready", transferDeadline+10*time.Second)
+
+		download := filepath.Join(dir, "download")
+		// aria2 uses udp:// trackers only with its DHT on; the torrent is
+		// private and the DHT has no node to start from, so herald is still
+		// the only way to the seeder. aria2 announces "completed" only if it
+		// seeds after the download (with --seed-time=0 it goes straight to
+		// "stopped"), so it seeds for 3 s, then exits.
+		ar := startProcess(t, dir, bin, "--no-conf", "--dir="+download, "--seed-time=0.05",
+			"--enable-dht=true", "--enable-dht6=false",
+			"--dht-listen-port="+strconv.Itoa(freePort(t, "127.0.0.1")), "--dht-file-path="+filepath.Join(dir, "dht.dat"),
+			"--listen-port="+strconv.Itoa(freePort(t, h.host)),
+			"--bt-enable-lpd=false", "--enable-peer-exchange=false", "--file-allocation=none",
+			"--summary-interval=0", "--console-log-level=notice", "--log=-", "--log-level=info",
+			torrent)
+		select {
+		case <-ar.exited:
+			if ar.err != nil {
+				t.Fatalf("aria2c failed: %v", ar.err)
+			}
+		case <-time.After(transferDeadline):
+			t.Fatalf("aria2c did not finish the download within %v", transferDeadline)
+		}
+		checkDownload(t, filepath.Join(download, "payload.bin"), data)
+		wantScrapeHTTP(t, h.addr(), infoHash, "after aria2 completed and stopped", 1, 0, 1)
+		seeder.stop(t)
+		wantScrapeHTTP(t, h.addr(), infoHash, "after the seeder stopped", 0, 0, 1)
+	})
 }
 
 // waitForDownload waits up to transferDeadline until the file at path holds
