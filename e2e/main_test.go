@@ -22,8 +22,9 @@ var heraldBin string
 
 func TestMain(m *testing.M) {
 	flag.Parse()
-	// `go test -list` (used by .ci/run to find fuzz targets) runs no test.
-	if f := flag.Lookup("test.list"); f != nil && f.Value.String() != "" {
+	// `go test -list` (used by .ci/run to find fuzz targets) runs no test,
+	// and -short skips every test here.
+	if f := flag.Lookup("test.list"); testing.Short() || f != nil && f.Value.String() != "" {
 		os.Exit(m.Run())
 	}
 	os.Exit(buildAndRun(m))
@@ -70,11 +71,15 @@ var statInputs = sync.OnceValue(func() error {
 	return nil
 })
 
-// requireClient skips the test when a client it drives is not installed.
+// requireClient, which every test calls first, skips the test when a client
+// it drives is not installed.
 // Under `make test`, which installs every client first, E2E_REQUIRE_CLIENTS=1
 // turns the skip into a failure so that a broken install cannot pass quietly.
 func requireClient(t *testing.T, name string, installed bool) {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("e2e tests run real clients; skipped with -short")
+	}
 	if installed {
 		return
 	}
