@@ -336,7 +336,8 @@ type Stats struct {
 	// once (or found no other node to take it from), and answers others'
 	// catch-up requests.
 	CaughtUp bool
-	// Members is how many other nodes were heard from lately.
+	// Members is how many other nodes were heard from within 30 flush
+	// intervals, as of the last batch received.
 	Members int
 	// Published counts this node's announces sent, in PublishedBatches
 	// messages of PublishedBytes payload bytes in all.

@@ -123,13 +123,15 @@ func (n *Node) syncLoop(ctx context.Context) {
 			}
 		}
 
+		// Wake for the next retry; while NATS is away the reconnect
+		// handler wakes the loop instead.
 		next := allDue
 		for _, due := range fromDue {
 			if next.IsZero() || due.Before(next) {
 				next = due
 			}
 		}
-		if !next.IsZero() {
+		if !next.IsZero() && n.nc.IsConnected() {
 			wake.Reset(max(time.Until(next), time.Millisecond))
 		}
 	}
