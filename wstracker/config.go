@@ -40,7 +40,9 @@ type Config struct {
 	MaxMessageBytes int
 	// MessageRate and MessageBurst limit each connection to MessageRate
 	// messages per second, with bursts of MessageBurst; a connection over
-	// the limit is closed with status 1008. Defaults 20 and 100.
+	// the limit is closed with status 1008. Defaults 20 and 200: a browser
+	// uses one connection for all its torrents and announces them all at
+	// start, and 200 torrents at once must not get it cut off.
 	MessageRate  float64
 	MessageBurst int
 
@@ -78,7 +80,7 @@ const (
 	DefaultMaxScrapeHashes   = 64
 	DefaultMaxMessageBytes   = 64 << 10
 	DefaultMessageRate       = 20
-	DefaultMessageBurst      = 100
+	DefaultMessageBurst      = 200
 	DefaultMaxSwarmsPerConn  = 1000
 	DefaultReadHeaderTimeout = 10 * time.Second
 	DefaultMaxHeaderBytes    = 8192
