@@ -217,6 +217,7 @@ func (n *Node) publishLoop(ctx context.Context) {
 			}
 			return
 		case <-tick.C:
+			n.out.Tick()
 			n.out.Seal(time.Since(lastSent) >= n.heartbeatEvery())
 			// Buffer overflow is a state: log when it starts and ends.
 			d := n.out.dropped.Load()

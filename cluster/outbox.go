@@ -29,6 +29,10 @@ type outbox struct {
 	// republish is the least time between two publications of a plain
 	// refresh, in nanoseconds; 0 until the node runs.
 	republish atomic.Int64
+	// clock is nanoseconds since epoch, moved by the publisher every flush
+	// interval: reading the time on every announce would cost more than
+	// the rest of Add, and the window it serves is minutes long.
+	clock atomic.Int64
 
 	mu      sync.Mutex
 	seq     uint32 // last number given to a batch; guarded by mu
@@ -94,7 +98,7 @@ func (o *outbox) Add(a *swarm.Announce) {
 	if a.Seeder() {
 		key |= 1
 	}
-	now := int64(time.Since(o.epoch))
+	now := o.clock.Load()
 	window := o.republish.Load()
 
 	o.mu.Lock()
@@ -139,6 +143,9 @@ func (o *outbox) sealLocked() {
 	default:
 	}
 }
+
+// Tick moves the clock Add reads.
+func (o *outbox) Tick() { o.clock.Store(int64(time.Since(o.epoch))) }
 
 // Seal queues the current batch if it holds records, or an empty one (a
 // heartbeat) if heartbeat is set and nothing is queued.
