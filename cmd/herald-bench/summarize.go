@@ -27,15 +27,29 @@ var metrics = []metric{
 		return *r.CPUPerValid, true
 	}},
 	{"p99_us", func(r *result) (float64, bool) { return r.LatencyUS.P99, r.Fill == nil && r.Valid > 0 }},
+	// Errors are the tracker's; backlog (open loop: requests the generator
+	// was too late to send) is the generator's, so it is apart.
 	{"error_share", func(r *result) (float64, bool) {
 		var errs uint64
-		for _, n := range r.Errors {
-			errs += n
+		for kind, n := range r.Errors {
+			if kind != errBacklog.String() {
+				errs += n
+			}
 		}
 		if r.Valid+errs == 0 {
 			return 0, false
 		}
 		return float64(errs) / float64(r.Valid+errs), true
+	}},
+	{"backlog_share", func(r *result) (float64, bool) {
+		if r.Rate == 0 || r.Valid == 0 {
+			return 0, false
+		}
+		var total uint64
+		for _, n := range r.Errors {
+			total += n
+		}
+		return float64(r.Errors[errBacklog.String()]) / float64(r.Valid+total), true
 	}},
 	{"rss_bytes_per_peer", func(r *result) (float64, bool) {
 		if r.Fill == nil || r.Fill.RSSAfter == 0 {

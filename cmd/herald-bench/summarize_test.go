@@ -35,6 +35,23 @@ func TestSummarizeMediansAndRatio(t *testing.T) {
 		}
 	}
 	out.Reset()
+	open := `{"mode":"udp","tracker":"herald","workload":"half","rate":100,"valid":80,"errors":{"backlog":10,"timeout":10},"latency_us":{"p99":1}}`
+	if err := writeFile(path, open); err != nil {
+		t.Fatal(err)
+	}
+	if err := runSummarize([]string{path}, &out); err != nil {
+		t.Fatal(err)
+	}
+	// The generator's backlog is not the tracker's error.
+	for _, want := range []string{"| half | error_share | herald | 1 | 0.111 |", "| half | backlog_share | herald | 1 | 0.100 |"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("summary lacks %q:\n%s", want, out.String())
+		}
+	}
+	if err := writeFile(path, lines); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
 	if err := runSummarize([]string{"-get", "udp/herald/valid_per_s", path}, &out); err != nil {
 		t.Fatal(err)
 	}
