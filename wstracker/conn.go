@@ -28,14 +28,14 @@ type conn struct {
 	// buffered past the upgrade request.
 	r io.Reader
 
-	wmu       sync.Mutex  // serialises frames written to nc
-	closeSent atomic.Bool // a close frame went out; nothing follows it
+	wmu sync.Mutex // serialises frames written to nc
 
-	mu      sync.Mutex
-	closed  atomic.Bool                  // set under mu
-	joined  []joinedSwarm                // guarded by mu; the swarms this connection announced to
-	pending *[pendingOffers]pendingOffer // guarded by mu; allocated on the first offer received
-	next    int                          // guarded by mu; where the next pending offer goes
+	mu        sync.Mutex
+	closed    atomic.Bool                  // set under mu
+	closeSent bool                         // guarded by mu; a close frame went out, nothing follows it
+	joined    []joinedSwarm                // guarded by mu; the swarms this connection announced to
+	pending   *[pendingOffers]pendingOffer // guarded by mu; allocated on the first offer received
+	next      int                          // guarded by mu; where the next pending offer goes
 
 	// Token bucket of the message rate limit; only the read goroutine
 	// touches it.
@@ -182,11 +182,20 @@ func (c *conn) send(payload []byte) error {
 	return nil
 }
 
-// sendClose writes a close frame once; later calls do nothing.
+// sendClose writes a close frame once; later calls do nothing. From then
+// on the connection reads for at most closeLinger more, waiting for the
+// client's close frame: a client that never answers cannot hold up the
+// connection's end, nor the tracker's shutdown.
 func (c *conn) sendClose(code ws.StatusCode, reason string) {
-	if c.closeSent.Swap(true) {
+	c.mu.Lock()
+	if c.closeSent {
+		c.mu.Unlock()
 		return
 	}
+	c.closeSent = true
+	c.nc.SetReadDeadline(time.Now().Add(closeLinger))
+	c.mu.Unlock()
+
 	body := ws.NewCloseFrameBody(code, reason)
 	var buf [2 + 125]byte
 	frame := append(appendFrameHeader(buf[:0], ws.OpClose, len(body)), body...)
@@ -194,6 +203,17 @@ func (c *conn) sendClose(code ws.StatusCode, reason string) {
 	c.nc.SetWriteDeadline(time.Now().Add(time.Second))
 	c.nc.Write(frame)
 	c.wmu.Unlock()
+}
+
+// extendIdle sets the read deadline for the next frame, unless a close
+// frame went out: then the closeLinger deadline stands.
+func (c *conn) extendIdle() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closeSent {
+		return nil
+	}
+	return c.nc.SetReadDeadline(time.Now().Add(c.h.cfg.IdleTimeout))
 }
 
 // lingerClose ends the connection after a close frame: it stops writing,
@@ -259,7 +279,7 @@ func (c *conn) readMessage(buf **[]byte) ([]byte, error) {
 	var msg []byte
 	inMessage := false
 	for {
-		if err := c.nc.SetReadDeadline(time.Now().Add(cfg.IdleTimeout)); err != nil {
+		if err := c.extendIdle(); err != nil {
 			return nil, err
 		}
 		hdr, err := ws.ReadHeader(c.r)

@@ -111,10 +111,9 @@ func (h *Handler) Close() {
 	}
 	h.mu.Unlock()
 	for _, c := range conns {
-		c.sendClose(ws.StatusGoingAway, "tracker is shutting down")
 		// The connection's goroutine reads the client's close frame, or
-		// times out, and ends.
-		c.nc.SetReadDeadline(time.Now().Add(closeLinger))
+		// times out after closeLinger, and ends.
+		c.sendClose(ws.StatusGoingAway, "tracker is shutting down")
 	}
 	h.wg.Wait()
 }

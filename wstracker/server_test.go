@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"runtime"
 	"strings"
@@ -529,6 +530,35 @@ func TestShutdownClosesConnections(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestShutdownWithSilentClients checks that clients which never answer
+// the close frame hold up shutdown for closeLinger only, not for the idle
+// timeout.
+func TestShutdownWithSilentClients(t *testing.T) {
+	s, err := Listen("127.0.0.1:0", Config{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ctx) }()
+	for range 3 {
+		c := dial(t, s)
+		c.send(announce(hashA, id(fmt.Sprintf("-WW0100-silent-%05d", rand.IntN(1e5))), `,"left":1`))
+		c.recv()
+	}
+	start := time.Now()
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(closeLinger + 3*time.Second):
+		t.Fatal("Serve did not return; silent clients hold up shutdown")
+	}
+	t.Logf("shutdown took %v", time.Since(start))
 }
 
 func TestPlainHTTPRequest(t *testing.T) {
