@@ -33,7 +33,10 @@ func TestWebTorrentInChromium(t *testing.T) {
 		missingTool(t, "permission to create a network namespace (unshare --net: "+err.Error()+")")
 	}
 
-	h, err := NewHandler(Config{Logger: slog.New(slog.DiscardHandler)})
+	// A short interval makes the clients re-announce, with fresh offers,
+	// within seconds should a WebRTC connection attempt fail (ICE can time
+	// out on a loaded machine).
+	h, err := NewHandler(Config{Interval: 5 * time.Second, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -48,7 +48,9 @@ type trackerClientResult struct {
 // open a WebRTC data channel over loopback and exchange a message.
 func TestNPMClientsConnectThroughTracker(t *testing.T) {
 	requireNodeModules(t, "bittorrent-tracker", "@roamhq/wrtc")
-	s := startServer(t, Config{})
+	// A short interval: should a WebRTC attempt fail on a loaded machine,
+	// the clients re-announce with fresh offers within seconds.
+	s := startServer(t, Config{Interval: 5 * time.Second})
 	url := "ws://" + s.Addr().String() + "/announce"
 	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
 	defer cancel()

@@ -17,7 +17,10 @@ const [announce, name, left] = process.argv.slice(2)
 const infoHash = '0123456789abcdef0123456789abcdef01234567'
 const result = { name, warnings: [] }
 
+let finished = false
 function finish (code, error) {
+  if (finished) return
+  finished = true
   if (error) result.error = String(error)
   console.log(JSON.stringify(result))
   process.exit(code)

@@ -20,7 +20,10 @@ const trackerSocket = process.argv[2]
 const result = { steps: [] }
 let browser
 
+let finished = false
 async function finish (code, error) {
+  if (finished) return
+  finished = true
   if (error) result.error = String(error && error.stack ? error.stack : error)
   console.log(JSON.stringify(result))
   if (browser) await browser.close().catch(() => {})
