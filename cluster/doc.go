@@ -31,7 +31,8 @@
 // Republish rule: started, completed and stopped announces, and any change
 // of a peer's seeder state, are always sent. A plain refresh (no event, same
 // seeder state) is sent only if that peer was last sent RepublishAfter ago
-// or more (default peer timeout / 3, 15 minutes for opentracker's 45). So a
+// or more (default peer timeout / 3, 15 minutes for opentracker's 45; the
+// clock for this moves once per flush interval). So a
 // remote copy is refreshed at least every RepublishAfter plus a flush
 // interval while the peer keeps announcing, well within the peer timeout,
 // and a client that re-announces every few seconds costs one record per 15
