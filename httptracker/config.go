@@ -68,6 +68,10 @@ type Config struct {
 	Stats      func(w http.ResponseWriter, r *http.Request, client netip.Addr)
 	StatsPaths []string
 
+	// Observe, if set, is told how long each announce and scrape took to
+	// answer (full scrapes and stats excluded).
+	Observe func(time.Duration)
+
 	// Admit, if set, is asked for every announce and scrape with the
 	// client's address and the time; false answers with a rate-limit
 	// failure. It must be safe for concurrent use and cheap.

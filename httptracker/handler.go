@@ -90,15 +90,23 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header()["Location"] = []string{h.cfg.RedirectURL}
 		w.WriteHeader(http.StatusFound)
 	case path[0] == 'a':
+		if h.cfg.Observe != nil {
+			defer h.observe(time.Now())
+		}
 		h.announce(w, r)
 	case path == "scrape" && r.URL.RawQuery == "" && !r.URL.ForceQuery && h.fullScrapeSlots != nil:
 		h.fullScrape(w, r)
 	case strings.HasPrefix(path, "sc"):
+		if h.cfg.Observe != nil {
+			defer h.observe(time.Now())
+		}
 		h.scrape(w, r)
 	default:
 		h.notFound(w)
 	}
 }
+
+func (h *Handler) observe(start time.Time) { h.cfg.Observe(time.Since(start)) }
 
 func (h *Handler) isStatsPath(p string) bool {
 	p = strings.TrimLeft(p, "/")

@@ -120,3 +120,19 @@ func TestStatsPathsRouted(t *testing.T) {
 		t.Fatalf("stats saw %q, want %q (a stats path starting with a beats the announce prefix)", got, want)
 	}
 }
+
+func TestObserveTimesAnnouncesAndScrapes(t *testing.T) {
+	var n int
+	h := newTestHandler(t, Config{Observe: func(d time.Duration) {
+		if d < 0 {
+			t.Errorf("Observe(%v)", d)
+		}
+		n++
+	}})
+	serve(h, "GET", "/announce?"+announceBase, "", "192.0.2.5:1")
+	serve(h, "GET", "/scrape?info_hash="+q20, "", "192.0.2.5:1")
+	serve(h, "GET", "/nothing", "", "192.0.2.5:1")
+	if n != 2 {
+		t.Fatalf("observed %d requests, want 2", n)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"runtime"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -396,5 +397,25 @@ func TestOversizeDatagrams(t *testing.T) {
 	scrape := AppendScrapeRequest(nil, &ScrapeRequest{ConnectionID: id, TransactionID: 3, InfoHashes: make([]swarm.InfoHash, 200)})
 	if msg := c.errorReply(scrape); msg != msgTooManyHashes {
 		t.Fatalf("scrape of %d bytes: error %q", len(scrape), msg)
+	}
+}
+
+func TestObserveBatchSeesEveryRequest(t *testing.T) {
+	var requests atomic.Int64
+	s := startServer(t, "127.0.0.1:0", Config{Sockets: 1, ObserveBatch: func(d time.Duration, n int) {
+		if d < 0 || n < 1 {
+			t.Errorf("ObserveBatch(%v, %d)", d, n)
+		}
+		requests.Add(int64(n))
+	}})
+	c := newClient(t, s.Addr())
+	id := c.connect()
+	c.scrape(id, swarm.InfoHash{1})
+	deadline := time.Now().Add(5 * time.Second)
+	for requests.Load() < 2 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if got := requests.Load(); got != 2 {
+		t.Fatalf("observed %d requests, want 2 (connect and scrape)", got)
 	}
 }

@@ -162,19 +162,23 @@ func run(s *config.Settings, log *slog.Logger) error {
 	}
 	for _, l := range s.Listens {
 		if l.TCP {
-			srv, err := httptracker.Listen(l.Addr, httpCfg)
+			cfg, latency := httpCfg, stats.NewHistogram()
+			cfg.Observe = latency.Observe
+			srv, err := httptracker.Listen(l.Addr, cfg)
 			if err != nil {
 				return err
 			}
-			mon.AddHTTP(srv, nil)
+			mon.AddHTTP(srv, latency)
 			servers = append(servers, srv)
 		}
 		if l.UDP {
-			srv, err := udptracker.Listen(l.Addr, udpCfg)
+			cfg, latency := udpCfg, stats.NewHistogram()
+			cfg.ObserveBatch = latency.ObserveN
+			srv, err := udptracker.Listen(l.Addr, cfg)
 			if err != nil {
 				return err
 			}
-			mon.AddUDP(srv)
+			mon.AddUDP(srv, latency)
 			servers = append(servers, srv)
 		}
 	}
