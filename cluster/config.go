@@ -2,6 +2,8 @@ package cluster
 
 import (
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -10,6 +12,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nkeys"
 )
 
 // Config holds a node's settings. Zero fields take the defaults documented
@@ -20,7 +23,7 @@ type Config struct {
 	// cluster from the servers. At least one is required.
 	URLs []string
 	// Credentials: a .creds file (JWT and NKey seed), a user and password,
-	// or a token. At most one kind.
+	// or a token. At most one kind. Files are read once, by New.
 	CredsFile      string
 	User, Password string
 	Token          string
@@ -116,14 +119,6 @@ func (c Config) withDefaults() (Config, error) {
 	if (c.CertFile == "") != (c.KeyFile == "") {
 		errs = append(errs, errors.New("TLS certificate and key go together"))
 	}
-	for _, f := range []string{c.CredsFile, c.CAFile, c.CertFile, c.KeyFile} {
-		if f == "" {
-			continue
-		}
-		if _, err := os.Stat(f); err != nil {
-			errs = append(errs, err)
-		}
-	}
 	if !validPrefix(c.Prefix) {
 		errs = append(errs, fmt.Errorf("subject prefix %q: tokens of letters, digits, '-' and '_' separated by dots", c.Prefix))
 	}
@@ -159,9 +154,58 @@ func validPrefix(p string) bool {
 	return true
 }
 
-// natsOptions turns the settings into nats.go's options; handlers are added
-// by the node.
-func (c Config) natsOptions() []nats.Option {
+// loadSecrets reads the credentials and TLS files into nats.go options. New
+// calls it, so the files are read before the tracker drops privileges or
+// enters a chroot: they may be readable by root only, and need not exist
+// inside the chroot.
+func (c Config) loadSecrets() ([]nats.Option, error) {
+	var opts []nats.Option
+	if c.CredsFile != "" {
+		b, err := os.ReadFile(c.CredsFile)
+		if err != nil {
+			return nil, fmt.Errorf("cluster: credentials: %w", err)
+		}
+		jwt, err := nkeys.ParseDecoratedJWT(b)
+		if err != nil {
+			return nil, fmt.Errorf("cluster: credentials %s: %w", c.CredsFile, err)
+		}
+		kp, err := nkeys.ParseDecoratedUserNKey(b)
+		if err != nil {
+			return nil, fmt.Errorf("cluster: credentials %s: %w", c.CredsFile, err)
+		}
+		seed, err := kp.Seed()
+		if err != nil {
+			return nil, fmt.Errorf("cluster: credentials %s: %w", c.CredsFile, err)
+		}
+		opts = append(opts, nats.UserJWTAndSeed(jwt, string(seed)))
+	}
+	if c.CAFile == "" && c.CertFile == "" {
+		return opts, nil
+	}
+	tc := &tls.Config{MinVersion: tls.VersionTLS12}
+	if c.CAFile != "" {
+		pem, err := os.ReadFile(c.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("cluster: TLS CA: %w", err)
+		}
+		tc.RootCAs = x509.NewCertPool()
+		if !tc.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("cluster: TLS CA %s: no PEM certificate", c.CAFile)
+		}
+	}
+	if c.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("cluster: TLS client certificate: %w", err)
+		}
+		tc.Certificates = []tls.Certificate{cert}
+	}
+	return append(opts, nats.Secure(tc)), nil
+}
+
+// natsOptions turns the settings and the loaded secrets into nats.go's
+// options; handlers are added by the node.
+func (c Config) natsOptions(secrets []nats.Option) []nats.Option {
 	opts := []nats.Option{
 		nats.Name("herald " + c.NodeName),
 		// The server never hands a node its own messages.
@@ -176,18 +220,10 @@ func (c Config) natsOptions() []nats.Option {
 		nats.ReconnectBufSize(-1),
 	}
 	switch {
-	case c.CredsFile != "":
-		opts = append(opts, nats.UserCredentials(c.CredsFile))
 	case c.User != "" || c.Password != "":
 		opts = append(opts, nats.UserInfo(c.User, c.Password))
 	case c.Token != "":
 		opts = append(opts, nats.Token(c.Token))
 	}
-	if c.CAFile != "" {
-		opts = append(opts, nats.RootCAs(c.CAFile))
-	}
-	if c.CertFile != "" {
-		opts = append(opts, nats.ClientCert(c.CertFile, c.KeyFile))
-	}
-	return opts
+	return append(opts, secrets...)
 }

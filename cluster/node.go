@@ -23,10 +23,11 @@ import (
 // applies what the other instances publish, and answers their catch-up
 // requests.
 type Node struct {
-	cfg Config
-	log *slog.Logger
-	id  uint64
-	out *outbox
+	cfg     Config
+	secrets []nats.Option // credentials and TLS, read by New
+	log     *slog.Logger
+	id      uint64
+	out     *outbox
 
 	subjAnnounces, subjSync, subjDirect string
 
@@ -65,10 +66,15 @@ type sender struct {
 
 var _ swarm.Sink = (*Node)(nil)
 
-// New checks cfg and returns a node that queues announces until Run
-// connects it. It fails only on invalid settings.
+// New checks cfg, reads its credentials and TLS files, and returns a node
+// that queues announces until Run connects it. It fails only on invalid
+// settings or unreadable files; call it before dropping privileges.
 func New(cfg Config, log *slog.Logger) (*Node, error) {
 	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	secrets, err := cfg.loadSecrets()
 	if err != nil {
 		return nil, err
 	}
@@ -77,6 +83,7 @@ func New(cfg Config, log *slog.Logger) (*Node, error) {
 	id := binary.BigEndian.Uint64(idb[:])
 	n := &Node{
 		cfg:           cfg,
+		secrets:       secrets,
 		log:           log.With("cluster_node", cfg.NodeName),
 		id:            id,
 		out:           newOutbox(id, cfg.BatchBytes, cfg.BufferBytes),
@@ -124,7 +131,7 @@ func (n *Node) Run(ctx context.Context, store *swarm.Store) error {
 	// nats.go calls handlers from its own goroutine; the closed handler
 	// comes last, so Run waits for it and no handler runs after Run.
 	closed := make(chan struct{})
-	opts := append(n.cfg.natsOptions(),
+	opts := append(n.cfg.natsOptions(n.secrets),
 		nats.ClosedHandler(func(*nats.Conn) { close(closed) }),
 		nats.ConnectHandler(func(nc *nats.Conn) { n.onConnect(nc, "connected to NATS") }),
 		nats.ReconnectHandler(func(nc *nats.Conn) { n.onConnect(nc, "reconnected to NATS") }),
