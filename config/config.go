@@ -20,6 +20,7 @@ import (
 	"strings"
 	"time"
 
+	"herald/cluster"
 	"herald/swarm"
 )
 
@@ -63,6 +64,9 @@ type Settings struct {
 
 	Snapshot         string
 	SnapshotInterval time.Duration
+
+	// Cluster is off while Cluster.URLs is empty.
+	Cluster cluster.Config
 
 	LogLevel slog.Level
 	LogJSON  bool
@@ -167,6 +171,34 @@ var directives = []directive{
 		set: func(s *Settings, v string) error { s.Snapshot = v; return nil }, def: func(s *Settings) string { return s.Snapshot }},
 	{key: "snapshot.interval", flag: "snapshot-interval", arg: "duration", usage: "how often the state file is written",
 		set: durSetter(func(s *Settings) *time.Duration { return &s.SnapshotInterval }), def: durDef(func(s *Settings) time.Duration { return s.SnapshotInterval })},
+	{key: "cluster.nats_url", flag: "cluster-nats-url", arg: "url", usage: "NATS server to sync with other instances through, nats:// or tls:// (repeatable; none: no cluster)",
+		set: func(s *Settings, v string) error { s.Cluster.URLs = append(s.Cluster.URLs, v); return nil }},
+	{key: "cluster.creds", flag: "cluster-creds", arg: "file", usage: "NATS credentials file (JWT and seed)",
+		set: func(s *Settings, v string) error { s.Cluster.CredsFile = v; return nil }},
+	{key: "cluster.user", flag: "cluster-user", arg: "name", usage: "NATS user (with cluster.password)",
+		set: func(s *Settings, v string) error { s.Cluster.User = v; return nil }},
+	{key: "cluster.password", flag: "cluster-password", arg: "secret", usage: "NATS password",
+		set: func(s *Settings, v string) error { s.Cluster.Password = v; return nil }},
+	{key: "cluster.token", flag: "cluster-token", arg: "secret", usage: "NATS token",
+		set: func(s *Settings, v string) error { s.Cluster.Token = v; return nil }},
+	{key: "cluster.tls_ca", flag: "cluster-tls-ca", arg: "file", usage: "CA that signs the NATS servers' certificates (default: system roots)",
+		set: func(s *Settings, v string) error { s.Cluster.CAFile = v; return nil }},
+	{key: "cluster.tls_cert", flag: "cluster-tls-cert", arg: "file", usage: "client certificate for NATS (with cluster.tls_key)",
+		set: func(s *Settings, v string) error { s.Cluster.CertFile = v; return nil }},
+	{key: "cluster.tls_key", flag: "cluster-tls-key", arg: "file", usage: "client key for NATS",
+		set: func(s *Settings, v string) error { s.Cluster.KeyFile = v; return nil }},
+	{key: "cluster.subject_prefix", flag: "cluster-prefix", arg: "name", usage: "first NATS subject token, so several trackers can share one NATS (default herald)",
+		set: func(s *Settings, v string) error { s.Cluster.Prefix = v; return nil }},
+	{key: "cluster.node_name", flag: "cluster-node", arg: "name", usage: "this instance's name in logs and NATS (default hostname and 4 hex digits)",
+		set: func(s *Settings, v string) error { s.Cluster.NodeName = v; return nil }},
+	{key: "cluster.flush_interval", flag: "cluster-flush", arg: "duration", usage: "how often changes are published to the cluster (default 1s; sooner when a batch fills)",
+		set: durSetter(func(s *Settings) *time.Duration { return &s.Cluster.FlushInterval })},
+	{key: "cluster.batch_bytes", flag: "cluster-batch-bytes", arg: "n", usage: "bytes per cluster message (default 65536; below the NATS max_payload)",
+		set: intSetter(func(s *Settings) *int { return &s.Cluster.BatchBytes }, 1024, 8<<20)},
+	{key: "cluster.buffer_bytes", flag: "cluster-buffer-bytes", arg: "n", usage: "changes kept while NATS is unreachable; beyond, the oldest are dropped (default 8 MiB)",
+		set: intSetter(func(s *Settings) *int { return &s.Cluster.BufferBytes }, 1024, 1<<30)},
+	{key: "cluster.republish_after", flag: "cluster-republish-after", arg: "duration", usage: "least time between re-sends of a plain refresh of one peer (default peer_timeout/3)",
+		set: durSetter(func(s *Settings) *time.Duration { return &s.Cluster.RepublishAfter })},
 	{key: "log.level", flag: "log-level", arg: "level", usage: "debug, info, warn or error",
 		set: func(s *Settings, v string) error { return s.LogLevel.UnmarshalText([]byte(v)) }, def: func(s *Settings) string { return s.LogLevel.String() }},
 	{key: "log.json", flag: "log-json", arg: "bool", usage: "log as JSON instead of text",

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"herald/access"
+	"herald/cluster"
 	"herald/config"
 	"herald/httptracker"
 	"herald/privdrop"
@@ -65,14 +66,26 @@ type server interface {
 	Serve(ctx context.Context) error
 }
 
-func run(s *config.Settings, log *slog.Logger) error {
-	store, err := swarm.New(swarm.Config{
+func run(s *config.Settings, log *slog.Logger) (err error) {
+	// The cluster node exists before the store, whose sink it is. It reads
+	// its credential files now, before privileges are dropped.
+	var node *cluster.Node
+	if len(s.Cluster.URLs) > 0 {
+		if node, err = cluster.New(s.Cluster, log); err != nil {
+			return err
+		}
+	}
+	storeCfg := swarm.Config{
 		PeerTimeout: s.PeerTimeout,
 		MaxNumWant:  s.MaxNumWant,
 		MaxTorrents: s.MaxTorrents,
 		MaxPeers:    s.MaxPeers,
 		DecoyPeers:  s.DecoyPeers,
-	})
+	}
+	if node != nil { // a nil *Node in the interface would not be nil
+		storeCfg.Sink = node
+	}
+	store, err := swarm.New(storeCfg)
 	if err != nil {
 		return err
 	}
@@ -121,12 +134,16 @@ func run(s *config.Settings, log *slog.Logger) error {
 	if len(statsNets) == 0 {
 		statsNets = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
 	}
+	registry := prometheus.NewRegistry()
+	if node != nil {
+		registry.MustRegister(node.Collector())
+	}
 	mon, err := stats.New(stats.Config{
 		Sources:   stats.Sources{Store: store},
 		Nets:      statsNets,
 		StatsPath: s.StatsPath,
 		Version:   config.Version,
-		Registry:  prometheus.NewRegistry(),
+		Registry:  registry,
 		Logger:    log,
 	})
 	if err != nil {
@@ -203,6 +220,13 @@ func run(s *config.Settings, log *slog.Logger) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { store.Run(ctx) })
 	wg.Go(func() { mon.Run(ctx) })
+	if node != nil {
+		wg.Go(func() {
+			if err := node.Run(ctx, store); err != nil {
+				log.Error("cluster sync not running; serving alone", "err", err)
+			}
+		})
+	}
 	if s.Snapshot != "" {
 		wg.Go(func() { saveEvery(ctx, s.Snapshot, s.SnapshotInterval, store, log) })
 	}

@@ -1,0 +1,58 @@
+package cluster
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// Collector exports the node's Stats as Prometheus metrics, read at scrape
+// time: nothing is recorded per announce.
+func (n *Node) Collector() prometheus.Collector { return (*collector)(n) }
+
+type collector Node
+
+var (
+	descConnected = prometheus.NewDesc("herald_cluster_connected", "1 while NATS is reachable.", nil, nil)
+	descCaughtUp  = prometheus.NewDesc("herald_cluster_caught_up", "1 once this node has taken the cluster's state.", nil, nil)
+	descMembers   = prometheus.NewDesc("herald_cluster_members", "Other instances heard from recently.", nil, nil)
+	descQueued    = prometheus.NewDesc("herald_cluster_queued_batches", "Batches waiting for NATS.", nil, nil)
+	descAnnounces = prometheus.NewDesc("herald_cluster_announces_total", "Announces by what sync did with them.", []string{"outcome"}, nil)
+	descBytes     = prometheus.NewDesc("herald_cluster_bytes_total", "Sync payload bytes.", []string{"direction"}, nil)
+	descEvents    = prometheus.NewDesc("herald_cluster_events_total", "Sync events.", []string{"event"}, nil)
+)
+
+func (c *collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descConnected, descCaughtUp, descMembers, descQueued, descAnnounces, descBytes, descEvents} {
+		ch <- d
+	}
+}
+
+func (c *collector) Collect(ch chan<- prometheus.Metric) {
+	s := (*Node)(c).Stats()
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+	}
+	gauge(descConnected, b2f(s.Connected))
+	gauge(descCaughtUp, b2f(s.CaughtUp))
+	gauge(descMembers, float64(s.Members))
+	gauge(descQueued, float64(s.Queued))
+	counter(descAnnounces, s.Published, "published")
+	counter(descAnnounces, s.Suppressed, "suppressed")
+	counter(descAnnounces, s.Dropped, "dropped")
+	counter(descAnnounces, s.Applied, "applied")
+	counter(descAnnounces, s.Rejected, "rejected")
+	counter(descBytes, s.PublishedBytes, "out")
+	counter(descBytes, s.ReceivedBytes, "in")
+	counter(descEvents, s.Malformed, "malformed")
+	counter(descEvents, s.Gaps, "gap")
+	counter(descEvents, s.CatchUps, "catch_up")
+	counter(descEvents, s.CatchUpFailures, "catch_up_failure")
+	counter(descEvents, s.Served, "catch_up_served")
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,62 @@
+package main
+
+import (
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	natsserver "github.com/nats-io/nats-server/v2/server"
+)
+
+// Issue 8, wired end to end: two herald processes configured with one NATS
+// server (embedded in the test) share their swarms.
+func TestTwoInstancesShareSwarmsThroughNATS(t *testing.T) {
+	ns, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go ns.Start()
+	t.Cleanup(ns.Shutdown)
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("NATS not ready")
+	}
+	args := []string{"-snapshot", "off", "-cluster-nats-url", ns.ClientURL(), "-cluster-flush", "50ms"}
+	a := startHerald(t, freePort(t), append(args, "-cluster-node", "a")...)
+	b := startHerald(t, freePort(t), append(args, "-cluster-node", "b")...)
+
+	get(t, announceURL(a.base, hashOf(1), 4001, 1, 0))
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		d := get(t, announceURL(b.base, hashOf(1), 4002, 1, 50))
+		if peers, _ := d["peers"].(string); len(peers) == 6 && peers[4] == 4001>>8 && peers[5] == 4001&0xff {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("instance b never learned a's peer: %v", d)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	get(t, announceURL(a.base, hashOf(1), 4001, 1, 0)+"&event=stopped")
+	deadline = time.Now().Add(10 * time.Second)
+	for {
+		d := get(t, announceURL(b.base, hashOf(1), 4002, 1, 50))
+		if peers, _ := d["peers"].(string); peers == "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the stop never reached instance b: %v", d)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	resp, err := http.Get(a.base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if !strings.Contains(string(body), "\nherald_cluster_connected 1\n") {
+		t.Errorf("metrics do not show the cluster connected:\n%s", body)
+	}
+}
