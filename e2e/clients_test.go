@@ -71,20 +71,16 @@ func TestTransmissionDownload(t *testing.T) {
 		waitForDownload(t, tr, filepath.Join(download, "payload.bin"), data)
 		wantScrapeHTTP(t, h.addr(), infoHash, "after Transmission completed", 2, 0, 1)
 
+		// The seeder leaves; Transmission, a seeder now, stays. Transmission
+		// itself is not checked for "stopped": on SIGINT transmission-cli
+		// 3.00 sends it only if its announce timer fires between pausing and
+		// closing (seen on the wire with herald and with opentracker alike).
+		seeder.stop(t)
+		wantScrapeHTTP(t, h.addr(), infoHash, "after the seeder stopped", 1, 0, 1)
 		// transmission-cli quits cleanly on SIGINT; SIGTERM kills it.
 		if !tr.signal(os.Interrupt) {
-			t.Fatalf("transmission-cli did not exit within 10 s of SIGINT")
+			t.Errorf("transmission-cli did not exit within 10 s of SIGINT")
 		}
-		// It then announces "stopped" over UDP only: on the wire, its HTTP
-		// keep-alive connection closes with no request after SIGINT.
-		seeders := int64(0)
-		if scheme == "udp" {
-			wantScrapeHTTP(t, h.addr(), infoHash, "after Transmission stopped", 1, 0, 1)
-		} else {
-			seeders = 1 // Transmission, a seeder now, stays until it times out
-		}
-		seeder.stop(t)
-		wantScrapeHTTP(t, h.addr(), infoHash, "after the seeder stopped", seeders, 0, 1)
 	})
 }
 
