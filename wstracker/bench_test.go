@@ -71,6 +71,7 @@ func BenchmarkOfferRelay(b *testing.B) {
 		c := dial(b, s)
 		c.send(announce(hashA, id(fmt.Sprintf("-WW0100-recv-%07d", i)), `,"left":1`))
 		c.recv()
+		c.nc.SetReadDeadline(time.Time{}) // recv set one
 		readers.Go(func() {
 			for {
 				if _, err := wsutil.ReadServerText(c.nc); err != nil {
@@ -125,7 +126,7 @@ func BenchmarkOfferRelay(b *testing.B) {
 	elapsed := time.Since(start)
 	b.StopTimer()
 	if got := received.Load(); got < want {
-		b.Fatalf("%d offers received, want %d", got, want)
+		b.Fatalf("%d offers received, want %d; tracker %+v", got, want, s.Handler().Stats())
 	}
 	b.ReportMetric(float64(want)/elapsed.Seconds(), "offers/s")
 	if st := s.Handler().Stats(); st.OffersRelayed < uint64(want) {

@@ -62,30 +62,25 @@ type Request struct {
 // Seeder reports whether the announcing peer has the whole torrent.
 func (r *Request) Seeder() bool { return r.Left == 0 }
 
-// wireRequest is the JSON shape of a client message. Numbers are kept raw:
+// wireRequest holds a client message's fields as they were sent: spans of
+// the message, nil when absent. Fields the tracker reads as strings
+// (action, peer_id, event, to_peer_id, offer_id) are nil for null too, and
+// any other type is a JSON error, as in the npm server. Numbers stay raw:
 // JavaScript clients send floats, null (JSON.stringify(Infinity)) or
 // nothing, and bittorrent-tracker accepts all of them.
 type wireRequest struct {
-	Action     string          `json:"action"`
-	InfoHash   json.RawMessage `json:"info_hash"`
-	PeerID     *string         `json:"peer_id"`
-	Event      *string         `json:"event"`
-	Left       json.RawMessage `json:"left"`
-	Uploaded   json.RawMessage `json:"uploaded"`
-	Downloaded json.RawMessage `json:"downloaded"`
-	NumWant    json.RawMessage `json:"numwant"`
-	Offers     []wireOffer     `json:"offers"`
-	Answer     json.RawMessage `json:"answer"`
-	ToPeerID   *string         `json:"to_peer_id"`
-	OfferID    *string         `json:"offer_id"`
+	Action, InfoHash, PeerID, Event     []byte
+	Left, Uploaded, Downloaded, NumWant []byte
+	Offers                              []wireOffer
+	Answer, ToPeerID, OfferID           []byte
 }
 
 type wireOffer struct {
-	Offer   json.RawMessage `json:"offer"`
-	OfferID *string         `json:"offer_id"`
+	Offer, OfferID []byte
 }
 
-// ParseRequest decodes one text frame into r, which it resets first.
+// ParseRequest decodes one text frame into r, which it resets first. The
+// offers and the answer in r are spans of data, relayed as they are.
 // maxOffers and maxScrape bound the work one message can cause: offers
 // beyond maxOffers are dropped (as aquatic_ws does), a scrape of more than
 // maxScrape hashes is refused. The error is always a failure whose text is
@@ -95,30 +90,145 @@ func ParseRequest(data []byte, maxOffers, maxScrape int, r *Request) error {
 	offers, hashes := r.Offers[:0], r.ScrapeHashes[:0]
 	*r = Request{Offers: offers, ScrapeHashes: hashes, Left: -1, NumWant: -1}
 	var w wireRequest
-	if err := json.Unmarshal(data, &w); err != nil {
-		return failJSON
+	if err := decodeWire(data, maxOffers, &w); err != nil {
+		return err
 	}
-	switch w.Action {
-	case "announce":
-		r.Action = ActionAnnounce
-		return parseAnnounce(&w, maxOffers, r)
-	case "scrape":
-		r.Action = ActionScrape
-		return parseScrape(&w, maxScrape, r)
+	var buf [16]byte
+	if len(w.Action) <= 2+6*len("announce") {
+		switch string(unquote(buf[:0], w.Action)) {
+		case "announce":
+			r.Action = ActionAnnounce
+			return parseAnnounce(&w, r)
+		case "scrape":
+			r.Action = ActionScrape
+			return parseScrape(&w, maxScrape, r)
+		}
 	}
 	return failAction
 }
 
-func parseAnnounce(w *wireRequest, maxOffers int, r *Request) error {
-	var s string
-	if json.Unmarshal(w.InfoHash, &s) != nil || !decodeBinary(r.InfoHash[:], s) {
+// decodeWire scans a message into w, keeping at most maxOffers offers.
+func decodeWire(data []byte, maxOffers int, w *wireRequest) error {
+	s := scanner{data: data}
+	switch s.peek() {
+	case '{':
+	case 'n':
+		// JSON null decodes to nothing: a message without an action.
+		if s.literal("null") && s.atEnd() {
+			w.Action = []byte(`""`)
+			return nil
+		}
+		return failJSON
+	default:
+		return failJSON
+	}
+	var ok bool
+	stringField := func(dst *[]byte) bool {
+		*dst, ok = s.stringOrNull()
+		return ok
+	}
+	rawField := func(dst *[]byte) bool {
+		*dst, ok = s.value(1)
+		return ok
+	}
+	offer := func() bool {
+		switch s.peek() {
+		case 'n':
+			if len(w.Offers) < maxOffers {
+				w.Offers = append(w.Offers, wireOffer{})
+			}
+			return s.literal("null")
+		case '{':
+		default:
+			return false
+		}
+		var o wireOffer
+		if !s.object(2, func(key []byte) bool {
+			switch {
+			case keyIs(key, "offer"):
+				o.Offer, ok = s.value(2)
+				return ok
+			case keyIs(key, "offer_id"):
+				o.OfferID, ok = s.stringOrNull()
+				return ok
+			}
+			_, ok = s.value(2)
+			return ok
+		}) {
+			return false
+		}
+		if len(w.Offers) < maxOffers {
+			w.Offers = append(w.Offers, o)
+		}
+		return true
+	}
+	member := func(key []byte) bool {
+		switch {
+		case keyIs(key, "action"):
+			if !stringField(&w.Action) {
+				return false
+			}
+			if w.Action == nil {
+				w.Action = []byte(`""`)
+			}
+			return true
+		case keyIs(key, "info_hash"):
+			return rawField(&w.InfoHash)
+		case keyIs(key, "peer_id"):
+			return stringField(&w.PeerID)
+		case keyIs(key, "event"):
+			return stringField(&w.Event)
+		case keyIs(key, "left"):
+			return rawField(&w.Left)
+		case keyIs(key, "uploaded"):
+			return rawField(&w.Uploaded)
+		case keyIs(key, "downloaded"):
+			return rawField(&w.Downloaded)
+		case keyIs(key, "numwant"):
+			return rawField(&w.NumWant)
+		case keyIs(key, "answer"):
+			return rawField(&w.Answer)
+		case keyIs(key, "to_peer_id"):
+			return stringField(&w.ToPeerID)
+		case keyIs(key, "offer_id"):
+			return stringField(&w.OfferID)
+		case keyIs(key, "offers"):
+			// A repeated key replaces the earlier list, as in encoding/json.
+			w.Offers = w.Offers[:0]
+			switch s.peek() {
+			case '[':
+				return s.array(1, offer)
+			case 'n':
+				w.Offers = nil
+				return s.literal("null")
+			}
+			return false
+		}
+		_, ok = s.value(1)
+		return ok
+	}
+	if !s.object(0, member) || !s.atEnd() {
+		return failJSON
+	}
+	if w.Action == nil {
+		w.Action = []byte(`""`)
+	}
+	return nil
+}
+
+func parseAnnounce(w *wireRequest, r *Request) error {
+	if !decodeBinaryString(r.InfoHash[:], w.InfoHash) {
 		return failInfoHash
 	}
-	if w.PeerID == nil || !decodeBinary(r.PeerID[:], *w.PeerID) {
+	if !decodeBinaryString(r.PeerID[:], w.PeerID) {
 		return failPeerID
 	}
 	if w.Event != nil {
-		switch *w.Event {
+		var buf [16]byte
+		if len(w.Event) > 2+6*len("completed") {
+			return failEvent
+		}
+		switch string(unquote(buf[:0], w.Event)) {
 		case "", "update", "empty":
 		case "started":
 			r.Event = swarm.EventStarted
@@ -139,10 +249,10 @@ func parseAnnounce(w *wireRequest, maxOffers int, r *Request) error {
 		r.NumWant = int(min(v, math.MaxInt32))
 	}
 	if isPresent(w.Answer) {
-		if w.ToPeerID == nil || !decodeBinary(r.ToPeerID[:], *w.ToPeerID) {
+		if !decodeBinaryString(r.ToPeerID[:], w.ToPeerID) {
 			return failToPeerID
 		}
-		if w.OfferID == nil || !decodeBinary(r.OfferID[:], *w.OfferID) {
+		if !decodeBinaryString(r.OfferID[:], w.OfferID) {
 			return failOfferID
 		}
 		if !isObject(w.Answer) {
@@ -152,12 +262,9 @@ func parseAnnounce(w *wireRequest, maxOffers int, r *Request) error {
 		return nil
 	}
 	for i := range w.Offers {
-		if len(r.Offers) == maxOffers {
-			break
-		}
 		o := &w.Offers[i]
 		var id OfferID
-		if !isObject(o.Offer) || o.OfferID == nil || !decodeBinary(id[:], *o.OfferID) {
+		if !isObject(o.Offer) || !decodeBinaryString(id[:], o.OfferID) {
 			return failOffer
 		}
 		r.Offers = append(r.Offers, Offer{ID: id, SDP: o.Offer})
@@ -169,37 +276,70 @@ func parseScrape(w *wireRequest, maxScrape int, r *Request) error {
 	if !isPresent(w.InfoHash) {
 		return failInfoHash
 	}
-	var list []string
 	if w.InfoHash[0] == '"' {
-		list = make([]string, 1)
-		if json.Unmarshal(w.InfoHash, &list[0]) != nil {
-			return failInfoHash
-		}
-	} else if json.Unmarshal(w.InfoHash, &list) != nil {
-		return failInfoHash
-	}
-	if len(list) > maxScrape {
-		return failScrapeHashes
-	}
-	for _, s := range list {
 		var h swarm.InfoHash
-		if !decodeBinary(h[:], s) {
+		if !decodeBinaryString(h[:], w.InfoHash) {
 			return failInfoHash
 		}
 		r.ScrapeHashes = append(r.ScrapeHashes, h)
+		return nil
+	}
+	if w.InfoHash[0] != '[' {
+		return failInfoHash
+	}
+	// First the shape and the count, then the hashes: too many is
+	// reported before a bad hash, as the npm server does.
+	n := 0
+	s := scanner{data: w.InfoHash}
+	if !s.array(1, func() bool {
+		n++
+		_, ok := s.stringOrNull()
+		return ok
+	}) || s.pos != len(s.data) {
+		return failInfoHash
+	}
+	if n > maxScrape {
+		return failScrapeHashes
+	}
+	s = scanner{data: w.InfoHash}
+	valid := s.array(1, func() bool {
+		quoted, _ := s.stringOrNull()
+		var h swarm.InfoHash
+		if !decodeBinaryString(h[:], quoted) {
+			return false
+		}
+		r.ScrapeHashes = append(r.ScrapeHashes, h)
+		return true
+	})
+	if !valid {
+		return failInfoHash
 	}
 	return nil
 }
 
-// decodeBinary fills dst from a JavaScript binary string: exactly len(dst)
-// characters, each at most U+00FF.
-func decodeBinary(dst []byte, s string) bool {
+// decodeBinaryString fills dst from a scanned JSON string holding a
+// JavaScript binary string: exactly len(dst) characters, each at most
+// U+00FF. nil (absent or null) fails.
+func decodeBinaryString(dst []byte, quoted []byte) bool {
+	// Every character escaped as \u00XX is the longest form.
+	if len(quoted) < 2 || quoted[0] != '"' || len(quoted) > 2+6*len(dst) {
+		return false
+	}
+	var buf [2 + 6*20]byte
+	return decodeBinary(dst, unquote(buf[:0], quoted))
+}
+
+// decodeBinary fills dst from the UTF-8 text of a JavaScript binary
+// string: exactly len(dst) characters, each at most U+00FF.
+func decodeBinary(dst []byte, s []byte) bool {
 	i := 0
-	for _, c := range s {
-		if i == len(dst) || c > 0xFF {
+	for len(s) > 0 {
+		c, n := utf8.DecodeRune(s)
+		if i == len(dst) || c > 0xFF || c == utf8.RuneError && n == 1 {
 			return false
 		}
 		dst[i] = byte(c)
+		s = s[n:]
 		i++
 	}
 	return i == len(dst)

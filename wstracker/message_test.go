@@ -83,6 +83,12 @@ func TestParseRequest(t *testing.T) {
 
 		{"not JSON", `announce`, failJSON, nil},
 		{"truncated", `{"action":"announce",`, failJSON, nil},
+		{"trailing NUL (a fuzz find)", "{}\x00", failJSON, nil},
+		{"trailing garbage", `{"action":"scrape","info_hash":"aaaaaaaaaaaaaaaaaaaa"}x`, failJSON, nil},
+		{"null", `null`, failAction, nil},
+		{"action not a string", `{"action":1}`, failJSON, nil},
+		{"peer_id not a string", `{"action":"announce","info_hash":"aaaaaaaaaaaaaaaaaaaa","peer_id":5}`, failJSON, nil},
+		{"nesting too deep", `{"action":"announce","x":` + strings.Repeat("[", 40) + strings.Repeat("]", 40) + `}`, failJSON, nil},
 		{"array", `[1,2]`, failJSON, nil},
 		{"no action", `{}`, failAction, nil},
 		{"unknown action", `{"action":"connect"}`, failAction, nil},
@@ -148,7 +154,7 @@ func TestAppendBinaryMatchesJSONStringify(t *testing.T) {
 		t.Fatal(err)
 	}
 	var round [256]byte
-	if !decodeBinary(round[:], back) || round != all {
+	if !decodeBinary(round[:], []byte(back)) || round != all {
 		t.Fatal("binary string does not round-trip")
 	}
 }
@@ -192,15 +198,7 @@ func TestAppendReplies(t *testing.T) {
 // the relayed offer and answer messages) into valid JSON carrying the same
 // ids.
 func FuzzParseRequest(f *testing.F) {
-	for _, s := range []string{
-		announce(hashA, peerA, `,"left":0,"event":"started","numwant":2`+offers(offer, peerB)),
-		announce(hashA, peerA, `,"to_peer_id":`+bin(peerB)+`,"offer_id":`+bin(offer)+`,"answer":{"type":"answer","sdp":"x"}`),
-		announce(hashA, peerA, `,"left":null,"uploaded":1.5e3,"event":"stopped"`),
-		`{"action":"scrape","info_hash":` + bin(hashA) + `}`,
-		`{"action":"scrape","info_hash":[` + bin(hashA) + `,` + bin(peerA) + `]}`,
-		`{"action":"scrape","info_hash":"\u0000\u0001\u00ff\u00e9aaaaaaaaaaaaaaaa"}`,
-		`{"action":"announce"`, `[]`, `{}`, `{"action":"connect"}`, `null`, "\xff",
-	} {
+	for _, s := range fuzzSeeds() {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -239,8 +237,26 @@ func checkRelay(t *testing.T, msg []byte, r *Request, offerID OfferID) {
 	var h swarm.InfoHash
 	var p swarm.PeerID
 	var o OfferID
-	if !decodeBinary(h[:], relayed.InfoHash) || !decodeBinary(p[:], relayed.PeerID) || !decodeBinary(o[:], relayed.OfferID) ||
+	if !decodeBinary(h[:], []byte(relayed.InfoHash)) || !decodeBinary(p[:], []byte(relayed.PeerID)) || !decodeBinary(o[:], []byte(relayed.OfferID)) ||
 		h != r.InfoHash || p != r.PeerID || o != offerID {
 		t.Fatalf("relayed message %q lost an id", msg)
+	}
+}
+
+// fuzzSeeds are the spec-shaped messages and table cases both fuzz
+// targets start from.
+func fuzzSeeds() []string {
+	return []string{
+		announce(hashA, peerA, `,"left":0,"event":"started","numwant":2`+offers(offer, peerB)),
+		announce(hashA, peerA, `,"to_peer_id":`+bin(peerB)+`,"offer_id":`+bin(offer)+`,"answer":{"type":"answer","sdp":"x"}`),
+		announce(hashA, peerA, `,"left":null,"uploaded":1.5e3,"event":"stopped"`),
+		`{"action":"scrape","info_hash":` + bin(hashA) + `}`,
+		`{"action":"scrape","info_hash":[` + bin(hashA) + `,` + bin(peerA) + `]}`,
+		`{"action":"scrape","info_hash":"\u0000\u0001\u00ff\u00e9aaaaaaaaaaaaaaaa"}`,
+		`{"action":"announce"`, `[]`, `{}`, `{"action":"connect"}`, `null`, "\xff",
+		`{"action":"announce","info_hash":"\u0000\u0001\u00ff\u00e9aaaaaaaaaaaaaaaa","peer_id":"\ud83d\ude00aaaaaaaaaaaaaaaaaa"}`,
+		`{"action":"announce","offers":[null,{"offer":{"a":[1,-2.5e3,true,false,null]},"offer_id":null}],"offers":null}`,
+		`{"\u0061ction":"scrape","info_hash":["aaaaaaaaaaaaaaaaaaaa",null]} `,
+		` null `, `{"action":"announce","info_hash":"aaaaaaaaaaaaaaaaaaaa","peer_id":"aaaaaaaaaaaaaaaaaaaa"}x`,
 	}
 }
