@@ -27,7 +27,9 @@
 // waits on a 2 KB stack rather than the 4-8 KB that handling a message
 // grows (about 3.4 KB per idle connection in all, memory_test.go).
 // conn.go reads a message (unmasking, joining fragments, answering pings,
-// enforcing the read limit), message.go parses it, swarms.go updates the
+// enforcing the read limit), message.go parses it with json.go's
+// validating scanner (offers and answers stay spans of the message, to be
+// relayed byte for byte), swarms.go updates the
 // swarm and picks the peers to offer to under one shard lock, and the
 // replies and relayed messages are appended into pooled buffers and
 // written each as one frame (at most Config.WriteTimeout per write; a
