@@ -24,6 +24,13 @@ func Listen(addr string, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	return h.Listen(addr)
+}
+
+// Listen binds addr for h: peers connecting there share h's swarms with
+// those of every other server h is mounted in. Serve closes h's
+// connections when it ends.
+func (h *Handler) Listen(addr string) (*Server, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("wstracker: listen: %w", err)

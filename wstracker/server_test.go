@@ -577,3 +577,37 @@ func TestPlainHTTPRequest(t *testing.T) {
 		}
 	}
 }
+
+// TestHandlerOnTwoAddressesSharesSwarms checks that a peer on a dedicated
+// address and a peer on another server of the same handler meet.
+func TestHandlerOnTwoAddressesSharesSwarms(t *testing.T) {
+	h, err := NewHandler(Config{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var servers []*Server
+	done := make(chan error, 2)
+	for range 2 {
+		s, err := h.Listen("127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		servers = append(servers, s)
+		go func() { done <- s.Serve(ctx) }()
+	}
+	defer func() {
+		cancel()
+		for range servers {
+			if err := <-done; err != nil {
+				t.Error(err)
+			}
+		}
+	}()
+	a, b := dial(t, servers[0]), dial(t, servers[1])
+	a.send(announce(hashA, peerA, `,"left":1`))
+	a.recv()
+	b.send(announce(hashA, peerB, `,"left":1`+offers(offer)))
+	want(t, b.recv(), "incomplete", 2)
+	want(t, a.recv(), "peer_id", binString(peerB))
+}
