@@ -65,6 +65,16 @@ type Settings struct {
 	Snapshot         string
 	SnapshotInterval time.Duration
 
+	// WebSocket (WebTorrent) tracker: on the HTTP port when WSOnHTTP,
+	// and on each of WSListens.
+	WSOnHTTP       bool
+	WSListens      []string
+	WSInterval     time.Duration
+	WSMaxOffers    int
+	WSMaxConns     int
+	WSMessageRate  float64
+	WSMessageBurst int
+
 	// Cluster is off while Cluster.URLs is empty.
 	Cluster cluster.Config
 
@@ -90,6 +100,11 @@ func Defaults() Settings {
 		MaxPeersUDP6:     66,
 		RateLimit:        50,
 		RateBurst:        500,
+		WSOnHTTP:         true,
+		WSInterval:       2 * time.Minute,
+		WSMaxOffers:      10,
+		WSMessageRate:    20,
+		WSMessageBurst:   200,
 		Snapshot:         "herald.snapshot",
 		SnapshotInterval: 5 * time.Minute,
 		LogLevel:         slog.LevelInfo,
@@ -171,6 +186,31 @@ var directives = []directive{
 		set: func(s *Settings, v string) error { s.Snapshot = v; return nil }, def: func(s *Settings) string { return s.Snapshot }},
 	{key: "snapshot.interval", flag: "snapshot-interval", arg: "duration", usage: "how often the state file is written",
 		set: durSetter(func(s *Settings) *time.Duration { return &s.SnapshotInterval }), def: durDef(func(s *Settings) time.Duration { return s.SnapshotInterval })},
+	{key: "listen.ws", flag: "listen-ws", arg: "addr", usage: "serve the WebSocket (WebTorrent) tracker alone on addr (repeatable)",
+		set: func(s *Settings, v string) error {
+			addr, err := normalizeAddr(v, "6969")
+			s.WSListens = append(s.WSListens, addr)
+			return err
+		}},
+	{key: "websocket.on_http", flag: "ws-on-http", arg: "bool", usage: "answer WebSocket upgrades on the HTTP port (ws://host:port/announce)",
+		set: boolSetter(func(s *Settings) *bool { return &s.WSOnHTTP }), def: func(s *Settings) string { return strconv.FormatBool(s.WSOnHTTP) }},
+	{key: "websocket.interval", flag: "ws-interval", arg: "duration", usage: "announce interval told to WebTorrent clients",
+		set: durSetter(func(s *Settings) *time.Duration { return &s.WSInterval }), def: durDef(func(s *Settings) time.Duration { return s.WSInterval })},
+	{key: "websocket.max_offers", flag: "ws-max-offers", arg: "n", usage: "most WebRTC offers relayed for one announce",
+		set: intSetter(func(s *Settings) *int { return &s.WSMaxOffers }, 1, 100), def: intDef(func(s *Settings) int { return s.WSMaxOffers })},
+	{key: "websocket.max_connections", flag: "ws-max-connections", arg: "n", usage: "most open WebSocket connections (0: no limit)",
+		set: intSetter(func(s *Settings) *int { return &s.WSMaxConns }, 0, 1<<30), def: intDef(func(s *Settings) int { return s.WSMaxConns })},
+	{key: "websocket.message_rate", flag: "ws-message-rate", arg: "n", usage: "messages per second one WebSocket connection may send",
+		set: func(s *Settings, v string) error {
+			r, err := strconv.ParseFloat(v, 64)
+			if err != nil || r <= 0 || r > 1e6 {
+				return fmt.Errorf("%q is not a rate above 0", v)
+			}
+			s.WSMessageRate = r
+			return nil
+		}, def: func(s *Settings) string { return strconv.FormatFloat(s.WSMessageRate, 'g', -1, 64) }},
+	{key: "websocket.message_burst", flag: "ws-message-burst", arg: "n", usage: "messages one WebSocket connection may send at once",
+		set: intSetter(func(s *Settings) *int { return &s.WSMessageBurst }, 1, 1<<20), def: intDef(func(s *Settings) int { return s.WSMessageBurst })},
 	{key: "cluster.nats_url", flag: "cluster-nats-url", arg: "url", usage: "NATS server to sync with other instances through, nats:// or tls:// (repeatable; none: no cluster)",
 		set: func(s *Settings, v string) error { s.Cluster.URLs = append(s.Cluster.URLs, v); return nil }},
 	{key: "cluster.creds", flag: "cluster-creds", arg: "file", usage: "NATS credentials file (JWT and seed)",

@@ -68,6 +68,11 @@ type Config struct {
 	Stats      func(w http.ResponseWriter, r *http.Request, client netip.Addr)
 	StatsPaths []string
 
+	// WebSocket, if set, takes every request IsWebSocket picks (upgrades
+	// for a WebTorrent tracker on the same port), before any other route.
+	WebSocket   http.Handler
+	IsWebSocket func(*http.Request) bool
+
 	// Observe, if set, is told how long each announce and scrape took to
 	// answer (full scrapes and stats excluded).
 	Observe func(time.Duration)
@@ -117,6 +122,9 @@ const (
 func (c Config) withDefaults() (Config, error) {
 	if c.Store == nil {
 		return c, fmt.Errorf("httptracker: Config.Store is nil")
+	}
+	if (c.WebSocket == nil) != (c.IsWebSocket == nil) {
+		return c, fmt.Errorf("httptracker: Config.WebSocket and Config.IsWebSocket go together")
 	}
 	if c.Interval == 0 {
 		c.Interval = DefaultInterval

@@ -68,6 +68,10 @@ var (
 // ServeHTTP routes a request the way opentracker does (see the package
 // documentation) and answers it.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if h.cfg.WebSocket != nil && h.cfg.IsWebSocket(r) {
+		h.cfg.WebSocket.ServeHTTP(w, r)
+		return
+	}
 	if h.cfg.Stats != nil && h.isStatsPath(r.URL.Path) {
 		addr, _ := h.ClientAddr(r)
 		h.cfg.Stats(w, r, addr)

@@ -136,3 +136,17 @@ func TestObserveTimesAnnouncesAndScrapes(t *testing.T) {
 		t.Fatalf("observed %d requests, want 2", n)
 	}
 }
+
+func TestWebSocketUpgradesRouted(t *testing.T) {
+	var upgrades int
+	h := newTestHandler(t, Config{
+		WebSocket:   http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { upgrades++ }),
+		IsWebSocket: func(r *http.Request) bool { return r.Header.Get("Upgrade") == "websocket" },
+	})
+	r := httptest.NewRequest("GET", "/announce", nil)
+	r.Header.Set("Upgrade", "websocket")
+	h.ServeHTTP(httptest.NewRecorder(), r)
+	if resp := serve(h, "GET", "/announce?"+announceBase, "", "192.0.2.5:1"); resp.StatusCode != 200 || upgrades != 1 {
+		t.Fatalf("upgrades %d, plain announce %d; want the upgrade alone to reach the WebSocket handler", upgrades, resp.StatusCode)
+	}
+}

@@ -32,6 +32,7 @@ import (
 	"herald/stats"
 	"herald/swarm"
 	"herald/udptracker"
+	"herald/wstracker"
 )
 
 func main() {
@@ -165,6 +166,31 @@ func run(s *config.Settings, log *slog.Logger) (err error) {
 		StatsPaths:     statsPaths(s.StatsPath),
 		Logger:         log,
 	}
+	ws, err := wstracker.NewHandler(wstracker.Config{
+		Interval:       s.WSInterval,
+		MaxOffers:      s.WSMaxOffers,
+		MaxConnections: s.WSMaxConns,
+		MessageRate:    s.WSMessageRate,
+		MessageBurst:   s.WSMessageBurst,
+		MaxNumWant:     s.MaxNumWant,
+		MaxTorrents:    s.MaxTorrents,
+		MaxPeers:       s.MaxPeers,
+		Allowed:        httpCfg.Allowed,
+		Logger:         log,
+	})
+	if err != nil {
+		return err
+	}
+	if s.WSOnHTTP {
+		httpCfg.WebSocket, httpCfg.IsWebSocket = ws, wstracker.IsUpgrade
+	}
+	for _, addr := range s.WSListens {
+		srv, err := ws.Listen(addr)
+		if err != nil {
+			return err
+		}
+		servers = append(servers, srv)
+	}
 	udpCfg := udptracker.Config{
 		Store:          store,
 		Interval:       s.Interval,
@@ -245,6 +271,7 @@ func run(s *config.Settings, log *slog.Logger) (err error) {
 	}
 	<-ctx.Done()
 	log.Info("shutting down")
+	ws.Close() // net/http's shutdown leaves hijacked connections alone
 	wg.Wait()
 	close(errs)
 	if s.Snapshot != "" {
