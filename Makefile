@@ -6,7 +6,7 @@
 GO ?= go
 
 # Directories whose package-lock.json pins npm clients for the tests.
-NPM_DIRS = e2e/testdata/node wstracker/testdata
+NPM_DIRS = e2e/testdata/node wstracker/testdata stats/testdata/browser
 
 .PHONY: test clients
 
