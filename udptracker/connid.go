@@ -91,13 +91,17 @@ func (c *connIDs) valid(id uint64, addr netip.AddrPort, now int64) bool {
 }
 
 // connIDMAC is SipHash-2-4 of the 24 bytes address(16, IPv4 as mapped) ‖
-// slot(6, little-endian) ‖ port(2, little-endian), one 64-bit word each.
+// slot(8, little-endian), one 64-bit word each. The port is left out on
+// purpose: libtorrent keeps one connection id per tracker for the whole
+// process and announces with it from every socket it has, so an id bound to
+// the port fails its announces (found by the e2e tests). A forger still has
+// to receive at the address, which is what stops spoofing.
 func connIDMAC(k sipKey, addr netip.AddrPort, slot uint64) uint64 {
 	a := addr.Addr().As16()
 	return sipHash24(k,
 		binary.LittleEndian.Uint64(a[:8]),
 		binary.LittleEndian.Uint64(a[8:]),
-		slot&(1<<48-1)|uint64(addr.Port())<<48)
+		slot)
 }
 
 // sipHash24 is SipHash-2-4 (Aumasson and Bernstein, 2012) of a 24-byte

@@ -28,8 +28,9 @@
 //
 // # Connection ids
 //
-// A connection id is a 62-bit SipHash-2-4 MAC of the client's address,
-// port and one-minute time slot under a random per-process key, plus two
+// A connection id is a 62-bit SipHash-2-4 MAC of the client's address
+// (not its port: libtorrent announces from several sockets with one id) and
+// one-minute time slot under a random per-process key, plus two
 // bits naming the slot's parity and the key's generation: checking one
 // costs one MAC, keeps no state per client and compares in constant time.
 // An id is valid in the slot it was issued and the next (one to two

@@ -256,8 +256,8 @@ func TestBadConnectionIDOverSocket(t *testing.T) {
 	s := startServer(t, "127.0.0.1:0", Config{})
 	c := newClient(t, s.Addr())
 	other := newClient(t, s.Addr())
-	stolen := other.connect() // an id is bound to its client's address and port
-	req := AppendAnnounceRequest(nil, &AnnounceRequest{ConnectionID: stolen, TransactionID: 77, InfoHash: testHash, NumWant: -1, Port: 1})
+	forged := other.connect() ^ 1<<20 // a valid id with one bit changed
+	req := AppendAnnounceRequest(nil, &AnnounceRequest{ConnectionID: forged, TransactionID: 77, InfoHash: testHash, NumWant: -1, Port: 1})
 	if msg := c.errorReply(req); msg != msgBadConnectionID {
 		t.Fatalf("error %q", msg)
 	}

@@ -116,11 +116,11 @@ func parseStatusRSS(status []byte) (int64, error) {
 		if len(f) != 2 || f[1] != "kB" {
 			return 0, fmt.Errorf("status: VmRSS line %q", strings.TrimSpace(line))
 		}
-		kb, err := strconv.ParseInt(f[0], 10, 64)
+		kb, err := strconv.ParseUint(f[0], 10, 53) // bytes fit an int64
 		if err != nil {
 			return 0, fmt.Errorf("status: VmRSS %q: %w", f[0], err)
 		}
-		return kb * 1024, nil
+		return int64(kb) * 1024, nil
 	}
 	return 0, fmt.Errorf("status: no VmRSS line")
 }
