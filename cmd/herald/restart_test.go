@@ -65,40 +65,14 @@ type heraldProc struct {
 	log  *strings.Builder
 }
 
-// startHerald runs the herald binary and waits until it answers HTTP.
+// startHerald runs the herald binary on 127.0.0.1:port and waits until it
+// answers HTTP.
 func startHerald(t *testing.T, port int, args ...string) *heraldProc {
 	t.Helper()
 	args = append([]string{"-listen", fmt.Sprintf("127.0.0.1:%d", port)}, args...)
-	cmd := exec.Command(heraldBin, args...)
-	p := &heraldProc{cmd: cmd, base: fmt.Sprintf("http://127.0.0.1:%d", port), done: make(chan error, 1), log: new(strings.Builder)}
-	cmd.Stderr = p.log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { p.done <- cmd.Wait() }()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-p.done
-		if t.Failed() {
-			t.Logf("herald log:\n%s", p.log)
-		}
-	})
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case err := <-p.done:
-			p.done <- err
-			t.Fatalf("herald exited at start: %v\n%s", err, p.log)
-		default:
-		}
-		if resp, err := http.Get(p.base + "/scrape?info_hash=x"); err == nil {
-			resp.Body.Close()
-			return p
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("herald did not answer within 30s\n%s", p.log)
-	return nil
+	p := &heraldProc{cmd: exec.Command(heraldBin, args...), base: fmt.Sprintf("http://127.0.0.1:%d", port), done: make(chan error, 1), log: new(strings.Builder)}
+	startProc(t, p)
+	return p
 }
 
 func (p *heraldProc) stop(t *testing.T, sig syscall.Signal) {
