@@ -100,26 +100,20 @@ func (r *httpRunner) stop() counters {
 // pace issues one request time every 1/rate seconds.
 func (r *httpRunner) pace(ctx context.Context) {
 	defer close(r.tokens)
-	interval := 1e9 / r.cfg.rate
-	next := float64(r.clk.now())
-	for ctx.Err() == nil {
-		now := r.clk.now()
-		if float64(now) < next {
-			time.Sleep(time.Duration(next - float64(now)))
-			continue
-		}
-		if lag := float64(now) - next; lag > maxLag {
-			r.pacer.errors[errBacklog] += r.win.missed(next, float64(now), interval)
-			next = float64(now)
+	sched := newSchedule(r.clk, r.win, 1e9/r.cfg.rate)
+	for {
+		now, ok := sched.wait(ctx, &r.pacer.errors[errBacklog])
+		if !ok {
+			return
 		}
 		select {
-		case r.tokens <- int64(next):
+		case r.tokens <- int64(sched.next):
 		default:
 			if r.win.in(now) {
 				r.pacer.errors[errBacklog]++
 			}
 		}
-		next += interval
+		sched.next += sched.interval
 	}
 }
 

@@ -233,19 +233,11 @@ func (r *udpRunner) send(ctx context.Context, s *udpSocket) {
 			}
 		}
 	}
-	interval := float64(len(r.sockets)) / r.cfg.rate * 1e9
-	next := float64(r.clk.now())
-	for ctx.Err() == nil {
-		now := r.clk.now()
-		if float64(now) < next {
-			time.Sleep(time.Duration(next - float64(now)))
-			continue
-		}
-		if lag := float64(now) - next; lag > maxLag {
-			// The sender fell behind (a descheduled generator): count the
-			// missed requests instead of bursting to catch up.
-			s.sendStats.errors[errBacklog] += r.win.missed(next, float64(now), interval)
-			next = float64(now)
+	sched := newSchedule(r.clk, r.win, float64(len(r.sockets))/r.cfg.rate*1e9)
+	for {
+		now, ok := sched.wait(ctx, &s.sendStats.errors[errBacklog])
+		if !ok {
+			return
 		}
 		select {
 		case idx := <-s.free:
@@ -255,7 +247,7 @@ func (r *udpRunner) send(ctx context.Context, s *udpSocket) {
 				s.sendStats.errors[errBacklog]++
 			}
 		}
-		next += interval
+		sched.next += sched.interval
 	}
 }
 
