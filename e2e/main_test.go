@@ -184,10 +184,10 @@ type heraldProcess struct {
 }
 
 // startHerald runs herald with -listen on a free port of listenHost
-// ("127.0.0.1", "::1" or "::" for dual stack) and returns once both its HTTP
-// and UDP sides answer. When the test ends it fails the test unless herald
-// exits cleanly on SIGTERM.
-func startHerald(t *testing.T, listenHost string) *heraldProcess {
+// ("127.0.0.1", "::1" or "::" for dual stack), followed by any further herald
+// arguments in args, and returns once both its HTTP and UDP sides answer.
+// When the test ends it fails the test unless herald exits cleanly on SIGTERM.
+func startHerald(t *testing.T, listenHost string, args ...string) *heraldProcess {
 	t.Helper()
 	if err := statInputs(); err != nil {
 		t.Fatal(err)
@@ -199,7 +199,7 @@ func startHerald(t *testing.T, listenHost string) *heraldProcess {
 	}
 	listen := net.JoinHostPort(listenHost, strconv.Itoa(port))
 	// The directory is for any file herald writes, such as a snapshot.
-	h.process = startProcess(t, t.TempDir(), heraldBin, "-listen", listen, "-log-level", "debug")
+	h.process = startProcess(t, t.TempDir(), heraldBin, append([]string{"-listen", listen, "-log-level", "debug"}, args...)...)
 	// Runs before startProcess's cleanup, which logs the output on failure.
 	t.Cleanup(func() {
 		if !h.terminate() {
