@@ -65,14 +65,47 @@ var (
 	noSniff     = []string{"nosniff"}
 )
 
-// ServeHTTP routes a request the way opentracker does (see the package
-// documentation) and answers it.
+// route is where a request goes.
+type route uint8
+
+const (
+	routeNotFound route = iota
+	routeRoot
+	routeAnnounce
+	routeScrape
+	routeFullScrape
+	routeStats
+)
+
+// routeOf routes a request for path (unescaped) the way opentracker does
+// (see the package documentation); hasQuery is whether the target had a
+// '?'. Both frontends, net/http and the fast path, route through it.
+func (h *Handler) routeOf(path string, hasQuery bool) route {
+	if h.cfg.Stats != nil && h.isStatsPath(path) {
+		return routeStats
+	}
+	path = strings.TrimLeft(path, "/")
+	switch {
+	case path == "":
+		return routeRoot
+	case path[0] == 'a':
+		return routeAnnounce
+	case path == "scrape" && !hasQuery && h.fullScrapeSlots != nil:
+		return routeFullScrape
+	case strings.HasPrefix(path, "sc"):
+		return routeScrape
+	}
+	return routeNotFound
+}
+
+// ServeHTTP routes a request and answers it.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if h.cfg.WebSocket != nil && h.cfg.IsWebSocket(r) {
 		h.cfg.WebSocket.ServeHTTP(w, r)
 		return
 	}
-	if h.cfg.Stats != nil && h.isStatsPath(r.URL.Path) {
+	rt := h.routeOf(r.URL.Path, r.URL.RawQuery != "" || r.URL.ForceQuery)
+	if rt == routeStats {
 		addr, _ := h.ClientAddr(r)
 		h.cfg.Stats(w, r, addr)
 		return
@@ -83,9 +116,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeText(w, http.StatusMethodNotAllowed, "only GET is served")
 		return
 	}
-	path := strings.TrimLeft(r.URL.Path, "/")
-	switch {
-	case path == "":
+	switch rt {
+	case routeRoot:
 		if h.cfg.RedirectURL == "" {
 			h.notFound(w)
 			return
@@ -93,14 +125,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.counters.redirects.Add(1)
 		w.Header()["Location"] = []string{h.cfg.RedirectURL}
 		w.WriteHeader(http.StatusFound)
-	case path[0] == 'a':
+	case routeAnnounce:
 		if h.cfg.Observe != nil {
 			defer h.observe(time.Now())
 		}
 		h.announce(w, r)
-	case path == "scrape" && r.URL.RawQuery == "" && !r.URL.ForceQuery && h.fullScrapeSlots != nil:
+	case routeFullScrape:
 		h.fullScrape(w, r)
-	case strings.HasPrefix(path, "sc"):
+	case routeScrape:
 		if h.cfg.Observe != nil {
 			defer h.observe(time.Now())
 		}
@@ -141,7 +173,13 @@ func (h *Handler) ClientAddr(r *http.Request) (netip.Addr, bool) {
 	if !h.trustedProxy(addr) {
 		return addr, true
 	}
-	if xff := r.Header["X-Forwarded-For"]; len(xff) > 0 {
+	return h.forwardedClient(addr, r.Header["X-Forwarded-For"], r.Header.Get("X-Real-IP")), true
+}
+
+// forwardedClient returns the client a trusted proxy at addr forwarded
+// for, given the request's X-Forwarded-For values and X-Real-IP.
+func (h *Handler) forwardedClient(addr netip.Addr, xff []string, realIP string) netip.Addr {
+	if len(xff) > 0 {
 		// Walk from the nearest hop back, across repeated headers.
 		for i := len(xff) - 1; i >= 0; i-- {
 			list := xff[i]
@@ -154,20 +192,20 @@ func (h *Handler) ClientAddr(r *http.Request) (netip.Addr, bool) {
 				}
 				hop, ok := parseHop(item)
 				if !ok {
-					return addr, true // a garbled hop: trust nothing beyond it
+					return addr // a garbled hop: trust nothing beyond it
 				}
 				if !h.trustedProxy(hop) {
-					return hop, true
+					return hop
 				}
 				addr = hop
 			}
 		}
-		return addr, true
+		return addr
 	}
-	if hop, ok := parseHop(r.Header.Get("X-Real-IP")); ok {
-		return hop, true
+	if hop, ok := parseHop(realIP); ok {
+		return hop
 	}
-	return addr, true
+	return addr
 }
 
 // parseHop reads one forwarded address: "ip", "ip:port" or "[v6]:port".
@@ -210,12 +248,19 @@ func (h *Handler) intervals() (interval, minInterval int64) {
 func (h *Handler) announce(w http.ResponseWriter, r *http.Request) {
 	st := h.states.Get().(*requestState)
 	defer h.states.Put(st)
+	addr, ok := h.ClientAddr(r)
+	writeAnswer(w, st, h.answerAnnounce(st, r.URL.RawQuery, addr, ok))
+}
 
-	err := parseAnnounce(r.URL.RawQuery, &st.req)
+// answerAnnounce answers an announce with query from the client at addr
+// (ok false: its address is unusable) into st.body: a bencoded reply, or
+// with badRequest the text of a 400. Both frontends, net/http and the fast
+// path, answer through it.
+func (h *Handler) answerAnnounce(st *requestState, query string, addr netip.Addr, ok bool) (badRequest bool) {
+	err := parseAnnounce(query, &st.req)
 	if err == nil && !h.allowed(st.req.infoHash) {
 		err = failNotAuthorized
 	}
-	addr, ok := h.ClientAddr(r)
 	switch {
 	case err == nil && !ok:
 		err = failBadAddr
@@ -263,8 +308,7 @@ func (h *Handler) announce(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if err != nil {
-		h.writeError(w, st, err, &h.counters.announceFailures)
-		return
+		return h.answerError(st, err, &h.counters.announceFailures)
 	}
 	reply := announceReply{counts: counts}
 	reply.interval, reply.minInterval = h.intervals()
@@ -274,7 +318,7 @@ func (h *Handler) announce(w http.ResponseWriter, r *http.Request) {
 		st.body = appendAnnounceDicts(st.body[:0], &reply, st.peers)
 	}
 	h.counters.announces.Add(1)
-	writeBody(w, textPlain, st.body)
+	return false
 }
 
 // storeError turns a store error into a client-visible failure, logging
@@ -293,15 +337,19 @@ func (h *Handler) storeError(err error) failure {
 func (h *Handler) scrape(w http.ResponseWriter, r *http.Request) {
 	st := h.states.Get().(*requestState)
 	defer h.states.Put(st)
+	addr, ok := h.ClientAddr(r)
+	writeAnswer(w, st, h.answerScrape(st, r.URL.RawQuery, addr, ok))
+}
 
-	n, err := parseScrape(r.URL.RawQuery, st.hashes)
-	if addr, ok := h.ClientAddr(r); ok && h.cfg.Admit != nil && !h.cfg.Admit(addr, time.Now()) {
+// answerScrape is answerAnnounce for a scrape.
+func (h *Handler) answerScrape(st *requestState, query string, addr netip.Addr, ok bool) (badRequest bool) {
+	n, err := parseScrape(query, st.hashes)
+	if ok && h.cfg.Admit != nil && !h.cfg.Admit(addr, time.Now()) {
 		h.counters.rateLimited.Add(1)
 		err = failRateLimited
 	}
 	if err != nil {
-		h.writeError(w, st, err, &h.counters.scrapeFailures)
-		return
+		return h.answerError(st, err, &h.counters.scrapeFailures)
 	}
 	// Keys of the files dictionary must be sorted and unique (BEP 3).
 	hashes := st.hashes[:n]
@@ -318,26 +366,40 @@ func (h *Handler) scrape(w http.ResponseWriter, r *http.Request) {
 	}
 	st.body = append(body, scrapeTail...)
 	h.counters.scrapes.Add(1)
-	writeBody(w, textPlain, st.body)
+	return false
 }
 
 // counter is the failure counter of the request's action.
 type counter interface{ Add(uint64) uint64 }
 
-// writeError answers a parse or tracker error: 400 for malformed requests,
-// 200 with a bencoded failure reason for the rest.
-func (h *Handler) writeError(w http.ResponseWriter, st *requestState, err error, failures counter) {
+// answerError answers a parse or tracker error: a 400 for malformed
+// requests, a bencoded failure reason (HTTP 200) for the rest.
+func (h *Handler) answerError(st *requestState, err error, failures counter) (badRequest bool) {
 	switch err := err.(type) {
 	case malformed:
 		h.counters.badRequests.Add(1)
-		writeText(w, http.StatusBadRequest, string(err))
+		st.body = append(append(st.body[:0], err...), '\n')
+		return true
 	case failure:
 		failures.Add(1)
 		st.body = appendFailure(st.body[:0], err)
-		writeBody(w, textPlain, st.body)
+		return false
 	default:
-		h.writeError(w, st, h.storeError(err), failures)
+		return h.answerError(st, h.storeError(err), failures)
 	}
+}
+
+// writeAnswer sends what answerAnnounce or answerScrape left in st.body.
+func writeAnswer(w http.ResponseWriter, st *requestState, badRequest bool) {
+	if !badRequest {
+		writeBody(w, textPlain, st.body)
+		return
+	}
+	hdr := w.Header()
+	hdr["Content-Type"] = textPlain
+	hdr["X-Content-Type-Options"] = noSniff
+	w.WriteHeader(http.StatusBadRequest)
+	w.Write(st.body)
 }
 
 // writeBody sends a 200 reply with a Content-Length, so small replies are
