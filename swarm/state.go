@@ -124,6 +124,7 @@ func (s *Store) Restore(ts *TorrentState) (int, error) {
 	t := sh.torrents[ts.InfoHash]
 	if t == nil {
 		if s.cfg.MaxTorrents > 0 && s.torrents.Load() >= int64(s.cfg.MaxTorrents) {
+			sh.torrentLimit.Add(1)
 			return 0, ErrTorrentLimit
 		}
 		t = new(torrent)
@@ -158,6 +159,7 @@ func (s *Store) Restore(ts *TorrentState) (int, error) {
 			}
 		} else {
 			if s.cfg.MaxPeers > 0 && s.peers.Load() >= int64(s.cfg.MaxPeers) {
+				sh.peerLimit.Add(1)
 				return added, ErrPeerLimit
 			}
 			rec = insertAt(v, i, rl)

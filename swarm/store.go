@@ -111,7 +111,11 @@ type Store struct {
 type shard struct {
 	mu       sync.Mutex
 	torrents map[InfoHash]*torrent // guarded by mu
-	_        [40]byte              // keep neighbouring locks off one cache line
+	// Refusals at the store's bounds, bumped under mu so the write hits a
+	// line this core already holds (a flood of new hashes spreads over
+	// the shards instead of bouncing one shared counter), read without mu.
+	torrentLimit, peerLimit atomic.Uint64
+	_                       [24]byte // keep neighbouring locks off one cache line
 }
 
 type torrent struct {
@@ -231,6 +235,7 @@ func (s *Store) announce(a *Announce, want Family, dst Peers) (Peers, Counts, er
 			return dst, Counts{}, nil
 		}
 		if s.cfg.MaxTorrents > 0 && s.torrents.Load() >= int64(s.cfg.MaxTorrents) {
+			sh.torrentLimit.Add(1)
 			return dst, Counts{}, ErrTorrentLimit
 		}
 		t = new(torrent)
@@ -265,6 +270,7 @@ func (s *Store) announce(a *Announce, want Family, dst Peers) (Peers, Counts, er
 		rec = (*v)[i*rl : (i+1)*rl]
 	} else {
 		if s.cfg.MaxPeers > 0 && s.peers.Load() >= int64(s.cfg.MaxPeers) {
+			sh.peerLimit.Add(1)
 			return dst, t.counts(), ErrPeerLimit
 		}
 		rec = insertAt(v, i, rl)
@@ -397,6 +403,24 @@ func (s *Store) Scrape(h InfoHash) (Counts, bool) {
 // Torrents and Peers return the current totals; they are exact and cheap.
 func (s *Store) Torrents() int { return int(s.torrents.Load()) }
 func (s *Store) Peers() int    { return int(s.peers.Load()) }
+
+// Refusals count what the store refused at its bounds since New: each
+// announce refused, and each Restore (snapshot load, cluster catch-up)
+// stopped, with ErrTorrentLimit or ErrPeerLimit.
+type Refusals struct {
+	TorrentLimit uint64 // new torrents refused at MaxTorrents
+	PeerLimit    uint64 // new peers refused at MaxPeers
+}
+
+// Refusals sums the shards' counts with atomic loads, taking no lock.
+func (s *Store) Refusals() Refusals {
+	var r Refusals
+	for i := range s.shards {
+		r.TorrentLimit += s.shards[i].torrentLimit.Load()
+		r.PeerLimit += s.shards[i].peerLimit.Load()
+	}
+	return r
+}
 
 // Totals are seeders and leechers by family.
 type Totals struct {

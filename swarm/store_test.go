@@ -326,6 +326,52 @@ func TestLimits(t *testing.T) {
 	}
 }
 
+// TestRefusalsCounted fills the store to its bounds with hashes spread over
+// many shards and checks that every refused announce and restore is counted
+// under its reason, that accepted ones are not, and that refusing allocates
+// nothing (a flood of new hashes at the bound costs no garbage).
+func TestRefusalsCounted(t *testing.T) {
+	s := newStore(t, Config{Shards: 64, MaxTorrents: 100, MaxPeers: 150})
+	for i := range 100 {
+		announce(t, s, Announce{InfoHash: hashN(i), Addr: addr4(i, 1)}, FamilyBoth)
+	}
+	for i := range 50 { // second peers in the first 50 torrents reach MaxPeers
+		announce(t, s, Announce{InfoHash: hashN(i), Addr: addr6(i, 1)}, FamilyBoth)
+	}
+	if r := s.Refusals(); r != (Refusals{}) {
+		t.Fatalf("refusals %+v before any bound was hit", r)
+	}
+	for i := range 300 {
+		if _, _, err := s.Announce(&Announce{InfoHash: hashN(1000 + i), Addr: addr4(i, 2)}, FamilyBoth, Peers{}); err != ErrTorrentLimit {
+			t.Fatalf("new torrent %d past the bound: err %v", i, err)
+		}
+	}
+	for i := range 70 {
+		if _, _, err := s.Announce(&Announce{InfoHash: hashN(i), Addr: addr4(i, 3)}, FamilyBoth, Peers{}); err != ErrPeerLimit {
+			t.Fatalf("new peer %d past the bound: err %v", i, err)
+		}
+	}
+	// Known peers, stopped events and stopped unknown torrents are no refusals.
+	announce(t, s, Announce{InfoHash: hashN(7), Addr: addr4(7, 1)}, FamilyBoth)
+	announce(t, s, Announce{InfoHash: hashN(5000), Addr: addr4(1, 9), Event: EventStopped}, FamilyBoth)
+	if _, err := s.Restore(&TorrentState{InfoHash: hashN(6000), Peers: []PeerState{{Addr: addr4(1, 1)}}}); err != ErrTorrentLimit {
+		t.Fatalf("restore of a new torrent past the bound: err %v", err)
+	}
+	if _, err := s.Restore(&TorrentState{InfoHash: hashN(8), Peers: []PeerState{{Addr: addr4(9, 9)}}}); err != ErrPeerLimit {
+		t.Fatalf("restore of a new peer past the bound: err %v", err)
+	}
+	if r, want := s.Refusals(), (Refusals{TorrentLimit: 301, PeerLimit: 71}); r != want {
+		t.Fatalf("refusals %+v, want %+v", r, want)
+	}
+	if s.Torrents() != 100 || s.Peers() != 150 {
+		t.Fatalf("%d torrents, %d peers: refusals changed the store", s.Torrents(), s.Peers())
+	}
+	a := Announce{InfoHash: hashN(9999), Addr: addr4(1, 1)}
+	if n := testing.AllocsPerRun(100, func() { s.Announce(&a, FamilyBoth, Peers{}) }); n != 0 {
+		t.Errorf("a refused announce allocates %v times", n)
+	}
+}
+
 func TestRangeVisitsEveryTorrent(t *testing.T) {
 	s := newStore(t, Config{Shards: 16})
 	for i := range 1000 {
