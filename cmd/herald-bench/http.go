@@ -13,6 +13,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -97,6 +98,15 @@ func (r *httpRunner) stop() counters {
 	return c
 }
 
+func (r *httpRunner) tally() tally {
+	var t tally
+	t.add(&r.pacer)
+	for _, w := range r.workers {
+		t.add(&w.stats)
+	}
+	return t
+}
+
 // pace issues one request time every 1/rate seconds.
 func (r *httpRunner) pace(ctx context.Context) {
 	defer close(r.tokens)
@@ -110,7 +120,7 @@ func (r *httpRunner) pace(ctx context.Context) {
 		case r.tokens <- int64(sched.next):
 		default:
 			if r.win.in(now) {
-				r.pacer.errors[errBacklog]++
+				atomic.AddUint64(&r.pacer.errors[errBacklog], 1)
 			}
 		}
 		sched.next += sched.interval
@@ -141,14 +151,14 @@ func (r *httpRunner) work(ctx context.Context, w *httpWorker) {
 			continue
 		}
 		if kind != errNone {
-			w.stats.errors[kind]++
+			atomic.AddUint64(&w.stats.errors[kind], 1)
 			if kind == errConnect {
 				// Do not spin on a refused dial.
 				time.Sleep(10 * time.Millisecond)
 			}
 			continue
 		}
-		w.stats.valid[action]++
+		atomic.AddUint64(&w.stats.valid[action], 1)
 		w.stats.latency.record(time.Duration(now - start))
 	}
 }

@@ -74,6 +74,7 @@ type options struct {
 	target      string
 	src         string
 	duration    time.Duration
+	report      time.Duration
 	warmup      time.Duration
 	timeout     time.Duration
 	torrents    int
@@ -101,6 +102,7 @@ func parseOptions(mode string, args []string) (*options, error) {
 	fs.StringVar(&o.target, "target", "127.0.0.1:6969", "tracker `host:port` (IPv4 or [IPv6])")
 	fs.StringVar(&o.src, "src", "", "source addresses, comma-separated; `ADDR+N` is N consecutive addresses (default 127.0.0.1+16 for an IPv4 loopback target, ::1 for IPv6 loopback, else any)")
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "measurement time")
+	fs.DurationVar(&o.report, "report", 0, "udp, http: every this often, print a progress line of running totals (0: none)")
 	fs.DurationVar(&o.warmup, "warmup", 2*time.Second, "load before measuring, not counted")
 	fs.DurationVar(&o.timeout, "timeout", time.Second, "a request unanswered this long is an error")
 	fs.IntVar(&o.torrents, "torrents", 0, "torrents (default 10000; fill: 100000)")
@@ -194,6 +196,7 @@ func parseSources(s string, target netip.Addr) ([]netip.Addr, error) {
 type runner interface {
 	start(ctx context.Context)
 	stop() counters
+	tally() tally // running totals, safe while the load runs
 }
 
 func runLoad(mode string, args []string, out io.Writer) error {
@@ -271,7 +274,11 @@ func runLoad(mode string, args []string, out io.Writer) error {
 	}
 	t0 := clk.now()
 	win.start.Store(t0)
-	sleepCtx(ctx, o.duration)
+	if o.report > 0 {
+		reportUntil(ctx, r, o.duration, o.report, out)
+	} else {
+		sleepCtx(ctx, o.duration)
+	}
 	t1 := clk.now()
 	win.end.Store(t1)
 	if o.pid > 0 {
@@ -320,6 +327,33 @@ func runFill(ctx context.Context, o *options, target netip.AddrPort, sources []n
 	}
 	res.Fill = &fr
 	return res.write(out, o.jsonOut)
+}
+
+// reportUntil waits for d, writing r's running totals every interval in
+// one line: "progress t=30s valid=N errors=M", then each error kind that
+// occurred as kind=count. A soak test reads them while the load runs.
+func reportUntil(ctx context.Context, r runner, d, every time.Duration, out io.Writer) {
+	start := time.Now()
+	for k := time.Duration(1); ; k++ {
+		if k*every >= d {
+			sleepCtx(ctx, d-time.Since(start))
+			return
+		}
+		sleepCtx(ctx, k*every-time.Since(start))
+		if ctx.Err() != nil {
+			return
+		}
+		t := r.tally()
+		var b strings.Builder
+		var errs uint64
+		for k, n := range t.errors {
+			if n > 0 {
+				errs += n
+				fmt.Fprintf(&b, " %v=%d", errKind(k), n)
+			}
+		}
+		fmt.Fprintf(out, "progress t=%.0fs valid=%d errors=%d%s\n", time.Since(start).Seconds(), t.valid, errs, b.String())
+	}
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) {

@@ -69,7 +69,7 @@ func (s *schedule) wait(ctx context.Context, backlog *uint64) (int64, bool) {
 			continue
 		}
 		if float64(now)-s.next > maxLag {
-			*backlog += s.win.missed(s.next, float64(now), s.interval)
+			atomic.AddUint64(backlog, s.win.missed(s.next, float64(now), s.interval))
 			s.next = float64(now)
 		}
 		return now, true

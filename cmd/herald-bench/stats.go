@@ -2,6 +2,7 @@ package main
 
 import (
 	"math/bits"
+	"sync/atomic"
 	"time"
 )
 
@@ -131,6 +132,8 @@ func (h *histogram) quantile(q float64) time.Duration {
 }
 
 // counters are what one goroutine tallies; they are merged once at the end.
+// The udp and http runners bump valid and errors atomically, so that -report
+// can read running totals while they run.
 type counters struct {
 	valid   [numKinds]uint64
 	errors  [numErrKinds]uint64
@@ -153,4 +156,20 @@ func (c *counters) totalValid() uint64 {
 		n += v
 	}
 	return n
+}
+
+// tally is a running total of valid responses and errors, read while the
+// load runs.
+type tally struct {
+	valid  uint64
+	errors [numErrKinds]uint64
+}
+
+func (t *tally) add(c *counters) {
+	for i := range c.valid {
+		t.valid += atomic.LoadUint64(&c.valid[i])
+	}
+	for i := range c.errors {
+		t.errors[i] += atomic.LoadUint64(&c.errors[i])
+	}
 }

@@ -202,6 +202,15 @@ func (r *udpRunner) stop() counters {
 	return c
 }
 
+func (r *udpRunner) tally() tally {
+	var t tally
+	for _, s := range r.sockets {
+		t.add(&s.sendStats)
+		t.add(&s.recvStats)
+	}
+	return t
+}
+
 func (r *udpRunner) outstanding() int {
 	n := 0
 	for _, s := range r.sockets {
@@ -244,7 +253,7 @@ func (r *udpRunner) send(ctx context.Context, s *udpSocket) {
 			buf = r.sendOne(s, rng, buf, &scratch, idx, now)
 		default:
 			if r.win.in(now) {
-				s.sendStats.errors[errBacklog]++
+				atomic.AddUint64(&s.sendStats.errors[errBacklog], 1)
 			}
 		}
 		sched.next += sched.interval
@@ -300,7 +309,7 @@ func (r *udpRunner) sendOne(s *udpSocket, rng *rand.Rand, buf []byte, scratch *[
 	s.mu.Unlock()
 	if _, err := s.conn.Write(buf); err != nil {
 		if r.win.in(now) {
-			s.sendStats.errors[errSend]++
+			atomic.AddUint64(&s.sendStats.errors[errSend], 1)
 		}
 		s.mu.Lock()
 		slot.busy = false
@@ -337,7 +346,7 @@ func (r *udpRunner) receive(s *udpSocket) {
 				// A connected UDP socket reports ICMP errors (such as a
 				// closed port) on the next read.
 				if r.win.in(now) {
-					s.recvStats.errors[errRecv]++
+					atomic.AddUint64(&s.recvStats.errors[errRecv], 1)
 				}
 			}
 			continue
@@ -352,7 +361,7 @@ func (r *udpRunner) handle(s *udpSocket, reply []byte, now int64) {
 	tid, ok := replyTID(reply)
 	if !ok {
 		if counting {
-			st.errors[errShort]++
+			atomic.AddUint64(&st.errors[errShort], 1)
 		}
 		return
 	}
@@ -361,7 +370,7 @@ func (r *udpRunner) handle(s *udpSocket, reply []byte, now int64) {
 	if idx >= len(s.slots) || !s.slots[idx].busy || s.slots[idx].seq != uint16(tid>>16) {
 		s.mu.Unlock()
 		if counting {
-			st.errors[errUnmatched]++
+			atomic.AddUint64(&st.errors[errUnmatched], 1)
 		}
 		return
 	}
@@ -387,10 +396,10 @@ func (r *udpRunner) handle(s *udpSocket, reply []byte, now int64) {
 		return
 	}
 	if kind != errNone {
-		st.errors[kind]++
+		atomic.AddUint64(&st.errors[kind], 1)
 		return
 	}
-	st.valid[exp.action]++
+	atomic.AddUint64(&st.valid[exp.action], 1)
 	st.latency.record(time.Duration(now - sent))
 }
 
@@ -410,7 +419,7 @@ func (r *udpRunner) sweep(s *udpSocket, now int64) {
 			s.connecting.Store(false)
 		}
 		if counting {
-			s.recvStats.errors[errTimeout]++
+			atomic.AddUint64(&s.recvStats.errors[errTimeout], 1)
 		}
 		s.free <- uint16(i)
 	}
