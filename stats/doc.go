@@ -53,11 +53,15 @@
 // # Metrics
 //
 // herald_requests_total{protocol,action,outcome}, herald_errors_total
-// {protocol,reason}, herald_torrents, herald_peers{family,role},
-// herald_torrent_downloads, herald_request_duration_seconds{protocol} (for
-// frontends that give a Histogram), herald_stats_requests_total{outcome},
-// plus the Go runtime and process collectors. All are built from a
-// Snapshot at scrape time.
+// {protocol,reason} (reason rate_limited for the per-client limit),
+// herald_store_refusals_total{reason} (torrent_limit, peer_limit),
+// herald_torrents, herald_peers{family,role}, herald_torrent_downloads,
+// herald_request_duration_seconds{protocol} (for frontends that give a
+// Histogram), herald_stats_requests_total{outcome}, the configured limits
+// herald_torrents_limit, herald_peers_limit,
+// herald_client_rate_limit_per_second and herald_client_rate_limit_burst
+// (each absent while its limit is off), plus the Go runtime and process
+// collectors. All are built from a Snapshot at scrape time.
 //
 // # Dashboard
 //

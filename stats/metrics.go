@@ -6,15 +6,31 @@ import (
 
 // Metric descriptions. Every label comes from a closed set written in this
 // file: protocol (http, udp), action, outcome, reason, family (ipv4, ipv6),
-// role (seeder, leecher).
+// role (seeder, leecher). Each configured limit is a gauge of its own
+// rather than one gauge labelled by limit, since limits of different units
+// do not add up; a limit that is off has no series, so a ratio such as
+// herald_torrents / herald_torrents_limit is absent rather than 0 or +Inf.
 var (
 	requestsDesc = prometheus.NewDesc("herald_requests_total",
 		"Tracker requests answered (or dropped), by protocol, action and outcome. "+
 			"Outcome ok: served; failure: refused with a client-visible error; error: internal or cut off; dropped: not answered.",
 		[]string{"protocol", "action", "outcome"}, nil)
 	errorsDesc = prometheus.NewDesc("herald_errors_total",
-		"Requests not served as asked and socket failures, by protocol and reason.",
+		"Requests not served as asked and socket failures, by protocol and reason. "+
+			"rate_limited: refused by the per-client rate limit (for http also counted as announce_failure or scrape_failure).",
 		[]string{"protocol", "reason"}, nil)
+	storeRefusalsDesc = prometheus.NewDesc("herald_store_refusals_total",
+		"New torrents (reason torrent_limit) and peers (peer_limit) the swarm store refused at its bounds, "+
+			"from any frontend, cluster catch-up or snapshot load.",
+		[]string{"reason"}, nil)
+	torrentsLimitDesc = prometheus.NewDesc("herald_torrents_limit",
+		"Most torrents the store holds (tracker.max_torrents); absent when unbounded.", nil, nil)
+	peersLimitDesc = prometheus.NewDesc("herald_peers_limit",
+		"Most peers the store holds (tracker.max_peers); absent when unbounded.", nil, nil)
+	rateLimitDesc = prometheus.NewDesc("herald_client_rate_limit_per_second",
+		"Sustained requests per second one client (IPv4 address, IPv6 /64) may make (tracker.rate_limit); absent when off.", nil, nil)
+	rateBurstDesc = prometheus.NewDesc("herald_client_rate_limit_burst",
+		"Requests one client may make at once before the rate limit applies (tracker.rate_burst); absent when off.", nil, nil)
 	torrentsDesc = prometheus.NewDesc("herald_torrents",
 		"Torrents in the swarm store.", nil, nil)
 	peersDesc = prometheus.NewDesc("herald_peers",
@@ -37,7 +53,10 @@ type metricsCollector struct{ m *Monitor }
 var _ prometheus.Collector = metricsCollector{}
 
 func (c metricsCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{requestsDesc, errorsDesc, torrentsDesc, peersDesc, completedDesc, durationDesc, statsRequestsDesc} {
+	for _, d := range []*prometheus.Desc{
+		requestsDesc, errorsDesc, storeRefusalsDesc, torrentsDesc, peersDesc, completedDesc, durationDesc, statsRequestsDesc,
+		torrentsLimitDesc, peersLimitDesc, rateLimitDesc, rateBurstDesc,
+	} {
 		ch <- d
 	}
 }
@@ -49,6 +68,11 @@ func (c metricsCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	gauge := func(d *prometheus.Desc, v int, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, float64(v), labels...)
+	}
+	limit := func(d *prometheus.Desc, v float64) {
+		if v > 0 {
+			ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v)
+		}
 	}
 
 	h, u := &s.HTTP, &s.UDP
@@ -76,6 +100,7 @@ func (c metricsCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(errorsDesc, h.InternalErrors, "http", "internal")
 	counter(errorsDesc, h.FullScrapesBusy, "http", "full_scrape_busy")
 	counter(errorsDesc, h.FullScrapeErrors, "http", "full_scrape_cut")
+	counter(errorsDesc, h.RateLimited, "http", "rate_limited")
 	counter(errorsDesc, u.BadConnectionID, "udp", "connection_id_mismatch")
 	counter(errorsDesc, u.Refused, "udp", "refused")
 	counter(errorsDesc, u.Malformed, "udp", "malformed")
@@ -83,6 +108,17 @@ func (c metricsCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(errorsDesc, u.Dropped, "udp", "dropped")
 	counter(errorsDesc, u.SendFailures, "udp", "send_failed")
 	counter(errorsDesc, u.ReadFailures, "udp", "read_failed")
+	counter(errorsDesc, u.RateLimited, "udp", "rate_limited")
+
+	counter(storeRefusalsDesc, s.Refusals.TorrentLimit, "torrent_limit")
+	counter(storeRefusalsDesc, s.Refusals.PeerLimit, "peer_limit")
+	bounds := c.m.store.Config()
+	limit(torrentsLimitDesc, float64(bounds.MaxTorrents))
+	limit(peersLimitDesc, float64(bounds.MaxPeers))
+	if rl := c.m.cfg.RateLimit; rl.Rate > 0 {
+		limit(rateLimitDesc, rl.Rate)
+		limit(rateBurstDesc, float64(rl.Burst))
+	}
 
 	t := &s.Totals
 	gauge(torrentsDesc, s.Torrents)

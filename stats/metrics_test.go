@@ -14,6 +14,9 @@ import (
 	"github.com/prometheus/common/model"
 
 	"herald/httptracker"
+	"herald/ratelimit"
+	"herald/swarm"
+	"herald/udptracker"
 )
 
 // TestMetricsParseAndLint scrapes /metrics as Prometheus would, parses it
@@ -25,17 +28,32 @@ func TestMetricsParseAndLint(t *testing.T) {
 		httpLat.Observe(d)
 	}
 	udpLat.Observe(10 * time.Second)
+	// The fixture fills the store to its bounds; two new torrents and one
+	// new peer are then refused.
+	store := fixtureStoreWith(t, swarm.Config{MaxTorrents: 3, MaxPeers: 10})
+	for _, a := range []swarm.Announce{
+		{InfoHash: hashOf(0x33), Addr: v4(7)},
+		{InfoHash: hashOf(0x44), Addr: v4(7)},
+		{InfoHash: hashA, Addr: v4(8)},
+	} {
+		if _, _, err := store.Announce(&a, swarm.FamilyBoth, swarm.Peers{}); err == nil {
+			t.Fatalf("announce %v to %x accepted past the store's bounds", a.Addr, a.InfoHash)
+		}
+	}
 	reg := prometheus.NewPedanticRegistry() // also checks Collect against Describe
 	m, err := New(Config{
 		Sources: Sources{
-			Store:       fixtureStore(t),
-			HTTP:        []HTTPCounters{&fakeHTTP{fixed: fixedHTTP}, &fakeHTTP{fixed: httptracker.Stats{Announces: 1000}}},
-			UDP:         []UDPCounters{&fakeUDP{fixed: fixedUDP}},
+			Store: store,
+			// Rate-limited requests on the second of each protocol's
+			// frontends: the counts are summed over frontends.
+			HTTP:        []HTTPCounters{&fakeHTTP{fixed: fixedHTTP}, &fakeHTTP{fixed: httptracker.Stats{Announces: 1000, RateLimited: 7}}},
+			UDP:         []UDPCounters{&fakeUDP{fixed: fixedUDP}, &fakeUDP{fixed: udptracker.Stats{RateLimited: 9}}},
 			HTTPLatency: []*Histogram{httpLat},
 			UDPLatency:  []*Histogram{udpLat},
 		},
-		Nets:     testNets,
-		Registry: reg,
+		Nets:      testNets,
+		RateLimit: ratelimit.Config{Rate: 2.5, Burst: 40},
+		Registry:  reg,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -104,6 +122,14 @@ func TestMetricsParseAndLint(t *testing.T) {
 		{"herald_requests_total", map[string]string{"protocol": "udp", "action": "invalid", "outcome": "dropped"}, 100},
 		{"herald_errors_total", map[string]string{"protocol": "udp", "reason": "connection_id_mismatch"}, 30},
 		{"herald_errors_total", map[string]string{"protocol": "http", "reason": "internal"}, 2},
+		{"herald_errors_total", map[string]string{"protocol": "http", "reason": "rate_limited"}, 7},
+		{"herald_errors_total", map[string]string{"protocol": "udp", "reason": "rate_limited"}, 9},
+		{"herald_store_refusals_total", map[string]string{"reason": "torrent_limit"}, 2},
+		{"herald_store_refusals_total", map[string]string{"reason": "peer_limit"}, 1},
+		{"herald_torrents_limit", nil, 3},
+		{"herald_peers_limit", nil, 10},
+		{"herald_client_rate_limit_per_second", nil, 2.5},
+		{"herald_client_rate_limit_burst", nil, 40},
 		{"herald_torrents", nil, 3},
 		{"herald_peers", map[string]string{"family": "ipv4", "role": "seeder"}, 2},
 		{"herald_peers", map[string]string{"family": "ipv4", "role": "leecher"}, 4},
@@ -187,6 +213,38 @@ func TestNoHistogramWithoutTiming(t *testing.T) {
 	m.AddUDP(&fakeUDP{}, NewHistogram(), NewHistogram())
 	if got := histograms(); len(got) != 1 || got[0] != "udp" {
 		t.Errorf("duration histograms %v, want [udp]", got)
+	}
+}
+
+// TestLimitsAbsentWhenOff: an unbounded store and a rate limit that is off
+// (cmd/herald passes the default burst even then) export no limit series,
+// so a ratio against a limit is absent rather than +Inf; the refusal
+// counters are there from the start, at 0.
+func TestLimitsAbsentWhenOff(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	if _, err := New(Config{Sources: Sources{Store: fixtureStore(t)}, RateLimit: ratelimit.Config{Burst: 500}, Registry: reg}); err != nil {
+		t.Fatal(err)
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	refusals := 0
+	for _, mf := range mfs {
+		switch name := mf.GetName(); {
+		case strings.HasSuffix(name, "_limit") || strings.HasPrefix(name, "herald_client_rate_limit"):
+			t.Errorf("%s exported with no such limit configured", name)
+		case name == "herald_store_refusals_total":
+			for _, m := range mf.Metric {
+				refusals++
+				if v := m.Counter.GetValue(); v != 0 {
+					t.Errorf("%s%v = %v with no bound", name, m.Label, v)
+				}
+			}
+		}
+	}
+	if refusals != 2 {
+		t.Errorf("%d herald_store_refusals_total series, want torrent_limit and peer_limit", refusals)
 	}
 }
 

@@ -17,16 +17,20 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"herald/httptracker"
+	"herald/ratelimit"
 	"herald/swarm"
 	"herald/udptracker"
 )
 
 // Store is what the monitor reads from the swarm store; *swarm.Store has it.
-// Torrents and Peers are cheap; Totals and Range walk every shard, one lock
-// at a time, so they run only on demand and on the sampler's slow ticks.
+// Torrents, Peers, Refusals and Config are cheap; Totals and Range walk
+// every shard, one lock at a time, so they run only on demand and on the
+// sampler's slow ticks.
 type Store interface {
 	Torrents() int
 	Peers() int
+	Refusals() swarm.Refusals
+	Config() swarm.Config // its MaxTorrents and MaxPeers are reported
 	Totals() swarm.Totals
 	Range(fn func(swarm.TorrentCounts) bool)
 }
@@ -69,6 +73,9 @@ type Config struct {
 	StatsPath string
 	// Version is reported by mode=version and mode=everything.
 	Version string
+	// RateLimit is the per-client limit the frontends' Admit applies,
+	// reported in metrics; a zero Rate means there is none.
+	RateLimit ratelimit.Config
 	// Registry receives the monitor's collector and the Go runtime and
 	// process collectors; /metrics serves it. Default a new registry.
 	Registry *prometheus.Registry
@@ -193,6 +200,9 @@ type Snapshot struct {
 	// Torrents and Peers are the store's exact running totals.
 	Torrents int
 	Peers    int
+	// Refusals are the announces and restores the store refused at its
+	// bounds.
+	Refusals swarm.Refusals
 	// Totals are seeders and leechers by family and the completed counts
 	// of the torrents in the store (a walk over every shard).
 	Totals swarm.Totals
@@ -224,6 +234,7 @@ func (m *Monitor) counters(now time.Time) Snapshot {
 		Uptime:        now.Sub(m.start),
 		Torrents:      m.store.Torrents(),
 		Peers:         m.store.Peers(),
+		Refusals:      m.store.Refusals(),
 		StatsRequests: m.statsRequests.Load(),
 		StatsDenied:   denied,
 		HTTPLatency:   mergeHistograms(src.HTTPLatency),
@@ -308,10 +319,11 @@ func (s *Snapshot) HTTPRequests() uint64 {
 }
 
 // UDPRequests is every datagram received: opentracker's UDP
-// "connections".
+// "connections". Rate-limited datagrams are received too, though the
+// frontend counts them apart from Errors and Dropped.
 func (s *Snapshot) UDPRequests() uint64 {
 	u := &s.UDP
-	return u.Connects + u.Announces + u.Scrapes + u.Errors + u.Dropped
+	return u.Connects + u.Announces + u.Scrapes + u.Errors + u.Dropped + u.RateLimited
 }
 
 // HTTPErrors are HTTP requests not served as asked: 4xx, failure reasons,
@@ -322,9 +334,10 @@ func (s *Snapshot) HTTPErrors() uint64 {
 		h.BadRequests + h.NotFound + h.BadMethods + s.StatsDenied
 }
 
-// UDPErrors are datagrams answered with an error packet or not at all.
+// UDPErrors are datagrams answered with an error packet or not at all,
+// rate-limited ones included.
 func (s *Snapshot) UDPErrors() uint64 {
-	return s.UDP.Errors + s.UDP.Dropped
+	return s.UDP.Errors + s.UDP.Dropped + s.UDP.RateLimited
 }
 
 func addHTTP(a, b httptracker.Stats) httptracker.Stats {
@@ -340,6 +353,7 @@ func addHTTP(a, b httptracker.Stats) httptracker.Stats {
 	a.Redirects += b.Redirects
 	a.BadMethods += b.BadMethods
 	a.InternalErrors += b.InternalErrors
+	a.RateLimited += b.RateLimited
 	return a
 }
 
@@ -353,6 +367,7 @@ func addUDP(a, b udptracker.Stats) udptracker.Stats {
 	a.Malformed += b.Malformed
 	a.StoreErrors += b.StoreErrors
 	a.Dropped += b.Dropped
+	a.RateLimited += b.RateLimited
 	a.SendFailures += b.SendFailures
 	a.ReadFailures += b.ReadFailures
 	return a

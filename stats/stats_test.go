@@ -76,7 +76,13 @@ func v6(n byte) netip.AddrPort {
 // so 10 peers, 4 seeds, 3 torrents, 2 completed.
 func fixtureStore(t testing.TB) *swarm.Store {
 	t.Helper()
-	store, err := swarm.New(swarm.Config{})
+	return fixtureStoreWith(t, swarm.Config{})
+}
+
+// fixtureStoreWith is fixtureStore with the store's settings (its bounds) given.
+func fixtureStoreWith(t testing.TB, cfg swarm.Config) *swarm.Store {
+	t.Helper()
+	store, err := swarm.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -309,6 +315,25 @@ func TestStatsRefusals(t *testing.T) {
 				t.Errorf("%s from %s: %d %q, want %d containing %q", tc.target, tc.client, rec.Code, rec.Body, tc.status, tc.bodyHas)
 			}
 		})
+	}
+}
+
+// TestRateLimitedDatagramsCount: opentracker counts every datagram it
+// receives as a UDP connection; rate-limited ones are received too, and are
+// errors (dropped connects, error packets for the rest).
+func TestRateLimitedDatagramsCount(t *testing.T) {
+	m, err := New(Config{
+		Sources: Sources{Store: fixtureStore(t), UDP: []UDPCounters{&fakeUDP{fixed: udptracker.Stats{Connects: 10, Announces: 4, RateLimited: 6}}}},
+		Nets:    testNets,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := get(t, m, "127.0.0.1:1", "/stats?mode=udp4").Body.String(); !strings.HasPrefix(got, "20\n14\n") {
+		t.Errorf("udp4: %q, want 20 datagrams, 14 successes", got)
+	}
+	if s := m.Snapshot(); s.UDPErrors() != 6 {
+		t.Errorf("UDP errors %d, want the 6 rate-limited datagrams", s.UDPErrors())
 	}
 }
 

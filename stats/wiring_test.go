@@ -9,7 +9,9 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -29,19 +31,22 @@ var (
 )
 
 // TestWithRealFrontends wires the monitor as cmd/herald does, over real
-// HTTP and UDP trackers on 127.0.0.1, and checks that an HTTP announce and
-// a UDP connect show in /stats and /metrics.
+// HTTP and UDP trackers on 127.0.0.1, and checks that an HTTP announce, a
+// UDP connect and one rate-limited request of each protocol show in /stats
+// and /metrics.
 func TestWithRealFrontends(t *testing.T) {
 	store, err := swarm.New(swarm.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	quiet := slog.New(slog.DiscardHandler)
-	httpSrv, err := httptracker.Listen("127.0.0.1:0", httptracker.Config{Store: store, Logger: quiet})
+	var limited atomic.Bool // once set, the rate limit refuses everyone
+	admit := func(netip.Addr, time.Time) bool { return !limited.Load() }
+	httpSrv, err := httptracker.Listen("127.0.0.1:0", httptracker.Config{Store: store, Admit: admit, Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}
-	udpSrv, err := udptracker.Listen("127.0.0.1:0", udptracker.Config{Store: store, Logger: quiet})
+	udpSrv, err := udptracker.Listen("127.0.0.1:0", udptracker.Config{Store: store, Admit: admit, Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,12 +74,17 @@ func TestWithRealFrontends(t *testing.T) {
 		}
 	})
 
-	res, err := http.Get("http://" + httpSrv.Addr().String() + "/announce?info_hash=" + strings.Repeat("%11", 20) + "&peer_id=" + strings.Repeat("A", 20) + "&port=6881&left=0&compact=1")
-	if err != nil {
-		t.Fatal(err)
+	announceURL := "http://" + httpSrv.Addr().String() + "/announce?info_hash=" + strings.Repeat("%11", 20) + "&peer_id=" + strings.Repeat("A", 20) + "&port=6881&left=0&compact=1"
+	httpAnnounce := func() string {
+		res, err := http.Get(announceURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return string(b)
 	}
-	io.Copy(io.Discard, res.Body)
-	res.Body.Close()
+	httpAnnounce()
 
 	conn, err := net.Dial("udp", udpSrv.Addr().String())
 	if err != nil {
@@ -88,8 +98,26 @@ func TestWithRealFrontends(t *testing.T) {
 	if _, err := conn.Write(connect); err != nil {
 		t.Fatal(err)
 	}
-	if n, err := conn.Read(make([]byte, 64)); err != nil || n != 16 {
+	reply := make([]byte, 64)
+	if n, err := conn.Read(reply); err != nil || n != 16 {
 		t.Fatalf("connect reply: %d bytes, %v", n, err)
+	}
+
+	limited.Store(true)
+	if got := httpAnnounce(); !strings.Contains(got, "failure reason") {
+		t.Errorf("rate-limited HTTP announce answered %q, want a failure", got)
+	}
+	// A UDP announce with the connection id just issued: its refusal comes
+	// back as an error packet (action 3), so it is counted once read.
+	announce := binary.BigEndian.AppendUint64(nil, binary.BigEndian.Uint64(reply[8:16]))
+	announce = binary.BigEndian.AppendUint32(announce, 1) // action announce
+	announce = binary.BigEndian.AppendUint32(announce, 8) // transaction id
+	announce = append(announce, make([]byte, 98-len(announce))...)
+	if _, err := conn.Write(announce); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := conn.Read(reply); err != nil || n < 8 || binary.BigEndian.Uint32(reply) != 3 {
+		t.Fatalf("rate-limited UDP announce: %d bytes %x, %v; want an error packet", n, reply[:n], err)
 	}
 
 	stats := httptest.NewServer(m.Handler(remoteAddr))
@@ -106,8 +134,9 @@ func TestWithRealFrontends(t *testing.T) {
 	if got := read("/stats"); got != "1\n1\nopentracker serving 1 torrents\nopentracker" {
 		t.Errorf("peer mode: %q", got)
 	}
-	// One HTTP announce and two stats requests; one UDP connect.
-	if got := read("/stats?mode=conn"); !strings.HasPrefix(got, "4\n2\n") {
+	// Two HTTP announces (one refused) and two stats requests; one UDP
+	// connect and one refused announce.
+	if got := read("/stats?mode=conn"); !strings.HasPrefix(got, "6\n2\n") {
 		t.Errorf("conn mode: %q", got)
 	}
 	metrics := read("/metrics")
@@ -115,6 +144,8 @@ func TestWithRealFrontends(t *testing.T) {
 		`herald_requests_total{action="announce",outcome="ok",protocol="http"} 1`,
 		`herald_requests_total{action="connect",outcome="ok",protocol="udp"} 1`,
 		`herald_peers{family="ipv4",role="seeder"} 1`,
+		`herald_errors_total{protocol="http",reason="rate_limited"} 1`,
+		`herald_errors_total{protocol="udp",reason="rate_limited"} 1`,
 	} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("/metrics lacks %s", want)

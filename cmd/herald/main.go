@@ -125,7 +125,8 @@ func run(s *config.Settings, log *slog.Logger) (err error) {
 
 	// Bind everything before dropping privileges, so that a port in use
 	// fails the start and ports below 1024 work.
-	admit, err := newAdmit(s)
+	rateLimit := ratelimit.Config{Rate: s.RateLimit, Burst: s.RateBurst}
+	admit, err := newAdmit(rateLimit)
 	if err != nil {
 		return err
 	}
@@ -144,6 +145,7 @@ func run(s *config.Settings, log *slog.Logger) (err error) {
 		Nets:      statsNets,
 		StatsPath: s.StatsPath,
 		Version:   config.Version,
+		RateLimit: rateLimit,
 		Registry:  registry,
 		Logger:    log,
 	})
@@ -292,11 +294,11 @@ func statsPaths(statsPath string) []string {
 
 // newAdmit returns the per-client rate limit check, nil when it is off.
 // Loopback clients are the operator's own tools and are never limited.
-func newAdmit(s *config.Settings) (func(netip.Addr, time.Time) bool, error) {
-	if s.RateLimit == 0 {
+func newAdmit(cfg ratelimit.Config) (func(netip.Addr, time.Time) bool, error) {
+	if cfg.Rate == 0 {
 		return nil, nil
 	}
-	l, err := ratelimit.New(ratelimit.Config{Rate: s.RateLimit, Burst: s.RateBurst})
+	l, err := ratelimit.New(cfg)
 	if err != nil {
 		return nil, err
 	}
