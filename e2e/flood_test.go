@@ -46,10 +46,13 @@ func TestFloodUniqueInfoHashes(t *testing.T) {
 	data, dataFile := writePayload(t, dir, 1<<20)
 	torrent := filepath.Join(dir, "payload.torrent")
 	infoHash := makeTorrent(t, torrent, dataFile, "udp://"+h.addr()+"/announce")
-	seeder := startPeerScript(t, "seed", torrent, filepath.Join(dir, "seed"), h.host, seconds(2*transferDeadline), "0")
+	// The peers must outlive the flood, which takes from 15 s to a minute
+	// on a busy 2-core machine, so their deadlines are generous.
+	peerDeadline := seconds(3 * transferDeadline)
+	seeder := startPeerScript(t, "seed", torrent, filepath.Join(dir, "seed"), h.host, peerDeadline, "0")
 	seederPort := seeder.waitLine(t, "ready", transferDeadline+10*time.Second)
 
-	torrentsBefore, err := heraldTorrents(h.addr())
+	torrentsBefore, err := heraldMetric(h.addr(), "herald_torrents")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +85,7 @@ func TestFloodUniqueInfoHashes(t *testing.T) {
 		case <-time.After(10 * time.Millisecond):
 		}
 	}
-	leecher := startPeerScript(t, "leech", torrent, filepath.Join(dir, "download"), h.host, seconds(transferDeadline))
+	leecher := startPeerScript(t, "leech", torrent, filepath.Join(dir, "download"), h.host, peerDeadline)
 	leecherPort := leecher.waitLine(t, "finished", transferDeadline+10*time.Second)
 	answeredAtFinish := counts.accepted.Load() + counts.refused.Load()
 	checkDownload(t, filepath.Join(dir, "download", "payload.bin"), data)
@@ -93,7 +96,7 @@ func TestFloodUniqueInfoHashes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	torrentsAfter, err := heraldTorrents(h.addr())
+	torrentsAfter, err := heraldMetric(h.addr(), "herald_torrents")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,6 +116,16 @@ func TestFloodUniqueInfoHashes(t *testing.T) {
 	}
 	if maxRSS > rssBound {
 		t.Errorf("herald's VmRSS reached %d kB, above the bound %d kB", maxRSS>>10, rssBound>>10)
+	}
+	// An operator sees the bound and the refusals in the metrics: each
+	// refused announce once, or more often if it was sent again.
+	if limit, err := heraldMetric(h.addr(), "herald_torrents_limit"); err != nil || limit != maxTorrents {
+		t.Errorf("herald_torrents_limit = %d (%v), want %d", limit, err, maxTorrents)
+	}
+	metricRefusals, err := heraldMetric(h.addr(), `herald_store_refusals_total{reason="torrent_limit"}`)
+	if resent := int(counts.resent.Load()); err != nil || metricRefusals < refused || metricRefusals > refused+resent {
+		t.Errorf("herald_store_refusals_total{reason=\"torrent_limit\"} = %d (%v), want %d refused (+ up to %d resent)",
+			metricRefusals, err, refused, resent)
 	}
 
 	// The swarm still works: both libtorrent peers are counted and handed out.
@@ -321,7 +334,7 @@ func sampleHerald(h *heraldProcess) func() (rss, torrents int, err error) {
 		defer tick.Stop()
 		for {
 			rss, err := vmRSS(h.cmd.Process.Pid)
-			torrents, err2 := heraldTorrents(h.addr())
+			torrents, err2 := heraldMetric(h.addr(), "herald_torrents")
 			if err = errors.Join(err, err2); err != nil {
 				sampleErr = err
 				return
@@ -359,8 +372,9 @@ func vmRSS(pid int) (int, error) {
 	return 0, fmt.Errorf("no VmRSS in /proc/%d/status", pid)
 }
 
-// heraldTorrents reads the herald_torrents gauge from herald's /metrics.
-func heraldTorrents(addr string) (int, error) {
+// heraldMetric reads one series, its name and any labels as /metrics prints
+// them, from herald's /metrics.
+func heraldMetric(addr, series string) (int, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, "GET", "http://"+addr+"/metrics", nil)
@@ -374,13 +388,13 @@ func heraldTorrents(addr string) (int, error) {
 	defer resp.Body.Close()
 	lines := bufio.NewScanner(resp.Body)
 	for lines.Scan() {
-		if v, ok := strings.CutPrefix(lines.Text(), "herald_torrents "); ok {
+		if v, ok := strings.CutPrefix(lines.Text(), series+" "); ok {
 			f, err := strconv.ParseFloat(v, 64)
 			if err != nil {
-				return 0, fmt.Errorf("parsing herald_torrents %q: %w", v, err)
+				return 0, fmt.Errorf("parsing %s %q: %w", series, v, err)
 			}
 			return int(f), nil
 		}
 	}
-	return 0, fmt.Errorf("no herald_torrents in /metrics (status %s, %v)", resp.Status, lines.Err())
+	return 0, fmt.Errorf("no %s in /metrics (status %s, %v)", series, resp.Status, lines.Err())
 }
