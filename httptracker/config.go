@@ -88,6 +88,10 @@ type Config struct {
 	ReadHeaderTimeout time.Duration
 	ReadTimeout       time.Duration
 	IdleTimeout       time.Duration
+	// MaxConnections bounds the open connections; beyond it new ones are
+	// closed at once (and counted). Keep it below the process's file
+	// descriptor limit. Default 16384.
+	MaxConnections int
 	// WriteTimeout bounds writing one reply; a full scrape to a slow client
 	// is the longest. Default 15m (opentracker's reply timeout).
 	WriteTimeout time.Duration
@@ -117,6 +121,7 @@ const (
 	DefaultWriteTimeout      = 15 * time.Minute
 	DefaultShutdownTimeout   = 5 * time.Second
 	DefaultMaxHeaderBytes    = 8192
+	DefaultMaxConnections    = 16384
 )
 
 func (c Config) withDefaults() (Config, error) {
@@ -163,6 +168,9 @@ func (c Config) withDefaults() (Config, error) {
 	if c.MaxHeaderBytes == 0 {
 		c.MaxHeaderBytes = DefaultMaxHeaderBytes
 	}
+	if c.MaxConnections == 0 {
+		c.MaxConnections = DefaultMaxConnections
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -181,6 +189,8 @@ func (c Config) withDefaults() (Config, error) {
 		return c, fmt.Errorf("httptracker: negative timeout")
 	case c.MaxHeaderBytes < 0:
 		return c, fmt.Errorf("httptracker: max header bytes %d: must not be negative", c.MaxHeaderBytes)
+	case c.MaxConnections < 0:
+		return c, fmt.Errorf("httptracker: max connections %d: must not be negative", c.MaxConnections)
 	}
 	return c, nil
 }

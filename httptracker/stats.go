@@ -17,6 +17,10 @@ type Stats struct {
 	BadMethods       uint64 // 405: anything but GET
 	InternalErrors   uint64 // store errors the tracker did not expect
 	RateLimited      uint64 // announces and scrapes refused by Config.Admit
+
+	// Connections (Server only; zero from a bare Handler).
+	OpenConnections    uint64 // open now, waiting or being answered
+	RefusedConnections uint64 // closed at once: Config.MaxConnections reached
 }
 
 type counters struct {

@@ -1,0 +1,568 @@
+package httptracker
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// Most trackers' HTTP traffic is one announce per TCP connection, and
+// net/http spends more CPU on each of those (a goroutine, its buffers, the
+// request's maps, deadline timers, two epoll registrations) than
+// opentracker spends on the whole connection. An eventLoop answers them
+// itself: it accepts on its own SO_REUSEPORT socket, reads the request
+// into a buffer it reuses, answers through the same Handler code, writes
+// and closes, with no goroutine and no allocation per connection. Whatever
+// it does not recognise (parseRequestHead) it hands to net/http with the
+// bytes read so far, so behaviour and errors stay net/http's there.
+//
+// The loop's epoll instance is itself parked in Go's netpoller (an epoll
+// fd is readable when it has events), so the loop blocks no thread and
+// shares the process's GOMAXPROCS with everything else.
+
+// eventLoop serves one listening socket.
+type eventLoop struct {
+	h      *Handler
+	limit  *connLimit
+	lfd    int      // the listening socket, non-blocking
+	ep     *os.File // the epoll instance, registered with Go's netpoller
+	epfd   int
+	timer  int // timerfd: wakes the loop to enforce deadlines
+	conns  map[int32]*conn
+	free   []*conn
+	events []unix.EpollEvent
+	in     []byte // read buffer, reused for every read
+	out    []byte // reply buffer
+	head   requestHead
+	st     *requestState
+	now    time.Time
+	date   []byte // the Date header's value, renewed each second
+	// acceptPaused is when accepting stopped because the process ran out of
+	// file descriptors; zero while accepting.
+	acceptPaused time.Time
+	stopping     atomic.Bool
+	handoff      func(net.Conn, []byte)
+}
+
+// conn is a connection the loop waits on: a request not complete yet, a
+// keep-alive connection between requests, or a reply not sent yet.
+type conn struct {
+	fd         int
+	remote     netip.Addr
+	in         []byte // bytes of requests not answered yet
+	out        []byte // reply bytes the socket has not taken yet
+	deadline   time.Time
+	idle       bool // between requests of a keep-alive connection
+	closeAfter bool // close once out is sent
+	registered bool
+	writing    bool // registered for EPOLLOUT rather than EPOLLIN
+}
+
+const (
+	// acceptBatch bounds the accepts of one wakeup, so connections already
+	// open get their turn during a connection flood.
+	acceptBatch = 256
+	// sweepInterval is how often deadlines are checked.
+	sweepInterval = 250 * time.Millisecond
+	// acceptPause is how long accepting rests when file descriptors run out.
+	acceptPause = time.Second
+	// keepBuffer is the largest per-connection buffer kept for reuse.
+	keepBuffer = 16 << 10
+)
+
+// connLimit counts the open connections of a Server, the fast path's and
+// those handed to net/http, against Config.MaxConnections.
+type connLimit struct {
+	max     int64
+	open    atomic.Int64
+	refused atomic.Uint64
+}
+
+func (l *connLimit) admit() bool {
+	if l.open.Add(1) > l.max {
+		l.open.Add(-1)
+		l.refused.Add(1)
+		return false
+	}
+	return true
+}
+
+func (l *connLimit) release() { l.open.Add(-1) }
+
+// newEventLoop takes ownership of the listening socket lfd.
+func newEventLoop(h *Handler, lfd int, limit *connLimit, handoff func(net.Conn, []byte)) (*eventLoop, error) {
+	l := &eventLoop{h: h, limit: limit, lfd: lfd, epfd: -1, timer: -1, handoff: handoff,
+		conns:  make(map[int32]*conn),
+		events: make([]unix.EpollEvent, 128),
+		// net/http reads 4 KiB beyond MaxHeaderBytes before answering 431;
+		// a head that fills this buffer goes to it for that answer.
+		in: make([]byte, 0, h.cfg.MaxHeaderBytes+4096),
+		st: h.states.New().(*requestState),
+	}
+	err := l.open()
+	if err != nil {
+		l.closeFiles()
+		return nil, fmt.Errorf("httptracker: event loop: %w", err)
+	}
+	return l, nil
+}
+
+func (l *eventLoop) open() error {
+	var err error
+	if l.epfd, err = unix.EpollCreate1(unix.EPOLL_CLOEXEC); err != nil {
+		return fmt.Errorf("epoll_create1: %w", err)
+	}
+	if err := unix.SetNonblock(l.epfd, true); err != nil {
+		return fmt.Errorf("epoll fd: %w", err)
+	}
+	l.ep = os.NewFile(uintptr(l.epfd), "epoll")
+	// A deadline can be set only on a file in the netpoller: this checks
+	// that the epoll fd got there, so the loop will park, not spin.
+	if err := l.ep.SetReadDeadline(time.Time{}); err != nil {
+		return fmt.Errorf("epoll fd not pollable: %w", err)
+	}
+	if l.timer, err = unix.TimerfdCreate(unix.CLOCK_MONOTONIC, unix.TFD_NONBLOCK|unix.TFD_CLOEXEC); err != nil {
+		return fmt.Errorf("timerfd_create: %w", err)
+	}
+	every := unix.NsecToTimespec(int64(sweepInterval))
+	if err := unix.TimerfdSettime(l.timer, 0, &unix.ItimerSpec{Interval: every, Value: every}, nil); err != nil {
+		return fmt.Errorf("timerfd_settime: %w", err)
+	}
+	for _, fd := range []int{l.lfd, l.timer} {
+		if err := l.ctl(unix.EPOLL_CTL_ADD, fd, unix.EPOLLIN); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (l *eventLoop) ctl(op, fd int, events uint32) error {
+	ev := unix.EpollEvent{Events: events, Fd: int32(fd)}
+	if err := unix.EpollCtl(l.epfd, op, fd, &ev); err != nil {
+		return fmt.Errorf("epoll_ctl %d fd %d: %w", op, fd, err)
+	}
+	return nil
+}
+
+// closeFiles closes the loop's descriptors, the listening socket first.
+func (l *eventLoop) closeFiles() {
+	if l.lfd >= 0 {
+		unix.Close(l.lfd)
+		l.lfd = -1
+	}
+	if l.timer >= 0 {
+		unix.Close(l.timer)
+		l.timer = -1
+	}
+	if l.ep != nil {
+		l.ep.Close()
+	} else if l.epfd >= 0 {
+		unix.Close(l.epfd)
+	}
+}
+
+// stop makes run return soon; safe from any goroutine.
+func (l *eventLoop) stop() {
+	l.stopping.Store(true)
+	l.ep.SetReadDeadline(time.Unix(1, 0)) // wakes a parked run
+}
+
+// run serves until stop, then closes the listening socket and every
+// connection the loop holds (requests on them were answered or are
+// incomplete).
+func (l *eventLoop) run() error {
+	defer l.shutdown()
+	rc, err := l.ep.SyscallConn()
+	if err != nil {
+		return fmt.Errorf("httptracker: event loop: %w", err)
+	}
+	wait := func(epfd uintptr) bool {
+		n, errno := rawSyscall(unix.SYS_EPOLL_PWAIT, epfd, uintptr(unsafe.Pointer(&l.events[0])), uintptr(len(l.events)), 0)
+		if n <= 0 {
+			// Nothing ready (or EINTR): park until the epoll fd is
+			// readable again.
+			return errno == 0 && l.stopping.Load()
+		}
+		l.handle(l.events[:n])
+		return true
+	}
+	for !l.stopping.Load() {
+		if err := rc.Read(wait); err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+			return fmt.Errorf("httptracker: event loop: %w", err)
+		}
+	}
+	return nil
+}
+
+func (l *eventLoop) shutdown() {
+	for _, c := range l.conns {
+		l.close(c)
+	}
+	l.closeFiles()
+}
+
+// handle serves one batch of ready descriptors.
+func (l *eventLoop) handle(events []unix.EpollEvent) {
+	l.tick(time.Now())
+	for i := range events {
+		switch fd := int(events[i].Fd); fd {
+		case l.lfd:
+			l.accept()
+		case l.timer:
+			var expirations [8]byte
+			unix.Read(l.timer, expirations[:])
+			l.sweep()
+		default:
+			// A conn closed earlier in this batch is gone from the map;
+			// if its fd was reused by an accept since, the read or write
+			// below finds nothing to do.
+			if c := l.conns[int32(fd)]; c != nil {
+				if c.writing {
+					l.flush(c)
+				} else {
+					l.read(c)
+				}
+			}
+		}
+	}
+}
+
+// tick renews the loop's clock and, each second, the Date header.
+func (l *eventLoop) tick(now time.Time) {
+	if now.Unix() != l.now.Unix() {
+		l.date = now.UTC().AppendFormat(l.date[:0], "Mon, 02 Jan 2006 15:04:05 GMT")
+	}
+	l.now = now
+}
+
+func (l *eventLoop) accept() {
+	for range acceptBatch {
+		var sa unix.RawSockaddrAny
+		salen := uint32(unix.SizeofSockaddrAny)
+		r, _, errno := unix.RawSyscall6(unix.SYS_ACCEPT4, uintptr(l.lfd), uintptr(unsafe.Pointer(&sa)),
+			uintptr(unsafe.Pointer(&salen)), unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0, 0)
+		switch errno {
+		case 0:
+		case unix.EAGAIN, unix.EINTR:
+			return
+		case unix.ECONNABORTED:
+			continue
+		case unix.EMFILE, unix.ENFILE, unix.ENOBUFS, unix.ENOMEM:
+			// Out of descriptors or memory: rest, or the level-triggered
+			// listening socket would spin the loop.
+			if err := l.ctl(unix.EPOLL_CTL_DEL, l.lfd, 0); err == nil {
+				l.acceptPaused = l.now
+			}
+			l.h.cfg.Logger.Warn("httptracker: accept failed; pausing", "err", errno, "pause", acceptPause)
+			return
+		default:
+			l.h.cfg.Logger.Warn("httptracker: accept failed", "err", errno)
+			return
+		}
+		fd := int(r)
+		if !l.limit.admit() {
+			unix.Close(fd)
+			continue
+		}
+		c := l.newConn(fd, sockaddrAddr(&sa))
+		l.read(c)
+	}
+}
+
+// rawSyscall makes one of the loop's system calls: all are on non-blocking
+// descriptors and return at once, so they skip the runtime's syscall entry
+// and exit. With it, a write on loopback (which runs the receiver's TCP
+// processing too) outlasting a sysmon tick got its P retaken and handed to
+// another thread, and sysmon kept polling every 20 µs: context switches
+// that cost more CPU than the request.
+func rawSyscall(trap, a1, a2, a3, a4 uintptr) (int, unix.Errno) {
+	r, _, errno := unix.RawSyscall6(trap, a1, a2, a3, a4, 0, 0)
+	return int(r), errno
+}
+
+func sendto(fd int, b []byte, flags uintptr) (int, unix.Errno) {
+	r, _, errno := unix.RawSyscall6(unix.SYS_SENDTO, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(b))), uintptr(len(b)), flags, 0, 0)
+	return int(r), errno
+}
+
+// sockaddrAddr returns the IP address of an accepted peer, unmapped.
+func sockaddrAddr(sa *unix.RawSockaddrAny) netip.Addr {
+	switch sa.Addr.Family {
+	case unix.AF_INET:
+		return netip.AddrFrom4((*unix.RawSockaddrInet4)(unsafe.Pointer(sa)).Addr)
+	case unix.AF_INET6:
+		return netip.AddrFrom16((*unix.RawSockaddrInet6)(unsafe.Pointer(sa)).Addr).Unmap()
+	}
+	return netip.Addr{}
+}
+
+func (l *eventLoop) newConn(fd int, remote netip.Addr) *conn {
+	var c *conn
+	if n := len(l.free); n > 0 {
+		c, l.free = l.free[n-1], l.free[:n-1]
+	} else {
+		c = new(conn)
+	}
+	c.fd, c.remote = fd, remote
+	c.deadline = l.now.Add(l.h.cfg.ReadHeaderTimeout)
+	return c
+}
+
+// recycle returns c, whose fd is closed or handed off, to the free list.
+func (l *eventLoop) recycle(c *conn) {
+	if c.registered {
+		delete(l.conns, int32(c.fd))
+	}
+	in, out := c.in[:0], c.out[:0]
+	if cap(in) > keepBuffer {
+		in = nil
+	}
+	if cap(out) > keepBuffer {
+		out = nil
+	}
+	*c = conn{fd: -1, in: in, out: out}
+	l.free = append(l.free, c)
+}
+
+func (l *eventLoop) close(c *conn) {
+	rawSyscall(unix.SYS_CLOSE, uintptr(c.fd), 0, 0, 0) // also removes it from the epoll set
+	l.limit.release()
+	l.recycle(c)
+}
+
+// read reads what the client sent and serves it.
+func (l *eventLoop) read(c *conn) {
+	buf := append(l.in[:0], c.in...)
+	n, err := rawSyscall(unix.SYS_READ, uintptr(c.fd), uintptr(unsafe.Pointer(unsafe.SliceData(buf[len(buf):cap(buf)]))), uintptr(cap(buf)-len(buf)), 0)
+	switch {
+	case n > 0:
+		l.serve(c, buf[:len(buf)+n])
+	case err == unix.EAGAIN || err == unix.EINTR:
+		l.waitRead(c)
+	default: // end of stream, reset
+		l.close(c)
+	}
+}
+
+// serve answers the complete requests at the start of data, keeps the
+// rest, and hands the connection to net/http at the first request the
+// fast path does not answer.
+func (l *eventLoop) serve(c *conn, data []byte) {
+	for {
+		n, res := parseRequestHead(data, &l.head)
+		rt := routeNotFound
+		if res == headFast {
+			path, _, hasQuery := strings.Cut(l.head.target, "?")
+			if rt = l.h.routeOf(path, hasQuery); rt != routeAnnounce && rt != routeScrape {
+				res = headOther
+			}
+		}
+		switch {
+		case res == headOther || res == headIncomplete && len(data) == cap(l.in):
+			l.handOff(c, data)
+			return
+		case res == headIncomplete:
+			if len(data) > 0 && c.idle {
+				c.idle, c.deadline = false, l.now.Add(l.h.cfg.ReadHeaderTimeout)
+			}
+			c.in = append(c.in[:0], data...)
+			l.waitRead(c)
+			return
+		}
+		l.answer(c, rt)
+		data = data[n:]
+		c.closeAfter = !l.head.keepAlive
+		if !l.write(c, l.out) {
+			// Closed, or the reply waits for the socket: keep what is left.
+			if c.fd >= 0 {
+				c.in = append(c.in[:0], data...)
+			}
+			return
+		}
+		if c.closeAfter {
+			l.close(c)
+			return
+		}
+		c.idle, c.deadline = true, l.now.Add(l.h.cfg.IdleTimeout)
+		if len(data) == 0 {
+			c.in = c.in[:0]
+			l.waitRead(c)
+			return
+		}
+		c.idle, c.deadline = false, l.now.Add(l.h.cfg.ReadHeaderTimeout) // a pipelined request
+	}
+}
+
+// answer puts the reply to the request in l.head into l.out.
+func (l *eventLoop) answer(c *conn, rt route) {
+	_, query, _ := strings.Cut(l.head.target, "?")
+	addr := c.remote
+	if l.h.trustedProxy(addr) {
+		addr = l.h.forwardedClient(addr, l.head.forwardedFor(), l.head.realIP)
+	}
+	var start time.Time
+	if l.h.cfg.Observe != nil {
+		start = time.Now()
+	}
+	var badRequest bool
+	if rt == routeAnnounce {
+		badRequest = l.h.answerAnnounce(l.st, query, addr, addr.IsValid())
+	} else {
+		badRequest = l.h.answerScrape(l.st, query, addr, addr.IsValid())
+	}
+	if l.h.cfg.Observe != nil {
+		l.h.cfg.Observe(time.Since(start))
+	}
+	l.out = appendReply(l.out[:0], badRequest, l.st.body, &l.head, l.date)
+}
+
+// appendReply appends an HTTP response with body: 200 with a bencoded
+// body, or 400 with a text one; the headers are the ones net/http sends.
+func appendReply(dst []byte, badRequest bool, body []byte, head *requestHead, date []byte) []byte {
+	// A client speaking HTTP/1.0 gets an HTTP/1.0 reply, as from net/http.
+	if head.http10 {
+		dst = append(dst, "HTTP/1.0"...)
+	} else {
+		dst = append(dst, "HTTP/1.1"...)
+	}
+	if badRequest {
+		dst = append(dst, " 400 Bad Request\r\nContent-Type: text/plain\r\nX-Content-Type-Options: nosniff\r\n"...)
+	} else {
+		dst = append(dst, " 200 OK\r\nContent-Type: text/plain\r\n"...)
+	}
+	dst = append(dst, "Content-Length: "...)
+	dst = strconv.AppendInt(dst, int64(len(body)), 10)
+	dst = append(dst, "\r\nDate: "...)
+	dst = append(dst, date...)
+	switch {
+	case !head.keepAlive:
+		dst = append(dst, "\r\nConnection: close"...)
+	case head.http10:
+		dst = append(dst, "\r\nConnection: keep-alive"...)
+	}
+	dst = append(dst, "\r\n\r\n"...)
+	return append(dst, body...)
+}
+
+// write sends b, or keeps what the socket did not take in c.out and waits
+// for it to drain; true when all of b was sent. A failed connection is
+// closed (c.fd is then -1).
+func (l *eventLoop) write(c *conn, b []byte) bool {
+	// MSG_NOSIGNAL: a client gone is an error return, not a SIGPIPE.
+	// MSG_MORE before a close holds the reply back until close() adds the
+	// FIN, so reply and FIN leave in one segment instead of two: on
+	// loopback the receiver's processing of each segment runs in this call.
+	flags := uintptr(unix.MSG_NOSIGNAL)
+	if c.closeAfter {
+		flags |= unix.MSG_MORE
+	}
+	n, err := sendto(c.fd, b, flags)
+	if n == len(b) {
+		return true
+	}
+	if err != 0 && err != unix.EAGAIN && err != unix.EINTR {
+		l.close(c)
+		return false
+	}
+	n = max(n, 0)
+	c.out = append(c.out[:0], b[n:]...)
+	// A fast-path reply is small: a client that does not take it within
+	// ReadTimeout is gone or hostile (WriteTimeout is sized for full
+	// scrapes).
+	c.deadline = l.now.Add(l.h.cfg.ReadTimeout)
+	l.waitWrite(c)
+	return false
+}
+
+// flush sends more of a pending reply, and serves the requests after it
+// once it is out.
+func (l *eventLoop) flush(c *conn) {
+	out := c.out
+	if !l.write(c, out) {
+		return
+	}
+	c.out = c.out[:0]
+	if c.closeAfter {
+		l.close(c)
+		return
+	}
+	c.idle, c.deadline = true, l.now.Add(l.h.cfg.IdleTimeout)
+	if len(c.in) > 0 {
+		c.idle, c.deadline = false, l.now.Add(l.h.cfg.ReadHeaderTimeout)
+		l.serve(c, c.in) // it waits for what comes next
+		return
+	}
+	l.waitRead(c)
+}
+
+func (l *eventLoop) waitRead(c *conn) {
+	l.register(c, unix.EPOLLIN|unix.EPOLLRDHUP, false)
+}
+
+func (l *eventLoop) waitWrite(c *conn) {
+	l.register(c, unix.EPOLLOUT, true)
+}
+
+func (l *eventLoop) register(c *conn, events uint32, writing bool) {
+	op := unix.EPOLL_CTL_ADD
+	if c.registered {
+		if c.writing == writing {
+			return
+		}
+		op = unix.EPOLL_CTL_MOD
+	}
+	if err := l.ctl(op, c.fd, events); err != nil {
+		l.h.cfg.Logger.Warn("httptracker: cannot wait on connection", "err", err)
+		l.close(c)
+		return
+	}
+	c.registered, c.writing = true, writing
+	l.conns[int32(c.fd)] = c
+}
+
+// sweep closes the connections past their deadline and resumes accepting
+// after a pause.
+func (l *eventLoop) sweep() {
+	for _, c := range l.conns {
+		if l.now.After(c.deadline) {
+			l.close(c)
+		}
+	}
+	if !l.acceptPaused.IsZero() && l.now.Sub(l.acceptPaused) >= acceptPause {
+		if err := l.ctl(unix.EPOLL_CTL_ADD, l.lfd, unix.EPOLLIN); err == nil {
+			l.acceptPaused = time.Time{}
+		}
+	}
+}
+
+// handOff gives the connection, with the bytes read from it so far, to
+// net/http. The connection keeps its place in the limit until net/http
+// closes it.
+func (l *eventLoop) handOff(c *conn, data []byte) {
+	if c.registered {
+		// The fd is about to be duplicated, and an epoll registration
+		// lives as long as any duplicate: remove it first.
+		l.ctl(unix.EPOLL_CTL_DEL, c.fd, 0)
+	}
+	f := os.NewFile(uintptr(c.fd), "")
+	nc, err := net.FileConn(f)
+	f.Close()
+	if err != nil {
+		l.h.cfg.Logger.Warn("httptracker: cannot hand connection to net/http", "err", err)
+		l.limit.release()
+		l.recycle(c)
+		return
+	}
+	l.handoff(nc, bytes.Clone(data))
+	l.recycle(c)
+}
