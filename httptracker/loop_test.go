@@ -1,0 +1,295 @@
+package httptracker
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"herald/swarm"
+)
+
+// exchange sends request on a new connection and reads one response.
+func exchange(t *testing.T, srv *Server, chunks ...string) (*http.Response, []byte) {
+	t.Helper()
+	conn, err := net.Dial("tcp", srv.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	for i, c := range chunks {
+		if i > 0 {
+			time.Sleep(50 * time.Millisecond) // lands in a later read
+		}
+		if _, err := io.WriteString(conn, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("%q: %v", chunks, err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, body
+}
+
+// TestFastPathAnswersAsNetHTTP sends each request twice: as clients send
+// it, which the event loop answers, and with the path's first letter
+// percent-encoded, which the loop hands to net/http (same route, same
+// handler code). Status, the headers clients read and the body must agree,
+// and both must be counted.
+func TestFastPathAnswersAsNetHTTP(t *testing.T) {
+	store := newTestStore(t, swarm.Config{})
+	srv := startServer(t, "127.0.0.1:0", Config{Store: store, IntervalJitter: -1, Allowed: func(h swarm.InfoHash) bool { return !refused(h) }})
+	// A swarm of one other peer, so announce replies are deterministic.
+	newPeer(t, srv.Addr(), "127.0.0.1", 7000).announce(hash20, "&left=0")
+	deniedHash := "%de" + strings.Repeat("a", 19)
+	for _, tc := range []struct{ name, target, header string }{
+		{"compact announce", "/announce?info_hash=" + q20 + "&port=6881&compact=1", ""},
+		{"dictionary announce", "/announce?info_hash=" + q20 + "&port=6882&compact=0&peer_id=-XX0001-abcdefghijkl", ""},
+		{"refused torrent", "/announce?info_hash=" + deniedHash + "&port=6881", ""},
+		{"missing port", "/announce?info_hash=" + q20, ""},
+		{"bad escape", "/announce?info_hash=%zz&port=1", ""},
+		{"scrape", "/scrape?info_hash=" + q20 + "&info_hash=" + deniedHash, ""},
+		{"HTTP/1.0 keep-alive", "/announce?info_hash=" + q20 + "&port=6883", "Connection: keep-alive\r\n"},
+		{"close", "/announce?info_hash=" + q20 + "&port=6884", "Connection: close\r\n"},
+	} {
+		version := "HTTP/1.1"
+		if strings.HasPrefix(tc.name, "HTTP/1.0") {
+			version = "HTTP/1.0"
+		}
+		request := func(target string) string {
+			return "GET " + target + " " + version + "\r\nHost: tracker\r\n" + tc.header + "\r\n"
+		}
+		handedTarget := "/%" + strings.ToUpper(hexByte(tc.target[1])) + tc.target[2:]
+		before := srv.Stats()
+		fast, fastBody := exchange(t, srv, request(tc.target))
+		handed, handedBody := exchange(t, srv, request(handedTarget))
+		after := srv.Stats()
+		if fast.Status != handed.Status || fast.Proto != handed.Proto || !bytes.Equal(fastBody, handedBody) {
+			t.Errorf("%s: fast path %s %s %q, net/http %s %s %q", tc.name, fast.Proto, fast.Status, fastBody, handed.Proto, handed.Status, handedBody)
+		}
+		for _, h := range []string{"Content-Type", "Content-Length", "X-Content-Type-Options", "Connection"} {
+			if fast.Header.Get(h) != handed.Header.Get(h) {
+				t.Errorf("%s: %s: fast path %q, net/http %q", tc.name, h, fast.Header.Get(h), handed.Header.Get(h))
+			}
+		}
+		if fast.Close != handed.Close || fast.Header.Get("Date") == "" {
+			t.Errorf("%s: Close %v (net/http %v), Date %q", tc.name, fast.Close, handed.Close, fast.Header.Get("Date"))
+		}
+		counted := after.Announces + after.AnnounceFailures + after.Scrapes + after.ScrapeFailures + after.BadRequests -
+			(before.Announces + before.AnnounceFailures + before.Scrapes + before.ScrapeFailures + before.BadRequests)
+		if counted != 2 {
+			t.Errorf("%s: %d requests counted, want 2", tc.name, counted)
+		}
+	}
+}
+
+func hexByte(b byte) string {
+	const digits = "0123456789abcdef"
+	return string([]byte{digits[b>>4], digits[b&15]})
+}
+
+// TestPipelinedKeepAlive sends three requests in one write on one
+// connection, then a fourth asking to close: four replies in order, then
+// the end of the stream.
+func TestPipelinedKeepAlive(t *testing.T) {
+	srv := startServer(t, "127.0.0.1:0", Config{Store: newTestStore(t, swarm.Config{})})
+	conn, err := net.Dial("tcp", srv.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	req := func(port, extra string) string {
+		return "GET /announce?info_hash=" + q20 + "&port=" + port + " HTTP/1.1\r\nHost: x\r\n" + extra + "\r\n"
+	}
+	io.WriteString(conn, req("1", "")+req("2", "")+"GET /scrape?info_hash="+q20+" HTTP/1.1\r\nHost: x\r\n\r\n")
+	r := bufio.NewReader(conn)
+	for i, want := range []string{"incomplete", "incomplete", "files"} {
+		resp, err := http.ReadResponse(r, nil)
+		if err != nil {
+			t.Fatalf("reply %d: %v", i, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 || resp.Close || !bytes.Contains(body, []byte(want)) {
+			t.Fatalf("reply %d: %s close=%v %q, want a kept connection and %q", i, resp.Status, resp.Close, body, want)
+		}
+	}
+	io.WriteString(conn, req("4", "Connection: close\r\n"))
+	resp, err := http.ReadResponse(r, nil)
+	if err != nil || !resp.Close {
+		t.Fatalf("last reply: %v, %v; want Connection: close", resp, err)
+	}
+	io.ReadAll(resp.Body)
+	if n, err := r.Read(make([]byte, 1)); err != io.EOF {
+		t.Errorf("after the last reply: %d bytes, %v; want EOF", n, err)
+	}
+}
+
+// TestSplitRequests sends heads in pieces: the loop must wait for the rest,
+// and hand net/http everything it has read when the request is not its own.
+func TestSplitRequests(t *testing.T) {
+	srv := startServer(t, "127.0.0.1:0", Config{Store: newTestStore(t, swarm.Config{})})
+	head := "GET /announce?info_hash=" + q20 + "&port=6881 HTTP/1.1\r\nHost: x\r\n\r\n"
+	handed := "GET /%61nnounce?info_hash=" + q20 + "&port=6881 HTTP/1.1\r\nHost: x\r\n\r\n"
+	for _, chunks := range [][]string{
+		{head[:3], head[3:]},
+		{head[:20], head[20 : len(head)-1], head[len(head)-1:]},
+		{handed[:6], handed[6:]},
+		{"GET /stats", "?mode=x HTTP/1.1\r\nHost: x\r\n\r\n"}, // not a tracker path: net/http's 404
+	} {
+		resp, body := exchange(t, srv, chunks...)
+		want := 200
+		if strings.HasPrefix(chunks[0], "GET /stats") {
+			want = 404
+		}
+		if resp.StatusCode != want {
+			t.Errorf("%q: %s %q, want %d", chunks, resp.Status, body, want)
+		}
+	}
+}
+
+// TestMaxConnections fills the limit with idle connections: the next one
+// is closed at once and counted, and a slot freed by a client is usable.
+func TestMaxConnections(t *testing.T) {
+	srv := startServer(t, "127.0.0.1:0", Config{Store: newTestStore(t, swarm.Config{}), MaxConnections: 2})
+	var idle []net.Conn
+	for range 2 {
+		c, err := net.Dial("tcp", srv.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		idle = append(idle, c)
+	}
+	waitFor(t, "2 open connections", func() bool { return srv.Stats().OpenConnections == 2 })
+	extra, err := net.Dial("tcp", srv.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	extra.SetDeadline(time.Now().Add(10 * time.Second))
+	if n, err := extra.Read(make([]byte, 1)); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("connection beyond the limit: read %d, %v; want it closed", n, err)
+	}
+	extra.Close()
+	if st := srv.Stats(); st.RefusedConnections != 1 || st.OpenConnections != 2 {
+		t.Errorf("refused %d open %d, want 1 and 2", st.RefusedConnections, st.OpenConnections)
+	}
+	idle[0].Close()
+	waitFor(t, "a freed slot", func() bool { return srv.Stats().OpenConnections == 1 })
+	resp, body := exchange(t, srv, "GET /announce?info_hash="+q20+"&port=1 HTTP/1.1\r\nHost: x\r\n\r\n")
+	if resp.StatusCode != 200 || !bytes.Contains(body, []byte("interval")) {
+		t.Errorf("announce in the freed slot: %s %q", resp.Status, body)
+	}
+}
+
+// TestDeadlines checks that the loop closes a connection stuck in its head
+// after ReadHeaderTimeout and an idle keep-alive one after IdleTimeout,
+// and that a slow head that completes in time is answered.
+func TestDeadlines(t *testing.T) {
+	srv := startServer(t, "127.0.0.1:0", Config{Store: newTestStore(t, swarm.Config{}),
+		ReadHeaderTimeout: 300 * time.Millisecond, IdleTimeout: 300 * time.Millisecond})
+	partial, err := net.Dial("tcp", srv.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer partial.Close()
+	io.WriteString(partial, "GET /announce?info_hash=")
+	idle, err := net.Dial("tcp", srv.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idle.Close()
+	io.WriteString(idle, "GET /announce?info_hash="+q20+"&port=1 HTTP/1.1\r\nHost: x\r\n\r\n")
+	r := bufio.NewReader(idle)
+	resp, err := http.ReadResponse(r, nil)
+	if err != nil || resp.Close {
+		t.Fatalf("keep-alive reply: %v %v", resp, err)
+	}
+	io.ReadAll(resp.Body)
+	for name, c := range map[string]io.Reader{"partial head": partial, "idle keep-alive": r} {
+		start := time.Now()
+		partial.SetReadDeadline(time.Now().Add(10 * time.Second))
+		idle.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if n, err := c.Read(make([]byte, 1)); err != io.EOF {
+			t.Errorf("%s: read %d, %v; want the server to close it", name, n, err)
+		}
+		t.Logf("%s closed after %v", name, time.Since(start))
+	}
+	if n := srv.Stats().OpenConnections; n != 0 {
+		t.Errorf("%d connections open after the deadlines", n)
+	}
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s after 10s", what)
+		}
+	}
+}
+
+// FuzzParseRequestHead checks the fast path's parser against net/http's:
+// every head it takes must be one net/http reads as the same GET, with the
+// same target, connection persistence and forwarding headers.
+func FuzzParseRequestHead(f *testing.F) {
+	for _, s := range []string{
+		"GET /announce?info_hash=aaaaaaaaaaaaaaaaaaaa&port=1 HTTP/1.1\r\nHost: x\r\n\r\n",
+		"GET /scrape HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+		"GET /a HTTP/1.1\r\nHost: x\r\nConnection: keep-alive, close\r\nX-Forwarded-For: 1.2.3.4, 5.6.7.8\r\nX-Real-IP: 9.9.9.9\r\n\r\n",
+		"GET /a HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
+		"GET /a HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\nGET /b HTTP/1.1\r\n",
+		"GET /a HTTP/1.1\nHost: x\n\n",
+		"GET /%61 HTTP/1.1\r\nHost: x\r\n\r\n",
+		"POST /a HTTP/1.1\r\nHost: x\r\n\r\n",
+		"GET /a HTTP/1.1\r\nHost: x\r\n folded\r\n\r\n",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var h requestHead
+		n, res := parseRequestHead(b, &h)
+		if res != headFast {
+			return
+		}
+		if n > len(b) || !bytes.HasSuffix(b[:n], headEnd) {
+			t.Fatalf("consumed %d of %d bytes: %q", n, len(b), b)
+		}
+		req, err := http.ReadRequest(bufio.NewReader(bytes.NewReader(b[:n])))
+		if err != nil {
+			t.Fatalf("fast path takes %q, net/http refuses it: %v", b[:n], err)
+		}
+		if req.Method != "GET" || req.RequestURI != h.target || req.Close == h.keepAlive ||
+			h.http10 != (req.ProtoMinor == 0) {
+			t.Fatalf("%q: fast path target %q keep-alive %v 1.0 %v; net/http %s %q close %v %s",
+				b[:n], h.target, h.keepAlive, h.http10, req.Method, req.RequestURI, req.Close, req.Proto)
+		}
+		if !slices.Equal(h.forwardedFor(), req.Header["X-Forwarded-For"]) || h.realIP != firstOrEmpty(req.Header["X-Real-Ip"]) {
+			t.Fatalf("%q: forwarded %q real %q; net/http %q %q", b[:n], h.forwardedFor(), h.realIP,
+				req.Header["X-Forwarded-For"], req.Header["X-Real-Ip"])
+		}
+		if _, _, hasQuery := strings.Cut(h.target, "?"); hasQuery != (req.URL.RawQuery != "" || req.URL.ForceQuery) {
+			t.Fatalf("%q: query disagreement", b[:n])
+		}
+	})
+}
+
+func firstOrEmpty(v []string) string {
+	if len(v) == 0 {
+		return ""
+	}
+	return v[0]
+}
