@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"herald/cluster"
+	"herald/httptracker"
 	"herald/swarm"
 )
 
@@ -61,6 +62,16 @@ type Settings struct {
 	DecoyPeers   int
 	RateLimit    float64
 	RateBurst    int
+
+	// HTTP frontend bounds, each per HTTP listen address.
+	HTTPMaxConns        int
+	HTTPHeaderTimeout   time.Duration
+	HTTPReadTimeout     time.Duration
+	HTTPIdleTimeout     time.Duration
+	HTTPWriteTimeout    time.Duration
+	HTTPMaxHeaderBytes  int
+	HTTPMaxScrapeHashes int
+	HTTPMaxFullScrapes  int // 0: full scrapes off
 
 	Snapshot         string
 	SnapshotInterval time.Duration
@@ -108,6 +119,15 @@ func Defaults() Settings {
 		Snapshot:         "herald.snapshot",
 		SnapshotInterval: 5 * time.Minute,
 		LogLevel:         slog.LevelInfo,
+
+		HTTPMaxConns:        httptracker.DefaultMaxConnections,
+		HTTPHeaderTimeout:   httptracker.DefaultReadHeaderTimeout,
+		HTTPReadTimeout:     httptracker.DefaultReadTimeout,
+		HTTPIdleTimeout:     httptracker.DefaultIdleTimeout,
+		HTTPWriteTimeout:    httptracker.DefaultWriteTimeout,
+		HTTPMaxHeaderBytes:  httptracker.DefaultMaxHeaderBytes,
+		HTTPMaxScrapeHashes: httptracker.DefaultMaxScrapeHashes,
+		HTTPMaxFullScrapes:  httptracker.DefaultMaxFullScrapes,
 	}
 }
 
@@ -182,6 +202,22 @@ var directives = []directive{
 		}, def: func(s *Settings) string { return strconv.FormatFloat(s.RateLimit, 'g', -1, 64) }},
 	{key: "tracker.rate_burst", flag: "rate-burst", arg: "n", usage: "requests one client may make at once before tracker.rate_limit applies",
 		set: intSetter(func(s *Settings) *int { return &s.RateBurst }, 1, 1<<20), def: intDef(func(s *Settings) int { return s.RateBurst })},
+	{key: "tracker.http_max_connections", flag: "http-max-connections", arg: "n", usage: "most open HTTP connections per HTTP address; beyond it new ones are closed at once (keep it below the file descriptor limit)",
+		set: intSetter(func(s *Settings) *int { return &s.HTTPMaxConns }, 1, 1<<24), def: intDef(func(s *Settings) int { return s.HTTPMaxConns })},
+	{key: "tracker.http_header_timeout", flag: "http-header-timeout", arg: "duration", usage: "time an HTTP client has to send a request's line and headers (bounds slowloris)",
+		set: durSetter(func(s *Settings) *time.Duration { return &s.HTTPHeaderTimeout }), def: durDef(func(s *Settings) time.Duration { return s.HTTPHeaderTimeout })},
+	{key: "tracker.http_read_timeout", flag: "http-read-timeout", arg: "duration", usage: "time an HTTP client has to send a whole request, and to take an announce or scrape reply",
+		set: durSetter(func(s *Settings) *time.Duration { return &s.HTTPReadTimeout }), def: durDef(func(s *Settings) time.Duration { return s.HTTPReadTimeout })},
+	{key: "tracker.http_idle_timeout", flag: "http-idle-timeout", arg: "duration", usage: "how long an idle keep-alive HTTP connection stays open",
+		set: durSetter(func(s *Settings) *time.Duration { return &s.HTTPIdleTimeout }), def: durDef(func(s *Settings) time.Duration { return s.HTTPIdleTimeout })},
+	{key: "tracker.http_write_timeout", flag: "http-write-timeout", arg: "duration", usage: "time to write one HTTP reply; a full scrape to a slow client takes longest",
+		set: durSetter(func(s *Settings) *time.Duration { return &s.HTTPWriteTimeout }), def: durDef(func(s *Settings) time.Duration { return s.HTTPWriteTimeout })},
+	{key: "tracker.http_max_header_bytes", flag: "http-max-header-bytes", arg: "n", usage: "most bytes of an HTTP request line and headers; a longer request gets 431",
+		set: intSetter(func(s *Settings) *int { return &s.HTTPMaxHeaderBytes }, 1024, 1<<20), def: intDef(func(s *Settings) int { return s.HTTPMaxHeaderBytes })},
+	{key: "tracker.http_max_scrape_hashes", flag: "http-max-scrape-hashes", arg: "n", usage: "most info hashes one HTTP scrape answers; extra ones are dropped, as opentracker (UDP: 74, one packet)",
+		set: intSetter(func(s *Settings) *int { return &s.HTTPMaxScrapeHashes }, 1, 4096), def: intDef(func(s *Settings) int { return s.HTTPMaxScrapeHashes })},
+	{key: "tracker.http_max_full_scrapes", flag: "http-max-full-scrapes", arg: "n", usage: "full scrapes (GET /scrape) sent at once; more get 503 (0: full scrapes off)",
+		set: intSetter(func(s *Settings) *int { return &s.HTTPMaxFullScrapes }, 0, 1024), def: intDef(func(s *Settings) int { return s.HTTPMaxFullScrapes })},
 	{key: "snapshot.path", flag: "snapshot", arg: "file", usage: "state file loaded at start, written periodically and at exit (\"off\" disables)",
 		set: func(s *Settings, v string) error { s.Snapshot = v; return nil }, def: func(s *Settings) string { return s.Snapshot }},
 	{key: "snapshot.interval", flag: "snapshot-interval", arg: "duration", usage: "how often the state file is written",
@@ -443,6 +479,11 @@ func (s *Settings) Validate() error {
 	}
 	if s.NumWant > s.MaxNumWant {
 		return fmt.Errorf("config: tracker.numwant %d is above tracker.max_numwant %d", s.NumWant, s.MaxNumWant)
+	}
+	// net/http's ReadTimeout also bounds the headers: a longer header
+	// timeout would hold only on the fast path.
+	if s.HTTPHeaderTimeout > s.HTTPReadTimeout {
+		return fmt.Errorf("config: tracker.http_header_timeout %v is above tracker.http_read_timeout %v", s.HTTPHeaderTimeout, s.HTTPReadTimeout)
 	}
 	if s.Snapshot == "off" {
 		s.Snapshot = ""

@@ -7,11 +7,14 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"reflect"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	"herald/httptracker"
 )
 
 func TestParseFile(t *testing.T) {
@@ -69,7 +72,8 @@ func TestDebianExampleConfig(t *testing.T) {
 }
 
 func TestBadLinesNameFileLineKey(t *testing.T) {
-	in := "tracker.interval soon\nlisten.tcp_udp\nno.such.key 1\n# fine\naccess.stats 300.1.1.1\ntracker.numwant -5\n"
+	in := "tracker.interval soon\nlisten.tcp_udp\nno.such.key 1\n# fine\naccess.stats 300.1.1.1\ntracker.numwant -5\n" +
+		"tracker.http_max_connections 0\ntracker.http_idle_timeout 0s\ntracker.http_max_header_bytes 100\n"
 	s := Defaults()
 	err := s.Parse("bad.conf", strings.NewReader(in))
 	want := []string{
@@ -78,6 +82,9 @@ func TestBadLinesNameFileLineKey(t *testing.T) {
 		`bad.conf:3: no.such.key: unknown directive`,
 		`bad.conf:5: access.stats: "300.1.1.1" is not an address`,
 		`bad.conf:6: tracker.numwant: "-5" is not a whole number`,
+		`bad.conf:7: tracker.http_max_connections: "0" is not a whole number from 1 to`,
+		`bad.conf:8: tracker.http_idle_timeout: "0s" is not a positive duration`,
+		`bad.conf:9: tracker.http_max_header_bytes: "100" is not a whole number from 1024 to`,
 	}
 	for _, w := range want {
 		if err == nil || !strings.Contains(err.Error(), w) {
@@ -124,6 +131,41 @@ func TestValidate(t *testing.T) {
 	}
 }
 
+// The HTTP frontend's bounds (issue 10) come from a config file and flags,
+// default to httptracker's, and a header timeout that net/http's read
+// timeout would cut short is refused.
+func TestHTTPLimits(t *testing.T) {
+	s, err := ParseArgs(nil, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.HTTPMaxConns != httptracker.DefaultMaxConnections || s.HTTPHeaderTimeout != httptracker.DefaultReadHeaderTimeout ||
+		s.HTTPMaxFullScrapes != httptracker.DefaultMaxFullScrapes {
+		t.Errorf("defaults: max connections %d, header timeout %v, full scrapes %d", s.HTTPMaxConns, s.HTTPHeaderTimeout, s.HTTPMaxFullScrapes)
+	}
+	conf := filepath.Join(t.TempDir(), "limits.conf")
+	err = os.WriteFile(conf, []byte("tracker.http_max_connections 1000\ntracker.http_header_timeout 3s\ntracker.http_read_timeout 5\n"+
+		"tracker.http_idle_timeout 20s\ntracker.http_write_timeout 2m\ntracker.http_max_header_bytes 4096\n"+
+		"tracker.http_max_scrape_hashes 10\ntracker.http_max_full_scrapes 0\n"), 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err = ParseArgs([]string{"-f", conf, "-http-max-connections", "2000"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := []any{s.HTTPMaxConns, s.HTTPHeaderTimeout, s.HTTPReadTimeout, s.HTTPIdleTimeout, s.HTTPWriteTimeout,
+		s.HTTPMaxHeaderBytes, s.HTTPMaxScrapeHashes, s.HTTPMaxFullScrapes}
+	want := []any{2000, 3 * time.Second, 5 * time.Second, 20 * time.Second, 2 * time.Minute, 4096, 10, 0}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("read %v, want %v", got, want)
+	}
+	_, err = ParseArgs([]string{"-http-header-timeout", "20s"}, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "tracker.http_header_timeout 20s is above tracker.http_read_timeout 15s") {
+		t.Errorf("header timeout above the read timeout: %v", err)
+	}
+}
+
 func TestHelpListsEveryDirective(t *testing.T) {
 	var out strings.Builder
 	if _, err := ParseArgs([]string{"-h"}, &out); !errors.Is(err, flag.ErrHelp) {
@@ -134,7 +176,7 @@ func TestHelpListsEveryDirective(t *testing.T) {
 			t.Errorf("-h does not mention %s", d.key)
 		}
 	}
-	if !strings.Contains(out.String(), "(default 30m0s)") {
+	if !strings.Contains(out.String(), "(default 30m0s)") || !strings.Contains(out.String(), "[config: tracker.http_max_connections] (default 16384)") {
 		t.Errorf("-h does not show defaults:\n%s", out.String())
 	}
 }

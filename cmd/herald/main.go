@@ -7,6 +7,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -167,6 +168,16 @@ func run(s *config.Settings, log *slog.Logger) (err error) {
 		Stats:          mon.Serve,
 		StatsPaths:     statsPaths(s.StatsPath),
 		Logger:         log,
+
+		MaxConnections:    s.HTTPMaxConns,
+		ReadHeaderTimeout: s.HTTPHeaderTimeout,
+		ReadTimeout:       s.HTTPReadTimeout,
+		IdleTimeout:       s.HTTPIdleTimeout,
+		WriteTimeout:      s.HTTPWriteTimeout,
+		MaxHeaderBytes:    s.HTTPMaxHeaderBytes,
+		MaxScrapeHashes:   s.HTTPMaxScrapeHashes,
+		// The config's 0 (off) is httptracker's negative; its 0 is the default.
+		MaxFullScrapes: cmp.Or(s.HTTPMaxFullScrapes, -1),
 	}
 	ws, err := wstracker.NewHandler(wstracker.Config{
 		Interval:       s.WSInterval,
