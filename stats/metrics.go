@@ -31,6 +31,12 @@ var (
 		"Sustained requests per second one client (IPv4 address, IPv6 /64) may make (tracker.rate_limit); absent when off.", nil, nil)
 	rateBurstDesc = prometheus.NewDesc("herald_client_rate_limit_burst",
 		"Requests one client may make at once before the rate limit applies (tracker.rate_burst); absent when off.", nil, nil)
+	httpConnsLimitDesc = prometheus.NewDesc("herald_http_connections_limit",
+		"Most open HTTP connections (tracker.http_max_connections), summed over HTTP listen addresses as herald_http_connections is.", nil, nil)
+	httpConnsDesc = prometheus.NewDesc("herald_http_connections",
+		"Open HTTP connections, waiting or being answered (WebSocket upgrades on the HTTP port included), summed over HTTP listen addresses.", nil, nil)
+	httpConnsRefusedDesc = prometheus.NewDesc("herald_http_connections_refused_total",
+		"HTTP connections closed on arrival: herald_http_connections_limit reached, or net/http not keeping up with handed-over requests.", nil, nil)
 	torrentsDesc = prometheus.NewDesc("herald_torrents",
 		"Torrents in the swarm store.", nil, nil)
 	peersDesc = prometheus.NewDesc("herald_peers",
@@ -56,6 +62,7 @@ func (c metricsCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		requestsDesc, errorsDesc, storeRefusalsDesc, torrentsDesc, peersDesc, completedDesc, durationDesc, statsRequestsDesc,
 		torrentsLimitDesc, peersLimitDesc, rateLimitDesc, rateBurstDesc,
+		httpConnsDesc, httpConnsRefusedDesc, httpConnsLimitDesc,
 	} {
 		ch <- d
 	}
@@ -110,6 +117,11 @@ func (c metricsCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(errorsDesc, u.ReadFailures, "udp", "read_failed")
 	counter(errorsDesc, u.RateLimited, "udp", "rate_limited")
 
+	gauge(httpConnsDesc, int(h.OpenConnections))
+	counter(httpConnsRefusedDesc, h.RefusedConnections)
+	src := c.m.src.Load()
+	limit(httpConnsLimitDesc, float64(c.m.cfg.HTTPMaxConnections*len(src.HTTP)))
+
 	counter(storeRefusalsDesc, s.Refusals.TorrentLimit, "torrent_limit")
 	counter(storeRefusalsDesc, s.Refusals.PeerLimit, "peer_limit")
 	bounds := c.m.store.Config()
@@ -131,7 +143,6 @@ func (c metricsCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(statsRequestsDesc, s.StatsRequests-s.StatsDenied, "ok")
 	counter(statsRequestsDesc, s.StatsDenied, "denied")
 
-	src := c.m.src.Load()
 	for _, lat := range []struct {
 		protocol string
 		sources  []*Histogram

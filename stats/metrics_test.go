@@ -1,6 +1,9 @@
 package stats
 
 import (
+	"context"
+	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -40,20 +43,25 @@ func TestMetricsParseAndLint(t *testing.T) {
 			t.Fatalf("announce %v to %x accepted past the store's bounds", a.Addr, a.InfoHash)
 		}
 	}
+	full := fullHTTPServer(t, store)
 	reg := prometheus.NewPedanticRegistry() // also checks Collect against Describe
 	m, err := New(Config{
 		Sources: Sources{
 			Store: store,
 			// Rate-limited requests on the second of each protocol's
 			// frontends: the counts are summed over frontends.
-			HTTP:        []HTTPCounters{&fakeHTTP{fixed: fixedHTTP}, &fakeHTTP{fixed: httptracker.Stats{Announces: 1000, RateLimited: 7}}},
+			// A real server at its connection limit too: its connection
+			// counts are summed with the fakes'.
+			HTTP: []HTTPCounters{&fakeHTTP{fixed: fixedHTTP},
+				&fakeHTTP{fixed: httptracker.Stats{Announces: 1000, RateLimited: 7, OpenConnections: 5, RefusedConnections: 3}}, full},
 			UDP:         []UDPCounters{&fakeUDP{fixed: fixedUDP}, &fakeUDP{fixed: udptracker.Stats{RateLimited: 9}}},
 			HTTPLatency: []*Histogram{httpLat},
 			UDPLatency:  []*Histogram{udpLat},
 		},
-		Nets:      testNets,
-		RateLimit: ratelimit.Config{Rate: 2.5, Burst: 40},
-		Registry:  reg,
+		Nets:               testNets,
+		RateLimit:          ratelimit.Config{Rate: 2.5, Burst: 40},
+		HTTPMaxConnections: 1,
+		Registry:           reg,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -130,6 +138,9 @@ func TestMetricsParseAndLint(t *testing.T) {
 		{"herald_peers_limit", nil, 10},
 		{"herald_client_rate_limit_per_second", nil, 2.5},
 		{"herald_client_rate_limit_burst", nil, 40},
+		{"herald_http_connections", nil, 5 + 1},
+		{"herald_http_connections_refused_total", nil, 3 + 1},
+		{"herald_http_connections_limit", nil, 3}, // one per listener, three listeners
 		{"herald_torrents", nil, 3},
 		{"herald_peers", map[string]string{"family": "ipv4", "role": "seeder"}, 2},
 		{"herald_peers", map[string]string{"family": "ipv4", "role": "leecher"}, 4},
@@ -165,6 +176,44 @@ func TestMetricsParseAndLint(t *testing.T) {
 	for _, name := range []string{"go_goroutines", "process_start_time_seconds"} {
 		if families[name] == nil {
 			t.Errorf("%s missing: the Go runtime and process collectors are not registered", name)
+		}
+	}
+}
+
+// fullHTTPServer serves a real HTTP tracker with room for one connection
+// and dials it twice: one connection stays open (it sends nothing, and its
+// header timeout is an hour), the other is closed on arrival.
+func fullHTTPServer(t *testing.T, store *swarm.Store) *httptracker.Server {
+	t.Helper()
+	srv, err := httptracker.Listen("127.0.0.1:0", httptracker.Config{Store: store, MaxConnections: 1,
+		ReadHeaderTimeout: time.Hour, ReadTimeout: time.Hour, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-served; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	})
+	for range 2 {
+		c, err := net.Dial("tcp", srv.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+	}
+	// The server accepts on its own loops: wait until it has seen both.
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		st := srv.Stats()
+		if st.OpenConnections == 1 && st.RefusedConnections == 1 {
+			return srv
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after 30s: %d connections open, %d refused; want 1 and 1", st.OpenConnections, st.RefusedConnections)
 		}
 	}
 }
