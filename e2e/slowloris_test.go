@@ -35,10 +35,12 @@ const (
 	// stuffedRequests replies of 200 peers each overflow the largest send
 	// buffer Linux gives herald by default (tcp_wmem, 4 MiB).
 	stuffedRequests = 4096
-	// closeBound is how long herald may keep a connection whose request
-	// headers never complete. Its header-read timeout is 10 s and cannot be
-	// configured; the rest is slack for a loaded 2-core machine.
-	closeBound = 30 * time.Second
+	// headerTimeout is herald's header-read timeout in this test (the
+	// operator's -http-header-timeout); closeBound is how long herald may
+	// keep a connection whose request headers never complete: the timeout
+	// plus slack for a loaded 2-core machine.
+	headerTimeout = 3 * time.Second
+	closeBound    = 15 * time.Second
 	// fdSlack is how many file descriptors above its idle count herald may
 	// hold once the flood is gone (a client's keep-alive connection).
 	fdSlack = 16
@@ -52,7 +54,7 @@ const (
 // closeBound, and give back the connections' file descriptors.
 func TestSlowloris(t *testing.T) {
 	requireClient(t, "python3-libtorrent", libtorrentInstalled())
-	h := startHerald(t, "127.0.0.1")
+	h := startHerald(t, "127.0.0.1", "-http-header-timeout", headerTimeout.String())
 	pid := h.cmd.Process.Pid
 	baseline := countFDs(t, pid)
 

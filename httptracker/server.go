@@ -38,6 +38,11 @@ func Listen(addr string, cfg Config) (*Server, error) {
 	}
 	s := &Server{handler: h}
 	s.limit.max = int64(h.cfg.MaxConnections)
+	var nofile unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &nofile); err == nil && uint64(s.limit.max) > nofile.Cur {
+		h.cfg.Logger.Warn("httptracker: max connections above the file descriptor limit; accepting pauses when descriptors run out",
+			"addr", addr, "max_connections", s.limit.max, "nofile", nofile.Cur)
+	}
 	fds, bound, err := listenSockets(addr, runtime.GOMAXPROCS(0))
 	if err != nil {
 		return nil, err
