@@ -1,13 +1,21 @@
 // Package httptracker is herald's HTTP tracker frontend: BEP 3 announces
 // with BEP 23 compact and BEP 7 IPv6 peers, BEP 48 scrapes, and
-// opentracker's full scrape, over net/http with HTTP/1.1 keep-alive.
+// opentracker's full scrape, with HTTP/1.1 keep-alive.
 //
 // # Request path
 //
-// server.go accepts and reads the request (net/http), handler.go routes it
-// and query.go decodes its parameters from the raw query into fixed arrays,
-// swarm.Store.Announce updates the swarm and picks peers under one shard
-// lock, and reply.go appends the bencoded reply into a pooled buffer.
+// Each core runs an event loop (loop.go) on its own SO_REUSEPORT socket:
+// it accepts, reads the request head into a reused buffer and, when
+// head.go recognises a plain GET of an announce or scrape (what nearly
+// every client sends), answers it itself: accept, read, send, close, four
+// system calls, no goroutine and no allocation per connection. Every other
+// request (stats, full scrape, WebSocket upgrades, unusual but legal HTTP)
+// is handed with the bytes read so far to a net/http server, whose
+// behaviour and errors it then gets. Both paths route with the same rules
+// (handler.go) and answer through the same code: query.go decodes the
+// parameters from the raw query into fixed arrays, swarm.Store.Announce
+// updates the swarm and picks peers under one shard lock, and reply.go
+// appends the bencoded reply into a reused buffer.
 //
 // # Routing (as opentracker's ot_http.c)
 //
@@ -21,8 +29,7 @@
 //	anything else             404
 //
 // A request line with a stray space ("GET /announce ?info_hash=…"), which
-// opentracker tolerates, is rejected by net/http with 400 before the
-// handler runs. A request line plus headers longer than
+// opentracker tolerates, goes to net/http, which rejects it with 400. A request line plus headers longer than
 // Config.MaxHeaderBytes (so also an over-long URL) gets net/http's 431
 // Request Header Fields Too Large, not 414; net/http reads up to 4 KiB
 // past the limit before it notices.
