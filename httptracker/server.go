@@ -75,7 +75,15 @@ func listenSockets(addr string, n int) ([]int, netip.AddrPort, error) {
 		KeepAlive: -1,
 		Control: func(_, _ string, c syscall.RawConn) error {
 			var err error
-			c.Control(func(fd uintptr) { err = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1) })
+			c.Control(func(fd uintptr) {
+				err = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
+				if err == nil {
+					// Accept a connection once its request has arrived (or
+					// after a second): no read that finds nothing, no
+					// epoll registration, no second wakeup for it.
+					err = unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_DEFER_ACCEPT, 1)
+				}
+			})
 			return err
 		},
 	}
