@@ -84,7 +84,9 @@ type Config struct {
 
 	// ReadHeaderTimeout, ReadTimeout and IdleTimeout bound how long a client
 	// may take to send a request's headers, a whole request, and how long a
-	// keep-alive connection may idle. Defaults 10s, 15s, 60s.
+	// keep-alive connection may idle. Defaults 10s, 15s, 60s. A connection
+	// that sends nothing waits in the kernel for about a second
+	// (TCP_DEFER_ACCEPT) before it is accepted and ReadHeaderTimeout starts.
 	ReadHeaderTimeout time.Duration
 	ReadTimeout       time.Duration
 	IdleTimeout       time.Duration
