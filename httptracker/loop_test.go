@@ -228,9 +228,8 @@ func TestDeadlines(t *testing.T) {
 		}
 		t.Logf("%s closed after %v", name, time.Since(start))
 	}
-	if n := srv.Stats().OpenConnections; n != 0 {
-		t.Errorf("%d connections open after the deadlines", n)
-	}
+	// The client sees the close before the server's count drops.
+	waitFor(t, "no open connection after the deadlines", func() bool { return srv.Stats().OpenConnections == 0 })
 }
 
 func waitFor(t *testing.T, what string, cond func() bool) {
