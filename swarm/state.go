@@ -123,7 +123,7 @@ func (s *Store) Restore(ts *TorrentState) (int, error) {
 	defer sh.mu.Unlock()
 	t := sh.torrents[ts.InfoHash]
 	if t == nil {
-		if s.cfg.MaxTorrents > 0 && s.torrents.Load() >= int64(s.cfg.MaxTorrents) {
+		if !reserve(&s.torrents, s.cfg.MaxTorrents) {
 			sh.torrentLimit.Add(1)
 			return 0, ErrTorrentLimit
 		}
@@ -131,7 +131,6 @@ func (s *Store) Restore(ts *TorrentState) (int, error) {
 		idle := uint32(min(ts.Idle, s.cfg.TorrentTimeout) / time.Second)
 		t.lastActive = now - min(idle, now)
 		sh.torrents[ts.InfoHash] = t
-		s.torrents.Add(1)
 	}
 	t.completed = max(t.completed, ts.Completed)
 	added := 0
@@ -158,14 +157,13 @@ func (s *Store) Restore(ts *TorrentState) (int, error) {
 				l.seeders--
 			}
 		} else {
-			if s.cfg.MaxPeers > 0 && s.peers.Load() >= int64(s.cfg.MaxPeers) {
+			if !reserve(&s.peers, s.cfg.MaxPeers) {
 				sh.peerLimit.Add(1)
 				return added, ErrPeerLimit
 			}
 			rec = insertAt(v, i, rl)
 			copy(rec, key)
 			l.total++
-			s.peers.Add(1)
 			added++
 		}
 		var f byte

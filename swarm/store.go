@@ -234,13 +234,12 @@ func (s *Store) announce(a *Announce, want Family, dst Peers) (Peers, Counts, er
 		if a.Event == EventStopped {
 			return dst, Counts{}, nil
 		}
-		if s.cfg.MaxTorrents > 0 && s.torrents.Load() >= int64(s.cfg.MaxTorrents) {
+		if !reserve(&s.torrents, s.cfg.MaxTorrents) {
 			sh.torrentLimit.Add(1)
 			return dst, Counts{}, ErrTorrentLimit
 		}
 		t = new(torrent)
 		sh.torrents[a.InfoHash] = t
-		s.torrents.Add(1)
 	}
 	t.lastActive = now
 	l := &t.v4
@@ -269,7 +268,7 @@ func (s *Store) announce(a *Announce, want Family, dst Peers) (Peers, Counts, er
 	if found {
 		rec = (*v)[i*rl : (i+1)*rl]
 	} else {
-		if s.cfg.MaxPeers > 0 && s.peers.Load() >= int64(s.cfg.MaxPeers) {
+		if !reserve(&s.peers, s.cfg.MaxPeers) {
 			sh.peerLimit.Add(1)
 			return dst, t.counts(), ErrPeerLimit
 		}
@@ -277,7 +276,6 @@ func (s *Store) announce(a *Announce, want Family, dst Peers) (Peers, Counts, er
 		copy(rec, key)
 		rec[rl-2] = 0
 		l.total++
-		s.peers.Add(1)
 	}
 	flags := rec[rl-2]
 	wasSeeder := flags&flagSeeder != 0
@@ -386,6 +384,18 @@ func (t *torrent) pick(dst Peers, numwant int, want Family, self []byte, rl int)
 		dst.V6 = t.v6.pick(dst.V6, w6, self6, recLen6)
 	}
 	return dst
+}
+
+// reserve counts one more torrent or peer in n unless that passes limit
+// (0: no limit). Adding first and taking it back keeps the bound exact when
+// shards race; checking before adding would let each of them pass at
+// limit-1.
+func reserve(n *atomic.Int64, limit int) bool {
+	if v := n.Add(1); limit > 0 && v > int64(limit) {
+		n.Add(-1)
+		return false
+	}
+	return true
 }
 
 // Scrape returns a torrent's counts, and false when the store has no such torrent.

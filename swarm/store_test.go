@@ -7,6 +7,7 @@ import (
 	"math"
 	"net/netip"
 	"runtime"
+	"sync"
 	"testing"
 	"time"
 )
@@ -323,6 +324,36 @@ func TestLimits(t *testing.T) {
 	announce(t, s, Announce{InfoHash: hashN(1), Addr: addr4(2, 1)}, FamilyBoth)
 	if _, _, err := s.Announce(&Announce{InfoHash: hashN(1), Addr: netip.AddrPort{}}, FamilyBoth, Peers{}); err != ErrInvalidAddr {
 		t.Fatalf("invalid address: err %v", err)
+	}
+}
+
+// TestLimitsExactUnderConcurrency races announces of new torrents and new
+// peers on every shard: the store must end exactly at its bounds, never
+// above (a check-then-add let each racing shard pass at the bound minus
+// one).
+func TestLimitsExactUnderConcurrency(t *testing.T) {
+	const maxTorrents, maxPeers, workers, each = 500, 800, 8, 4000
+	s := newStore(t, Config{MaxTorrents: maxTorrents, MaxPeers: maxPeers})
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := range each {
+				n := w*each + i
+				// Half new torrents, half new peers on a few shared torrents.
+				h := hashN(n)
+				if n%2 == 1 {
+					h = hashN(n % 7)
+				}
+				s.Announce(&Announce{InfoHash: h, Addr: addr4(n, 1)}, 0, Peers{})
+			}
+		})
+	}
+	wg.Wait()
+	if s.Torrents() > maxTorrents || s.Peers() > maxPeers {
+		t.Fatalf("%d torrents, %d peers: above the bounds %d, %d", s.Torrents(), s.Peers(), maxTorrents, maxPeers)
+	}
+	if s.Peers() != maxPeers {
+		t.Errorf("%d peers, want the bound %d reached", s.Peers(), maxPeers)
 	}
 }
 
