@@ -100,7 +100,10 @@ type Settings struct {
 
 // Defaults returns the settings herald runs with when told nothing.
 func Defaults() Settings {
+	maxTorrents, maxPeers := memoryBounds()
 	return Settings{
+		MaxTorrents:      maxTorrents,
+		MaxPeers:         maxPeers,
 		AccessReload:     5 * time.Second,
 		StatsPath:        "stats",
 		Interval:         30 * time.Minute,
@@ -183,9 +186,9 @@ var directives = []directive{
 		set: intSetter(func(s *Settings) *int { return &s.MaxPeersUDP4 }, 0, 1000), def: intDef(func(s *Settings) int { return s.MaxPeersUDP4 })},
 	{key: "tracker.udp_max_peers6", flag: "udp-max-peers6", arg: "n", usage: "most IPv6 peers in one UDP reply",
 		set: intSetter(func(s *Settings) *int { return &s.MaxPeersUDP6 }, 0, 1000), def: intDef(func(s *Settings) int { return s.MaxPeersUDP6 })},
-	{key: "tracker.max_torrents", flag: "max-torrents", arg: "n", usage: "most torrents held; new ones beyond get a failure (0: no limit)",
+	{key: "tracker.max_torrents", flag: "max-torrents", arg: "n", usage: "most torrents held; new ones beyond get a failure (default: a quarter of the memory at 512 bytes each; 0: no limit)",
 		set: intSetter(func(s *Settings) *int { return &s.MaxTorrents }, 0, 1<<40), def: intDef(func(s *Settings) int { return s.MaxTorrents })},
-	{key: "tracker.max_peers", flag: "max-peers", arg: "n", usage: "most peers held; new ones beyond get a failure (0: no limit)",
+	{key: "tracker.max_peers", flag: "max-peers", arg: "n", usage: "most peers held; new ones beyond get a failure (default: half of the memory at 80 bytes each; 0: no limit)",
 		set: intSetter(func(s *Settings) *int { return &s.MaxPeers }, 0, 1<<40), def: intDef(func(s *Settings) int { return s.MaxPeers })},
 	{key: "tracker.allow_ip_field", flag: "allow-ip-field", arg: "bool", usage: "honour addresses clients state themselves (UDP announce ip field; HTTP ip=, and BEP 7 ipv4=/ipv6= as a second peer); lets a client register any address",
 		set: boolSetter(func(s *Settings) *bool { return &s.AllowIPField }), def: func(s *Settings) string { return strconv.FormatBool(s.AllowIPField) }},

@@ -1,0 +1,78 @@
+package config
+
+import (
+	"bufio"
+	"bytes"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+)
+
+// Memory budget for the default bounds on torrents and peers, so that a
+// flood of made-up info hashes or peers cannot take the machine's memory
+// unless the operator says so (tracker.max_torrents / max_peers 0). Peers
+// get half of the memory at bytesPerPeer, torrents a quarter at
+// bytesPerTorrent; both figures are above what docs/benchmarks.md measured
+// (IPv6 66 bytes per peer, about 350 bytes per torrent in a flood), so
+// both bounds reached together still leave room for the Go heap's
+// headroom and a snapshot being written.
+const (
+	bytesPerPeer    = 80
+	bytesPerTorrent = 512
+)
+
+// memoryBounds returns default bounds derived from the memory herald may
+// use: its cgroup's limit if it has one, else the machine's. They are 0
+// (no bound) when neither can be read.
+func memoryBounds() (torrents, peers int) {
+	mem := cgroupMemoryMax()
+	if mem == 0 {
+		mem = memTotal()
+	}
+	return int(mem / 4 / bytesPerTorrent), int(mem / 2 / bytesPerPeer)
+}
+
+// cgroupMemoryMax reads cgroup v2's memory.max; 0 when unset ("max") or
+// unreadable.
+func cgroupMemoryMax() uint64 {
+	data, err := os.ReadFile("/sys/fs/cgroup/memory.max")
+	if err != nil {
+		return 0
+	}
+	v, err := strconv.ParseUint(string(bytes.TrimSpace(data)), 10, 64)
+	if err != nil {
+		return 0
+	}
+	return v
+}
+
+// memTotal reads MemTotal from /proc/meminfo in bytes; 0 when unreadable.
+func memTotal() uint64 {
+	f, err := os.Open("/proc/meminfo")
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	return parseMemTotal(f)
+}
+
+func parseMemTotal(r io.Reader) uint64 {
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		rest, ok := strings.CutPrefix(sc.Text(), "MemTotal:")
+		if !ok {
+			continue
+		}
+		fields := strings.Fields(rest)
+		if len(fields) != 2 || fields[1] != "kB" {
+			return 0
+		}
+		kb, err := strconv.ParseUint(fields[0], 10, 64)
+		if err != nil {
+			return 0
+		}
+		return kb * 1024
+	}
+	return 0
+}
