@@ -52,9 +52,6 @@ type eventLoop struct {
 	acceptPaused time.Time
 	stopping     atomic.Bool
 	handoff      func(net.Conn, []byte)
-	// more is set while serving a batch when a descriptor may still be
-	// ready: accepts stopped at acceptBatch, a read filled the buffer.
-	more bool
 }
 
 // conn is a connection the loop waits on: a request not complete yet, a
@@ -189,26 +186,18 @@ func (l *eventLoop) run() error {
 	if err != nil {
 		return fmt.Errorf("httptracker: event loop: %w", err)
 	}
-	// wait runs until the epoll set is drained, then returns false so the
-	// goroutine parks until Go's poller sees the epoll fd become readable.
-	// It returns (true) only to stop: RawRead clears a readiness the poller
-	// recorded when it starts, so leaving it would lose wakeups that came
-	// while a batch was served.
+	// wait serves batches until the epoll set is empty, then returns false
+	// so the goroutine parks until Go's poller sees the epoll fd become
+	// readable. It returns (true) only to stop: RawRead clears a readiness
+	// the poller recorded when it starts, so leaving it after each batch
+	// would need one more epoll_wait to be safe.
 	wait := func(epfd uintptr) bool {
 		for !l.stopping.Load() {
 			n, _ := rawSyscall(unix.SYS_EPOLL_PWAIT, epfd, uintptr(unsafe.Pointer(&l.events[0])), uintptr(len(l.events)), 0)
 			if n <= 0 {
 				return false // nothing ready (or EINTR)
 			}
-			l.more = false
 			l.handle(l.events[:n])
-			// A batch shorter than the buffer emptied the ready list:
-			// whatever becomes ready now wakes the poller, so there is no
-			// need to ask again before parking, unless a descriptor was
-			// left ready (l.more), which raises no new wakeup.
-			if n < len(l.events) && !l.more {
-				return false
-			}
 		}
 		return true
 	}
@@ -293,7 +282,6 @@ func (l *eventLoop) accept() {
 		c := l.newConn(fd, sockaddrAddr(&sa))
 		l.read(c)
 	}
-	l.more = true // stopped at acceptBatch, not at EAGAIN
 }
 
 // rawSyscall makes one of the loop's system calls: all are on non-blocking
@@ -363,7 +351,6 @@ func (l *eventLoop) read(c *conn) {
 	n, err := rawSyscall(unix.SYS_READ, uintptr(c.fd), uintptr(unsafe.Pointer(unsafe.SliceData(buf[len(buf):cap(buf)]))), uintptr(cap(buf)-len(buf)), 0)
 	switch {
 	case n > 0:
-		l.more = l.more || len(buf)+n == cap(buf)
 		l.serve(c, buf[:len(buf)+n])
 	case err == unix.EAGAIN || err == unix.EINTR:
 		l.waitRead(c)
