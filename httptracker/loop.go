@@ -254,8 +254,8 @@ func (l *eventLoop) accept() {
 	for range acceptBatch {
 		var sa unix.RawSockaddrAny
 		salen := uint32(unix.SizeofSockaddrAny)
-		r, _, errno := unix.RawSyscall6(unix.SYS_ACCEPT4, uintptr(l.lfd), uintptr(unsafe.Pointer(&sa)),
-			uintptr(unsafe.Pointer(&salen)), unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0, 0)
+		fd, errno := rawSyscall(unix.SYS_ACCEPT4, uintptr(l.lfd), uintptr(unsafe.Pointer(&sa)),
+			uintptr(unsafe.Pointer(&salen)), unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
 		switch errno {
 		case 0:
 		case unix.EAGAIN, unix.EINTR:
@@ -274,7 +274,6 @@ func (l *eventLoop) accept() {
 			l.h.cfg.Logger.Warn("httptracker: accept failed", "err", errno)
 			return
 		}
-		fd := int(r)
 		if !l.limit.admit() {
 			unix.Close(fd)
 			continue
@@ -292,11 +291,6 @@ func (l *eventLoop) accept() {
 // that cost more CPU than the request.
 func rawSyscall(trap, a1, a2, a3, a4 uintptr) (int, unix.Errno) {
 	r, _, errno := unix.RawSyscall6(trap, a1, a2, a3, a4, 0, 0)
-	return int(r), errno
-}
-
-func sendto(fd int, b []byte, flags uintptr) (int, unix.Errno) {
-	r, _, errno := unix.RawSyscall6(unix.SYS_SENDTO, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(b))), uintptr(len(b)), flags, 0, 0)
 	return int(r), errno
 }
 
@@ -365,9 +359,11 @@ func (l *eventLoop) read(c *conn) {
 func (l *eventLoop) serve(c *conn, data []byte) {
 	for {
 		n, res := parseRequestHead(data, &l.head)
-		rt := routeNotFound
+		rt, query := routeNotFound, ""
 		if res == headFast {
-			path, _, hasQuery := strings.Cut(l.head.target, "?")
+			var path string
+			var hasQuery bool
+			path, query, hasQuery = strings.Cut(l.head.target, "?")
 			if rt = l.h.routeOf(path, hasQuery); rt != routeAnnounce && rt != routeScrape {
 				res = headOther
 			}
@@ -384,7 +380,7 @@ func (l *eventLoop) serve(c *conn, data []byte) {
 			l.waitRead(c)
 			return
 		}
-		l.answer(c, rt)
+		l.answer(c, rt, query)
 		data = data[n:]
 		c.closeAfter = !l.head.keepAlive
 		if !l.write(c, l.out) {
@@ -398,35 +394,27 @@ func (l *eventLoop) serve(c *conn, data []byte) {
 			l.close(c)
 			return
 		}
+		// Idle until the next request starts: the next pass waits for it,
+		// or, with pipelined bytes already here, answers or times it.
 		c.idle, c.deadline = true, l.now.Add(l.h.cfg.IdleTimeout)
-		if len(data) == 0 {
-			c.in = c.in[:0]
-			l.waitRead(c)
-			return
-		}
-		c.idle, c.deadline = false, l.now.Add(l.h.cfg.ReadHeaderTimeout) // a pipelined request
 	}
 }
 
-// answer puts the reply to the request in l.head into l.out.
-func (l *eventLoop) answer(c *conn, rt route) {
-	_, query, _ := strings.Cut(l.head.target, "?")
+// answer puts the reply to the request in l.head, whose query is query,
+// into l.out.
+func (l *eventLoop) answer(c *conn, rt route, query string) {
+	if l.h.cfg.Observe != nil {
+		defer l.h.observe(time.Now())
+	}
 	addr := c.remote
 	if l.h.trustedProxy(addr) {
 		addr = l.h.forwardedClient(addr, l.head.forwardedFor(), l.head.realIP)
-	}
-	var start time.Time
-	if l.h.cfg.Observe != nil {
-		start = time.Now()
 	}
 	var badRequest bool
 	if rt == routeAnnounce {
 		badRequest = l.h.answerAnnounce(l.st, query, addr, addr.IsValid())
 	} else {
 		badRequest = l.h.answerScrape(l.st, query, addr, addr.IsValid())
-	}
-	if l.h.cfg.Observe != nil {
-		l.h.cfg.Observe(time.Since(start))
 	}
 	l.out = appendReply(l.out[:0], badRequest, l.st.body, &l.head, l.date)
 }
@@ -471,7 +459,7 @@ func (l *eventLoop) write(c *conn, b []byte) bool {
 	if c.closeAfter {
 		flags |= unix.MSG_MORE
 	}
-	n, err := sendto(c.fd, b, flags)
+	n, err := rawSyscall(unix.SYS_SENDTO, uintptr(c.fd), uintptr(unsafe.Pointer(unsafe.SliceData(b))), uintptr(len(b)), flags)
 	if n == len(b) {
 		return true
 	}
@@ -502,12 +490,7 @@ func (l *eventLoop) flush(c *conn) {
 		return
 	}
 	c.idle, c.deadline = true, l.now.Add(l.h.cfg.IdleTimeout)
-	if len(c.in) > 0 {
-		c.idle, c.deadline = false, l.now.Add(l.h.cfg.ReadHeaderTimeout)
-		l.serve(c, c.in) // it waits for what comes next
-		return
-	}
-	l.waitRead(c)
+	l.serve(c, c.in) // the requests that came meanwhile, or a wait for the next
 }
 
 func (l *eventLoop) waitRead(c *conn) {
