@@ -135,6 +135,7 @@ func (s *Server) Stats() Stats {
 	st := s.handler.Stats()
 	st.OpenConnections = uint64(max(s.limit.open.Load(), 0))
 	st.RefusedConnections = s.limit.refused.Load()
+	st.MaxConnections = uint64(s.limit.max)
 	return st
 }
 

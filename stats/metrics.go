@@ -119,8 +119,7 @@ func (c metricsCollector) Collect(ch chan<- prometheus.Metric) {
 
 	gauge(httpConnsDesc, int(h.OpenConnections))
 	counter(httpConnsRefusedDesc, h.RefusedConnections)
-	src := c.m.src.Load()
-	limit(httpConnsLimitDesc, float64(c.m.cfg.HTTPMaxConnections*len(src.HTTP)))
+	limit(httpConnsLimitDesc, float64(h.MaxConnections))
 
 	counter(storeRefusalsDesc, s.Refusals.TorrentLimit, "torrent_limit")
 	counter(storeRefusalsDesc, s.Refusals.PeerLimit, "peer_limit")
@@ -143,6 +142,7 @@ func (c metricsCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(statsRequestsDesc, s.StatsRequests-s.StatsDenied, "ok")
 	counter(statsRequestsDesc, s.StatsDenied, "denied")
 
+	src := c.m.src.Load()
 	for _, lat := range []struct {
 		protocol string
 		sources  []*Histogram

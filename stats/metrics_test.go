@@ -53,15 +53,14 @@ func TestMetricsParseAndLint(t *testing.T) {
 			// A real server at its connection limit too: its connection
 			// counts are summed with the fakes'.
 			HTTP: []HTTPCounters{&fakeHTTP{fixed: fixedHTTP},
-				&fakeHTTP{fixed: httptracker.Stats{Announces: 1000, RateLimited: 7, OpenConnections: 5, RefusedConnections: 3}}, full},
+				&fakeHTTP{fixed: httptracker.Stats{Announces: 1000, RateLimited: 7, OpenConnections: 5, RefusedConnections: 3, MaxConnections: 2}}, full},
 			UDP:         []UDPCounters{&fakeUDP{fixed: fixedUDP}, &fakeUDP{fixed: udptracker.Stats{RateLimited: 9}}},
 			HTTPLatency: []*Histogram{httpLat},
 			UDPLatency:  []*Histogram{udpLat},
 		},
-		Nets:               testNets,
-		RateLimit:          ratelimit.Config{Rate: 2.5, Burst: 40},
-		HTTPMaxConnections: 1,
-		Registry:           reg,
+		Nets:      testNets,
+		RateLimit: ratelimit.Config{Rate: 2.5, Burst: 40},
+		Registry:  reg,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -140,7 +139,7 @@ func TestMetricsParseAndLint(t *testing.T) {
 		{"herald_client_rate_limit_burst", nil, 40},
 		{"herald_http_connections", nil, 5 + 1},
 		{"herald_http_connections_refused_total", nil, 3 + 1},
-		{"herald_http_connections_limit", nil, 3}, // one per listener, three listeners
+		{"herald_http_connections_limit", nil, 3}, // the real server's 1 and a fake's 2, summed
 		{"herald_torrents", nil, 3},
 		{"herald_peers", map[string]string{"family": "ipv4", "role": "seeder"}, 2},
 		{"herald_peers", map[string]string{"family": "ipv4", "role": "leecher"}, 4},

@@ -76,10 +76,6 @@ type Config struct {
 	// RateLimit is the per-client limit the frontends' Admit applies,
 	// reported in metrics; a zero Rate means there is none.
 	RateLimit ratelimit.Config
-	// HTTPMaxConnections is each HTTP listener's connection limit
-	// (httptracker's Config.MaxConnections), reported summed over the HTTP
-	// sources; 0 means it is not reported.
-	HTTPMaxConnections int
 	// Registry receives the monitor's collector and the Go runtime and
 	// process collectors; /metrics serves it. Default a new registry.
 	Registry *prometheus.Registry
@@ -360,6 +356,7 @@ func addHTTP(a, b httptracker.Stats) httptracker.Stats {
 	a.RateLimited += b.RateLimited
 	a.OpenConnections += b.OpenConnections
 	a.RefusedConnections += b.RefusedConnections
+	a.MaxConnections += b.MaxConnections
 	return a
 }
 

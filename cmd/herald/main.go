@@ -149,8 +149,6 @@ func run(s *config.Settings, log *slog.Logger) (err error) {
 		RateLimit: rateLimit,
 		Registry:  registry,
 		Logger:    log,
-
-		HTTPMaxConnections: s.HTTPMaxConns,
 	})
 	if err != nil {
 		return err
