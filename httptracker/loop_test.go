@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"herald/internal/servetest"
 	"herald/swarm"
 )
 
@@ -234,11 +235,7 @@ func TestDeadlines(t *testing.T) {
 
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("no %s after 10s", what)
-		}
-	}
+	servetest.WaitFor(t, what, 10*time.Second, cond)
 }
 
 // FuzzParseRequestHead checks the fast path's parser against net/http's:

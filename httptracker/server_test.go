@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"herald/bencode"
+	"herald/internal/servetest"
 	"herald/swarm"
 )
 
@@ -34,20 +35,7 @@ func startServer(t *testing.T, addr string, cfg Config) *Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Serve: %v", err)
-			}
-		case <-time.After(10 * time.Second):
-			t.Error("Serve did not return after cancel")
-		}
-	})
+	servetest.Serve(t, srv.Serve, 10*time.Second)
 	return srv
 }
 

@@ -1,7 +1,6 @@
 package stats
 
 import (
-	"context"
 	"log/slog"
 	"net"
 	"net/http"
@@ -17,6 +16,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"herald/httptracker"
+	"herald/internal/servetest"
 	"herald/ratelimit"
 	"herald/swarm"
 	"herald/udptracker"
@@ -189,15 +189,7 @@ func fullHTTPServer(t *testing.T, store *swarm.Store) *httptracker.Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-served; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-	})
+	servetest.Serve(t, srv.Serve, 10*time.Second)
 	for range 2 {
 		c, err := net.Dial("tcp", srv.Addr().String())
 		if err != nil {

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"herald/internal/servetest"
 	"herald/swarm"
 )
 
@@ -32,20 +33,7 @@ func startServer(t testing.TB, addr string, cfg Config) *Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Serve: %v", err)
-			}
-		case <-time.After(5 * time.Second):
-			t.Error("Serve did not return 5s after its context ended")
-		}
-	})
+	servetest.Serve(t, s.Serve, 5*time.Second)
 	// Listen has bound the sockets: datagrams sent now wait in the kernel
 	// until Serve reads them, so there is nothing to wait for.
 	return s

@@ -17,6 +17,7 @@ import (
 	"github.com/gobwas/ws"
 	"github.com/gobwas/ws/wsutil"
 
+	"herald/internal/servetest"
 	"herald/swarm"
 )
 
@@ -32,33 +33,17 @@ func startServer(t testing.TB, cfg Config) *Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ctx) }()
+	// Cleanups run last first: this one runs once Serve has returned.
 	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Serve: %v", err)
-			}
-		case <-time.After(5 * time.Second):
-			t.Fatal("Serve did not return 5s after its context was cancelled")
-		}
 		waitFor(t, "goroutines to end", func() bool { return runtime.NumGoroutine() <= before })
 	})
+	servetest.Serve(t, s.Serve, 5*time.Second)
 	return s
 }
 
-// waitFor polls cond until it holds, failing the test after 5s.
 func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	for deadline := time.Now().Add(5 * time.Second); !cond(); {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	servetest.WaitFor(t, what, 5*time.Second, cond)
 }
 
 // client is a test WebSocket client speaking the tracker protocol.

@@ -1,0 +1,41 @@
+// Package servetest runs a frontend's server for a test: the pattern every
+// frontend's tests share (serve until the test ends, then check that the
+// server stops cleanly and promptly).
+package servetest
+
+import (
+	"context"
+	"testing"
+	"time"
+)
+
+// Serve runs serve in a goroutine until the test ends. The cleanup cancels
+// serve's context and fails the test if serve returns an error or has not
+// returned within stop.
+func Serve(t testing.TB, serve func(context.Context) error, stop time.Duration) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- serve(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Serve: %v", err)
+			}
+		case <-time.After(stop):
+			t.Errorf("Serve did not return %v after its context ended", stop)
+		}
+	})
+}
+
+// WaitFor polls cond until it holds, failing the test after within.
+func WaitFor(t testing.TB, what string, within time.Duration, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(within); !cond(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s after %v", what, within)
+		}
+	}
+}
