@@ -24,9 +24,9 @@ func filled(t testing.TB, peers, torrents int) *swarm.Store {
 	for i := range peers {
 		var h swarm.InfoHash
 		h[0], h[1], h[2] = byte(i%torrents), byte(i%torrents>>8), byte(i%torrents>>16)
-		addr := netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}), uint16(i))
+		addr := netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}), uint16(i|1))
 		if i%4 == 0 {
-			addr = netip.AddrPortFrom(netip.AddrFrom16([16]byte{0x20, 1, 13: byte(i >> 16), 14: byte(i >> 8), 15: byte(i)}), uint16(i))
+			addr = netip.AddrPortFrom(netip.AddrFrom16([16]byte{0x20, 1, 13: byte(i >> 16), 14: byte(i >> 8), 15: byte(i)}), uint16(i|1))
 		}
 		a := swarm.Announce{InfoHash: h, Addr: addr, Left: uint64(i % 3)}
 		if i%7 == 0 {

@@ -21,6 +21,7 @@ var (
 		[]string{"protocol", "reason"}, nil)
 	storeRefusalsDesc = prometheus.NewDesc("herald_store_refusals_total",
 		"New torrents (reason torrent_limit) and peers (peer_limit) the swarm store refused at its bounds, "+
+			"and peers refused for an address no client can reach (invalid_address: port 0, unspecified, multicast, broadcast), "+
 			"from any frontend, cluster catch-up or snapshot load.",
 		[]string{"reason"}, nil)
 	torrentsLimitDesc = prometheus.NewDesc("herald_torrents_limit",
@@ -123,6 +124,7 @@ func (c metricsCollector) Collect(ch chan<- prometheus.Metric) {
 
 	counter(storeRefusalsDesc, s.Refusals.TorrentLimit, "torrent_limit")
 	counter(storeRefusalsDesc, s.Refusals.PeerLimit, "peer_limit")
+	counter(storeRefusalsDesc, s.Refusals.InvalidAddr, "invalid_address")
 	bounds := c.m.store.Config()
 	limit(torrentsLimitDesc, float64(bounds.MaxTorrents))
 	limit(peersLimitDesc, float64(bounds.MaxPeers))

@@ -283,8 +283,8 @@ func TestLimitsAbsentWhenOff(t *testing.T) {
 			}
 		}
 	}
-	if refusals != 2 {
-		t.Errorf("%d herald_store_refusals_total series, want torrent_limit and peer_limit", refusals)
+	if refusals != 3 {
+		t.Errorf("%d herald_store_refusals_total series, want torrent_limit, peer_limit and invalid_address", refusals)
 	}
 }
 

@@ -110,3 +110,16 @@ var (
 	ErrPeerLimit    = errors.New("swarm: tracker is full, no new peers accepted")
 	ErrInvalidAddr  = errors.New("swarm: invalid peer address")
 )
+
+// ValidPeer reports whether addr may be stored and handed out as a peer: a
+// port other than 0, and an address a client can connect to, so not the
+// unspecified address, a multicast group or the IPv4 broadcast address.
+// It is the one rule for every input: Store.Announce refuses an announce
+// from any frontend with ErrInvalidAddr by it, Store.Restore drops such
+// peers from snapshots and catch-ups, and the cluster applies it to every
+// record before it reaches the store.
+func ValidPeer(addr netip.AddrPort) bool {
+	ip := addr.Addr().Unmap()
+	return ip.IsValid() && addr.Port() != 0 && !ip.IsUnspecified() && !ip.IsMulticast() &&
+		ip != netip.AddrFrom4([4]byte{255, 255, 255, 255})
+}

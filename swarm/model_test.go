@@ -26,9 +26,9 @@ func TestAgainstModel(t *testing.T) {
 	for step := range 200_000 {
 		h := hashN(r.IntN(3))
 		n := r.IntN(1500)
-		a := addr4(n, uint16(n%7))
+		a := addr4(n, uint16(n%7+1))
 		if r.IntN(2) == 0 {
-			a = addr6(n, uint16(n%7))
+			a = addr6(n, uint16(n%7+1))
 		}
 		k := key{h, a}
 		ann := Announce{InfoHash: h, Addr: a, NumWant: r.IntN(80), Left: uint64(r.IntN(2))}

@@ -107,7 +107,7 @@ func (s *Store) Restore(ts *TorrentState) (int, error) {
 	timeout := s.cfg.PeerTimeout
 	live := 0
 	for i := range ts.Peers {
-		if ts.Peers[i].Age < timeout && ts.Peers[i].Addr.IsValid() {
+		if ts.Peers[i].Age < timeout && ValidPeer(ts.Peers[i].Addr) {
 			live++
 		}
 	}
@@ -136,7 +136,11 @@ func (s *Store) Restore(ts *TorrentState) (int, error) {
 	added := 0
 	var kbuf [PeerLen6]byte
 	for _, p := range ts.Peers {
-		if p.Age >= timeout || !p.Addr.IsValid() || p.Addr.Addr().IsUnspecified() {
+		if p.Age >= timeout {
+			continue
+		}
+		if !ValidPeer(p.Addr) {
+			s.invalidAddrs.Add(1)
 			continue
 		}
 		key, rl := packKey(&kbuf, p.Addr)

@@ -1,6 +1,7 @@
 package swarm
 
 import (
+	"net/netip"
 	"slices"
 	"testing"
 	"time"
@@ -11,9 +12,9 @@ func TestDumpRestoreRoundTrip(t *testing.T) {
 	t0 := time.Now()
 	src.SetNow(t0)
 	for i := range 3000 {
-		a := Announce{InfoHash: hashN(i % 7), Addr: addr4(i, uint16(i)), Left: uint64(i % 2)}
+		a := Announce{InfoHash: hashN(i % 7), Addr: addr4(i, uint16(i+1)), Left: uint64(i % 2)}
 		if i%3 == 0 {
-			a.Addr = addr6(i, uint16(i))
+			a.Addr = addr6(i, uint16(i+1))
 		}
 		if i%5 == 0 {
 			a.Event, a.Left = EventCompleted, 0
@@ -76,6 +77,49 @@ func TestRestoreDropsExpiredPeers(t *testing.T) {
 	s.Restore(&counts)
 	if c, ok := s.Scrape(hashN(3)); !ok || c.Completed != 42 {
 		t.Fatalf("completed-only torrent: %+v %v", c, ok)
+	}
+}
+
+// ValidPeer is the one rule for announces and restores alike: a peer no
+// client can connect to is neither stored by an announce nor by a restore.
+func TestUnreachablePeersRefused(t *testing.T) {
+	bad := []netip.AddrPort{
+		netip.MustParseAddrPort("10.0.0.1:0"),
+		netip.MustParseAddrPort("0.0.0.0:6881"),
+		netip.MustParseAddrPort("224.0.0.1:6881"),
+		netip.MustParseAddrPort("255.255.255.255:6881"),
+		netip.MustParseAddrPort("[::ffff:255.255.255.255]:6881"),
+		netip.MustParseAddrPort("[::]:6881"),
+		netip.MustParseAddrPort("[ff05::2]:6881"),
+		netip.MustParseAddrPort("[2001:db8::1]:0"),
+		{},
+	}
+	s := newStore(t, Config{})
+	for _, addr := range bad {
+		if ValidPeer(addr) {
+			t.Errorf("ValidPeer(%v) = true", addr)
+		}
+		if _, _, err := s.Announce(&Announce{InfoHash: hashN(1), Addr: addr}, FamilyBoth, Peers{}); err != ErrInvalidAddr {
+			t.Errorf("announce from %v: err %v, want ErrInvalidAddr", addr, err)
+		}
+	}
+	ts := TorrentState{InfoHash: hashN(2), Completed: 1}
+	for _, addr := range bad {
+		ts.Peers = append(ts.Peers, PeerState{Addr: addr})
+	}
+	if n, err := s.Restore(&ts); n != 0 || err != nil {
+		t.Errorf("restore added %d unreachable peers (err %v)", n, err)
+	}
+	if s.Peers() != 0 {
+		t.Errorf("%d unreachable peers stored", s.Peers())
+	}
+	if got, want := s.Refusals().InvalidAddr, uint64(2*len(bad)); got != want {
+		t.Errorf("counted %d invalid addresses, want %d", got, want)
+	}
+	for _, addr := range []string{"10.0.0.1:1", "[2001:db8::1]:65535", "127.0.0.1:6881", "192.168.1.255:6881"} {
+		if !ValidPeer(netip.MustParseAddrPort(addr)) {
+			t.Errorf("ValidPeer(%s) = false", addr)
+		}
 	}
 }
 

@@ -106,6 +106,9 @@ type Store struct {
 
 	torrents atomic.Int64
 	peers    atomic.Int64
+	// invalidAddrs counts peers refused by ValidPeer; written only on a
+	// refusal, so sharing a line with the totals costs nothing normally.
+	invalidAddrs atomic.Uint64
 }
 
 type shard struct {
@@ -217,7 +220,8 @@ func (s *Store) Announce(a *Announce, want Family, dst Peers) (Peers, Counts, er
 }
 
 func (s *Store) announce(a *Announce, want Family, dst Peers) (Peers, Counts, error) {
-	if !a.Addr.IsValid() || a.Addr.Addr().IsUnspecified() {
+	if !ValidPeer(a.Addr) {
+		s.invalidAddrs.Add(1)
 		return dst, Counts{}, ErrInvalidAddr
 	}
 	var kbuf [PeerLen6]byte
@@ -414,12 +418,14 @@ func (s *Store) Scrape(h InfoHash) (Counts, bool) {
 func (s *Store) Torrents() int { return int(s.torrents.Load()) }
 func (s *Store) Peers() int    { return int(s.peers.Load()) }
 
-// Refusals count what the store refused at its bounds since New: each
-// announce refused, and each Restore (snapshot load, cluster catch-up)
-// stopped, with ErrTorrentLimit or ErrPeerLimit.
+// Refusals count what the store refused since New: each announce refused,
+// and each Restore (snapshot load, cluster catch-up) stopped, with
+// ErrTorrentLimit or ErrPeerLimit, and each announce refused and restored
+// peer dropped by ValidPeer.
 type Refusals struct {
 	TorrentLimit uint64 // new torrents refused at MaxTorrents
 	PeerLimit    uint64 // new peers refused at MaxPeers
+	InvalidAddr  uint64 // peers refused by ValidPeer
 }
 
 // Refusals sums the shards' counts with atomic loads, taking no lock.
@@ -429,6 +435,7 @@ func (s *Store) Refusals() Refusals {
 		r.TorrentLimit += s.shards[i].torrentLimit.Load()
 		r.PeerLimit += s.shards[i].peerLimit.Load()
 	}
+	r.InvalidAddr = s.invalidAddrs.Load()
 	return r
 }
 

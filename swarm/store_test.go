@@ -270,24 +270,24 @@ func TestBigListSplitsAndMerges(t *testing.T) {
 	h := hashN(1)
 	const n = 3000
 	for i := range n {
-		announce(t, s, Announce{InfoHash: h, Addr: addr6(i, uint16(i)), Left: 0}, FamilyBoth)
+		announce(t, s, Announce{InfoHash: h, Addr: addr6(i, uint16(i+1)), Left: 0}, FamilyBoth)
 	}
 	// Re-announcing every peer finds it (no duplicates after the split).
 	for i := range n {
-		announce(t, s, Announce{InfoHash: h, Addr: addr6(i, uint16(i)), Left: 1}, FamilyBoth)
+		announce(t, s, Announce{InfoHash: h, Addr: addr6(i, uint16(i+1)), Left: 1}, FamilyBoth)
 	}
 	if c, _ := s.Scrape(h); c != (Counts{Leechers: n}) || s.Peers() != n {
 		t.Fatalf("after re-announce %+v, %d peers", c, s.Peers())
 	}
 	for i := range n - 10 {
-		announce(t, s, Announce{InfoHash: h, Addr: addr6(i, uint16(i)), Event: EventStopped}, FamilyBoth)
+		announce(t, s, Announce{InfoHash: h, Addr: addr6(i, uint16(i+1)), Event: EventStopped}, FamilyBoth)
 	}
-	peers, c := announce(t, s, Announce{InfoHash: h, Addr: addr6(n-1, uint16(n-1)), Left: 1, NumWant: 50}, FamilyBoth)
+	peers, c := announce(t, s, Announce{InfoHash: h, Addr: addr6(n-1, uint16(n)), Left: 1, NumWant: 50}, FamilyBoth)
 	if c.Leechers != 10 || len(peers) != 9 {
 		t.Fatalf("after stops: %+v, %d peers", c, len(peers))
 	}
 	for _, p := range peers {
-		if i := int(p.Port()); i < n-10 || p != addr6(i, uint16(i)) {
+		if i := int(p.Port()) - 1; i < n-10 || p != addr6(i, uint16(i+1)) {
 			t.Fatalf("stopped or unknown peer returned: %v", p)
 		}
 	}

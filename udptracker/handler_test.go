@@ -98,7 +98,7 @@ func TestMalformedPackets(t *testing.T) {
 		{"announce with numwant 2^31-1", announcePacket(id, func(r *AnnounceRequest) { r.NumWant = 1<<31 - 1 }), "action 1"},
 		{"announce with numwant -2^31", announcePacket(id, func(r *AnnounceRequest) { r.NumWant = -1 << 31 }), "action 1"},
 		{"announce with event 99", announcePacket(id, func(r *AnnounceRequest) { r.Event = 99 }), "action 1"},
-		{"announce with port 0", announcePacket(id, func(r *AnnounceRequest) { r.Port = 0 }), "action 1"},
+		{"announce with port 0", announcePacket(id, func(r *AnnounceRequest) { r.Port = 0 }), "error: invalid peer address"},
 		{"scrape of no hashes", scrape(0), "action 2"},
 		{"scrape of 74 hashes", scrape(MaxScrapeHashes), "action 2"},
 		{"scrape of 75 hashes", scrape(MaxScrapeHashes + 1), "error: " + msgTooManyHashes},
@@ -407,5 +407,39 @@ func TestAdmitOverLimit(t *testing.T) {
 	}
 	if s := h.counts; s.rateLimited.Load() != 2 {
 		t.Fatalf("rate limited count %d, want 2", s.rateLimited.Load())
+	}
+}
+
+// Issue 14 item 11: an announce for port 0, or claiming (by the IP field) a
+// multicast, broadcast or unspecified address, is refused with an error
+// packet and never handed to another peer, as over HTTP.
+func TestAnnounceOfUnreachablePeerRefused(t *testing.T) {
+	h := newTestHandler(t, Config{AllowIPField: true})
+	for _, tc := range []struct {
+		name string
+		from netip.AddrPort
+		mut  func(*AnnounceRequest)
+	}{
+		{"port 0", testClient, func(r *AnnounceRequest) { r.Port = 0 }},
+		{"multicast", testClient, func(r *AnnounceRequest) { r.IP = netip.MustParseAddr("239.1.2.3") }},
+		{"broadcast", testClient, func(r *AnnounceRequest) { r.IP = netip.MustParseAddr("255.255.255.255") }},
+		{"IPv6 multicast", netip.MustParseAddrPort("[ff02::1]:6881"), nil},
+		{"IPv6 unspecified", netip.MustParseAddrPort("[::]:6881"), nil},
+	} {
+		got := outcome(t, h.serve(nil, announcePacket(h.ids.issue(tc.from, testNow), tc.mut), tc.from, testNow))
+		if want := "error: invalid peer address"; got != want {
+			t.Errorf("%s: %q, want %q", tc.name, got, want)
+		}
+	}
+	other := netip.MustParseAddrPort("192.0.2.99:1")
+	var resp AnnounceResponse
+	if err := ParseAnnounceResponse(h.serve(nil, announcePacket(h.ids.issue(other, testNow), nil), other, testNow), &resp); err != nil {
+		t.Fatal(err)
+	}
+	if resp.Leechers != 1 || len(resp.Peers) != 0 {
+		t.Errorf("another peer sees %d leechers and %d peer bytes, want only itself", resp.Leechers, len(resp.Peers))
+	}
+	if n := h.cfg.Store.Refusals().InvalidAddr; n != 5 {
+		t.Errorf("store counted %d invalid addresses, want 5", n)
 	}
 }
