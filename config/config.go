@@ -94,7 +94,7 @@ type Settings struct {
 
 	// Warnings are directives accepted but not honoured, with the reason.
 	Warnings []string
-	// ShowVersion is set by -v.
+	// ShowVersion is set by -v, -version or --version.
 	ShowVersion bool
 }
 

@@ -9,9 +9,6 @@ import (
 	"strings"
 )
 
-// Version is herald's version, printed by -v.
-const Version = "herald 0.1"
-
 // ParseArgs builds Settings from the defaults and the command line. Flags
 // apply in order, opentracker's way: -f reads a config file at that point,
 // -i sets the address that the following -p (TCP) and -P (UDP) bind. Every
@@ -70,7 +67,9 @@ func ParseArgs(args []string, out io.Writer) (*Settings, error) {
 		argOf[name] = arg
 	}
 	fs.Func("l", "import an opentracker statedump (completed counts) at start", func(v string) error { s.Statedump = v; return nil })
-	fs.BoolFunc("v", "print the version and exit", func(string) error { s.ShowVersion = true; return nil })
+	for _, name := range []string{"v", "version"} {
+		fs.BoolFunc(name, "print the version and exit", func(string) error { s.ShowVersion = true; return nil })
+	}
 	for i := range directives {
 		d := &directives[i]
 		if d.flag == "" {

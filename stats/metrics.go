@@ -1,6 +1,8 @@
 package stats
 
 import (
+	"herald/version"
+
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -52,6 +54,22 @@ var (
 		"Requests to the stats page, metrics and dashboard, by outcome.",
 		[]string{"outcome"}, nil)
 )
+
+// buildInfoGauge is herald_build_info: 1, labelled with what the binary
+// is, so a dashboard can show the version and an alert can tell a rollout.
+func buildInfoGauge(v version.Info) prometheus.Gauge {
+	g := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "herald_build_info",
+		Help: "Always 1; the labels name the release, the VCS commit (empty when unknown) and the Go version of this binary.",
+		ConstLabels: prometheus.Labels{
+			"version":   v.Release,
+			"revision":  v.Revision,
+			"goversion": v.GoVersion,
+		},
+	})
+	g.Set(1)
+	return g
+}
 
 // metricsCollector turns a Snapshot into metrics at scrape time: the hot
 // path only bumps the frontends' atomic counters.

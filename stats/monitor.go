@@ -3,6 +3,7 @@ package stats
 import (
 	"context"
 	"fmt"
+	"herald/version"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
@@ -181,6 +182,7 @@ func New(cfg Config) (*Monitor, error) {
 	})
 	for _, c := range []prometheus.Collector{
 		metricsCollector{m},
+		buildInfoGauge(version.Read()),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	} {

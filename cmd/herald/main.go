@@ -13,6 +13,7 @@ import (
 	"flag"
 	"fmt"
 	"github.com/prometheus/client_golang/prometheus"
+	"herald/version"
 	"log/slog"
 	"net/netip"
 	"os"
@@ -46,7 +47,7 @@ func main() {
 		os.Exit(2)
 	}
 	if s.ShowVersion {
-		fmt.Println(config.Version)
+		fmt.Println(version.Read())
 		return
 	}
 	var h slog.Handler = slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: s.LogLevel})
@@ -145,7 +146,7 @@ func run(s *config.Settings, log *slog.Logger) (err error) {
 		Sources:   stats.Sources{Store: store},
 		Nets:      statsNets,
 		StatsPath: s.StatsPath,
-		Version:   config.Version,
+		Version:   version.Read().String(),
 		RateLimit: rateLimit,
 		Registry:  registry,
 		Logger:    log,
