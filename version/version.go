@@ -7,6 +7,7 @@
 package version
 
 import (
+	"regexp"
 	"runtime/debug"
 	"strings"
 )
@@ -31,7 +32,7 @@ func Read() Info {
 		return info
 	}
 	info.GoVersion = bi.GoVersion
-	if v := bi.Main.Version; v != "" && v != "(devel)" {
+	if v := bi.Main.Version; isRelease(v) {
 		info.Release = strings.TrimPrefix(v, "v")
 	}
 	for _, s := range bi.Settings {
@@ -45,6 +46,16 @@ func Read() Info {
 		}
 	}
 	return info
+}
+
+// pseudoVersion matches the versions the go command makes up from a commit
+// (v0.0.0-20261207094806-34deeba46a4f, v1.2.4-0.2026…, with +dirty for a
+// modified tree): they say less than Release and the commit already do.
+var pseudoVersion = regexp.MustCompile(`[-.]\d{14}-[0-9a-f]{12}(\+dirty)?$|\+dirty$`)
+
+// isRelease reports whether a module version names a tagged release.
+func isRelease(v string) bool {
+	return v != "" && v != "(devel)" && !pseudoVersion.MatchString(v)
 }
 
 // String is the one line -v prints, for example

@@ -27,3 +27,22 @@ func TestReadInTestBinary(t *testing.T) {
 		t.Fatalf("Read() = %+v, want release %s and a Go version", info, Release)
 	}
 }
+
+// go build in a clone stamps a pseudo-version made from the commit; only a
+// tagged module version (go install herald@v1.0.0) replaces Release.
+func TestIsRelease(t *testing.T) {
+	for v, want := range map[string]bool{
+		"":                                     false,
+		"(devel)":                              false,
+		"v0.0.0-20261207094806-34deeba46a4f":   false,
+		"v0.2.1-0.20261207094806-34deeba46a4f": false,
+		"v0.0.0-20261207094806-34deeba46a4f+dirty": false,
+		"v1.0.0+dirty": false,
+		"v1.0.0":       true,
+		"v0.2.0-rc.1":  true,
+	} {
+		if got := isRelease(v); got != want {
+			t.Errorf("isRelease(%q) = %v, want %v", v, got, want)
+		}
+	}
+}
