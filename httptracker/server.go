@@ -14,6 +14,8 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"herald/internal/reuseport"
 )
 
 // Server is an HTTP tracker bound to one TCP address: one event loop per
@@ -94,6 +96,9 @@ func listenSockets(addr string, n int) ([]int, netip.AddrPort, error) {
 			unix.Close(fd)
 		}
 		return nil, netip.AddrPort{}, fmt.Errorf("httptracker: listen %s: %w", addr, err)
+	}
+	if err := reuseport.Free("tcp", addr); err != nil {
+		return fail(err)
 	}
 	for i := range n {
 		ln, err := lc.Listen(context.Background(), "tcp", addr)

@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"herald/internal/reuseport"
 	"herald/swarm"
 )
 
@@ -151,6 +152,9 @@ func Listen(addr string, cfg Config) (*Server, error) {
 	network, err := networkFor(addr)
 	if err != nil {
 		return nil, err
+	}
+	if err := reuseport.Free(network, addr); err != nil {
+		return nil, fmt.Errorf("udptracker: listen %s: %w", addr, err)
 	}
 	s := &Server{cfg: cfg, counts: make([]counters, cfg.Sockets), ids: newConnIDs()}
 	for i := range cfg.Sockets {

@@ -1,0 +1,50 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Issue 14 item 1: SO_REUSEPORT would let a second herald join the first
+// one's sockets and take part of its traffic; it must refuse to start.
+func TestSecondHeraldOnServedPortFails(t *testing.T) {
+	port := freePort(t)
+	first := fmt.Sprintf("127.0.0.1:%d", port)
+	for _, tc := range []struct {
+		name, serving, second, named string
+	}{
+		{"same address", "-listen", "-listen", "httptracker: listen " + first},
+		{"UDP only served", "-listen-udp", "-listen", "udptracker: listen " + first},
+		{"wildcard over the served address", "-listen-udp", "-listen-udp=[::]:" + fmt.Sprint(port), fmt.Sprintf("udptracker: listen [::]:%d", port)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := &heraldProc{cmd: exec.Command(heraldBin, "-snapshot", "off", "-listen-tcp", fmt.Sprintf("127.0.0.1:%d", freePort(t)), tc.serving, first),
+				done: make(chan error, 1), log: new(strings.Builder)}
+			p.base = "http://" + p.cmd.Args[4]
+			startProc(t, p)
+
+			args := []string{"-snapshot", "off", tc.second}
+			if !strings.Contains(tc.second, "=") {
+				args = append(args, first)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			out, err := exec.CommandContext(ctx, heraldBin, args...).CombinedOutput()
+			if ctx.Err() != nil {
+				t.Fatalf("second herald %v still running after 10s: it serves the port beside the first\n%s", args, out)
+			}
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+				t.Fatalf("second herald exited with %v, want status 1\n%s", err, out)
+			}
+			if !strings.Contains(string(out), tc.named) || !strings.Contains(string(out), "already served by another process") {
+				t.Fatalf("output does not say %q is already served:\n%s", tc.named, out)
+			}
+		})
+	}
+}
