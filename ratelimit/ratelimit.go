@@ -28,7 +28,7 @@ type Config struct {
 	// Burst is how many requests a client may make at once.
 	Burst int
 	// Clients is roughly how many clients are tracked at once; rounded
-	// up to a power of two. Each costs 16 bytes. Default 65536.
+	// up to a power of two. Each costs 24 bytes. Default 65536.
 	Clients int
 }
 
@@ -49,9 +49,12 @@ type set struct {
 }
 
 type slot struct {
-	key    uint64  // hash of the client; 0 means empty
+	key uint64 // hash of the client; 0 means empty
+	// last is the time of the last refill in milliseconds since epoch; 64
+	// bits do not wrap, and a reading before epoch (UDP's whole seconds)
+	// is simply negative.
+	last   int64
 	tokens float32 // guarded by the set's mu
-	last   uint32  // milliseconds since epoch of the last refill
 }
 
 // New returns a limiter, or an error for a config that limits nothing.
@@ -98,18 +101,16 @@ func (l *Limiter) Allow(addr netip.Addr, now time.Time) bool {
 	k := Key(addr)
 	h := maphash.Bytes(l.seed, k[:]) | 1 // never 0, the empty mark
 	s := &l.sets[(h>>32)&l.mask]
-	ms := uint32(now.Sub(l.epoch) / time.Millisecond)
+	ms := int64(now.Sub(l.epoch) / time.Millisecond)
 
 	s.mu.Lock()
 	victim := 0
 	for i := range s.slots {
 		sl := &s.slots[i]
 		if sl.key == h {
-			elapsed := float64(ms - sl.last)
-			if int32(ms-sl.last) < 0 {
-				elapsed = 0 // clock readings from several goroutines arrive out of order
-			}
-			sl.tokens = min(l.burst, sl.tokens+float32(elapsed*l.rate))
+			// Clock readings from several goroutines arrive out of order.
+			elapsed := max(ms-sl.last, 0)
+			sl.tokens = min(l.burst, sl.tokens+float32(float64(elapsed)*l.rate))
 			sl.last = max(sl.last, ms)
 			ok := sl.tokens >= 1
 			if ok {
@@ -121,7 +122,7 @@ func (l *Limiter) Allow(addr netip.Addr, now time.Time) bool {
 			}
 			return ok
 		}
-		if sl.key == 0 || (s.slots[victim].key != 0 && int32(sl.last-s.slots[victim].last) < 0) {
+		if sl.key == 0 || (s.slots[victim].key != 0 && sl.last < s.slots[victim].last) {
 			victim = i
 		}
 	}

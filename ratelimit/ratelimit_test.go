@@ -110,3 +110,37 @@ func BenchmarkAllow(b *testing.B) {
 		l.Allow(netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)}), now)
 	}
 }
+
+// Issue 14 item 9: the limit holds after 49.7 days of uptime (a uint32
+// millisecond clock wraps there), and for a client first seen through
+// UDP's whole-second timestamps, which can fall before the limiter's start.
+func TestLimitHoldsOverLongUptimeAndCoarseClock(t *testing.T) {
+	const rate, burst = 10, 5
+	for _, tc := range []struct {
+		name  string
+		start func(epoch time.Time) time.Time
+	}{
+		{"across 2^32 ms of uptime", func(e time.Time) time.Time { return e.Add((1<<32 - 5000) * time.Millisecond) }},
+		{"first seen at a whole second", func(e time.Time) time.Time { return time.Unix(e.Unix(), 0) }},
+		{"after 60 days", func(e time.Time) time.Time { return e.Add(60 * 24 * time.Hour) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l, err := New(Config{Rate: rate, Burst: burst})
+			if err != nil {
+				t.Fatal(err)
+			}
+			a := netip.MustParseAddr("192.0.2.1")
+			t0 := tc.start(l.epoch)
+			allowed := 0
+			// 100 requests per 100 ms for 10 s: the burst and 10/s pass.
+			for i := range 10000 {
+				if l.Allow(a, t0.Add(time.Duration(i/100)*100*time.Millisecond)) {
+					allowed++
+				}
+			}
+			if most := burst + rate*10 + 1; allowed > most {
+				t.Fatalf("%d requests allowed in 10 s, want at most %d", allowed, most)
+			}
+		})
+	}
+}
