@@ -98,8 +98,11 @@ type List struct {
 
 	set atomic.Pointer[map[swarm.InfoHash]struct{}]
 
-	mu      sync.Mutex // serialises reloads; guards stamp
-	stamp   fileStamp
+	mu    sync.Mutex // serialises reloads; guards stamp and changed
+	stamp fileStamp  // of the file last loaded
+	// changed is the file's stamp at the last check, when it differed
+	// from stamp: the file is loaded once a check finds it unchanged.
+	changed fileStamp
 	reloads atomic.Uint64
 }
 
@@ -170,9 +173,12 @@ func (l *List) reloadLocked() error {
 	return nil
 }
 
-// Watch reloads the list whenever the file's modification time or size
-// changes, checking every interval, until ctx is done. An unreadable file
-// is logged once per change and keeps the last good list.
+// Watch reloads the list when the file's modification time or size has
+// changed and then stayed the same for one interval, checking every
+// interval, until ctx is done: a file rewritten in place is not loaded
+// half-written, unless its writer pauses for a whole interval. Writing a
+// new file and renaming it over the list is atomic and always safe. An
+// unreadable file is logged once per change and keeps the last good list.
 func (l *List) Watch(ctx context.Context, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
@@ -183,12 +189,7 @@ func (l *List) Watch(ctx context.Context, interval time.Duration) {
 			return
 		case <-t.C:
 		}
-		l.mu.Lock()
-		st, err := os.Stat(l.path)
-		if err == nil && (st.ModTime() != l.stamp.mod || st.Size() != l.stamp.size) {
-			err = l.reloadLocked()
-		}
-		l.mu.Unlock()
+		err := l.poll()
 		switch {
 		case err != nil && err.Error() != lastErr:
 			if errors.Is(err, os.ErrNotExist) {
@@ -201,4 +202,25 @@ func (l *List) Watch(ctx context.Context, interval time.Duration) {
 			lastErr = ""
 		}
 	}
+}
+
+// poll is one of Watch's checks: it reloads the file if it changed
+// before the last check and not since.
+func (l *List) poll() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	st, err := os.Stat(l.path)
+	if err != nil {
+		return err
+	}
+	now := fileStamp{st.ModTime(), st.Size()}
+	switch now {
+	case l.stamp:
+		l.changed = fileStamp{}
+	case l.changed:
+		return l.reloadLocked()
+	default:
+		l.changed = now
+	}
+	return nil
 }

@@ -163,3 +163,40 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// Issue 14 item 12: a list rewritten in place (truncated, then written) is
+// seen half-written by a check in between; only a file that stayed the
+// same across two checks is loaded.
+func TestInPlaceRewriteNotLoadedHalfWritten(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "list")
+	writeFile(t, path, hashA+"\n"+hashB+"\n")
+	l, err := Open(path, Whitelist, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_TRUNC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	step := func(what string) {
+		t.Helper()
+		if err := l.poll(); err != nil {
+			t.Fatal(err)
+		}
+		if !l.Allowed(hash(hashA)) || !l.Allowed(hash(hashB)) {
+			t.Fatalf("%s: the half-written file replaced the list (%d torrents)", what, l.Len())
+		}
+	}
+	step("truncated")
+	f.WriteString(hashA + "\n" + hashB[:20])
+	step("written up to half a line")
+	f.WriteString(hashB[20:] + "\n" + hashC + "\n")
+	step("written, changed since the last check")
+	if err := l.poll(); err != nil {
+		t.Fatal(err)
+	}
+	if !l.Allowed(hash(hashC)) || l.Len() != 3 {
+		t.Fatalf("the file, unchanged across two checks, was not loaded (%d torrents)", l.Len())
+	}
+}

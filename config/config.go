@@ -160,7 +160,7 @@ var directives = []directive{
 		set: func(s *Settings, v string) error { s.Whitelist = v; return nil }},
 	{key: "access.blacklist", flag: "blacklist", arg: "file", usage: "serve every torrent but those listed in file",
 		set: func(s *Settings, v string) error { s.Blacklist = v; return nil }},
-	{key: "access.reload", flag: "access-reload", arg: "duration", usage: "how often list files are checked for changes (SIGHUP reloads at once)",
+	{key: "access.reload", flag: "access-reload", arg: "duration", usage: "how often list files are checked for changes; a changed file loads once a check finds it unchanged (SIGHUP reloads at once)",
 		set: durSetter(func(s *Settings) *time.Duration { return &s.AccessReload }), def: durDef(func(s *Settings) time.Duration { return s.AccessReload })},
 	{key: "access.stats", flag: "stats-net", arg: "net", usage: "network (ip or CIDR) allowed to read /stats (repeatable)",
 		set: prefixSetter(func(s *Settings) *[]netip.Prefix { return &s.StatsNets })},
