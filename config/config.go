@@ -195,14 +195,7 @@ var directives = []directive{
 	{key: "tracker.decoy_peers", flag: "decoy-peers", arg: "n", usage: "random addresses mixed into every peer list for plausible deniability; each costs clients a dead connection attempt (0: off)",
 		set: intSetter(func(s *Settings) *int { return &s.DecoyPeers }, 0, 50), def: intDef(func(s *Settings) int { return s.DecoyPeers })},
 	{key: "tracker.rate_limit", flag: "rate-limit", arg: "n", usage: "requests per second one client (IPv4 address, IPv6 /64) may make; more get the protocol's error; loopback is exempt (0: off)",
-		set: func(s *Settings, v string) error {
-			r, err := strconv.ParseFloat(v, 64)
-			if err != nil || r < 0 || r > 1e6 {
-				return fmt.Errorf("%q is not a rate from 0 to 1000000", v)
-			}
-			s.RateLimit = r
-			return nil
-		}, def: func(s *Settings) string { return strconv.FormatFloat(s.RateLimit, 'g', -1, 64) }},
+		set: rateSetter(func(s *Settings) *float64 { return &s.RateLimit }, true), def: rateDef(func(s *Settings) float64 { return s.RateLimit })},
 	{key: "tracker.rate_burst", flag: "rate-burst", arg: "n", usage: "requests one client may make at once before tracker.rate_limit applies",
 		set: intSetter(func(s *Settings) *int { return &s.RateBurst }, 1, 1<<20), def: intDef(func(s *Settings) int { return s.RateBurst })},
 	{key: "tracker.http_max_connections", flag: "http-max-connections", arg: "n", usage: "most open HTTP connections per HTTP address; beyond it new ones are closed at once (keep it below the file descriptor limit)",
@@ -240,14 +233,7 @@ var directives = []directive{
 	{key: "websocket.max_connections", flag: "ws-max-connections", arg: "n", usage: "most open WebSocket connections (0: no limit)",
 		set: intSetter(func(s *Settings) *int { return &s.WSMaxConns }, 0, 1<<30), def: intDef(func(s *Settings) int { return s.WSMaxConns })},
 	{key: "websocket.message_rate", flag: "ws-message-rate", arg: "n", usage: "messages per second one WebSocket connection may send",
-		set: func(s *Settings, v string) error {
-			r, err := strconv.ParseFloat(v, 64)
-			if err != nil || r <= 0 || r > 1e6 {
-				return fmt.Errorf("%q is not a rate above 0", v)
-			}
-			s.WSMessageRate = r
-			return nil
-		}, def: func(s *Settings) string { return strconv.FormatFloat(s.WSMessageRate, 'g', -1, 64) }},
+		set: rateSetter(func(s *Settings) *float64 { return &s.WSMessageRate }, false), def: rateDef(func(s *Settings) float64 { return s.WSMessageRate })},
 	{key: "websocket.message_burst", flag: "ws-message-burst", arg: "n", usage: "messages one WebSocket connection may send at once",
 		set: intSetter(func(s *Settings) *int { return &s.WSMessageBurst }, 1, 1<<20), def: intDef(func(s *Settings) int { return s.WSMessageBurst })},
 	{key: "cluster.nats_url", flag: "cluster-nats-url", arg: "url", usage: "NATS server to sync with other instances through, nats:// or tls:// (repeatable; none: no cluster)",
@@ -377,6 +363,27 @@ func intSetter(field func(*Settings) *int, lo, hi int) func(*Settings, string) e
 		*field(s) = n
 		return nil
 	}
+}
+
+// rateSetter reads a rate per second up to a million, 0 only when zeroOff.
+// The bounds are written so that NaN, which compares false with
+// everything, fails them; Inf is beyond them.
+func rateSetter(field func(*Settings) *float64, zeroOff bool) func(*Settings, string) error {
+	return func(s *Settings, v string) error {
+		r, err := strconv.ParseFloat(v, 64)
+		if err != nil || !(r > 0 || r == 0 && zeroOff) || !(r <= 1e6) {
+			if zeroOff {
+				return fmt.Errorf("%q is not a rate from 0 to 1000000", v)
+			}
+			return fmt.Errorf("%q is not a rate above 0 and up to 1000000", v)
+		}
+		*field(s) = r
+		return nil
+	}
+}
+
+func rateDef(field func(*Settings) float64) func(*Settings) string {
+	return func(s *Settings) string { return strconv.FormatFloat(field(s), 'g', -1, 64) }
 }
 
 func intDef(field func(*Settings) int) func(*Settings) string {

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -228,6 +229,38 @@ func TestShippedExample(t *testing.T) {
 	for _, d := range directives {
 		if !strings.Contains(string(data), d.key+" ") {
 			t.Errorf("example does not show %s", d.key)
+		}
+	}
+}
+
+// Issue 14 item 13: NaN compares false with every bound, so a range check
+// let it through; every float setting must refuse non-finite values, in a
+// file (naming file, line and key) and as a flag.
+func TestNonFiniteRatesRefused(t *testing.T) {
+	var floats []string
+	for _, d := range directives {
+		s := Defaults()
+		// A float setting reads "1.5e0" and shows it as "1.5".
+		if d.def != nil && d.set(&s, "1.5e0") == nil && d.def(&s) == "1.5" {
+			floats = append(floats, d.key)
+		}
+	}
+	for _, key := range []string{"tracker.rate_limit", "websocket.message_rate"} {
+		if !slices.Contains(floats, key) {
+			t.Errorf("%s not found among the float settings %v", key, floats)
+		}
+	}
+	for _, key := range floats {
+		for _, v := range []string{"NaN", "nan", "Inf", "+Inf", "-Inf", "infinity", "1e400"} {
+			s := Defaults()
+			err := s.Parse("rates.conf", strings.NewReader("# rates\n"+key+" "+v+"\n"))
+			if want := "rates.conf:2: " + key + ": "; err == nil || !strings.HasPrefix(err.Error(), want) {
+				t.Errorf("%s %s: error %v, want one starting %q", key, v, err, want)
+			}
+			flagName := lookup(key).flag
+			if _, err := ParseArgs([]string{"-" + flagName, v}, io.Discard); err == nil {
+				t.Errorf("-%s %s accepted", flagName, v)
+			}
 		}
 	}
 }
