@@ -224,7 +224,7 @@ var directives = []directive{
 			s.WSListens = append(s.WSListens, addr)
 			return err
 		}},
-	{key: "websocket.on_http", flag: "ws-on-http", arg: "bool", usage: "answer WebSocket upgrades on the HTTP port (ws://host:port/announce)",
+	{key: "websocket.on_http", flag: "ws-on-http", arg: "bool", usage: "answer WebSocket upgrades on the HTTP port (ws://host:port or ws://host:port/announce)",
 		set: boolSetter(func(s *Settings) *bool { return &s.WSOnHTTP }), def: func(s *Settings) string { return strconv.FormatBool(s.WSOnHTTP) }},
 	{key: "websocket.interval", flag: "ws-interval", arg: "duration", usage: "announce interval told to WebTorrent clients",
 		set: durSetter(func(s *Settings) *time.Duration { return &s.WSInterval }), def: durDef(func(s *Settings) time.Duration { return s.WSInterval })},

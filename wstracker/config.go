@@ -11,7 +11,8 @@ import (
 // Config holds the WebSocket tracker's settings. Zero fields take the
 // defaults documented beside them.
 type Config struct {
-	// Path is the URL path upgrades are accepted on. Default "/announce".
+	// Path is the URL path upgrades are accepted on besides "/". Default
+	// "/announce".
 	Path string
 	// Interval is the re-announce interval sent to clients. Default 2m, as
 	// bittorrent-tracker's WebSocket server and aquatic_ws: a WebRTC offer

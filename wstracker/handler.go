@@ -54,7 +54,9 @@ func IsUpgrade(r *http.Request) bool {
 // ServeHTTP upgrades the request and hands the connection to its own
 // goroutine.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.URL.Path != h.cfg.Path {
+	// Public WebTorrent trackers are published without a path
+	// (wss://tracker.example.org), so "/" is always an announce URL.
+	if r.URL.Path != h.cfg.Path && r.URL.Path != "/" {
 		http.NotFound(w, r)
 		return
 	}

@@ -1,0 +1,52 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gobwas/ws"
+)
+
+// Issue 14 item 14: public WebTorrent trackers are published without a path
+// (wss://tracker.example.org); an upgrade on "/" is answered like one on
+// /announce, on the HTTP port and on listen.ws, while a plain GET / on the
+// HTTP port keeps its 404 (or the configured redirect).
+func TestWebSocketUpgradeOnBareURL(t *testing.T) {
+	wsPort := freePort(t)
+	h := startHerald(t, freePort(t), "-snapshot", "off", "-listen-ws", fmt.Sprintf("127.0.0.1:%d", wsPort))
+	hash := strings.Repeat("h", 20)
+	for i, url := range []string{
+		"ws" + strings.TrimPrefix(h.base, "http"),
+		"ws" + strings.TrimPrefix(h.base, "http") + "/",
+		"ws" + strings.TrimPrefix(h.base, "http") + "/announce",
+		fmt.Sprintf("ws://127.0.0.1:%d", wsPort),
+		fmt.Sprintf("ws://127.0.0.1:%d/announce", wsPort),
+	} {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		c, _, _, err := ws.Dial(ctx, url)
+		cancel()
+		if err != nil {
+			t.Errorf("%s: %v", url, err)
+			continue
+		}
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		wc := &wsConn{t: t, conn: c}
+		wc.send(map[string]any{"action": "announce", "info_hash": hash, "peer_id": fmt.Sprintf("%020d", i), "numwant": 5, "left": 10, "event": "started", "offers": []any{}})
+		if r := wc.read(); r["interval"] == nil || r["failure reason"] != nil {
+			t.Errorf("%s: announce reply %v", url, r)
+		}
+		c.Close()
+	}
+	resp, err := http.Get(h.base + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Errorf("plain GET / on the HTTP port: %s, want 404", resp.Status)
+	}
+}
