@@ -15,6 +15,7 @@ import (
 	"testing"
 
 	"herald/swarm"
+	"herald/tracker"
 )
 
 // benchStore holds one torrent with 100 IPv4 and 20 IPv6 peers, so every
@@ -49,7 +50,7 @@ func (w *discardWriter) WriteHeader(status int)      { w.status = status }
 func (w *discardWriter) Write(p []byte) (int, error) { w.n += len(p); return len(p), nil }
 
 func BenchmarkAnnounceHandler(b *testing.B) {
-	h := newTestHandler(b, Config{Store: benchStore(b)})
+	h := newTestHandler(b, Config{Tracker: testTracker(b, tracker.Config{Store: benchStore(b)})})
 	r := httptest.NewRequest("GET", "/announce?"+benchQuery, nil)
 	w := &discardWriter{hdr: http.Header{}}
 	b.ReportAllocs()
@@ -63,7 +64,7 @@ func BenchmarkAnnounceHandler(b *testing.B) {
 }
 
 func BenchmarkAnnounceRecorder(b *testing.B) {
-	h := newTestHandler(b, Config{Store: benchStore(b)})
+	h := newTestHandler(b, Config{Tracker: testTracker(b, tracker.Config{Store: benchStore(b)})})
 	r := httptest.NewRequest("GET", "/announce?"+benchQuery, nil)
 	b.ReportAllocs()
 	for b.Loop() {
@@ -72,7 +73,7 @@ func BenchmarkAnnounceRecorder(b *testing.B) {
 }
 
 func BenchmarkScrapeHandler(b *testing.B) {
-	h := newTestHandler(b, Config{Store: benchStore(b)})
+	h := newTestHandler(b, Config{Tracker: testTracker(b, tracker.Config{Store: benchStore(b)})})
 	r := httptest.NewRequest("GET", "/scrape?info_hash="+q20+"&info_hash="+q20[:57]+"%00", nil)
 	w := &discardWriter{hdr: http.Header{}}
 	b.ReportAllocs()
@@ -84,7 +85,7 @@ func BenchmarkScrapeHandler(b *testing.B) {
 // BenchmarkAnnounceKeepAlive is an announce over a real loopback
 // connection with keep-alive; allocations include the client's.
 func BenchmarkAnnounceKeepAlive(b *testing.B) {
-	srv, err := Listen("127.0.0.1:0", Config{Store: benchStore(b), Logger: slog.New(slog.DiscardHandler)})
+	srv, err := Listen("127.0.0.1:0", Config{Tracker: testTracker(b, tracker.Config{Store: benchStore(b)}), Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -110,7 +111,7 @@ func BenchmarkAnnounceKeepAlive(b *testing.B) {
 
 // BenchmarkAnnounceKeepAliveParallel runs GOMAXPROCS keep-alive clients.
 func BenchmarkAnnounceKeepAliveParallel(b *testing.B) {
-	srv, err := Listen("127.0.0.1:0", Config{Store: benchStore(b), Logger: slog.New(slog.DiscardHandler)})
+	srv, err := Listen("127.0.0.1:0", Config{Tracker: testTracker(b, tracker.Config{Store: benchStore(b)}), Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -141,7 +142,7 @@ func BenchmarkAnnounceKeepAliveParallel(b *testing.B) {
 // keep-alive connection from a client that allocates nothing, so the
 // allocations reported are net/http's and the handler's, per request.
 func BenchmarkAnnounceKeepAliveRaw(b *testing.B) {
-	srv, err := Listen("127.0.0.1:0", Config{Store: benchStore(b), Logger: slog.New(slog.DiscardHandler)})
+	srv, err := Listen("127.0.0.1:0", Config{Tracker: testTracker(b, tracker.Config{Store: benchStore(b)}), Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -207,7 +208,7 @@ func BenchmarkFullScrape(b *testing.B) {
 		binary.BigEndian.PutUint32(h[:], uint32(i)*2654435761)
 		store.Announce(&swarm.Announce{InfoHash: h, Addr: netip.MustParseAddrPort("10.0.0.1:1")}, swarm.FamilyBoth, swarm.Peers{})
 	}
-	h := newTestHandler(b, Config{Store: store})
+	h := newTestHandler(b, Config{Tracker: testTracker(b, tracker.Config{Store: store})})
 	for _, enc := range []string{"identity", "gzip"} {
 		b.Run(enc, func(b *testing.B) {
 			r := httptest.NewRequest("GET", "/scrape", nil)

@@ -7,31 +7,18 @@ import (
 	"net/netip"
 	"time"
 
-	"herald/swarm"
+	"herald/tracker"
 )
 
 // Config holds the HTTP tracker's settings. Zero fields take the defaults
 // documented beside them, which are opentracker's compile-time constants
 // where it has one.
 type Config struct {
-	// Store is the swarm store announces and scrapes go to. Required.
-	Store *swarm.Store
+	// Tracker applies the tracker's rules (access list, rate limit,
+	// numwant, intervals, the addresses clients state) and holds the
+	// store announces and scrapes go to. Required.
+	Tracker *tracker.Tracker
 
-	// Interval is the announce interval sent to clients. Default 30m.
-	Interval time.Duration
-	// IntervalJitter spreads re-announces: each reply's interval is drawn
-	// uniformly from Interval±IntervalJitter. Default Interval/10
-	// (opentracker's 1800±180 s); negative means no jitter.
-	IntervalJitter time.Duration
-	// MinInterval is the "min interval" sent to clients. Default half of
-	// each reply's interval, as opentracker.
-	MinInterval time.Duration
-
-	// DefaultNumWant is how many peers an announce without numwant (or with
-	// a negative one) gets. Default 50.
-	DefaultNumWant int
-	// MaxNumWant caps numwant. Default 200.
-	MaxNumWant int
 	// MaxScrapeHashes is how many info_hash parameters one scrape answers;
 	// extra ones are dropped silently, as opentracker. Default 64.
 	MaxScrapeHashes int
@@ -40,10 +27,6 @@ type Config struct {
 	// /scrape is then answered as a scrape of no hashes.
 	MaxFullScrapes int
 
-	// Allowed decides whether the tracker serves a torrent (an access
-	// list). nil allows every torrent. It must be safe for concurrent use
-	// and fast: it runs on every announce and for every scraped hash.
-	Allowed func(swarm.InfoHash) bool
 	// RedirectURL is where GET / is redirected (302); empty gives 404.
 	RedirectURL string
 
@@ -54,11 +37,6 @@ type Config struct {
 	// and prove nothing (opentracker takes the leftmost, so any client
 	// behind a proxy can choose its own address).
 	TrustedProxies []netip.Prefix
-	// AllowClientIP honours the addresses a client states itself: BEP 3's
-	// ip= (replaces its address) and BEP 7's ipv4=/ipv6= (its address in
-	// the other family, registered as a second peer). Off by default: a
-	// client could register anybody's address.
-	AllowClientIP bool
 	// Stats, if set, answers requests for StatsPaths with the client's
 	// address as ClientAddr resolves it (through trusted proxies), so the
 	// stats access check sees the address announces see. Paths are given
@@ -76,11 +54,6 @@ type Config struct {
 	// Observe, if set, is told how long each announce and scrape took to
 	// answer (full scrapes and stats excluded).
 	Observe func(time.Duration)
-
-	// Admit, if set, is asked for every announce and scrape with the
-	// client's address and the time; false answers with a rate-limit
-	// failure. It must be safe for concurrent use and cheap.
-	Admit func(netip.Addr, time.Time) bool
 
 	// ReadHeaderTimeout, ReadTimeout and IdleTimeout bound how long a client
 	// may take to send a request's headers, a whole request, and how long a
@@ -112,9 +85,6 @@ type Config struct {
 
 // Defaults for Config.
 const (
-	DefaultInterval          = 30 * time.Minute
-	DefaultNumWant           = 50
-	DefaultMaxNumWant        = 200
 	DefaultMaxScrapeHashes   = 64
 	DefaultMaxFullScrapes    = 2
 	DefaultReadHeaderTimeout = 10 * time.Second
@@ -127,24 +97,11 @@ const (
 )
 
 func (c Config) withDefaults() (Config, error) {
-	if c.Store == nil {
-		return c, fmt.Errorf("httptracker: Config.Store is nil")
+	if c.Tracker == nil {
+		return c, fmt.Errorf("httptracker: Config.Tracker is nil")
 	}
 	if (c.WebSocket == nil) != (c.IsWebSocket == nil) {
 		return c, fmt.Errorf("httptracker: Config.WebSocket and Config.IsWebSocket go together")
-	}
-	if c.Interval == 0 {
-		c.Interval = DefaultInterval
-	}
-	if c.IntervalJitter == 0 {
-		c.IntervalJitter = c.Interval / 10
-	}
-	c.IntervalJitter = max(c.IntervalJitter, 0)
-	if c.DefaultNumWant == 0 {
-		c.DefaultNumWant = DefaultNumWant
-	}
-	if c.MaxNumWant == 0 {
-		c.MaxNumWant = DefaultMaxNumWant
 	}
 	if c.MaxScrapeHashes == 0 {
 		c.MaxScrapeHashes = DefaultMaxScrapeHashes
@@ -177,14 +134,6 @@ func (c Config) withDefaults() (Config, error) {
 		c.Logger = slog.Default()
 	}
 	switch {
-	case c.Interval < time.Second:
-		return c, fmt.Errorf("httptracker: interval %v: must be at least 1s", c.Interval)
-	case c.IntervalJitter >= c.Interval:
-		return c, fmt.Errorf("httptracker: interval jitter %v: must be less than the interval %v", c.IntervalJitter, c.Interval)
-	case c.MinInterval < 0 || c.MinInterval > c.Interval:
-		return c, fmt.Errorf("httptracker: min interval %v: must be between 0 and the interval %v", c.MinInterval, c.Interval)
-	case c.DefaultNumWant < 0 || c.MaxNumWant < 0 || c.DefaultNumWant > c.MaxNumWant:
-		return c, fmt.Errorf("httptracker: numwant default %d, max %d: need 0 <= default <= max", c.DefaultNumWant, c.MaxNumWant)
 	case c.MaxScrapeHashes < 1:
 		return c, fmt.Errorf("httptracker: max scrape hashes %d: must be at least 1", c.MaxScrapeHashes)
 	case c.ReadHeaderTimeout < 0 || c.ReadTimeout < 0 || c.IdleTimeout < 0 || c.WriteTimeout < 0 || c.ShutdownTimeout < 0:

@@ -13,9 +13,14 @@
 // is handed with the bytes read so far to a net/http server, whose
 // behaviour and errors it then gets. Both paths route with the same rules
 // (handler.go) and answer through the same code: query.go decodes the
-// parameters from the raw query into fixed arrays, swarm.Store.Announce
-// updates the swarm and picks peers under one shard lock, and reply.go
-// appends the bencoded reply into a reused buffer.
+// parameters from the raw query into fixed arrays, handler.go hands the
+// announce to the tracker core (tracker/tracker.go: access list, rate
+// limit, numwant, stated addresses, intervals), whose call to
+// swarm.Store.Announce updates the swarm and picks peers under one shard
+// lock, and reply.go appends the bencoded reply, or the core's refusal as
+// a failure reason, into a reused buffer. From socket to reply a reader
+// opens loop.go, head.go, handler.go, query.go, tracker/tracker.go,
+// swarm/store.go and reply.go.
 //
 // # Routing (as opentracker's ot_http.c)
 //
@@ -37,9 +42,12 @@
 // # Parameters
 //
 // info_hash, peer_id, port, uploaded, downloaded, left, event, numwant,
-// compact and key are read; no_peer_id, ip, ipv4, ipv6, trackerid and
+// compact, key, ip, ipv4 and ipv6 are read; no_peer_id, trackerid and
 // anything else are skipped (peer ids are never sent, so no_peer_id is
-// always honoured). Values are percent-decoded; '+' stays '+'. A raw byte of
+// always honoured). ip (BEP 3: the address to list instead of the
+// connection's) and ipv4/ipv6 (BEP 7: the client's address in the other
+// family, listed as a second peer) are honoured only with
+// tracker.allow_ip_field; an unreadable one is ignored. Values are percent-decoded; '+' stays '+'. A raw byte of
 // 0x80 or above or a bad %xx escape in a parameter the tracker reads is a
 // 400, as in opentracker.
 //
@@ -53,9 +61,10 @@
 //     lacks, such as a magnet link without metadata, is no seeder.)
 //   - event: started, completed (counts a download once per peer when it
 //     is a seeder), stopped (removes the peer; the reply has counts and an
-//     empty "peers"); anything else is a plain announce.
-//   - numwant: default Config.DefaultNumWant (50), negative means the
-//     default, capped at Config.MaxNumWant (200); not a number is a failure.
+//     empty "peers"); paused (BEP 21) and anything else is a plain
+//     announce (tracker.ParseEvent has the names).
+//   - numwant: the tracker's default (50) when absent or negative, capped
+//     at the tracker's max (200); not a number is a failure.
 //   - compact: "0" asks for the dictionary model (a list of "ip"/"port"
 //     dictionaries), which opentracker refuses with 400; anything else is
 //     compact.
@@ -65,7 +74,7 @@
 // Keys are sorted: complete, downloaded, incomplete, interval, min
 // interval, peers, peers6. "peers" is always there, even empty (opentracker
 // drops it, and some clients fail); "peers6" only when IPv6 peers were
-// picked. Each reply's interval is Config.Interval ± Config.IntervalJitter.
+// picked. Each reply's interval is the tracker's interval ± its jitter.
 // The announcer never gets itself back.
 //
 // Scrapes answer up to Config.MaxScrapeHashes info_hash parameters (extra
@@ -82,8 +91,10 @@
 //
 // # Errors
 //
-// A request that parses but cannot be served is answered with HTTP 200 and
-// a bencoded "failure reason" (errors.go lists every text; opentracker's
-// wording where it has one). An unparseable one gets 400, an unknown path
+// A request that decodes but cannot be served is answered with HTTP 200
+// and a bencoded "failure reason": the tracker's text for the refusal
+// (tracker/reason.go, the same over UDP and WebSocket), or for a query
+// missing what an announce needs, errors.go's (opentracker's wording where
+// it has one). A query that does not decode gets 400, an unknown path
 // 404, and the server keeps serving either way.
 package httptracker

@@ -68,20 +68,18 @@ func (h *Handler) fullScrape(w http.ResponseWriter, r *http.Request) {
 	h.counters.fullScrapes.Add(1)
 }
 
-// writeFullScrape writes the reply body from the store; it stops early when
+// writeFullScrape writes the reply body from the store, the torrents the
+// access list allows; it stops early when
 // ctx is done (the client left or the server is shutting down).
 func (h *Handler) writeFullScrape(ctx context.Context, bw *bufio.Writer) error {
 	var entry [128]byte
 	var err error
 	n := 0
 	bw.WriteString(scrapeHead)
-	h.store.Range(func(tc swarm.TorrentCounts) bool {
+	h.tracker.Range(func(tc swarm.TorrentCounts) bool {
 		if n++; n%1024 == 0 && ctx.Err() != nil {
 			err = ctx.Err()
 			return false
-		}
-		if !h.allowed(tc.InfoHash) {
-			return true
 		}
 		_, err = bw.Write(appendScrapeFile(entry[:0], &tc.InfoHash, tc.Counts))
 		return err == nil

@@ -2,7 +2,6 @@ package httptracker
 
 import (
 	"bytes"
-	"math/rand/v2"
 	"net/http"
 	"net/netip"
 	"slices"
@@ -12,13 +11,14 @@ import (
 	"time"
 
 	"herald/swarm"
+	"herald/tracker"
 )
 
 // Handler serves announces and scrapes over HTTP. Use it through Server,
 // or mount it in another server with NewHandler.
 type Handler struct {
 	cfg      Config
-	store    *swarm.Store
+	tracker  *tracker.Tracker
 	counters counters
 	// states recycles per-request buffers, so an announce allocates
 	// nothing of its own in the steady state.
@@ -33,7 +33,8 @@ type Handler struct {
 type requestState struct {
 	body   []byte
 	peers  swarm.Peers
-	ann    swarm.Announce
+	ann    tracker.AnnounceRequest
+	reply  tracker.AnnounceReply
 	req    announceRequest
 	hashes []swarm.InfoHash
 }
@@ -44,14 +45,14 @@ func NewHandler(cfg Config) (*Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	h := &Handler{cfg: cfg, store: cfg.Store}
+	h := &Handler{cfg: cfg, tracker: cfg.Tracker}
 	if cfg.MaxFullScrapes > 0 {
 		h.fullScrapeSlots = make(chan struct{}, cfg.MaxFullScrapes)
 	}
 	h.states.New = func() any {
 		return &requestState{
 			body:   make([]byte, 0, 1024),
-			peers:  swarm.Peers{V4: make([]byte, 0, swarm.PeerLen4*cfg.DefaultNumWant), V6: make([]byte, 0, swarm.PeerLen6*cfg.DefaultNumWant)},
+			peers:  swarm.Peers{V4: make([]byte, 0, swarm.PeerLen4*tracker.DefaultNumWant), V6: make([]byte, 0, swarm.PeerLen6*tracker.DefaultNumWant)},
 			hashes: make([]swarm.InfoHash, cfg.MaxScrapeHashes),
 		}
 	}
@@ -229,22 +230,6 @@ func (h *Handler) trustedProxy(a netip.Addr) bool {
 	return false
 }
 
-func (h *Handler) allowed(ih swarm.InfoHash) bool {
-	return h.cfg.Allowed == nil || h.cfg.Allowed(ih)
-}
-
-// intervals returns one reply's interval and min interval in seconds.
-func (h *Handler) intervals() (interval, minInterval int64) {
-	interval = int64(h.cfg.Interval / time.Second)
-	if j := int64(h.cfg.IntervalJitter / time.Second); j > 0 {
-		interval += rand.Int64N(2*j+1) - j
-	}
-	if h.cfg.MinInterval > 0 {
-		return interval, min(int64(h.cfg.MinInterval/time.Second), interval)
-	}
-	return interval, interval / 2
-}
-
 func (h *Handler) announce(w http.ResponseWriter, r *http.Request) {
 	st := h.states.Get().(*requestState)
 	defer h.states.Put(st)
@@ -257,81 +242,42 @@ func (h *Handler) announce(w http.ResponseWriter, r *http.Request) {
 // with badRequest the text of a 400. Both frontends, net/http and the fast
 // path, answer through it.
 func (h *Handler) answerAnnounce(st *requestState, query string, addr netip.Addr, ok bool) (badRequest bool) {
-	err := parseAnnounce(query, &st.req)
-	if err == nil && !h.allowed(st.req.infoHash) {
-		err = failNotAuthorized
-	}
-	switch {
-	case err == nil && !ok:
-		err = failBadAddr
-	case ok && h.cfg.Admit != nil && !h.cfg.Admit(addr, time.Now()):
-		h.counters.rateLimited.Add(1)
-		err = failRateLimited
-	}
-	if h.cfg.AllowClientIP && st.req.ip.IsValid() {
-		addr = st.req.ip
-	}
-	var counts swarm.Counts
-	if err == nil {
-		numWant := st.req.numWant
-		if numWant < 0 {
-			numWant = h.cfg.DefaultNumWant
-		}
-		st.ann = swarm.Announce{
-			InfoHash:   st.req.infoHash,
-			PeerID:     st.req.peerID,
-			Addr:       netip.AddrPortFrom(addr, st.req.port),
-			Left:       st.req.left,
-			Uploaded:   st.req.uploaded,
-			Downloaded: st.req.downloaded,
-			Event:      st.req.event,
-			NumWant:    min(numWant, h.cfg.MaxNumWant),
-			Key:        st.req.key,
-		}
-		st.peers, counts, err = h.store.Announce(&st.ann, swarm.FamilyBoth, swarm.Peers{V4: st.peers.V4[:0], V6: st.peers.V6[:0]})
-		if err != nil {
-			err = h.storeError(err)
-		}
-	}
-	if err == nil && h.cfg.AllowClientIP {
-		// BEP 7: the client's address in the other family joins the swarm
-		// too, so peers of that family can reach it.
-		for _, other := range [2]netip.AddrPort{st.req.ipv4, st.req.ipv6} {
-			if other.IsValid() && swarm.FamilyOf(other.Addr()) != swarm.FamilyOf(addr) {
-				extra := st.ann
-				extra.Addr, extra.NumWant = other, 0
-				if other.Port() == 0 {
-					extra.Addr = netip.AddrPortFrom(other.Addr(), st.req.port)
-				}
-				h.store.Announce(&extra, 0, swarm.Peers{})
-			}
-		}
-	}
-	if err != nil {
+	if err := parseAnnounce(query, &st.req); err != nil {
 		return h.answerError(st, err, &h.counters.announceFailures)
 	}
-	reply := announceReply{counts: counts}
-	reply.interval, reply.minInterval = h.intervals()
-	if st.req.compact {
-		st.body = appendAnnounce(st.body[:0], &reply, st.peers)
+	if !ok {
+		return h.answerError(st, tracker.BadAddress.Err(), &h.counters.announceFailures)
+	}
+	req := &st.req
+	st.ann = tracker.AnnounceRequest{
+		Announce: swarm.Announce{
+			InfoHash:   req.infoHash,
+			PeerID:     req.peerID,
+			Addr:       netip.AddrPortFrom(addr, req.port),
+			Left:       req.left,
+			Uploaded:   req.uploaded,
+			Downloaded: req.downloaded,
+			Event:      req.event,
+			NumWant:    req.numWant,
+			Key:        req.key,
+		},
+		StatedIP: req.ip,
+		Also:     [2]netip.AddrPort{req.ipv4, req.ipv6},
+		Family:   swarm.FamilyBoth,
+	}
+	reply := &st.reply
+	if ce := h.tracker.Announce(&st.ann, time.Now(), swarm.Peers{V4: st.peers.V4[:0], V6: st.peers.V6[:0]}, reply); ce != nil {
+		return h.answerError(st, ce, &h.counters.announceFailures)
+	}
+	st.peers = reply.Peers
+	r := announceReply{counts: reply.Counts, interval: int64(reply.Interval), minInterval: int64(reply.MinInterval)}
+	if req.compact {
+		st.body = appendAnnounce(st.body[:0], &r, st.peers)
 	} else {
-		st.body = appendAnnounceDicts(st.body[:0], &reply, st.peers)
+		st.body = appendAnnounceDicts(st.body[:0], &r, st.peers)
 	}
 	h.counters.announces.Add(1)
 	return false
-}
-
-// storeError turns a store error into a client-visible failure, logging
-// the ones the store does not document.
-func (h *Handler) storeError(err error) failure {
-	f, known := storeFailure(err)
-	if !known {
-		// Logged at 1, 2, 4, 8, ... occurrences: visible, never a flood.
-		if n := h.counters.internalErrors.Add(1); n&(n-1) == 0 {
-			h.cfg.Logger.Error("httptracker: store failed", "err", err, "count", n)
-		}
-	}
-	return f
 }
 
 func (h *Handler) scrape(w http.ResponseWriter, r *http.Request) {
@@ -341,15 +287,17 @@ func (h *Handler) scrape(w http.ResponseWriter, r *http.Request) {
 	writeAnswer(w, st, h.answerScrape(st, r.URL.RawQuery, addr, ok))
 }
 
-// answerScrape is answerAnnounce for a scrape.
+// answerScrape is answerAnnounce for a scrape. A torrent the access list
+// refuses is left out, as an unknown one.
 func (h *Handler) answerScrape(st *requestState, query string, addr netip.Addr, ok bool) (badRequest bool) {
 	n, err := parseScrape(query, st.hashes)
-	if ok && h.cfg.Admit != nil && !h.cfg.Admit(addr, time.Now()) {
-		h.counters.rateLimited.Add(1)
-		err = failRateLimited
-	}
 	if err != nil {
 		return h.answerError(st, err, &h.counters.scrapeFailures)
+	}
+	if ok {
+		if ce := h.tracker.AdmitScrape(addr, time.Now()); ce != nil {
+			return h.answerError(st, ce, &h.counters.scrapeFailures)
+		}
 	}
 	// Keys of the files dictionary must be sorted and unique (BEP 3).
 	hashes := st.hashes[:n]
@@ -357,10 +305,7 @@ func (h *Handler) answerScrape(st *requestState, query string, addr netip.Addr, 
 	hashes = slices.Compact(hashes)
 	body := append(st.body[:0], scrapeHead...)
 	for i := range hashes {
-		if !h.allowed(hashes[i]) {
-			continue
-		}
-		if c, ok := h.store.Scrape(hashes[i]); ok {
+		if c, ok := h.tracker.ScrapeCounts(hashes[i]); ok {
 			body = appendScrapeFile(body, &hashes[i], c)
 		}
 	}
@@ -372,21 +317,25 @@ func (h *Handler) answerScrape(st *requestState, query string, addr netip.Addr, 
 // counter is the failure counter of the request's action.
 type counter interface{ Add(uint64) uint64 }
 
-// answerError answers a parse or tracker error: a 400 for malformed
-// requests, a bencoded failure reason (HTTP 200) for the rest.
+// answerError answers a refusal: a 400 for a query that does not decode,
+// a bencoded failure reason (HTTP 200) with the tracker's text for the
+// rest.
 func (h *Handler) answerError(st *requestState, err error, failures counter) (badRequest bool) {
-	switch err := err.(type) {
-	case malformed:
+	if m, ok := err.(malformed); ok {
 		h.counters.badRequests.Add(1)
-		st.body = append(append(st.body[:0], err...), '\n')
+		st.body = append(append(st.body[:0], m...), '\n')
 		return true
-	case failure:
-		failures.Add(1)
-		st.body = appendFailure(st.body[:0], err)
-		return false
-	default:
-		return h.answerError(st, h.storeError(err), failures)
 	}
+	ce, _ := tracker.AsClientError(err)
+	switch ce.Reason {
+	case tracker.RateLimited:
+		h.counters.rateLimited.Add(1)
+	case tracker.Internal:
+		h.counters.internalErrors.Add(1)
+	}
+	failures.Add(1)
+	st.body = appendFailure(st.body[:0], ce.Text)
+	return false
 }
 
 // writeAnswer sends what answerAnnounce or answerScrape left in st.body.

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"herald/swarm"
+	"herald/tracker"
 )
 
 // refused is the test handlers' access list: it refuses torrents whose
@@ -26,13 +27,28 @@ func newTestStore(t testing.TB, cfg swarm.Config) *swarm.Store {
 	return store
 }
 
-func newTestHandler(t testing.TB, cfg Config) *Handler {
+// testTracker returns a tracker with the rules of cfg, over a fresh store
+// unless cfg names one, and refusing the hashes refused names unless cfg
+// has an access list.
+func testTracker(t testing.TB, cfg tracker.Config) *tracker.Tracker {
 	t.Helper()
 	if cfg.Store == nil {
 		cfg.Store = newTestStore(t, swarm.Config{})
 	}
 	if cfg.Allowed == nil {
 		cfg.Allowed = func(h swarm.InfoHash) bool { return !refused(h) }
+	}
+	tr, err := tracker.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tr
+}
+
+func newTestHandler(t testing.TB, cfg Config) *Handler {
+	t.Helper()
+	if cfg.Tracker == nil {
+		cfg.Tracker = testTracker(t, tracker.Config{})
 	}
 	h, err := NewHandler(cfg)
 	if err != nil {
@@ -64,9 +80,9 @@ func TestBadRequests(t *testing.T) {
 	if _, _, err := store.Announce(&swarm.Announce{InfoHash: hash20, Addr: netip.MustParseAddrPort("10.0.0.1:1"), Left: 1}, swarm.FamilyBoth, swarm.Peers{}); err != nil {
 		t.Fatal(err)
 	}
-	h := newTestHandler(t, Config{Store: store})
-	redirecting := newTestHandler(t, Config{Store: store, RedirectURL: "https://example.org/tracker"})
-	busy := newTestHandler(t, Config{Store: store, MaxFullScrapes: 1})
+	h := newTestHandler(t, Config{Tracker: testTracker(t, tracker.Config{Store: store})})
+	redirecting := newTestHandler(t, Config{Tracker: testTracker(t, tracker.Config{Store: store}), RedirectURL: "https://example.org/tracker"})
+	busy := newTestHandler(t, Config{Tracker: testTracker(t, tracker.Config{Store: store}), MaxFullScrapes: 1})
 	busy.fullScrapeSlots <- struct{}{} // one full scrape "running"
 
 	ok := "info_hash=" + q20 + "&port=6881"
@@ -189,8 +205,8 @@ func TestNumWant(t *testing.T) {
 		addr := netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 1, byte(i >> 8), byte(i)}), 6881)
 		store.Announce(&swarm.Announce{InfoHash: hash20, Addr: addr, Left: 1}, swarm.FamilyBoth, swarm.Peers{})
 	}
-	h := newTestHandler(t, Config{Store: store})
-	small := newTestHandler(t, Config{Store: store, DefaultNumWant: 5, MaxNumWant: 10})
+	h := newTestHandler(t, Config{Tracker: testTracker(t, tracker.Config{Store: store})})
+	small := newTestHandler(t, Config{Tracker: testTracker(t, tracker.Config{Store: store, DefaultNumWant: 5, MaxNumWant: 10})})
 	for _, tc := range []struct {
 		handler http.Handler
 		numwant string
@@ -229,7 +245,7 @@ func TestIntervals(t *testing.T) {
 	if len(seen) < 100 {
 		t.Errorf("500 replies had only %d distinct intervals: no jitter?", len(seen))
 	}
-	fixed := newTestHandler(t, Config{Interval: 600 * time.Second, IntervalJitter: -1, MinInterval: 60 * time.Second})
+	fixed := newTestHandler(t, Config{Tracker: testTracker(t, tracker.Config{Interval: 600 * time.Second, IntervalJitter: -1, MinInterval: 60 * time.Second})})
 	r := announceVia(t, fixed, query, "")
 	if r["interval"].(int64) != 600 || r["min interval"].(int64) != 60 {
 		t.Errorf("configured: interval %d, min interval %d; want 600, 60", r["interval"], r["min interval"])
@@ -257,8 +273,8 @@ func TestScrapeHashes(t *testing.T) {
 	entry := func(h swarm.InfoHash, seeders int) string {
 		return "20:" + string(h[:]) + "d8:completei" + strconv.Itoa(seeders) + "e10:downloadedi0e10:incompletei0ee"
 	}
-	h := newTestHandler(t, Config{Store: store})
-	two := newTestHandler(t, Config{Store: store, MaxScrapeHashes: 2})
+	h := newTestHandler(t, Config{Tracker: testTracker(t, tracker.Config{Store: store})})
+	two := newTestHandler(t, Config{Tracker: testTracker(t, tracker.Config{Store: store}), MaxScrapeHashes: 2})
 	for _, tc := range []struct {
 		name    string
 		handler http.Handler

@@ -15,6 +15,7 @@ import (
 
 	"herald/internal/servetest"
 	"herald/swarm"
+	"herald/tracker"
 )
 
 // exchange sends request on a new connection and reads one response.
@@ -52,7 +53,7 @@ func exchange(t *testing.T, srv *Server, chunks ...string) (*http.Response, []by
 // and both must be counted.
 func TestFastPathAnswersAsNetHTTP(t *testing.T) {
 	store := newTestStore(t, swarm.Config{})
-	srv := startServer(t, "127.0.0.1:0", Config{Store: store, IntervalJitter: -1, Allowed: func(h swarm.InfoHash) bool { return !refused(h) }})
+	srv := startServer(t, "127.0.0.1:0", Config{Tracker: testTracker(t, tracker.Config{Store: store, IntervalJitter: -1, Allowed: func(h swarm.InfoHash) bool { return !refused(h) }})})
 	// A swarm of one other peer, so announce replies are deterministic.
 	newPeer(t, srv.Addr(), "127.0.0.1", 7000).announce(hash20, "&left=0")
 	deniedHash := "%de" + strings.Repeat("a", 19)
@@ -106,7 +107,7 @@ func hexByte(b byte) string {
 // connection, then a fourth asking to close: four replies in order, then
 // the end of the stream.
 func TestPipelinedKeepAlive(t *testing.T) {
-	srv := startServer(t, "127.0.0.1:0", Config{Store: newTestStore(t, swarm.Config{})})
+	srv := startServer(t, "127.0.0.1:0", Config{Tracker: testTracker(t, tracker.Config{Store: newTestStore(t, swarm.Config{})})})
 	conn, err := net.Dial("tcp", srv.Addr().String())
 	if err != nil {
 		t.Fatal(err)
@@ -142,7 +143,7 @@ func TestPipelinedKeepAlive(t *testing.T) {
 // TestSplitRequests sends heads in pieces: the loop must wait for the rest,
 // and hand net/http everything it has read when the request is not its own.
 func TestSplitRequests(t *testing.T) {
-	srv := startServer(t, "127.0.0.1:0", Config{Store: newTestStore(t, swarm.Config{})})
+	srv := startServer(t, "127.0.0.1:0", Config{Tracker: testTracker(t, tracker.Config{Store: newTestStore(t, swarm.Config{})})})
 	head := "GET /announce?info_hash=" + q20 + "&port=6881 HTTP/1.1\r\nHost: x\r\n\r\n"
 	handed := "GET /%61nnounce?info_hash=" + q20 + "&port=6881 HTTP/1.1\r\nHost: x\r\n\r\n"
 	for _, chunks := range [][]string{
@@ -165,7 +166,7 @@ func TestSplitRequests(t *testing.T) {
 // TestMaxConnections fills the limit with idle connections: the next one
 // is closed at once and counted, and a slot freed by a client is usable.
 func TestMaxConnections(t *testing.T) {
-	srv := startServer(t, "127.0.0.1:0", Config{Store: newTestStore(t, swarm.Config{}), MaxConnections: 2})
+	srv := startServer(t, "127.0.0.1:0", Config{Tracker: testTracker(t, tracker.Config{Store: newTestStore(t, swarm.Config{})}), MaxConnections: 2})
 	var idle []net.Conn
 	for range 2 {
 		c, err := net.Dial("tcp", srv.Addr().String())
@@ -200,8 +201,7 @@ func TestMaxConnections(t *testing.T) {
 // after ReadHeaderTimeout and an idle keep-alive one after IdleTimeout,
 // and that a slow head that completes in time is answered.
 func TestDeadlines(t *testing.T) {
-	srv := startServer(t, "127.0.0.1:0", Config{Store: newTestStore(t, swarm.Config{}),
-		ReadHeaderTimeout: 300 * time.Millisecond, IdleTimeout: 300 * time.Millisecond})
+	srv := startServer(t, "127.0.0.1:0", Config{Tracker: testTracker(t, tracker.Config{Store: newTestStore(t, swarm.Config{})}), ReadHeaderTimeout: 300 * time.Millisecond, IdleTimeout: 300 * time.Millisecond})
 	partial, err := net.Dial("tcp", srv.Addr().String())
 	if err != nil {
 		t.Fatal(err)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"herald/swarm"
+	"herald/tracker"
 )
 
 // Issue 5: the client address behind trusted proxies is the rightmost
@@ -54,7 +55,7 @@ func TestClientAddrBehindProxies(t *testing.T) {
 // The address announces register is the proxied one, end to end.
 func TestAnnounceThroughProxy(t *testing.T) {
 	store := newTestStore(t, swarm.Config{})
-	h := newTestHandler(t, Config{Store: store, TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}})
+	h := newTestHandler(t, Config{Tracker: testTracker(t, tracker.Config{Store: store}), TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}})
 	r := httptest.NewRequest("GET", "/announce?"+announceBase+"&left=1", nil)
 	r.RemoteAddr = "127.0.0.1:4000"
 	r.Header.Set("X-Forwarded-For", "1.1.1.1, 198.51.100.20")
@@ -70,7 +71,7 @@ func TestAnnounceThroughProxy(t *testing.T) {
 func TestClientStatedAddresses(t *testing.T) {
 	for _, allow := range []bool{false, true} {
 		store := newTestStore(t, swarm.Config{})
-		h := newTestHandler(t, Config{Store: store, AllowClientIP: allow})
+		h := newTestHandler(t, Config{Tracker: testTracker(t, tracker.Config{Store: store, AllowIPField: allow})})
 		r := httptest.NewRequest("GET", "/announce?"+announceBase+"&left=1&ipv6=2001:db8::5", nil)
 		r.RemoteAddr = "192.0.2.1:4000"
 		h.ServeHTTP(httptest.NewRecorder(), r)
@@ -86,7 +87,7 @@ func TestClientStatedAddresses(t *testing.T) {
 }
 
 func TestAdmitRefusesWithFailure(t *testing.T) {
-	h := newTestHandler(t, Config{Admit: func(a netip.Addr, _ time.Time) bool { return a != netip.MustParseAddr("192.0.2.66") }})
+	h := newTestHandler(t, Config{Tracker: testTracker(t, tracker.Config{Admit: func(a netip.Addr, _ time.Time) bool { return a != netip.MustParseAddr("192.0.2.66") }})})
 	for _, target := range []string{"/announce?" + announceBase, "/scrape?info_hash=" + q20} {
 		resp := serve(h, "GET", target, "", "192.0.2.66:1000")
 		body, _ := io.ReadAll(resp.Body)

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"herald/swarm"
+	"herald/tracker"
 )
 
 // This file scans the query string of announce and scrape requests
@@ -25,7 +26,7 @@ type announceRequest struct {
 	port       uint16
 	uploaded   uint64
 	downloaded uint64
-	left       uint64 // leftUnknown when absent or not a number
+	left       uint64 // tracker.LeftUnknown when absent or not a number
 	event      swarm.Event
 	numWant    int  // -1 when absent or negative: use the default
 	compact    bool // false only for compact=0
@@ -35,10 +36,6 @@ type announceRequest struct {
 	ip         netip.Addr
 	ipv4, ipv6 netip.AddrPort
 }
-
-// leftUnknown marks an announce without a usable "left": the peer counts as
-// a leecher, since only left=0 claims the whole torrent.
-const leftUnknown = math.MaxUint64
 
 // nextParam splits the first parameter off a raw query: its raw key, raw
 // value (empty when there is no '='), and the rest after the '&'.
@@ -141,7 +138,7 @@ func paramName(buf *[16]byte, raw string) ([]byte, error) {
 // parseAnnounce decodes an announce query into req. The error is a
 // malformed (HTTP 400) or a failure (a bencoded failure reason).
 func parseAnnounce(q string, req *announceRequest) error {
-	*req = announceRequest{left: leftUnknown, numWant: -1, compact: true}
+	*req = announceRequest{left: tracker.LeftUnknown, numWant: -1, compact: true}
 	var keyBuf [16]byte
 	haveHash, havePort := false, false
 	for q != "" {
@@ -187,7 +184,7 @@ func parseAnnounce(q string, req *announceRequest) error {
 			case err != nil:
 				return err
 			case !ok && string(name) == "left":
-				v = leftUnknown
+				v = tracker.LeftUnknown
 			case !ok:
 				v = 0
 			}
@@ -205,17 +202,8 @@ func parseAnnounce(q string, req *announceRequest) error {
 			if err != nil {
 				return err
 			}
-			// Other events ("paused", BEP 21, or "") are plain announces.
-			switch string(buf[:min(n, len(buf))]) {
-			case "started":
-				req.event = swarm.EventStarted
-			case "completed":
-				req.event = swarm.EventCompleted
-			case "stopped":
-				req.event = swarm.EventStopped
-			default:
-				req.event = swarm.EventNone
-			}
+			// An unknown event is a plain announce, as in opentracker.
+			req.event, _ = tracker.ParseEvent(buf[:min(n, len(buf))])
 		case "numwant":
 			mag, neg, ok, err := number(raw)
 			switch {

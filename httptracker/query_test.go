@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"herald/swarm"
+	"herald/tracker"
 )
 
 // hash20 is a 20-byte info_hash with bytes that must be escaped; q20 is its
@@ -29,23 +30,23 @@ var parseAnnounceCases = []struct {
 	{"info_hash=" + q20 + "&peer_id=-TR2940-abcdefghijkl&port=51413&uploaded=1&downloaded=2&left=100&numwant=80&key=0A1b2C3d&compact=1&supportcrypto=1&event=started",
 		announceRequest{infoHash: hash20, peerID: swarm.PeerID([]byte("-TR2940-abcdefghijkl")), port: 51413, uploaded: 1, downloaded: 2,
 			left: 100, event: swarm.EventStarted, numWant: 80, compact: true, key: 0x0a1b2c3d}},
-	{announceBase, announceRequest{infoHash: hash20, port: 6881, left: leftUnknown, numWant: -1, compact: true, key: 0}},
+	{announceBase, announceRequest{infoHash: hash20, port: 6881, left: tracker.LeftUnknown, numWant: -1, compact: true, key: 0}},
 	{announceBase + "&left=0&event=completed", announceRequest{infoHash: hash20, port: 6881, event: swarm.EventCompleted, numWant: -1, compact: true}},
-	{announceBase + "&left=-1", announceRequest{infoHash: hash20, port: 6881, left: leftUnknown, numWant: -1, compact: true}},
-	{announceBase + "&left=abc", announceRequest{infoHash: hash20, port: 6881, left: leftUnknown, numWant: -1, compact: true}},
-	{announceBase + "&left=99999999999999999999999", announceRequest{infoHash: hash20, port: 6881, left: leftUnknown, numWant: -1, compact: true}},
-	{announceBase + "&event=stopped&compact=0&numwant=-5", announceRequest{infoHash: hash20, port: 6881, left: leftUnknown, event: swarm.EventStopped, numWant: -1}},
-	{announceBase + "&event=paused&numwant=99999999999&compact=%30", announceRequest{infoHash: hash20, port: 6881, left: leftUnknown, numWant: 1<<31 - 1}},
-	{announceBase + "&compact=00&numwant=0", announceRequest{infoHash: hash20, port: 6881, left: leftUnknown, numWant: 0, compact: true}},
+	{announceBase + "&left=-1", announceRequest{infoHash: hash20, port: 6881, left: tracker.LeftUnknown, numWant: -1, compact: true}},
+	{announceBase + "&left=abc", announceRequest{infoHash: hash20, port: 6881, left: tracker.LeftUnknown, numWant: -1, compact: true}},
+	{announceBase + "&left=99999999999999999999999", announceRequest{infoHash: hash20, port: 6881, left: tracker.LeftUnknown, numWant: -1, compact: true}},
+	{announceBase + "&event=stopped&compact=0&numwant=-5", announceRequest{infoHash: hash20, port: 6881, left: tracker.LeftUnknown, event: swarm.EventStopped, numWant: -1}},
+	{announceBase + "&event=paused&numwant=99999999999&compact=%30", announceRequest{infoHash: hash20, port: 6881, left: tracker.LeftUnknown, numWant: 1<<31 - 1}},
+	{announceBase + "&compact=00&numwant=0", announceRequest{infoHash: hash20, port: 6881, left: tracker.LeftUnknown, numWant: 0, compact: true}},
 	// Escaped keys, '+' kept literally, unknown and empty parameters skipped.
 	{"info%5Fhash=" + q20 + "&port=%36881&&ip=1.2.3.4&x=%zz\xff&no_peer_id=1&trackerid&peer_id=+++++++++++++++++++%2b",
-		announceRequest{infoHash: hash20, peerID: swarm.PeerID([]byte(strings.Repeat("+", 20))), port: 6881, left: leftUnknown, numWant: -1, compact: true,
+		announceRequest{infoHash: hash20, peerID: swarm.PeerID([]byte(strings.Repeat("+", 20))), port: 6881, left: tracker.LeftUnknown, numWant: -1, compact: true,
 			ip: netip.MustParseAddr("1.2.3.4")}},
 	// BEP 7: the other family's address, with or without a port; the
 	// wrong family, unspecified and unreadable addresses are ignored.
-	{announceBase + "&ipv6=2001%3adb8%3a%3a1&ipv4=%5b2001:db8::9%5d:7", announceRequest{infoHash: hash20, port: 6881, left: leftUnknown, numWant: -1, compact: true,
+	{announceBase + "&ipv6=2001%3adb8%3a%3a1&ipv4=%5b2001:db8::9%5d:7", announceRequest{infoHash: hash20, port: 6881, left: tracker.LeftUnknown, numWant: -1, compact: true,
 		ipv6: netip.MustParseAddrPort("[2001:db8::1]:0")}},
-	{announceBase + "&ipv4=192.0.2.7:7000&ip=0.0.0.0&ipv6=nonsense", announceRequest{infoHash: hash20, port: 6881, left: leftUnknown, numWant: -1, compact: true,
+	{announceBase + "&ipv4=192.0.2.7:7000&ip=0.0.0.0&ipv6=nonsense", announceRequest{infoHash: hash20, port: 6881, left: tracker.LeftUnknown, numWant: -1, compact: true,
 		ipv4: netip.MustParseAddrPort("192.0.2.7:7000")}},
 }
 
@@ -170,7 +171,7 @@ func appendAnnounceQuery(req *announceRequest, withPeerID bool) string {
 	if withPeerID {
 		fmt.Fprintf(&b, "&peer_id=%s", escapeAll(req.peerID[:]))
 	}
-	if req.left != leftUnknown {
+	if req.left != tracker.LeftUnknown {
 		fmt.Fprintf(&b, "&left=%d", req.left)
 	}
 	if req.event != swarm.EventNone {
@@ -238,8 +239,8 @@ func FuzzParseAnnounce(f *testing.F) {
 		err := parseAnnounce(q, &req)
 		if err != nil {
 			var m malformed
-			var fl failure
-			if !errors.As(err, &m) && !errors.As(err, &fl) {
+			var ce *tracker.ClientError
+			if !errors.As(err, &m) && (!errors.As(err, &ce) || ce.Reason != tracker.Malformed) {
 				t.Fatalf("parseAnnounce(%q): error of type %T", q, err)
 			}
 			return

@@ -71,9 +71,9 @@ func appendPeerDict(dst []byte, addr netip.Addr, port uint16) []byte {
 }
 
 // appendFailure appends a reply carrying only a failure reason (BEP 3).
-func appendFailure(dst []byte, f failure) []byte {
+func appendFailure(dst []byte, reason string) []byte {
 	dst = bencode.AppendDictStart(dst)
-	dst = bencode.AppendKeyString(dst, "failure reason", string(f))
+	dst = bencode.AppendKeyString(dst, "failure reason", reason)
 	return bencode.AppendEnd(dst)
 }
 

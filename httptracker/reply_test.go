@@ -6,6 +6,7 @@ import (
 
 	"herald/bencode"
 	"herald/swarm"
+	"herald/tracker"
 )
 
 var (
@@ -35,9 +36,9 @@ func TestReplyGolden(t *testing.T) {
 				"d2:ip3:::14:porti6882ee" +
 				"ee"},
 		{"dictionary model no peers", appendAnnounceDicts(nil, reply, swarm.Peers{}), head + "5:peerslee"},
-		{"failure", appendFailure(nil, failMissingInfoHash),
+		{"failure", appendFailure(nil, failMissingInfoHash.Text),
 			"d14:failure reason80:Your client forgot to send your torrent's info_hash. Please upgrade your client.e"},
-		{"failure not authorized", appendFailure(nil, failNotAuthorized),
+		{"failure not authorized", appendFailure(nil, tracker.NotAllowed.Text()),
 			"d14:failure reason63:Requested download is not authorized for use with this tracker.e"},
 		{"scrape", append(appendScrapeFile([]byte(scrapeHead), &h, swarm.Counts{Seeders: 1, Leechers: 2, Completed: 3}), scrapeTail...),
 			"d5:filesd20:0123456789abcdefghijd8:completei1e10:downloadedi3e10:incompletei2eeee"},

@@ -22,6 +22,7 @@ import (
 	"herald/bencode"
 	"herald/internal/servetest"
 	"herald/swarm"
+	"herald/tracker"
 )
 
 // startServer binds addr and serves until the test ends; the cleanup checks
@@ -135,7 +136,7 @@ func counts(reply map[string]any) [3]int64 {
 // 127.0.0.1:0 and [::1]:0, with peers on 127.0.0.1, 127.0.0.2 and ::1.
 func TestSwarmEndToEnd(t *testing.T) {
 	store := newTestStore(t, swarm.Config{})
-	cfg := Config{Store: store, Interval: 1800 * time.Second}
+	cfg := Config{Tracker: testTracker(t, tracker.Config{Store: store, Interval: 1800 * time.Second})}
 	srv4 := startServer(t, "127.0.0.1:0", cfg)
 	srv6 := startServer(t, "[::1]:0", cfg)
 	h := swarm.InfoHash{1, 2, 3}
@@ -257,7 +258,7 @@ func TestFullScrape(t *testing.T) {
 	}
 	// A refused torrent is left out of the full scrape.
 	store.Announce(&swarm.Announce{InfoHash: swarm.InfoHash{0xde}, Addr: netip.MustParseAddrPort("10.0.0.1:1")}, swarm.FamilyBoth, swarm.Peers{})
-	srv := startServer(t, "127.0.0.1:0", Config{Store: store, Allowed: func(h swarm.InfoHash) bool { return !refused(h) }})
+	srv := startServer(t, "127.0.0.1:0", Config{Tracker: testTracker(t, tracker.Config{Store: store, Allowed: func(h swarm.InfoHash) bool { return !refused(h) }})})
 	p := newPeer(t, srv.Addr(), "127.0.0.1", 1)
 
 	check := func(name string, body []byte) {
@@ -320,7 +321,7 @@ func TestFullScrape(t *testing.T) {
 // TestKeepAlive checks that a client's second request reuses its
 // connection (opentracker closes after every reply).
 func TestKeepAlive(t *testing.T) {
-	srv := startServer(t, "127.0.0.1:0", Config{Store: newTestStore(t, swarm.Config{})})
+	srv := startServer(t, "127.0.0.1:0", Config{Tracker: testTracker(t, tracker.Config{Store: newTestStore(t, swarm.Config{})})})
 	p := newPeer(t, srv.Addr(), "127.0.0.1", 6881)
 	var reused []bool
 	trace := &httptrace.ClientTrace{GotConn: func(info httptrace.GotConnInfo) { reused = append(reused, info.Reused) }}
@@ -346,7 +347,7 @@ func TestKeepAlive(t *testing.T) {
 // connection, and checks the status line: the requests net/http itself
 // refuses before the handler runs, and a few the handler refuses.
 func TestRawRequests(t *testing.T) {
-	srv := startServer(t, "127.0.0.1:0", Config{Store: newTestStore(t, swarm.Config{}), MaxHeaderBytes: 4096})
+	srv := startServer(t, "127.0.0.1:0", Config{Tracker: testTracker(t, tracker.Config{Store: newTestStore(t, swarm.Config{})}), MaxHeaderBytes: 4096})
 	ok := "info_hash=" + q20 + "&port=6881"
 	for _, tc := range []struct {
 		name, request, status string
@@ -384,7 +385,7 @@ func TestRawRequests(t *testing.T) {
 // with a keep-alive connection still open, and leaves no goroutine behind.
 func TestServeShutdown(t *testing.T) {
 	before := runtime.NumGoroutine()
-	srv, err := Listen("127.0.0.1:0", Config{Store: newTestStore(t, swarm.Config{})})
+	srv, err := Listen("127.0.0.1:0", Config{Tracker: testTracker(t, tracker.Config{Store: newTestStore(t, swarm.Config{})})})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -420,7 +421,7 @@ func TestServeShutdown(t *testing.T) {
 // parameter separator (net/http's AllowQuerySemicolons would make it one).
 func TestSemicolonInInfoHash(t *testing.T) {
 	store := newTestStore(t, swarm.Config{})
-	srv := startServer(t, "127.0.0.1:0", Config{Store: store})
+	srv := startServer(t, "127.0.0.1:0", Config{Tracker: testTracker(t, tracker.Config{Store: store})})
 
 	p := newPeer(t, srv.Addr(), "127.0.0.1", 6881)
 	for range 3 {
@@ -447,7 +448,7 @@ func TestShutdownDuringFullScrape(t *testing.T) {
 		binary.BigEndian.PutUint32(h[1:], uint32(i))
 		store.Announce(&swarm.Announce{InfoHash: h, Addr: netip.MustParseAddrPort("10.0.0.1:1")}, swarm.FamilyBoth, swarm.Peers{})
 	}
-	srv, err := Listen("127.0.0.1:0", Config{Store: store, ShutdownTimeout: 500 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(t.Output(), nil))})
+	srv, err := Listen("127.0.0.1:0", Config{Tracker: testTracker(t, tracker.Config{Store: store}), ShutdownTimeout: 500 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(t.Output(), nil))})
 	if err != nil {
 		t.Fatal(err)
 	}

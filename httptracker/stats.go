@@ -16,7 +16,7 @@ type Stats struct {
 	Redirects        uint64 // 302 for /
 	BadMethods       uint64 // 405: anything but GET
 	InternalErrors   uint64 // store errors the tracker did not expect
-	RateLimited      uint64 // announces and scrapes refused by Config.Admit
+	RateLimited      uint64 // announces and scrapes over the rate limit
 
 	// Connections (Server only; zero from a bare Handler).
 	OpenConnections    uint64 // open now, waiting or being answered

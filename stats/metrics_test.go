@@ -19,6 +19,7 @@ import (
 	"herald/internal/servetest"
 	"herald/ratelimit"
 	"herald/swarm"
+	"herald/tracker"
 	"herald/udptracker"
 )
 
@@ -184,7 +185,11 @@ func TestMetricsParseAndLint(t *testing.T) {
 // header timeout is an hour), the other is closed on arrival.
 func fullHTTPServer(t *testing.T, store *swarm.Store) *httptracker.Server {
 	t.Helper()
-	srv, err := httptracker.Listen("127.0.0.1:0", httptracker.Config{Store: store, MaxConnections: 1,
+	core, err := tracker.New(tracker.Config{Store: store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := httptracker.Listen("127.0.0.1:0", httptracker.Config{Tracker: core, MaxConnections: 1,
 		ReadHeaderTimeout: time.Hour, ReadTimeout: time.Hour, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)

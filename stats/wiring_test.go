@@ -19,6 +19,7 @@ import (
 
 	"herald/httptracker"
 	"herald/swarm"
+	"herald/tracker"
 	"herald/udptracker"
 )
 
@@ -42,11 +43,15 @@ func TestWithRealFrontends(t *testing.T) {
 	quiet := slog.New(slog.DiscardHandler)
 	var limited atomic.Bool // once set, the rate limit refuses everyone
 	admit := func(netip.Addr, time.Time) bool { return !limited.Load() }
-	httpSrv, err := httptracker.Listen("127.0.0.1:0", httptracker.Config{Store: store, Admit: admit, Logger: quiet})
+	core, err := tracker.New(tracker.Config{Store: store, Admit: admit, Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}
-	udpSrv, err := udptracker.Listen("127.0.0.1:0", udptracker.Config{Store: store, Admit: admit, Logger: quiet})
+	httpSrv, err := httptracker.Listen("127.0.0.1:0", httptracker.Config{Tracker: core, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	udpSrv, err := udptracker.Listen("127.0.0.1:0", udptracker.Config{Tracker: core, Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"herald/swarm"
+	"herald/tracker"
 )
 
 func listenTestBatch(t testing.TB, network, addr string) *linuxConn {
@@ -153,7 +154,7 @@ func BenchmarkLoopbackAnnounce(b *testing.B) {
 		a := &swarm.Announce{InfoHash: testHash, Addr: netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, 0, byte(i)}), 6881), Left: 1}
 		store.Announce(a, swarm.FamilyV4, swarm.Peers{})
 	}
-	s := startServer(b, "127.0.0.1:0", Config{Store: store, Sockets: 1})
+	s := startServer(b, "127.0.0.1:0", Config{Tracker: testTracker(b, tracker.Config{Store: store}), Sockets: 1})
 	client := listenTestBatch(b, "udp4", "127.0.0.1:0")
 	client.conn.SetReadDeadline(time.Now().Add(time.Minute))
 	const window = batchLen

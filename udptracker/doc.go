@@ -4,18 +4,20 @@
 //
 // # Request path
 //
-// Three files take a datagram to its reply. server.go runs one reader
+// Four files take a datagram to its reply. server.go runs one reader
 // goroutine per socket (Config.Sockets SO_REUSEPORT sockets on one
 // address, GOMAXPROCS by default), which reads up to 64 datagrams per
 // recvmmsg (batch_linux.go), answers each in handler.go and sends the
 // replies with one sendmmsg. handler.go checks the header and the
 // connection id (connid.go) before it parses the body (announce.go,
-// scrape.go, options.go), calls swarm.Store.Announce or Scrape, and
-// appends the reply (the Append functions beside each Parse). Every buffer
-// belongs to its reader and is reused: the path allocates nothing per
-// request (TestServeAllocatesNothing, TestSocketPathAllocatesNothing).
-// There is no goroutine per packet and no queue between reading and the
-// store.
+// scrape.go, options.go); it then hands the request to the tracker core
+// (tracker/tracker.go: access list, rate limit, numwant, interval, then
+// swarm.Store.Announce or Scrape) and appends the reply (the Append
+// functions beside each Parse), or the refusal the core returns as an
+// error packet with the core's text. Every buffer belongs to its reader
+// and is reused: the path allocates nothing per request
+// (TestServeAllocatesNothing, TestSocketPathAllocatesNothing). There is
+// no goroutine per packet and no queue between reading and the store.
 //
 // One socket bound to [::] serves both families: IPv4 clients arrive as
 // mapped addresses and are unmapped at once. An IPv4 client gets 6-byte
@@ -54,13 +56,16 @@
 //	announce shorter than 98 bytes                   error "announce shorter than 98 bytes"
 //	announce with malformed BEP 41 options           answered; URLData holds the options
 //	                                                 before the bad one
-//	announce of a torrent Config.Allowed refuses     error "Requested download is not
+//	announce of a torrent the access list refuses    error "Requested download is not
 //	                                                 authorized for use with this tracker."
-//	announce the store refuses (limits, address)     error with the store's text
-//	numwant 0 or negative (-1 is BEP 15's default)   Config.DefaultNumWant peers
-//	numwant above the cap                            MaxPeers4 (200) or MaxPeers6 (66) peers
+//	announce or scrape over the rate limit           error with the tracker's text
+//	announce the store refuses (limits, address)     error with the tracker's text
+//	numwant 0 or negative (-1 is BEP 15's default)   the tracker's default numwant
+//	numwant above the cap                            MaxPeers4 (200) or MaxPeers6 (66) peers,
+//	                                                 or the tracker's cap if lower
 //	event above 3                                    treated as none
-//	announce IP field                                ignored unless Config.AllowIPField
+//	announce IP field                                ignored unless tracker.allow_ip_field
+//	scrape of a torrent the access list refuses      zeros, as an unknown torrent
 //	scrape body not a whole number of hashes         error "scrape is not 16 + 20*n bytes"
 //	scrape of more than 74 hashes                    error "too many info hashes (at most 74
 //	                                                 per scrape)", before any lookup

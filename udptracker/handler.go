@@ -2,42 +2,38 @@ package udptracker
 
 import (
 	"errors"
-	"log/slog"
-	"math/rand/v2"
 	"net/netip"
-	"strings"
 	"time"
 
 	"herald/swarm"
+	"herald/tracker"
 )
 
-// Texts of the error packets the server sends. They are ASCII, so the bytes
+// The errors of requests the handler cannot parse; every other refusal is
+// a tracker.Reason with the tracker's text. Texts are ASCII, so the bytes
 // of an error packet where a request has its action field (offset 8) never
 // read as 0, 1 or 2: a tracker that gets our error packet drops it as an
 // unknown action instead of answering, and two trackers cannot be made to
 // bounce error packets at each other.
-const (
-	msgBadConnectionID = "connection id mismatch or expired"
-	msgRefused         = "Requested download is not authorized for use with this tracker."
-	msgShortAnnounce   = "announce shorter than 98 bytes"
-	msgScrapeLength    = "scrape is not 16 + 20*n bytes"
-	msgTooManyHashes   = "too many info hashes (at most 74 per scrape)"
-	msgInternal        = "internal server error"
-	msgRateLimited     = "too many requests from your address; slow down"
+var (
+	errShortAnnounce = tracker.NewMalformed("announce shorter than 98 bytes")
+	errScrapeLength  = tracker.NewMalformed("scrape is not 16 + 20*n bytes")
+	errTooManyHashes = tracker.NewMalformed("too many info hashes (at most 74 per scrape)")
 )
 
 // handler turns one request into one reply. Each socket's reader owns one,
 // and with it the scratch space every request reuses: nothing on the path
 // from packet to reply allocates.
 type handler struct {
-	cfg    *Config // defaults applied
-	ids    *connIDs
-	counts *counters
-	log    *slog.Logger
+	cfg     *Config // defaults applied
+	tracker *tracker.Tracker
+	ids     *connIDs
+	counts  *counters
 
 	announce AnnounceRequest
 	scrape   ScrapeRequest
-	toStore  swarm.Announce
+	toStore  tracker.AnnounceRequest
+	reply    tracker.AnnounceReply
 	peers    []byte         // capacity for the larger family's peer cap
 	torrents []swarm.Counts // capacity MaxScrapeHashes
 }
@@ -45,9 +41,9 @@ type handler struct {
 func newHandler(cfg *Config, ids *connIDs, counts *counters) *handler {
 	return &handler{
 		cfg:      cfg,
+		tracker:  cfg.Tracker,
 		ids:      ids,
 		counts:   counts,
-		log:      cfg.Logger,
 		announce: AnnounceRequest{URLData: make([]byte, 0, maxPacketLen)},
 		scrape:   ScrapeRequest{InfoHashes: make([]swarm.InfoHash, 0, MaxScrapeHashes)},
 		peers:    make([]byte, 0, max(cfg.MaxPeers4*swarm.PeerLen4, cfg.MaxPeers6*swarm.PeerLen6)),
@@ -55,12 +51,13 @@ func newHandler(cfg *Config, ids *connIDs, counts *counters) *handler {
 	}
 }
 
-// maxReplyLen is the largest reply the handler builds under cfg.
+// maxReplyLen is the largest reply the handler builds under cfg. Error
+// packets, whose texts are the tracker's short sentences, are all shorter
+// than the largest scrape reply.
 func maxReplyLen(cfg *Config) int {
 	return max(
 		announceResponseHeaderLen+max(cfg.MaxPeers4*swarm.PeerLen4, cfg.MaxPeers6*swarm.PeerLen6),
 		responseHeaderLen+MaxScrapeHashes*scrapeEntryLen,
-		responseHeaderLen+len(msgRefused),
 		connectLen,
 	)
 }
@@ -80,7 +77,7 @@ func (h *handler) serve(dst, pkt []byte, from netip.AddrPort, now int64) []byte 
 			h.counts.dropped.Add(1) // not BEP 15 traffic
 			return dst
 		}
-		if h.cfg.Admit != nil && !h.cfg.Admit(from.Addr(), time.Unix(now, 0)) {
+		if !h.tracker.Admit(from.Addr(), time.Unix(now, 0)) {
 			h.counts.rateLimited.Add(1) // dropped: answering would feed a spoofed flood
 			return dst
 		}
@@ -97,28 +94,26 @@ func (h *handler) serve(dst, pkt []byte, from netip.AddrPort, now int64) []byte 
 		h.counts.badConnectionID.Add(1)
 		// The source address is unproven here, so the reply must not be
 		// bigger than the request (no amplification): cut the message.
-		msg := msgBadConnectionID[:min(len(msgBadConnectionID), len(pkt)-responseHeaderLen)]
+		msg := tracker.BadConnectionID.Text()
+		msg = msg[:min(len(msg), len(pkt)-responseHeaderLen)]
 		return AppendErrorResponse(dst, ErrorResponse{TransactionID: hdr.TransactionID, Message: msg})
 	}
-	if h.cfg.Admit != nil && !h.cfg.Admit(from.Addr(), time.Unix(now, 0)) {
-		h.counts.rateLimited.Add(1)
-		return AppendErrorResponse(dst, ErrorResponse{TransactionID: hdr.TransactionID, Message: msgRateLimited})
-	}
 	if hdr.Action == ActionAnnounce {
-		return h.serveAnnounce(dst, pkt, hdr.TransactionID, from)
+		return h.serveAnnounce(dst, pkt, hdr.TransactionID, from, now)
 	}
-	return h.serveScrape(dst, pkt, hdr.TransactionID)
+	return h.serveScrape(dst, pkt, hdr.TransactionID, from, now)
 }
 
-func (h *handler) serveAnnounce(dst, pkt []byte, tid uint32, from netip.AddrPort) []byte {
+// refuse counts a refusal and appends its error packet.
+func (h *handler) refuse(dst []byte, tid uint32, ce *tracker.ClientError) []byte {
+	h.counts.refusal(ce.Reason)
+	return AppendErrorResponse(dst, ErrorResponse{TransactionID: tid, Message: ce.Text})
+}
+
+func (h *handler) serveAnnounce(dst, pkt []byte, tid uint32, from netip.AddrPort, now int64) []byte {
 	r := &h.announce
 	if err := ParseAnnounceRequest(pkt, r); err != nil {
-		h.counts.malformed.Add(1)
-		return AppendErrorResponse(dst, ErrorResponse{TransactionID: tid, Message: msgShortAnnounce})
-	}
-	if h.cfg.Allowed != nil && !h.cfg.Allowed(r.InfoHash) {
-		h.counts.refused.Add(1)
-		return AppendErrorResponse(dst, ErrorResponse{TransactionID: tid, Message: msgRefused})
+		return h.refuse(dst, tid, errShortAnnounce)
 	}
 	// Peers of the requester's own family only: a client talking IPv4 reads
 	// 6-byte entries, one talking IPv6 18-byte entries (BEP 15).
@@ -129,79 +124,58 @@ func (h *handler) serveAnnounce(dst, pkt []byte, tid uint32, from netip.AddrPort
 		dstPeers = swarm.Peers{V6: h.peers[:0]}
 	}
 	numWant := int(r.NumWant)
-	if numWant <= 0 { // -1 (0xFFFFFFFF) is BEP 15's "default"; 0 as well
-		numWant = h.cfg.DefaultNumWant
-	}
-	ip := from.Addr()
-	if h.cfg.AllowIPField && r.IP.IsValid() {
-		ip = r.IP
+	if numWant == 0 { // -1 (0xFFFFFFFF) is BEP 15's "default"; 0 as well
+		numWant = -1
 	}
 	a := &h.toStore
-	*a = swarm.Announce{
-		InfoHash:   r.InfoHash,
-		PeerID:     r.PeerID,
-		Addr:       netip.AddrPortFrom(ip, r.Port),
-		Left:       r.Left,
-		Uploaded:   r.Uploaded,
-		Downloaded: r.Downloaded,
-		Event:      r.Event,
-		NumWant:    min(numWant, maxPeers),
-		Key:        r.Key,
+	*a = tracker.AnnounceRequest{
+		Announce: swarm.Announce{
+			InfoHash:   r.InfoHash,
+			PeerID:     r.PeerID,
+			Addr:       netip.AddrPortFrom(from.Addr(), r.Port),
+			Left:       r.Left,
+			Uploaded:   r.Uploaded,
+			Downloaded: r.Downloaded,
+			Event:      r.Event,
+			NumWant:    numWant,
+			Key:        r.Key,
+		},
+		StatedIP: r.IP,
+		Family:   family,
+		MaxPeers: maxPeers,
 	}
-	peers, counts, err := h.cfg.Store.Announce(a, family, dstPeers)
-	if err != nil {
-		h.counts.storeErrs.Add(1)
-		return AppendErrorResponse(dst, ErrorResponse{TransactionID: tid, Message: h.storeErrorText(err)})
+	reply := &h.reply
+	if ce := h.tracker.Announce(a, time.Unix(now, 0), dstPeers, reply); ce != nil {
+		return h.refuse(dst, tid, ce)
 	}
 	h.counts.announces.Add(1)
 	resp := AnnounceResponse{
 		TransactionID: tid,
-		Interval:      h.interval(),
-		Leechers:      counts.Leechers,
-		Seeders:       counts.Seeders,
-		Peers:         peers.V4,
+		Interval:      reply.Interval,
+		Leechers:      reply.Counts.Leechers,
+		Seeders:       reply.Counts.Seeders,
+		Peers:         reply.Peers.V4,
 	}
 	if family == swarm.FamilyV6 {
-		resp.Peers = peers.V6
+		resp.Peers = reply.Peers.V6
 	}
 	return AppendAnnounceResponse(dst, &resp)
 }
 
-// storeErrorText is the client-visible text of a store error: the store's
-// own words for the errors it documents, a generic text (and a log line)
-// for anything else.
-func (h *handler) storeErrorText(err error) string {
-	switch {
-	case errors.Is(err, swarm.ErrTorrentLimit), errors.Is(err, swarm.ErrPeerLimit), errors.Is(err, swarm.ErrInvalidAddr):
-		return strings.TrimPrefix(err.Error(), "swarm: ")
-	}
-	h.log.Error("udp tracker: store announce failed", "err", err)
-	return msgInternal
-}
-
-// interval is Config.Interval plus or minus up to IntervalJitter, drawn per
-// reply as opentracker does, so that clients started together drift apart.
-func (h *handler) interval() uint32 {
-	base, jitter := h.cfg.intervalSecs, h.cfg.jitterSecs
-	if jitter == 0 {
-		return base
-	}
-	return base - jitter + rand.Uint32N(2*jitter+1)
-}
-
-func (h *handler) serveScrape(dst, pkt []byte, tid uint32) []byte {
+func (h *handler) serveScrape(dst, pkt []byte, tid uint32, from netip.AddrPort, now int64) []byte {
 	r := &h.scrape
 	switch err := ParseScrapeRequest(pkt, r); {
 	case errors.Is(err, ErrTooManyHashes):
-		h.counts.malformed.Add(1)
-		return AppendErrorResponse(dst, ErrorResponse{TransactionID: tid, Message: msgTooManyHashes})
+		return h.refuse(dst, tid, errTooManyHashes)
 	case err != nil:
-		h.counts.malformed.Add(1)
-		return AppendErrorResponse(dst, ErrorResponse{TransactionID: tid, Message: msgScrapeLength})
+		return h.refuse(dst, tid, errScrapeLength)
+	}
+	if ce := h.tracker.AdmitScrape(from.Addr(), time.Unix(now, 0)); ce != nil {
+		return h.refuse(dst, tid, ce)
 	}
 	h.torrents = h.torrents[:0]
 	for _, ih := range r.InfoHashes {
-		c, _ := h.cfg.Store.Scrape(ih) // an unknown torrent is all zeros
+		c, _ := h.tracker.ScrapeCounts(ih) // an unknown or refused torrent is all zeros
 		h.torrents = append(h.torrents, c)
 	}
 	h.counts.scrapes.Add(1)

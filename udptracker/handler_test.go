@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"herald/swarm"
+	"herald/tracker"
 )
 
 var (
@@ -18,7 +19,9 @@ var (
 	testNow    = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC).Unix()
 )
 
-func newTestHandler(t testing.TB, cfg Config) *handler {
+// testTracker returns a tracker with the rules of cfg, over a fresh store
+// unless cfg names one.
+func testTracker(t testing.TB, cfg tracker.Config) *tracker.Tracker {
 	t.Helper()
 	if cfg.Store == nil {
 		store, err := swarm.New(swarm.Config{})
@@ -26,6 +29,18 @@ func newTestHandler(t testing.TB, cfg Config) *handler {
 			t.Fatal(err)
 		}
 		cfg.Store = store
+	}
+	tr, err := tracker.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tr
+}
+
+func newTestHandler(t testing.TB, cfg Config) *handler {
+	t.Helper()
+	if cfg.Tracker == nil {
+		cfg.Tracker = testTracker(t, tracker.Config{})
 	}
 	cfg, err := cfg.withDefaults()
 	if err != nil {
@@ -70,7 +85,7 @@ func TestMalformedPackets(t *testing.T) {
 		binary.BigEndian.PutUint32(p[8:], uint32(a))
 		return p
 	}
-	ownError := AppendErrorResponse(nil, ErrorResponse{TransactionID: 1, Message: msgBadConnectionID})
+	ownError := AppendErrorResponse(nil, ErrorResponse{TransactionID: 1, Message: tracker.BadConnectionID.Text()})
 	tests := []struct {
 		name string
 		pkt  []byte
@@ -85,11 +100,11 @@ func TestMalformedPackets(t *testing.T) {
 		{"unknown action 0xffffffff", withAction(valid, 0xffffffff), "drop"},
 		{"error packet sent to us (action 3)", withAction(valid, ActionError), "drop"},
 		{"our own error packet bounced back", ownError, "drop"},
-		{"announce with wrong connection id", announcePacket(id^0x10, nil), "error: " + msgBadConnectionID},
-		{"announce with the protocol id as connection id", announcePacket(ProtocolID, nil), "error: " + msgBadConnectionID},
+		{"announce with wrong connection id", announcePacket(id^0x10, nil), "error: " + tracker.BadConnectionID.Text()},
+		{"announce with the protocol id as connection id", announcePacket(ProtocolID, nil), "error: " + tracker.BadConnectionID.Text()},
 		{"16-byte announce with wrong connection id", announcePacket(1, nil)[:16], "error: connecti"},
-		{"announce of 97 bytes", valid[:97], "error: " + msgShortAnnounce},
-		{"announce of 16 bytes", valid[:16], "error: " + msgShortAnnounce},
+		{"announce of 97 bytes", valid[:97], "error: " + errShortAnnounce.Text},
+		{"announce of 16 bytes", valid[:16], "error: " + errShortAnnounce.Text},
 		{"announce of 98 bytes", valid[:98], "action 1"},
 		{"announce with URLData option", announcePacket(id, func(r *AnnounceRequest) { r.URLData = []byte("/announce?k=v") }), "action 1"},
 		{"announce with option running past the end", append(bytes.Clone(valid), optionURLData, 50, '/'), "action 1"},
@@ -98,13 +113,13 @@ func TestMalformedPackets(t *testing.T) {
 		{"announce with numwant 2^31-1", announcePacket(id, func(r *AnnounceRequest) { r.NumWant = 1<<31 - 1 }), "action 1"},
 		{"announce with numwant -2^31", announcePacket(id, func(r *AnnounceRequest) { r.NumWant = -1 << 31 }), "action 1"},
 		{"announce with event 99", announcePacket(id, func(r *AnnounceRequest) { r.Event = 99 }), "action 1"},
-		{"announce with port 0", announcePacket(id, func(r *AnnounceRequest) { r.Port = 0 }), "error: invalid peer address"},
+		{"announce with port 0", announcePacket(id, func(r *AnnounceRequest) { r.Port = 0 }), "error: " + tracker.BadAddress.Text()},
 		{"scrape of no hashes", scrape(0), "action 2"},
 		{"scrape of 74 hashes", scrape(MaxScrapeHashes), "action 2"},
-		{"scrape of 75 hashes", scrape(MaxScrapeHashes + 1), "error: " + msgTooManyHashes},
-		{"scrape of 1000 hashes", scrape(1000), "error: " + msgTooManyHashes},
-		{"scrape with a partial hash", scrape(2)[:16+39], "error: " + msgScrapeLength},
-		{"scrape with wrong connection id", withID(scrape(3), 7), "error: " + msgBadConnectionID},
+		{"scrape of 75 hashes", scrape(MaxScrapeHashes + 1), "error: " + errTooManyHashes.Text},
+		{"scrape of 1000 hashes", scrape(1000), "error: " + errTooManyHashes.Text},
+		{"scrape with a partial hash", scrape(2)[:16+39], "error: " + errScrapeLength.Text},
+		{"scrape with wrong connection id", withID(scrape(3), 7), "error: " + tracker.BadConnectionID.Text()},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -133,8 +148,8 @@ func withID(p []byte, id uint64) []byte {
 // of 1 or 2 s an announce reply reads as a request and draws one
 // (unauthenticated, so short) error packet, which draws nothing.
 func TestRepliesDrawNoReply(t *testing.T) {
-	for _, cfg := range []Config{{}, {Interval: 2 * time.Second, IntervalJitter: -1}} {
-		a, b := newTestHandler(t, cfg), newTestHandler(t, cfg)
+	for _, cfg := range []tracker.Config{{}, {Interval: 2 * time.Second, IntervalJitter: -1}} {
+		a, b := newTestHandler(t, Config{Tracker: testTracker(t, cfg)}), newTestHandler(t, Config{Tracker: testTracker(t, cfg)})
 		id := a.ids.issue(testClient, testNow)
 		for _, req := range [][]byte{
 			AppendConnectRequest(nil, ConnectRequest{TransactionID: 2}),
@@ -215,20 +230,20 @@ func TestNumWant(t *testing.T) {
 			}
 		}
 	}
-	h := newTestHandler(t, Config{Store: store})
+	h := newTestHandler(t, Config{Tracker: testTracker(t, tracker.Config{Store: store})})
 	v6Client := netip.MustParseAddrPort("[2001:db8:1::1]:5000")
 	for _, tc := range []struct {
 		numWant int32
 		client  netip.AddrPort
 		want    int
 	}{
-		{-1, testClient, DefaultNumWant},
-		{0, testClient, DefaultNumWant},
-		{-7, testClient, DefaultNumWant},
+		{-1, testClient, tracker.DefaultNumWant},
+		{0, testClient, tracker.DefaultNumWant},
+		{-7, testClient, tracker.DefaultNumWant},
 		{10, testClient, 10},
 		{250, testClient, DefaultMaxPeers4},
 		{1<<31 - 1, testClient, DefaultMaxPeers4},
-		{-1, v6Client, DefaultNumWant},
+		{-1, v6Client, tracker.DefaultNumWant},
 		{100, v6Client, DefaultMaxPeers6},
 	} {
 		id := h.ids.issue(tc.client, testNow)
@@ -250,7 +265,7 @@ func TestNumWant(t *testing.T) {
 func TestAnnounceIPField(t *testing.T) {
 	claimed := netip.MustParseAddr("198.51.100.9")
 	for _, allow := range []bool{false, true} {
-		h := newTestHandler(t, Config{AllowIPField: allow})
+		h := newTestHandler(t, Config{Tracker: testTracker(t, tracker.Config{AllowIPField: allow})})
 		id := h.ids.issue(testClient, testNow)
 		h.serve(nil, announcePacket(id, func(r *AnnounceRequest) { r.IP = claimed }), testClient, testNow)
 		other := netip.MustParseAddrPort("192.0.2.99:1")
@@ -287,7 +302,7 @@ func TestIntervalJitter(t *testing.T) {
 	if len(seen) < 50 {
 		t.Errorf("only %d distinct intervals in 200 replies: jitter is not random", len(seen))
 	}
-	fixed := newTestHandler(t, Config{Interval: 15 * time.Minute, IntervalJitter: -1})
+	fixed := newTestHandler(t, Config{Tracker: testTracker(t, tracker.Config{Interval: 15 * time.Minute, IntervalJitter: -1})})
 	var resp AnnounceResponse
 	ParseAnnounceResponse(fixed.serve(nil, announcePacket(fixed.ids.issue(testClient, testNow), nil), testClient, testNow), &resp)
 	if resp.Interval != 900 {
@@ -297,13 +312,13 @@ func TestIntervalJitter(t *testing.T) {
 
 func TestStoreErrorBecomesErrorPacket(t *testing.T) {
 	store, _ := swarm.New(swarm.Config{MaxTorrents: 1})
-	h := newTestHandler(t, Config{Store: store})
+	h := newTestHandler(t, Config{Tracker: testTracker(t, tracker.Config{Store: store})})
 	id := h.ids.issue(testClient, testNow)
 	if got := outcome(t, h.serve(nil, announcePacket(id, nil), testClient, testNow)); got != "action 1" {
 		t.Fatalf("first torrent: %s", got)
 	}
 	got := outcome(t, h.serve(nil, announcePacket(id, func(r *AnnounceRequest) { r.InfoHash[0]++ }), testClient, testNow))
-	if want := "error: tracker is full, no new torrents accepted"; got != want {
+	if want := "error: " + tracker.TorrentLimit.Text(); got != want {
 		t.Fatalf("second torrent: %q, want %q", got, want)
 	}
 	if st := h.counts; st.storeErrs.Load() != 1 {
@@ -312,14 +327,12 @@ func TestStoreErrorBecomesErrorPacket(t *testing.T) {
 }
 
 func TestConfigRejectsNonsense(t *testing.T) {
-	store, _ := swarm.New(swarm.Config{})
+	tr := testTracker(t, tracker.Config{})
 	for _, cfg := range []Config{
 		{},
-		{Store: store, Interval: time.Millisecond},
-		{Store: store, Interval: time.Minute, IntervalJitter: time.Hour},
-		{Store: store, MaxPeers4: 20000},
-		{Store: store, KeyRotation: time.Minute},
-		{Store: store, DefaultNumWant: -1},
+		{Tracker: tr, MaxPeers4: 20000},
+		{Tracker: tr, KeyRotation: time.Minute},
+		{Tracker: tr, MaxPeers6: -1},
 	} {
 		if _, err := cfg.withDefaults(); err == nil {
 			t.Errorf("%+v accepted", cfg)
@@ -347,14 +360,18 @@ type benchPacket struct {
 // benchSetup fills a swarm with 100 IPv4 and 100 IPv6 peers and returns
 // one request of each kind.
 func benchSetup(t testing.TB) (*handler, map[string]benchPacket) {
-	h := newTestHandler(t, Config{})
+	store, err := swarm.New(swarm.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := newTestHandler(t, Config{Tracker: testTracker(t, tracker.Config{Store: store})})
 	v6 := netip.MustParseAddrPort("[2001:db8::10]:40000")
 	for i := range 100 {
 		for _, a := range []netip.AddrPort{
 			netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, 0, byte(i)}), 6881),
 			netip.AddrPortFrom(netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 15: byte(i)}), 6881),
 		} {
-			if _, _, err := h.cfg.Store.Announce(&swarm.Announce{InfoHash: testHash, Addr: a, Left: uint64(i % 2)}, swarm.FamilyBoth, swarm.Peers{}); err != nil {
+			if _, _, err := store.Announce(&swarm.Announce{InfoHash: testHash, Addr: a, Left: uint64(i % 2)}, swarm.FamilyBoth, swarm.Peers{}); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -392,13 +409,13 @@ func BenchmarkServe(b *testing.B) {
 // (the source is unproven) and its announces and scrapes get an error.
 func TestAdmitOverLimit(t *testing.T) {
 	limited := true
-	h := newTestHandler(t, Config{Admit: func(netip.Addr, time.Time) bool { return !limited }})
+	h := newTestHandler(t, Config{Tracker: testTracker(t, tracker.Config{Admit: func(netip.Addr, time.Time) bool { return !limited }})})
 	id := h.ids.issue(testClient, testNow)
 	if out := h.serve(nil, AppendConnectRequest(nil, ConnectRequest{TransactionID: 1}), testClient, testNow); len(out) != 0 {
 		t.Fatalf("connect over the limit answered with %d bytes", len(out))
 	}
 	out := h.serve(nil, announcePacket(id, nil), testClient, testNow)
-	if e, err := ParseErrorResponse(out); err != nil || e.Message != msgRateLimited {
+	if e, err := ParseErrorResponse(out); err != nil || e.Message != tracker.RateLimited.Text() {
 		t.Fatalf("announce over the limit: %x (%v), want the rate-limit error", out, err)
 	}
 	limited = false
@@ -414,7 +431,11 @@ func TestAdmitOverLimit(t *testing.T) {
 // multicast, broadcast or unspecified address, is refused with an error
 // packet and never handed to another peer, as over HTTP.
 func TestAnnounceOfUnreachablePeerRefused(t *testing.T) {
-	h := newTestHandler(t, Config{AllowIPField: true})
+	store, err := swarm.New(swarm.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := newTestHandler(t, Config{Tracker: testTracker(t, tracker.Config{Store: store, AllowIPField: true})})
 	for _, tc := range []struct {
 		name string
 		from netip.AddrPort
@@ -427,7 +448,7 @@ func TestAnnounceOfUnreachablePeerRefused(t *testing.T) {
 		{"IPv6 unspecified", netip.MustParseAddrPort("[::]:6881"), nil},
 	} {
 		got := outcome(t, h.serve(nil, announcePacket(h.ids.issue(tc.from, testNow), tc.mut), tc.from, testNow))
-		if want := "error: invalid peer address"; got != want {
+		if want := "error: " + tracker.BadAddress.Text(); got != want {
 			t.Errorf("%s: %q, want %q", tc.name, got, want)
 		}
 	}
@@ -439,7 +460,7 @@ func TestAnnounceOfUnreachablePeerRefused(t *testing.T) {
 	if resp.Leechers != 1 || len(resp.Peers) != 0 {
 		t.Errorf("another peer sees %d leechers and %d peer bytes, want only itself", resp.Leechers, len(resp.Peers))
 	}
-	if n := h.cfg.Store.Refusals().InvalidAddr; n != 5 {
+	if n := store.Refusals().InvalidAddr; n != 5 {
 		t.Errorf("store counted %d invalid addresses, want 5", n)
 	}
 }

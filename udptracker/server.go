@@ -14,53 +14,37 @@ import (
 
 	"herald/internal/reuseport"
 	"herald/swarm"
+	"herald/tracker"
 )
 
 // Defaults for Config.
 const (
-	DefaultInterval       = 30 * time.Minute
-	DefaultNumWant        = 50
-	DefaultMaxPeers4      = 200 // 20 + 200*6 = 1220 bytes
-	DefaultMaxPeers6      = 66  // 20 + 66*18 = 1208 bytes: under the 1280-byte IPv6 minimum MTU
-	DefaultKeyRotation    = time.Hour
-	DefaultReceiveBuffer  = 8 << 20
-	maxPacketLen          = 2048 // the largest request read; longer ones are cut (see doc.go)
-	batchLen              = 64   // datagrams per recvmmsg/sendmmsg
-	maxUDPPayload         = 65507
-	defaultJitterFraction = 10 // opentracker: 1800 s ± 180 s
+	DefaultMaxPeers4     = 200 // 20 + 200*6 = 1220 bytes
+	DefaultMaxPeers6     = 66  // 20 + 66*18 = 1208 bytes: under the 1280-byte IPv6 minimum MTU
+	DefaultKeyRotation   = time.Hour
+	DefaultReceiveBuffer = 8 << 20
+	maxPacketLen         = 2048 // the largest request read; longer ones are cut (see doc.go)
+	batchLen             = 64   // datagrams per recvmmsg/sendmmsg
+	maxUDPPayload        = 65507
 )
 
 // Config configures a Server. Zero fields take the defaults named beside
 // them.
 type Config struct {
-	// Store holds the swarms; required.
-	Store *swarm.Store
-	// Interval is the announce interval sent to clients. Default 30m.
-	Interval time.Duration
-	// IntervalJitter is the most a reply's interval differs from Interval,
-	// drawn per reply. Default Interval/10; negative for none.
-	IntervalJitter time.Duration
-	// DefaultNumWant is the number of peers for numwant -1 or 0. Default 50.
-	DefaultNumWant int
+	// Tracker applies the tracker's rules (access list, rate limit,
+	// numwant, intervals) and holds the store; required. A connect over
+	// the rate limit is dropped without a word (its source is unproven);
+	// an announce or scrape with a valid connection id gets an error
+	// packet.
+	Tracker *tracker.Tracker
 	// MaxPeers4 and MaxPeers6 cap the peers in one reply to an IPv4 or IPv6
 	// client, to keep replies within a typical MTU. Default 200 and 66.
 	MaxPeers4, MaxPeers6 int
-	// AllowIPField lets an announce's IP field name the address the peer is
-	// listed under. Off by default: anyone could list anyone.
-	AllowIPField bool
-	// Admit, if set, is asked for every request with the client's address
-	// and time; false means the client is over its rate limit. A connect
-	// over the limit is dropped without a word (its source is unproven); an
-	// announce or scrape with a valid connection id gets an error packet.
-	Admit func(netip.Addr, time.Time) bool
 	// ObserveBatch, if set, is told how long each batch of n requests took
 	// from the end of the read to the end of the send: every request of
 	// the batch waited that long for its reply. One call per batch keeps
 	// the clock off the per-request path.
 	ObserveBatch func(d time.Duration, n int)
-	// Allowed reports whether a torrent may be announced; nil allows all.
-	// It is called from every socket's goroutine at once.
-	Allowed func(swarm.InfoHash) bool
 	// Sockets is the number of SO_REUSEPORT sockets, each with one reader
 	// goroutine. Default runtime.GOMAXPROCS(0); always 1 off Linux.
 	Sockets int
@@ -73,23 +57,11 @@ type Config struct {
 	// Logger gets start, stop and internal errors, never a line per
 	// request. Default slog.Default().
 	Logger *slog.Logger
-
-	intervalSecs, jitterSecs uint32
 }
 
 func (c Config) withDefaults() (Config, error) {
-	if c.Store == nil {
-		return c, errors.New("udptracker: Config.Store is nil")
-	}
-	if c.Interval == 0 {
-		c.Interval = DefaultInterval
-	}
-	if c.IntervalJitter == 0 {
-		c.IntervalJitter = c.Interval / defaultJitterFraction
-	}
-	c.IntervalJitter = max(c.IntervalJitter, 0)
-	if c.DefaultNumWant == 0 {
-		c.DefaultNumWant = DefaultNumWant
+	if c.Tracker == nil {
+		return c, errors.New("udptracker: Config.Tracker is nil")
 	}
 	if c.MaxPeers4 == 0 {
 		c.MaxPeers4 = DefaultMaxPeers4
@@ -113,19 +85,13 @@ func (c Config) withDefaults() (Config, error) {
 		c.Logger = slog.Default()
 	}
 	switch {
-	case c.Interval < time.Second || c.Interval > time.Duration(1<<31)*time.Second:
-		return c, fmt.Errorf("udptracker: interval %v: must be between 1s and 2^31s", c.Interval)
-	case c.IntervalJitter >= c.Interval:
-		return c, fmt.Errorf("udptracker: interval jitter %v: must be less than the interval %v", c.IntervalJitter, c.Interval)
-	case c.DefaultNumWant < 0 || c.MaxPeers4 < 0 || c.MaxPeers6 < 0 || c.Sockets < 0 || c.ReceiveBuffer < 0:
+	case c.MaxPeers4 < 0 || c.MaxPeers6 < 0 || c.Sockets < 0 || c.ReceiveBuffer < 0:
 		return c, fmt.Errorf("udptracker: negative count in %+v", c)
 	case announceResponseHeaderLen+c.MaxPeers4*swarm.PeerLen4 > maxUDPPayload, announceResponseHeaderLen+c.MaxPeers6*swarm.PeerLen6 > maxUDPPayload:
 		return c, fmt.Errorf("udptracker: peer caps %d/%d: a reply would not fit a UDP datagram", c.MaxPeers4, c.MaxPeers6)
 	case c.KeyRotation < minKeyRotation:
 		return c, fmt.Errorf("udptracker: key rotation %v: must be at least %v", c.KeyRotation, minKeyRotation)
 	}
-	c.intervalSecs = uint32(c.Interval / time.Second)
-	c.jitterSecs = uint32(c.IntervalJitter / time.Second)
 	return c, nil
 }
 

@@ -13,18 +13,15 @@ import (
 
 	"herald/internal/servetest"
 	"herald/swarm"
+	"herald/tracker"
 )
 
 // startServer boots a Server on addr with a fresh store and stops it when
 // the test ends, failing the test if Serve does not return cleanly.
 func startServer(t testing.TB, addr string, cfg Config) *Server {
 	t.Helper()
-	if cfg.Store == nil {
-		store, err := swarm.New(swarm.Config{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		cfg.Store = store
+	if cfg.Tracker == nil {
+		cfg.Tracker = testTracker(t, tracker.Config{})
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -246,7 +243,7 @@ func TestBadConnectionIDOverSocket(t *testing.T) {
 	other := newClient(t, s.Addr())
 	forged := other.connect() ^ 1<<20 // a valid id with one bit changed
 	req := AppendAnnounceRequest(nil, &AnnounceRequest{ConnectionID: forged, TransactionID: 77, InfoHash: testHash, NumWant: -1, Port: 1})
-	if msg := c.errorReply(req); msg != msgBadConnectionID {
+	if msg := c.errorReply(req); msg != tracker.BadConnectionID.Text() {
 		t.Fatalf("error %q", msg)
 	}
 	if st := s.Stats(); st.BadConnectionID != 1 || st.Announces != 0 {
@@ -256,16 +253,40 @@ func TestBadConnectionIDOverSocket(t *testing.T) {
 
 func TestRefusedTorrentOverSocket(t *testing.T) {
 	allowed := swarm.InfoHash{1}
-	s := startServer(t, "[::1]:0", Config{Allowed: func(h swarm.InfoHash) bool { return h == allowed }})
+	s := startServer(t, "[::1]:0", Config{Tracker: testTracker(t, tracker.Config{Allowed: func(h swarm.InfoHash) bool { return h == allowed }})})
 	c := newClient(t, s.Addr())
 	id := c.connect()
 	c.announce(&AnnounceRequest{ConnectionID: id, InfoHash: allowed, NumWant: -1, Port: 1})
 	req := AppendAnnounceRequest(nil, &AnnounceRequest{ConnectionID: id, TransactionID: 9, InfoHash: swarm.InfoHash{2}, NumWant: -1, Port: 1})
-	if msg := c.errorReply(req); msg != msgRefused {
-		t.Fatalf("error %q, want %q", msg, msgRefused)
+	if msg := c.errorReply(req); msg != tracker.NotAllowed.Text() {
+		t.Fatalf("error %q, want %q", msg, tracker.NotAllowed.Text())
 	}
 	if st := s.Stats(); st.Refused != 1 || st.Announces != 1 {
 		t.Fatalf("stats %+v", st)
+	}
+}
+
+// Issue 16: a scrape of a torrent the access list refuses reads as an
+// unknown one, all zeros, as over HTTP and WebSocket, even when the store
+// still holds peers announced before the list changed.
+func TestRefusedTorrentScrapesAsZerosIssue16(t *testing.T) {
+	kept, dropped := swarm.InfoHash{1}, swarm.InfoHash{2}
+	var listed atomic.Bool // whether dropped is still on the list
+	listed.Store(true)
+	s := startServer(t, "127.0.0.1:0", Config{Tracker: testTracker(t, tracker.Config{
+		Allowed: func(h swarm.InfoHash) bool { return h == kept || h == dropped && listed.Load() },
+	})})
+	c := newClient(t, s.Addr())
+	id := c.connect()
+	for _, h := range []swarm.InfoHash{kept, dropped} {
+		c.announce(&AnnounceRequest{ConnectionID: id, InfoHash: h, Left: 0, NumWant: -1, Port: 1})
+	}
+	if got := c.scrape(id, kept, dropped); got[0].Seeders != 1 || got[1].Seeders != 1 {
+		t.Fatalf("both listed: scrape %+v, want a seeder each", got)
+	}
+	listed.Store(false)
+	if got := c.scrape(id, kept, dropped); got[0].Seeders != 1 || got[1] != (swarm.Counts{}) {
+		t.Fatalf("second one refused: scrape %+v, want a seeder, then zeros", got)
 	}
 }
 
@@ -292,8 +313,7 @@ func TestDroppedPacketsOverSocket(t *testing.T) {
 // goroutine behind and closes the sockets; a second Serve is refused.
 func TestServeStopsCleanly(t *testing.T) {
 	before := runtime.NumGoroutine()
-	store, _ := swarm.New(swarm.Config{})
-	s, err := Listen("127.0.0.1:0", Config{Store: store, Sockets: 3, Logger: slog.New(slog.DiscardHandler)})
+	s, err := Listen("127.0.0.1:0", Config{Tracker: testTracker(t, tracker.Config{}), Sockets: 3, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -361,12 +381,11 @@ func TestListenHostName(t *testing.T) {
 }
 
 func TestListenErrors(t *testing.T) {
-	store, _ := swarm.New(swarm.Config{})
-	if _, err := Listen("127.0.0.1", Config{Store: store}); err == nil {
+	if _, err := Listen("127.0.0.1", Config{Tracker: testTracker(t, tracker.Config{})}); err == nil {
 		t.Error("address without a port accepted")
 	}
 	if _, err := Listen("127.0.0.1:0", Config{}); err == nil {
-		t.Error("config without a store accepted")
+		t.Error("config without a tracker accepted")
 	}
 }
 
@@ -383,7 +402,7 @@ func TestOversizeDatagrams(t *testing.T) {
 		t.Fatalf("announce of %d bytes: %d leechers, want 1", len(AppendAnnounceRequest(nil, long)), r.Leechers)
 	}
 	scrape := AppendScrapeRequest(nil, &ScrapeRequest{ConnectionID: id, TransactionID: 3, InfoHashes: make([]swarm.InfoHash, 200)})
-	if msg := c.errorReply(scrape); msg != msgTooManyHashes {
+	if msg := c.errorReply(scrape); msg != errTooManyHashes.Text {
 		t.Fatalf("scrape of %d bytes: error %q", len(scrape), msg)
 	}
 }

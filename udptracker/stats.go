@@ -1,6 +1,10 @@
 package udptracker
 
-import "sync/atomic"
+import (
+	"sync/atomic"
+
+	"herald/tracker"
+)
 
 // Stats are the server's counts since Listen, one per outcome. Each socket
 // counts into its own cache line; Stats sums them.
@@ -12,13 +16,13 @@ type Stats struct {
 	// four causes below.
 	Errors          uint64
 	BadConnectionID uint64 // wrong or expired connection id
-	Refused         uint64 // torrent refused by Config.Allowed
+	Refused         uint64 // torrent refused by the access list
 	Malformed       uint64 // announce or scrape too short, ragged or too long
 	StoreErrors     uint64 // the store refused the announce (tracker full, bad address)
 	// Dropped counts packets not answered at all: runts, connects without
 	// the protocol id, unknown actions (see doc.go).
 	Dropped uint64
-	// RateLimited counts requests refused by Config.Admit: connects
+	// RateLimited counts requests over the rate limit: connects
 	// dropped, announces and scrapes answered with an error packet.
 	RateLimited  uint64
 	SendFailures uint64 // replies the kernel refused to send
@@ -46,4 +50,18 @@ func (c *counters) addTo(s *Stats) {
 	s.RateLimited += c.rateLimited.Load()
 	s.SendFailures += c.sendFailures.Load()
 	s.ReadFailures += c.readFailures.Load()
+}
+
+// refusal counts a refusal answered with an error packet.
+func (c *counters) refusal(r tracker.Reason) {
+	switch r {
+	case tracker.Malformed:
+		c.malformed.Add(1)
+	case tracker.NotAllowed:
+		c.refused.Add(1)
+	case tracker.RateLimited:
+		c.rateLimited.Add(1)
+	default:
+		c.storeErrs.Add(1)
+	}
 }

@@ -33,6 +33,7 @@ import (
 	"herald/snapshot"
 	"herald/stats"
 	"herald/swarm"
+	"herald/tracker"
 	"herald/udptracker"
 	"herald/wstracker"
 )
@@ -156,16 +157,23 @@ func run(s *config.Settings, log *slog.Logger) (err error) {
 	}
 	var allowed func(swarm.InfoHash) bool
 	var servers []server
-	httpCfg := httptracker.Config{
+	core, err := tracker.New(tracker.Config{
 		Store:          store,
+		Allowed:        func(h swarm.InfoHash) bool { return allowed == nil || allowed(h) },
+		Admit:          admit,
 		Interval:       s.Interval,
 		DefaultNumWant: s.NumWant,
 		MaxNumWant:     s.MaxNumWant,
+		AllowIPField:   s.AllowIPField,
+		Logger:         log,
+	})
+	if err != nil {
+		return err
+	}
+	httpCfg := httptracker.Config{
+		Tracker:        core,
 		RedirectURL:    s.RedirectURL,
 		TrustedProxies: s.ProxyNets,
-		AllowClientIP:  s.AllowIPField,
-		Admit:          admit,
-		Allowed:        func(h swarm.InfoHash) bool { return allowed == nil || allowed(h) },
 		Stats:          mon.Serve,
 		StatsPaths:     statsPaths(s.StatsPath),
 		Logger:         log,
@@ -189,7 +197,7 @@ func run(s *config.Settings, log *slog.Logger) (err error) {
 		MaxNumWant:     s.MaxNumWant,
 		MaxTorrents:    s.MaxTorrents,
 		MaxPeers:       s.MaxPeers,
-		Allowed:        httpCfg.Allowed,
+		Allowed:        func(h swarm.InfoHash) bool { return allowed == nil || allowed(h) },
 		Logger:         log,
 	})
 	if err != nil {
@@ -206,16 +214,11 @@ func run(s *config.Settings, log *slog.Logger) (err error) {
 		servers = append(servers, srv)
 	}
 	udpCfg := udptracker.Config{
-		Store:          store,
-		Interval:       s.Interval,
-		DefaultNumWant: min(s.NumWant, s.MaxNumWant),
-		MaxPeers4:      min(s.MaxPeersUDP4, s.MaxNumWant),
-		MaxPeers6:      min(s.MaxPeersUDP6, s.MaxNumWant),
-		AllowIPField:   s.AllowIPField,
-		Allowed:        httpCfg.Allowed,
-		Admit:          admit,
-		Sockets:        s.UDPSockets,
-		Logger:         log,
+		Tracker:   core,
+		MaxPeers4: s.MaxPeersUDP4,
+		MaxPeers6: s.MaxPeersUDP6,
+		Sockets:   s.UDPSockets,
+		Logger:    log,
 	}
 	for _, l := range s.Listens {
 		if l.TCP {

@@ -1,0 +1,281 @@
+package tracker
+
+import (
+	"fmt"
+	"log/slog"
+	"math"
+	"math/rand/v2"
+	"net/netip"
+	"sync/atomic"
+	"time"
+
+	"herald/swarm"
+)
+
+// Defaults for Config.
+const (
+	DefaultInterval   = 30 * time.Minute
+	DefaultNumWant    = 50
+	DefaultMaxNumWant = swarm.DefaultMaxNumWant
+	// The default jitter is a tenth of the interval: opentracker's 1800±180 s.
+	defaultJitterFraction = 10
+)
+
+// LeftUnknown is the "left" of an announce that did not say how much it
+// still needs: the peer counts as a leecher, since only left=0 claims the
+// whole torrent. Every frontend reads a missing or unreadable left so.
+const LeftUnknown = math.MaxUint64
+
+// Config holds the rules every frontend applies. Zero fields take the
+// defaults named beside them.
+type Config struct {
+	// Store holds the swarms Announce and ScrapeCounts read and write; nil
+	// for a frontend that keeps its own (WebSocket), which calls Admit
+	// and Allowed and stores the peer itself.
+	Store *swarm.Store
+	// Allowed decides whether the tracker serves a torrent (the access
+	// list); nil allows all. It is called from every frontend goroutine
+	// at once, on every announce and for every scraped hash.
+	Allowed func(swarm.InfoHash) bool
+	// Admit, if set, is asked for every announce and scrape with the
+	// client's address and the time; false means the client is over its
+	// rate limit. Safe for concurrent use and cheap.
+	Admit func(netip.Addr, time.Time) bool
+	// Interval is the re-announce interval sent to clients. Default 30m.
+	Interval time.Duration
+	// IntervalJitter spreads re-announces: each reply's interval is drawn
+	// uniformly from Interval±IntervalJitter, so clients started together
+	// drift apart. Default Interval/10; negative for none.
+	IntervalJitter time.Duration
+	// MinInterval is the "min interval" sent to clients. Default half of
+	// each reply's interval, as opentracker.
+	MinInterval time.Duration
+	// DefaultNumWant is how many peers an announce that does not say gets.
+	// Default 50.
+	DefaultNumWant int
+	// MaxNumWant caps the peers one announce gets. Default 200.
+	MaxNumWant int
+	// AllowIPField honours the addresses a client states itself (BEP 3
+	// ip=, BEP 15's IP field, BEP 7 ipv4=/ipv6=). Off by default: a client
+	// could register anybody's address.
+	AllowIPField bool
+	// Logger gets internal errors, never a line per request. Default
+	// slog.Default().
+	Logger *slog.Logger
+}
+
+// Tracker applies Config to requests from any frontend. It is safe for
+// concurrent use; frontends that serve different intervals (WebSocket)
+// get a Tracker of their own over the same Allowed and Admit.
+type Tracker struct {
+	cfg                           Config
+	interval, jitter, minInterval uint32 // seconds
+	internalErrors                atomic.Uint64
+}
+
+// New checks cfg, fills in its defaults and returns a Tracker.
+func New(cfg Config) (*Tracker, error) {
+	if cfg.Interval == 0 {
+		cfg.Interval = DefaultInterval
+	}
+	if cfg.IntervalJitter == 0 {
+		cfg.IntervalJitter = cfg.Interval / defaultJitterFraction
+	}
+	cfg.IntervalJitter = max(cfg.IntervalJitter, 0)
+	if cfg.DefaultNumWant == 0 {
+		cfg.DefaultNumWant = DefaultNumWant
+	}
+	if cfg.MaxNumWant == 0 {
+		cfg.MaxNumWant = DefaultMaxNumWant
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	switch {
+	case cfg.Interval < time.Second || cfg.Interval > math.MaxInt32*time.Second:
+		return nil, fmt.Errorf("tracker: interval %v: must be between 1s and 2^31s", cfg.Interval)
+	case cfg.IntervalJitter >= cfg.Interval:
+		return nil, fmt.Errorf("tracker: interval jitter %v: must be less than the interval %v", cfg.IntervalJitter, cfg.Interval)
+	case cfg.MinInterval < 0 || cfg.MinInterval > cfg.Interval:
+		return nil, fmt.Errorf("tracker: min interval %v: must be between 0 and the interval %v", cfg.MinInterval, cfg.Interval)
+	case cfg.DefaultNumWant < 0 || cfg.MaxNumWant < 0 || cfg.DefaultNumWant > cfg.MaxNumWant:
+		return nil, fmt.Errorf("tracker: numwant default %d, max %d: need 0 <= default <= max", cfg.DefaultNumWant, cfg.MaxNumWant)
+	}
+	return &Tracker{
+		cfg:         cfg,
+		interval:    uint32(cfg.Interval / time.Second),
+		jitter:      uint32(cfg.IntervalJitter / time.Second),
+		minInterval: uint32(cfg.MinInterval / time.Second),
+	}, nil
+}
+
+// AnnounceRequest is an announce as a frontend parsed it.
+type AnnounceRequest struct {
+	// Announce.Addr is the address the request came from, with the port
+	// the client announced; the rate limit is charged to its address.
+	// Announce.NumWant is what the client asked for, negative when it did
+	// not say; Announce.Left is LeftUnknown when it did not say.
+	swarm.Announce
+	// StatedIP is the address the client states it is listed under (BEP 3
+	// ip=, BEP 15's IP field); zero when it states none. Honoured only
+	// with Config.AllowIPField.
+	StatedIP netip.Addr
+	// Also are the client's addresses in the other family (BEP 7
+	// ipv4=/ipv6=), registered as second peers with Config.AllowIPField;
+	// a zero port takes the announced one.
+	Also [2]netip.AddrPort
+	// Family is which families of peers the reply carries.
+	Family swarm.Family
+	// MaxPeers is the frontend's own cap on the peers of one reply (a UDP
+	// reply must fit a datagram); 0 for none beyond Config.MaxNumWant.
+	MaxPeers int
+}
+
+// AnnounceReply is what an announce gets back.
+type AnnounceReply struct {
+	Peers                 swarm.Peers
+	Counts                swarm.Counts
+	Interval, MinInterval uint32 // seconds
+}
+
+// Prepare applies the rules that come before a store, cheapest first:
+// the access list, the rate limit, then numwant and the listed address,
+// which it writes into r.Announce. A frontend that keeps its own swarms
+// (WebSocket) calls it and stores r.Announce itself.
+func (t *Tracker) Prepare(r *AnnounceRequest, now time.Time) *ClientError {
+	if !t.Allowed(r.InfoHash) {
+		return NotAllowed.Err()
+	}
+	if !t.Admit(r.Addr.Addr(), now) {
+		return RateLimited.Err()
+	}
+	n := r.NumWant
+	if n < 0 {
+		n = t.cfg.DefaultNumWant
+	}
+	n = min(n, t.cfg.MaxNumWant)
+	if r.MaxPeers > 0 {
+		n = min(n, r.MaxPeers)
+	}
+	r.NumWant = n
+	if t.cfg.AllowIPField && r.StatedIP.IsValid() {
+		r.Addr = netip.AddrPortFrom(r.StatedIP, r.Addr.Port())
+	}
+	return nil
+}
+
+// Announce runs r through Prepare and the store, and fills reply: peers
+// appended to dst, the swarm's counts, and this reply's intervals.
+func (t *Tracker) Announce(r *AnnounceRequest, now time.Time, dst swarm.Peers, reply *AnnounceReply) *ClientError {
+	if ce := t.Prepare(r, now); ce != nil {
+		return ce
+	}
+	peers, counts, err := t.cfg.Store.Announce(&r.Announce, r.Family, dst)
+	if err != nil {
+		return t.refusal(err)
+	}
+	if t.cfg.AllowIPField {
+		t.announceAlso(r)
+	}
+	reply.Peers, reply.Counts = peers, counts
+	reply.Interval, reply.MinInterval = t.Intervals()
+	return nil
+}
+
+// announceAlso registers r's peer under its addresses in the other family
+// (BEP 7), so peers of that family can reach it.
+func (t *Tracker) announceAlso(r *AnnounceRequest) {
+	for _, other := range r.Also {
+		if !other.IsValid() || swarm.FamilyOf(other.Addr()) == swarm.FamilyOf(r.Addr.Addr()) {
+			continue
+		}
+		extra := r.Announce
+		extra.Addr, extra.NumWant = other, 0
+		if other.Port() == 0 {
+			extra.Addr = netip.AddrPortFrom(other.Addr(), r.Addr.Port())
+		}
+		t.cfg.Store.Announce(&extra, 0, swarm.Peers{})
+	}
+}
+
+// refusal is the ClientError of a store error, logging the errors the
+// store does not document at 1, 2, 4, 8, ... occurrences: visible, never
+// a flood.
+func (t *Tracker) refusal(err error) *ClientError {
+	ce, internal := AsClientError(err)
+	if internal {
+		if n := t.internalErrors.Add(1); n&(n-1) == 0 {
+			t.cfg.Logger.Error("tracker: store failed", "err", err, "count", n)
+		}
+	}
+	return ce
+}
+
+// Intervals returns one reply's interval, jittered, and min interval, in
+// seconds.
+func (t *Tracker) Intervals() (interval, minInterval uint32) {
+	interval = t.interval
+	if t.jitter > 0 {
+		interval = interval - t.jitter + rand.Uint32N(2*t.jitter+1)
+	}
+	if t.minInterval > 0 {
+		return interval, min(t.minInterval, interval)
+	}
+	return interval, interval / 2
+}
+
+// Allowed reports whether the access list lets the tracker serve h.
+func (t *Tracker) Allowed(h swarm.InfoHash) bool {
+	return t.cfg.Allowed == nil || t.cfg.Allowed(h)
+}
+
+// Admit charges a request from client to the rate limit at now and
+// reports whether it is under it.
+func (t *Tracker) Admit(client netip.Addr, now time.Time) bool {
+	return t.cfg.Admit == nil || t.cfg.Admit(client, now)
+}
+
+// AdmitScrape is Admit for a scrape, as a refusal: nil or RateLimited.
+func (t *Tracker) AdmitScrape(client netip.Addr, now time.Time) *ClientError {
+	if !t.Admit(client, now) {
+		return RateLimited.Err()
+	}
+	return nil
+}
+
+// ScrapeCounts returns the counts of h, and whether the tracker knows it:
+// a torrent the access list refuses reads as unknown, all zeros, whatever
+// the store holds.
+func (t *Tracker) ScrapeCounts(h swarm.InfoHash) (swarm.Counts, bool) {
+	if !t.Allowed(h) {
+		return swarm.Counts{}, false
+	}
+	return t.cfg.Store.Scrape(h)
+}
+
+// Range calls fn for each torrent the access list allows, until fn
+// returns false: a full scrape, which shows what a scrape of each hash
+// would.
+func (t *Tracker) Range(fn func(swarm.TorrentCounts) bool) {
+	t.cfg.Store.Range(func(tc swarm.TorrentCounts) bool {
+		return !t.Allowed(tc.InfoHash) || fn(tc)
+	})
+}
+
+// ParseEvent reads an announce's event name. The names are BEP 3's, BEP
+// 21's "paused" (a partial seed pausing: a plain announce to the tracker),
+// and WebTorrent's "update"; "" and "empty" mean none. ok is false for
+// any other name, which a frontend refuses or reads as none.
+func ParseEvent(name []byte) (e swarm.Event, ok bool) {
+	switch string(name) {
+	case "started":
+		return swarm.EventStarted, true
+	case "completed":
+		return swarm.EventCompleted, true
+	case "stopped":
+		return swarm.EventStopped, true
+	case "", "empty", "paused", "update":
+		return swarm.EventNone, true
+	}
+	return swarm.EventNone, false
+}
