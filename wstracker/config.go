@@ -62,7 +62,9 @@ type Config struct {
 	Allowed func(swarm.InfoHash) bool
 
 	// ReadHeaderTimeout and MaxHeaderBytes bound the upgrade request when
-	// the tracker has its own listener (Listen). Defaults 10s and 8192.
+	// the tracker has its own listener (Listen); a connection idle after a
+	// plain HTTP request is closed after ReadHeaderTimeout too. Defaults
+	// 10s and 8192.
 	ReadHeaderTimeout time.Duration
 	MaxHeaderBytes    int
 

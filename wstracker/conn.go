@@ -222,7 +222,7 @@ func (c *conn) extendIdle() error {
 // that could destroy the close frame before the client reads it (RFC 6455
 // 7.1.1 lets the server close first).
 func (c *conn) lingerClose() {
-	if tc, ok := c.nc.(*net.TCPConn); ok {
+	if tc, ok := c.nc.(interface{ CloseWrite() error }); ok {
 		tc.CloseWrite()
 	}
 	c.nc.SetReadDeadline(time.Now().Add(closeLinger))

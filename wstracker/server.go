@@ -8,6 +8,8 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"sync"
+	"sync/atomic"
 )
 
 // Server is a WebSocket tracker on its own TCP address.
@@ -15,6 +17,9 @@ type Server struct {
 	handler *Handler
 	ln      net.Listener
 	addr    netip.AddrPort
+	// open counts the listener's connections, upgraded or not, which
+	// Config.MaxConnections bounds as it bounds the upgraded ones.
+	open atomic.Int64
 }
 
 // Listen checks cfg and binds addr ("host:port"; port 0 picks one), so the
@@ -35,7 +40,46 @@ func (h *Handler) Listen(addr string) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("wstracker: listen: %w", err)
 	}
-	return &Server{handler: h, ln: ln, addr: ln.Addr().(*net.TCPAddr).AddrPort()}, nil
+	s := &Server{handler: h, addr: ln.Addr().(*net.TCPAddr).AddrPort()}
+	s.ln = &capListener{Listener: ln, s: s}
+	return s, nil
+}
+
+// capListener closes connections beyond Config.MaxConnections at once,
+// before they cost a goroutine, as the HTTP port does.
+type capListener struct {
+	net.Listener
+	s *Server
+}
+
+func (l *capListener) Accept() (net.Conn, error) {
+	limit := int64(l.s.handler.cfg.MaxConnections)
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		if n := l.s.open.Add(1); limit > 0 && n > limit {
+			l.s.open.Add(-1)
+			l.s.handler.stats.refusedConns.Add(1)
+			c.Close()
+			continue
+		}
+		return &countedConn{TCPConn: c.(*net.TCPConn), open: &l.s.open}, nil
+	}
+}
+
+// countedConn gives its place back when closed, by net/http or, once
+// upgraded, by the WebSocket connection.
+type countedConn struct {
+	*net.TCPConn
+	open *atomic.Int64
+	once sync.Once
+}
+
+func (c *countedConn) Close() error {
+	c.once.Do(func() { c.open.Add(-1) })
+	return c.TCPConn.Close()
 }
 
 // Addr returns the address the server is bound to.
@@ -52,9 +96,14 @@ func (s *Server) Serve(ctx context.Context) error {
 	srv := &http.Server{
 		Handler:           s.handler,
 		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
-		MaxHeaderBytes:    cfg.MaxHeaderBytes,
-		ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn),
-		BaseContext:       func(net.Listener) context.Context { return ctx },
+		// An upgrade request has no body: the whole request gets the
+		// header's time, and a connection left idle after a plain
+		// request is closed as soon.
+		ReadTimeout:    cfg.ReadHeaderTimeout,
+		IdleTimeout:    cfg.ReadHeaderTimeout,
+		MaxHeaderBytes: cfg.MaxHeaderBytes,
+		ErrorLog:       slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn),
+		BaseContext:    func(net.Listener) context.Context { return ctx },
 	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(s.ln) }()

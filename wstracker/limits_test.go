@@ -1,0 +1,60 @@
+package wstracker
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"testing"
+	"time"
+)
+
+// Issue 14 item 7: on listen.ws, a connection that made one plain HTTP
+// request and then says nothing is closed after ReadHeaderTimeout, and
+// open connections are capped by MaxConnections before any upgrade.
+func TestOwnListenerTimesOutAndCapsConnections(t *testing.T) {
+	s := startServer(t, Config{ReadHeaderTimeout: 200 * time.Millisecond, MaxConnections: 2})
+	nc, err := net.Dial("tcp", s.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	fmt.Fprintf(nc, "GET /announce HTTP/1.1\r\nHost: x\r\n\r\n")
+	br := bufio.NewReader(nc)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	if resp.StatusCode != http.StatusUpgradeRequired {
+		t.Fatalf("plain GET: %s", resp.Status)
+	}
+	nc.SetReadDeadline(time.Now().Add(3 * time.Second))
+	if _, err := br.ReadByte(); !errors.Is(err, io.EOF) {
+		t.Fatalf("idle connection after a plain request: %v, want closed by the server", err)
+	}
+
+	// Two silent connections fill the cap; a third is closed at once.
+	for range 2 {
+		c, err := net.Dial("tcp", s.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+	}
+	waitFor(t, "two connections accepted", func() bool { return s.open.Load() == 2 })
+	third, err := net.Dial("tcp", s.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer third.Close()
+	third.SetReadDeadline(time.Now().Add(3 * time.Second))
+	if _, err := third.Read(make([]byte, 1)); !errors.Is(err, io.EOF) {
+		t.Fatalf("connection beyond the cap: %v, want closed at once", err)
+	}
+	if st := s.Handler().Stats(); st.RefusedConns != 1 {
+		t.Errorf("RefusedConns %d, want 1", st.RefusedConns)
+	}
+}
