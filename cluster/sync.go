@@ -263,7 +263,7 @@ func (n *Node) serveSync(reply string, ownOnly bool) error {
 		end.Torrents++
 		end.Peers += uint64(len(peers))
 		for first := true; first || len(peers) > 0; first = false {
-			room := (size - len(chunk) - torrentMaxLen) / peerMaxLen
+			room := (size - len(chunk) - maxTorrentHeader) / maxPeer
 			if room < 1 || room < len(peers) && len(chunk) > HeaderLen+size/2 {
 				// Full, or so full that the torrent would be cut small:
 				// start a new chunk.
@@ -271,12 +271,12 @@ func (n *Node) serveSync(reply string, ownOnly bool) error {
 					return err
 				}
 				begin()
-				room = (size - len(chunk) - torrentMaxLen) / peerMaxLen
+				room = (size - len(chunk) - maxTorrentHeader) / maxPeer
 			}
 			k := min(room, len(peers))
 			part = *ts
 			part.Peers = peers[:k]
-			chunk = AppendTorrent(chunk, &part)
+			chunk = swarm.AppendTorrentState(chunk, &part)
 			peers = peers[k:]
 		}
 		return nil

@@ -2,8 +2,8 @@ package cluster
 
 import (
 	"encoding/binary"
+	"fmt"
 	"net/netip"
-	"time"
 
 	"herald/swarm"
 )
@@ -17,8 +17,13 @@ import (
 // seq numbers a node's announce batches (heartbeats included) from 1, and a
 // catch-up stream's chunks from 1; a receiver that sees a number skipped knows
 // it missed a message.
+//
+// Version 2 took swarm's TorrentState encoding and flag bits for catch-up
+// and the seeder flag bit for announce records; a node drops (and counts as
+// malformed) the messages of another version, so all nodes of a cluster
+// run the same version.
 const (
-	Version   = 1
+	Version   = 2
 	HeaderLen = 1 + 1 + 8 + 4
 )
 
@@ -85,13 +90,14 @@ func ParseHeader(msg []byte) (Header, []byte, error) {
 //
 //	flags u8 | info hash [20] | address [4 or 16] | port u16
 //
-// flags: bits 0-1 the event (BEP 15 numbering: none, completed, started,
-// stopped), bit 2 seeder, bit 3 IPv6 address; the other bits are zero.
-// A record is 27 bytes for an IPv4 peer, 39 for IPv6.
+// flags: bit 0 seeder (swarm.PeerSeeder), bits 4-5 the event (BEP 15
+// numbering: none, completed, started, stopped), bit 7 IPv6 address; the
+// other bits are zero. A record is 27 bytes for an IPv4 peer, 39 for IPv6.
 const (
-	recordFlagSeeder = 1 << 2
-	recordFlagIPv6   = 1 << 3
-	recordFlagsKnown = 0x3 | recordFlagSeeder | recordFlagIPv6
+	recordFlagSeeder = byte(swarm.PeerSeeder)
+	recordEventShift = 4
+	recordFlagIPv6   = 1 << 7
+	recordFlagsKnown = recordFlagSeeder | 0x3<<recordEventShift | recordFlagIPv6
 
 	RecordLen4 = 1 + 20 + swarm.PeerLen4
 	RecordLen6 = 1 + 20 + swarm.PeerLen6
@@ -109,7 +115,7 @@ type Record struct {
 // AppendRecord appends a's record to dst. IPv4-mapped addresses are sent as
 // IPv4, as the store keeps them.
 func AppendRecord(dst []byte, a *swarm.Announce) []byte {
-	f := byte(a.Event) & 0x3
+	f := (byte(a.Event) & 0x3) << recordEventShift
 	if a.Seeder() {
 		f |= recordFlagSeeder
 	}
@@ -137,7 +143,7 @@ func ParseRecord(b []byte) (Record, []byte, error) {
 	if f&^recordFlagsKnown != 0 {
 		return Record{}, nil, ErrMalformed
 	}
-	r := Record{Event: swarm.Event(f & 0x3), Seeder: f&recordFlagSeeder != 0}
+	r := Record{Event: swarm.Event(f >> recordEventShift & 0x3), Seeder: f&recordFlagSeeder != 0}
 	copy(r.InfoHash[:], b[1:21])
 	n := RecordLen4
 	var ip netip.Addr
@@ -167,119 +173,27 @@ func (r *Record) Announce() swarm.Announce {
 	return a
 }
 
-// A catch-up chunk's body is a run of torrents, each a swarm.TorrentState:
-//
-//	info hash [20] | completed uvarint | idle seconds uvarint |
-//	peer count uvarint | peers…
-//	peer: flags u8 | address [4 or 16] | port u16 | age seconds uvarint
-//
-// Peer flags: bit 0 seeder, bit 1 completed, bit 3 IPv6 address. A big
-// torrent may be split over several chunks, each with part of its peers:
-// the receiver merges, so a torrent seen twice is no harm.
+// A catch-up chunk's body is a run of torrents, each a swarm.TorrentState
+// in swarm's encoding (swarm.AppendTorrentState), the one snapshots use
+// too. A big torrent may be split over several chunks, each with part of
+// its peers: the receiver merges, so a torrent seen twice is no harm.
 const (
-	peerFlagSeeder    = 1 << 0
-	peerFlagCompleted = 1 << 1
-	peerFlagIPv6      = 1 << 3
-	peerFlagsKnown    = peerFlagSeeder | peerFlagCompleted | peerFlagIPv6
-
-	// torrentMaxLen and peerMaxLen bound the encoded sizes, so a chunk
+	// maxTorrentHeader and maxPeer bound the encoded sizes, so a chunk
 	// writer knows what fits before it appends.
-	torrentMaxLen = 20 + 3*binary.MaxVarintLen64
-	peerMaxLen    = 1 + swarm.PeerLen6 + binary.MaxVarintLen64
-
-	// maxPeersPerTorrent bounds the count a parser believes before it has
-	// seen the bytes: no chunk holds more peers than this.
-	maxPeersPerTorrent = 1 << 20
+	maxTorrentHeader = swarm.TorrentStateMaxLen
+	maxPeer          = swarm.PeerStateMaxLen
 )
 
-// AppendTorrent appends ts with its peers to dst.
-func AppendTorrent(dst []byte, ts *swarm.TorrentState) []byte {
-	dst = append(dst, ts.InfoHash[:]...)
-	dst = binary.AppendUvarint(dst, uint64(ts.Completed))
-	dst = binary.AppendUvarint(dst, uint64(ts.Idle/time.Second))
-	dst = binary.AppendUvarint(dst, uint64(len(ts.Peers)))
-	for i := range ts.Peers {
-		p := &ts.Peers[i]
-		var f byte
-		if p.Seeder {
-			f |= peerFlagSeeder
-		}
-		if p.Completed {
-			f |= peerFlagCompleted
-		}
-		ip := p.Addr.Addr().Unmap()
-		if ip.Is4() {
-			b := ip.As4()
-			dst = append(dst, f)
-			dst = append(dst, b[:]...)
-		} else {
-			b := ip.As16()
-			dst = append(dst, f|peerFlagIPv6)
-			dst = append(dst, b[:]...)
-		}
-		dst = binary.BigEndian.AppendUint16(dst, p.Addr.Port())
-		dst = binary.AppendUvarint(dst, uint64(p.Age/time.Second))
-	}
-	return dst
-}
-
-// ParseTorrent reads one torrent from b into ts, reusing ts.Peers, and
-// returns the rest of b. Every peer is marked Synced: it came from another
-// instance.
+// ParseTorrent reads one torrent of a chunk from b into ts, reusing
+// ts.Peers, and returns the rest of b. Every peer is marked Synced: it came
+// from another instance.
 func ParseTorrent(b []byte, ts *swarm.TorrentState) ([]byte, error) {
-	if len(b) < 20 {
-		return nil, ErrShort
+	b, err := swarm.ParseTorrentState(b, ts)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
-	copy(ts.InfoHash[:], b[:20])
-	b = b[20:]
-	var completed, idle, n uint64
-	var err error
-	if completed, b, err = uvarint(b, 1<<32-1); err != nil {
-		return nil, err
-	}
-	if idle, b, err = uvarint(b, 1<<32-1); err != nil {
-		return nil, err
-	}
-	if n, b, err = uvarint(b, maxPeersPerTorrent); err != nil {
-		return nil, err
-	}
-	ts.Completed = uint32(completed)
-	ts.Idle = time.Duration(idle) * time.Second
-	ts.Peers = ts.Peers[:0]
-	for range n {
-		if len(b) < 1+swarm.PeerLen4+1 {
-			return nil, ErrShort
-		}
-		f := b[0]
-		if f&^peerFlagsKnown != 0 {
-			return nil, ErrMalformed
-		}
-		var ip netip.Addr
-		if f&peerFlagIPv6 != 0 {
-			if len(b) < 1+swarm.PeerLen6+1 {
-				return nil, ErrShort
-			}
-			ip = netip.AddrFrom16([16]byte(b[1:17]))
-			if ip.Is4In6() {
-				return nil, ErrMalformed
-			}
-			b = b[17:]
-		} else {
-			ip = netip.AddrFrom4([4]byte(b[1:5]))
-			b = b[5:]
-		}
-		port := binary.BigEndian.Uint16(b)
-		var age uint64
-		if age, b, err = uvarint(b[2:], 1<<32-1); err != nil {
-			return nil, err
-		}
-		ts.Peers = append(ts.Peers, swarm.PeerState{
-			Addr:      netip.AddrPortFrom(ip, port),
-			Seeder:    f&peerFlagSeeder != 0,
-			Completed: f&peerFlagCompleted != 0,
-			Synced:    true,
-			Age:       time.Duration(age) * time.Second,
-		})
+	for i := range ts.Peers {
+		ts.Peers[i].Synced = true
 	}
 	return b, nil
 }

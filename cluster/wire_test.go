@@ -50,7 +50,7 @@ func TestParseRecordRejects(t *testing.T) {
 	mapped := bytes.Clone(good)
 	copy(mapped[21:], netip.MustParseAddr("::ffff:1.2.3.4").AsSlice())
 	unknownFlag := bytes.Clone(good)
-	unknownFlag[0] |= 0x80
+	unknownFlag[0] |= 0x04
 	for name, tc := range map[string]struct {
 		b    []byte
 		want error
@@ -78,7 +78,7 @@ func TestHeaderRoundTrip(t *testing.T) {
 	}
 	for name, msg := range map[string][]byte{
 		"short":        b[:HeaderLen-1],
-		"version 2":    append([]byte{2}, b[1:]...),
+		"version 1":    append([]byte{1}, b[1:]...),
 		"kind 0":       append([]byte{Version, 0}, b[2:]...),
 		"unknown kind": append([]byte{Version, 9}, b[2:]...),
 	} {
@@ -102,8 +102,8 @@ func testTorrent() swarm.TorrentState {
 
 func TestTorrentRoundTrip(t *testing.T) {
 	ts := testTorrent()
-	b := AppendTorrent(nil, &ts)
-	b = AppendTorrent(b, &swarm.TorrentState{InfoHash: swarm.InfoHash{9}, Completed: 1})
+	b := swarm.AppendTorrentState(nil, &ts)
+	b = swarm.AppendTorrentState(b, &swarm.TorrentState{InfoHash: swarm.InfoHash{9}, Completed: 1})
 	var got swarm.TorrentState
 	rest, err := ParseTorrent(b, &got)
 	if err != nil || !reflect.DeepEqual(got, ts) {
@@ -114,7 +114,7 @@ func TestTorrentRoundTrip(t *testing.T) {
 	}
 	// Every peer of a catch-up is synced, whatever the sender had.
 	ts.Peers[1].Synced = false
-	b = AppendTorrent(nil, &ts)
+	b = swarm.AppendTorrentState(nil, &ts)
 	if _, err := ParseTorrent(b, &got); err != nil || !got.Peers[1].Synced {
 		t.Fatalf("peer not marked synced: %+v, %v", got.Peers[1], err)
 	}
@@ -143,12 +143,12 @@ func FuzzParse(f *testing.F) {
 		&swarm.Announce{Addr: netip.MustParseAddrPort("[2001:db8::1]:1"), Left: 1, Event: swarm.EventStopped}))
 	f.Add(AppendHeader(nil, Header{Kind: KindAnnounces, Node: 2, Seq: 3})) // heartbeat
 	f.Add(append(AppendHeader(nil, Header{Kind: KindSyncRequest, Node: 3}), SyncOwn))
-	f.Add(AppendTorrent(AppendHeader(nil, Header{Kind: KindSyncChunk, Node: 4, Seq: 1}), &ts))
+	f.Add(swarm.AppendTorrentState(AppendHeader(nil, Header{Kind: KindSyncChunk, Node: 4, Seq: 1}), &ts))
 	f.Add(AppendSyncEnd(AppendHeader(nil, Header{Kind: KindSyncEnd, Node: 4, Seq: 2}), SyncEnd{1, 2, "n"}))
 	// A torrent with peers followed by one without: the parser reuses
 	// ts.Peers, so the second is empty but not nil (CI found this).
 	empty := swarm.TorrentState{InfoHash: ts.InfoHash, Completed: 3}
-	f.Add(AppendTorrent(AppendTorrent(AppendHeader(nil, Header{Kind: KindSyncChunk, Node: 4, Seq: 3}), &ts), &empty))
+	f.Add(swarm.AppendTorrentState(swarm.AppendTorrentState(AppendHeader(nil, Header{Kind: KindSyncChunk, Node: 4, Seq: 3}), &ts), &empty))
 	f.Fuzz(func(t *testing.T, msg []byte) {
 		h, body, err := ParseHeader(msg)
 		if err != nil {
@@ -181,7 +181,7 @@ func FuzzParse(f *testing.F) {
 				var again swarm.TorrentState
 				// A reused ts keeps an empty, non-nil Peers after a torrent
 				// with peers; that is the same state as nil.
-				if _, err := ParseTorrent(AppendTorrent(nil, &ts), &again); err != nil || !sameTorrent(again, ts) {
+				if _, err := ParseTorrent(swarm.AppendTorrentState(nil, &ts), &again); err != nil || !sameTorrent(again, ts) {
 					t.Fatalf("torrent %+v round-trips to %+v, %v", ts, again, err)
 				}
 				body = rest

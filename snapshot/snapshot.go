@@ -1,13 +1,16 @@
 // Package snapshot saves the whole swarm store to a file and restores it, so
 // that a restart keeps every swarm.
 //
-// File layout (all integers big-endian unless marked uvarint):
+// File layout (integers big-endian unless marked uvarint):
 //
 //	header   magic "HRLDSNAP" | version u16 | reserved u16 | created unix seconds i64
-//	torrent  info hash [20] | completed uvarint | idle seconds uvarint |
-//	         IPv4 peers uvarint | IPv6 peers uvarint | peers…
-//	peer     address [4 or 16] | port u16 | flags u8 | age seconds uvarint
+//	secret   length u8 | the UDP connection-id secret (version 2 on)
+//	torrents swarm.TorrentState each, in swarm's encoding (AppendTorrentState)
 //	trailer  marker "SNAPEND!" | torrents u64 | peers u64 | CRC-32C u32 of all bytes before it
+//
+// Version 1 had no secret; its torrents are in the same encoding, and it
+// still loads. The secret is why a snapshot is written readable by its
+// owner only.
 //
 // A file is written to a temporary name beside the target, synced and
 // renamed, so a crash mid-write leaves the previous snapshot whole.
@@ -21,7 +24,6 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"time"
@@ -29,8 +31,9 @@ import (
 	"herald/swarm"
 )
 
-// Version is the format version this package writes and reads.
-const Version = 1
+// Version is the format version this package writes; it reads this one
+// and version 1.
+const Version = 2
 
 var (
 	magic     = []byte("HRLDSNAP")
@@ -41,14 +44,6 @@ var (
 const (
 	headerLen  = 8 + 2 + 2 + 8
 	trailerLen = 8 + 8 + 8 + 4
-)
-
-// Peer flags on disk.
-const (
-	flagSeeder    = 1 << 0
-	flagCompleted = 1 << 1
-	flagSynced    = 1 << 2
-	flagIPv6      = 1 << 7
 )
 
 // Errors of Decode; every decode error wraps ErrCorrupt or ErrVersion.
@@ -63,67 +58,42 @@ type Info struct {
 	Torrents int
 	Peers    int
 	Bytes    int64
+	// ConnIDSecret is the UDP connection-id secret saved with the swarms
+	// (empty in a version 1 file), so that connection ids issued before a
+	// restart stay valid after it.
+	ConnIDSecret []byte
 }
+
+// MaxSecretLen bounds the connection-id secret a snapshot holds.
+const MaxSecretLen = 255
 
 // Source is where Encode gets torrents from; *swarm.Store satisfies it.
 type Source interface {
 	Dump(fn func(*swarm.TorrentState) error) error
 }
 
-// Encode writes a snapshot of src to w.
-func Encode(w io.Writer, src Source, created time.Time) (Info, error) {
+// Encode writes a snapshot of src and the connection-id secret (at most
+// MaxSecretLen bytes) to w.
+func Encode(w io.Writer, src Source, secret []byte, created time.Time) (Info, error) {
+	if len(secret) > MaxSecretLen {
+		return Info{}, fmt.Errorf("snapshot: encode: connection-id secret of %d bytes, at most %d", len(secret), MaxSecretLen)
+	}
 	crc := crc32.New(crcTable)
 	cw := &countWriter{w: io.MultiWriter(w, crc)}
 	bw := bufio.NewWriterSize(cw, 1<<16)
-	info := Info{Created: created}
+	info := Info{Created: created, ConnIDSecret: secret}
 
 	var hdr [headerLen]byte
 	copy(hdr[:], magic)
 	binary.BigEndian.PutUint16(hdr[8:], Version)
 	binary.BigEndian.PutUint64(hdr[12:], uint64(created.Unix()))
 	bw.Write(hdr[:])
+	bw.WriteByte(byte(len(secret)))
+	bw.Write(secret)
 
 	var buf []byte
 	err := src.Dump(func(ts *swarm.TorrentState) error {
-		buf = buf[:0]
-		buf = append(buf, ts.InfoHash[:]...)
-		buf = binary.AppendUvarint(buf, uint64(ts.Completed))
-		buf = binary.AppendUvarint(buf, uint64(ts.Idle/time.Second))
-		n4 := 0
-		for _, p := range ts.Peers {
-			if p.Addr.Addr().Is4() {
-				n4++
-			}
-		}
-		buf = binary.AppendUvarint(buf, uint64(n4))
-		buf = binary.AppendUvarint(buf, uint64(len(ts.Peers)-n4))
-		for pass := range 2 { // IPv4 peers first, as counted
-			for _, p := range ts.Peers {
-				if p.Addr.Addr().Is4() != (pass == 0) {
-					continue
-				}
-				if a := p.Addr.Addr(); a.Is4() {
-					ip := a.As4()
-					buf = append(buf, ip[:]...)
-				} else {
-					ip := a.As16()
-					buf = append(buf, ip[:]...)
-				}
-				buf = binary.BigEndian.AppendUint16(buf, p.Addr.Port())
-				var f byte
-				if p.Seeder {
-					f |= flagSeeder
-				}
-				if p.Completed {
-					f |= flagCompleted
-				}
-				if p.Synced {
-					f |= flagSynced
-				}
-				buf = append(buf, f)
-				buf = binary.AppendUvarint(buf, uint64(p.Age/time.Second))
-			}
-		}
+		buf = swarm.AppendTorrentState(buf[:0], ts)
 		info.Torrents++
 		info.Peers += len(ts.Peers)
 		_, err := bw.Write(buf)
@@ -169,8 +139,9 @@ func Decode(data []byte, fn func(*swarm.TorrentState) error) (Info, error) {
 	if len(data) < headerLen+trailerLen || !bytes.Equal(data[:8], magic) {
 		return info, fmt.Errorf("%w: not a herald snapshot or truncated header", ErrCorrupt)
 	}
-	if v := binary.BigEndian.Uint16(data[8:]); v != Version {
-		return info, fmt.Errorf("%w %d (this herald reads version %d)", ErrVersion, v, Version)
+	version := binary.BigEndian.Uint16(data[8:])
+	if version != 1 && version != Version {
+		return info, fmt.Errorf("%w %d (this herald reads versions 1 to %d)", ErrVersion, version, Version)
 	}
 	info.Created = time.Unix(int64(binary.BigEndian.Uint64(data[12:])), 0)
 	info.Bytes = int64(len(data))
@@ -183,23 +154,31 @@ func Decode(data []byte, fn func(*swarm.TorrentState) error) (Info, error) {
 	}
 	wantTorrents, wantPeers := binary.BigEndian.Uint64(tr[8:]), binary.BigEndian.Uint64(tr[16:])
 
+	body = body[headerLen : len(data)-trailerLen]
+	if version > 1 {
+		if len(body) < 1 || len(body) < 1+int(body[0]) {
+			return info, fmt.Errorf("%w: truncated connection-id secret", ErrCorrupt)
+		}
+		info.ConnIDSecret = bytes.Clone(body[1 : 1+body[0]])
+		body = body[1+body[0]:]
+	}
+
 	// Two passes: validate everything, then hand out torrents.
 	for pass := range 2 {
-		d := decoder{b: data[headerLen : len(data)-trailerLen]}
 		var ts swarm.TorrentState
 		torrents, peers := uint64(0), uint64(0)
-		for len(d.b) > 0 && d.err == nil {
-			d.torrent(&ts)
+		for b := body; len(b) > 0; {
+			var err error
+			if b, err = swarm.ParseTorrentState(b, &ts); err != nil {
+				return info, fmt.Errorf("%w: torrent %d: %v", ErrCorrupt, torrents+1, err)
+			}
 			torrents++
 			peers += uint64(len(ts.Peers))
-			if pass == 1 && d.err == nil {
+			if pass == 1 {
 				if err := fn(&ts); err != nil {
 					return info, err
 				}
 			}
-		}
-		if d.err != nil {
-			return info, fmt.Errorf("%w: %v", ErrCorrupt, d.err)
 		}
 		if torrents != wantTorrents || peers != wantPeers {
 			return info, fmt.Errorf("%w: %d torrents and %d peers, trailer says %d and %d", ErrCorrupt, torrents, peers, wantTorrents, wantPeers)
@@ -209,84 +188,17 @@ func Decode(data []byte, fn func(*swarm.TorrentState) error) (Info, error) {
 	return info, nil
 }
 
-type decoder struct {
-	b   []byte
-	err error
-}
-
-func (d *decoder) fail(what string) {
-	if d.err == nil {
-		d.err = fmt.Errorf("%s at %d bytes from the end", what, len(d.b))
-	}
-	d.b = nil
-}
-
-func (d *decoder) bytes(n int) []byte {
-	if len(d.b) < n {
-		d.fail("truncated record")
-		return make([]byte, n)
-	}
-	out := d.b[:n]
-	d.b = d.b[n:]
-	return out
-}
-
-func (d *decoder) uvarint(limit uint64, what string) uint64 {
-	v, n := binary.Uvarint(d.b)
-	if n <= 0 || v > limit {
-		d.fail("bad " + what)
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
-}
-
-const maxSeconds = 1 << 40
-
-func (d *decoder) torrent(ts *swarm.TorrentState) {
-	ts.InfoHash = swarm.InfoHash(d.bytes(20))
-	ts.Completed = uint32(d.uvarint(1<<32-1, "completed count"))
-	ts.Idle = time.Duration(d.uvarint(maxSeconds, "idle time")) * time.Second
-	// Each peer takes at least 8 bytes, which bounds the counts by the input.
-	n4 := d.uvarint(uint64(len(d.b)/8), "IPv4 peer count")
-	n6 := d.uvarint(uint64(len(d.b)/8), "IPv6 peer count")
-	ts.Peers = ts.Peers[:0]
-	for i := range n4 + n6 {
-		if d.err != nil {
-			return
-		}
-		var addr netip.Addr
-		if i < n4 {
-			addr = netip.AddrFrom4([4]byte(d.bytes(4)))
-		} else {
-			addr = netip.AddrFrom16([16]byte(d.bytes(16)))
-			if addr.Is4In6() {
-				d.fail("IPv4-mapped address in the IPv6 list")
-			}
-		}
-		port := binary.BigEndian.Uint16(d.bytes(2))
-		f := d.bytes(1)[0]
-		age := d.uvarint(maxSeconds, "peer age")
-		ts.Peers = append(ts.Peers, swarm.PeerState{
-			Addr:      netip.AddrPortFrom(addr, port),
-			Seeder:    f&flagSeeder != 0,
-			Completed: f&flagCompleted != 0,
-			Synced:    f&flagSynced != 0,
-			Age:       time.Duration(age) * time.Second,
-		})
-	}
-}
-
-// Save writes a snapshot of store to path atomically: a temporary file in
-// the same directory, synced, then renamed over path.
-func Save(path string, store Source, now time.Time) (Info, error) {
+// Save writes a snapshot of store and the connection-id secret to path
+// atomically: a temporary file in the same directory (mode 0600), synced,
+// then renamed over path.
+func Save(path string, store Source, secret []byte, now time.Time) (Info, error) {
 	dir := filepath.Dir(path)
 	f, err := os.CreateTemp(dir, filepath.Base(path)+".tmp-*")
 	if err != nil {
 		return Info{}, fmt.Errorf("snapshot: %w", err)
 	}
 	tmp := f.Name()
-	info, err := Encode(f, store, now)
+	info, err := Encode(f, store, secret, now)
 	if err == nil {
 		err = f.Sync()
 	}

@@ -14,6 +14,8 @@ import (
 	"herald/swarm"
 )
 
+var testSecret = []byte("0123456789abcdef0123456789abcdef")
+
 func filled(t testing.TB, peers, torrents int) *swarm.Store {
 	t.Helper()
 	s, err := swarm.New(swarm.Config{})
@@ -66,7 +68,7 @@ func TestSaveLoadRoundTrip(t *testing.T) {
 	src := filled(t, 20000, 2000)
 	path := filepath.Join(t.TempDir(), "herald.snapshot")
 	now := time.Now()
-	info, err := Save(path, src, now)
+	info, err := Save(path, src, testSecret, now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,6 +83,9 @@ func TestSaveLoadRoundTrip(t *testing.T) {
 	}
 	if got.Peers != 20000 || dst.Peers() != 20000 || dst.Torrents() != 2000 {
 		t.Fatalf("loaded %+v into %d peers %d torrents", got, dst.Peers(), dst.Torrents())
+	}
+	if !bytes.Equal(got.ConnIDSecret, testSecret) {
+		t.Fatalf("connection-id secret %q, want %q", got.ConnIDSecret, testSecret)
 	}
 	want, have := state(t, src), state(t, dst)
 	if len(have) != len(want) {
@@ -111,12 +116,12 @@ func TestMissingFileIsEmptyStart(t *testing.T) {
 
 func TestDamagedFiles(t *testing.T) {
 	var good bytes.Buffer
-	if _, err := Encode(&good, filled(t, 500, 50), time.Now()); err != nil {
+	if _, err := Encode(&good, filled(t, 500, 50), testSecret, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	g := good.Bytes()
 	future := bytes.Clone(g)
-	future[9] = 2
+	future[9] = Version + 1
 	flipped := bytes.Clone(g)
 	flipped[len(g)/2] ^= 0x40
 	cases := []struct {
@@ -126,6 +131,7 @@ func TestDamagedFiles(t *testing.T) {
 	}{
 		{"empty", nil, ErrCorrupt},
 		{"truncated header", g[:10], ErrCorrupt},
+		{"secret longer than the file", append(append(bytes.Clone(g[:headerLen]), 255), g[len(g)-trailerLen:]...), ErrCorrupt},
 		{"truncated body", g[:len(g)/2], ErrCorrupt},
 		{"missing last byte", g[:len(g)-1], ErrCorrupt},
 		{"flipped bit", flipped, ErrCorrupt},
@@ -169,8 +175,11 @@ func TestImportStatedump(t *testing.T) {
 
 func FuzzDecode(f *testing.F) {
 	var good bytes.Buffer
-	Encode(&good, filled(f, 50, 5), time.Unix(1700000000, 0))
+	Encode(&good, filled(f, 50, 5), testSecret, time.Unix(1700000000, 0))
 	f.Add(good.Bytes())
+	if v1, err := os.ReadFile("testdata/v1.snap"); err == nil {
+		f.Add(v1)
+	}
 	f.Add([]byte("HRLDSNAP"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		s, _ := swarm.New(swarm.Config{Shards: 1})
@@ -183,7 +192,7 @@ func FuzzDecode(f *testing.F) {
 		}
 		// Whatever decodes re-encodes to a file that decodes to the same counts.
 		var again bytes.Buffer
-		if _, err := Encode(&again, s, info.Created); err != nil {
+		if _, err := Encode(&again, s, info.ConnIDSecret, info.Created); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := Decode(again.Bytes(), func(*swarm.TorrentState) error { return nil }); err != nil {
@@ -206,7 +215,7 @@ func BenchmarkSaveLoad1M(b *testing.B) {
 	path := filepath.Join(b.TempDir(), "bench.snapshot")
 	for b.Loop() {
 		t0 := time.Now()
-		info, err := Save(path, src, time.Now())
+		info, err := Save(path, src, nil, time.Now())
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -258,7 +267,7 @@ func BenchmarkAnnouncePauseDuringSave(b *testing.B) {
 				}()
 				if mode == "idle" {
 					time.Sleep(200 * time.Millisecond)
-				} else if _, err := Save(path, src, time.Now()); err != nil {
+				} else if _, err := Save(path, src, nil, time.Now()); err != nil {
 					b.Fatal(err)
 				}
 				close(stop)

@@ -50,7 +50,34 @@ func TestDecodeVersion1File(t *testing.T) {
 		t.Fatalf("decoded\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 	created := time.Date(2026, 12, 7, 0, 0, 0, 0, time.UTC)
-	if !info.Created.Equal(created) || info.Torrents != 3 || info.Peers != 6 || info.Bytes != int64(len(data)) {
-		t.Fatalf("info %+v, want created %v, 3 torrents, 6 peers, %d bytes", info, created, len(data))
+	if !info.Created.Equal(created) || info.Torrents != 3 || info.Peers != 6 || info.Bytes != int64(len(data)) || info.ConnIDSecret != nil {
+		t.Fatalf("info %+v, want created %v, 3 torrents, 6 peers, %d bytes, no secret", info, created, len(data))
+	}
+
+	// Loaded into a store ten seconds after it was written, as herald does.
+	s, err := swarm.New(swarm.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := created.Add(10 * time.Second)
+	s.SetNow(now)
+	if _, err := Load("testdata/v1.snap", s, now); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		first byte
+		want  swarm.Counts
+	}{
+		{0x10, swarm.Counts{Seeders: 2, Leechers: 2, Completed: 7}},
+		{0x80, swarm.Counts{Seeders: 1, Leechers: 1}},
+		{0xe0, swarm.Counts{Completed: 123456}},
+	} {
+		var h swarm.InfoHash
+		for i := range h {
+			h[i] = c.first + byte(i)
+		}
+		if got, ok := s.Scrape(h); !ok || got != c.want {
+			t.Errorf("torrent %x: %+v (present %v), want %+v", h[:2], got, ok, c.want)
+		}
 	}
 }

@@ -17,11 +17,12 @@ const (
 	recLen6 = PeerLen6 + 2
 )
 
-// Flags in a record's flags byte.
+// Flags in a record's flags byte: PeerFlags, as snapshots and the cluster
+// carry them.
 const (
-	flagSeeder    = 0x80
-	flagCompleted = 0x40
-	flagSynced    = 0x10 // learned from another instance (cluster)
+	flagSeeder    = byte(PeerSeeder)
+	flagCompleted = byte(PeerCompleted)
+	flagSynced    = byte(PeerSynced)
 )
 
 // Above bigThreshold records a list splits into bigBuckets sorted buckets

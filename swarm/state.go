@@ -88,14 +88,12 @@ func (s *Store) peerState(r []byte, stamp uint8) PeerState {
 	} else {
 		addr = netip.AddrFrom16([16]byte(r[:16]))
 	}
-	f := r[rl-2]
-	return PeerState{
-		Addr:      netip.AddrPortFrom(addr, binary.BigEndian.Uint16(r[rl-4:])),
-		Seeder:    f&flagSeeder != 0,
-		Completed: f&flagCompleted != 0,
-		Synced:    f&flagSynced != 0,
-		Age:       time.Duration(uint8(stamp-r[rl-1])) * time.Duration(s.tickSecs) * time.Second,
+	p := PeerState{
+		Addr: netip.AddrPortFrom(addr, binary.BigEndian.Uint16(r[rl-4:])),
+		Age:  time.Duration(uint8(stamp-r[rl-1])) * time.Duration(s.tickSecs) * time.Second,
 	}
+	p.SetFlags(PeerFlags(r[rl-2]))
+	return p
 }
 
 // Restore merges ts into the store, as of now. Peers older than the peer
@@ -170,18 +168,10 @@ func (s *Store) Restore(ts *TorrentState) (int, error) {
 			l.total++
 			added++
 		}
-		var f byte
 		if p.Seeder {
-			f |= flagSeeder
 			l.seeders++
 		}
-		if p.Completed {
-			f |= flagCompleted
-		}
-		if p.Synced {
-			f |= flagSynced
-		}
-		rec[rl-2], rec[rl-1] = f, stamp-age
+		rec[rl-2], rec[rl-1] = byte(p.Flags()), stamp-age
 		if l.big == nil && l.total > bigThreshold {
 			l.split(rl)
 		}

@@ -396,7 +396,7 @@ func saveEvery(ctx context.Context, path string, every time.Duration, store *swa
 
 func saveState(path string, store *swarm.Store, log *slog.Logger) {
 	t0 := time.Now()
-	info, err := snapshot.Save(path, store, t0)
+	info, err := snapshot.Save(path, store, nil, t0)
 	if err != nil {
 		log.Error("snapshot not written", "err", err)
 		return
