@@ -14,10 +14,10 @@ import (
 type PeerFlags uint8
 
 const (
-	PeerSeeder    PeerFlags = 1 << 0
-	PeerCompleted PeerFlags = 1 << 1 // sent a completed event
-	PeerSynced    PeerFlags = 1 << 2 // learned from another instance
-	peerFlagsKnown          = PeerSeeder | PeerCompleted | PeerSynced
+	PeerSeeder     PeerFlags = 1 << 0
+	PeerCompleted  PeerFlags = 1 << 1 // sent a completed event
+	PeerSynced     PeerFlags = 1 << 2 // learned from another instance
+	peerFlagsKnown           = PeerSeeder | PeerCompleted | PeerSynced
 )
 
 // Flags returns p's flag bits.

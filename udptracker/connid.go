@@ -1,7 +1,9 @@
 package udptracker
 
 import (
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/binary"
 	"math/bits"
@@ -11,57 +13,86 @@ import (
 )
 
 // Connection ids are stateless (BEP 15 lets a tracker make them any way it
-// likes): an id is a SipHash-2-4 MAC over the client's address, port and
-// the current time slot, under a random per-process key. Nothing is kept
-// per client, an id cannot be forged without the key, and it is worth
-// nothing from another address or port (unlike opentracker's, which depend
-// on the IP alone and never expire).
+// likes): an id is a SipHash-2-4 MAC over the client's address and the
+// current time slot, under a key of the current key generation. Nothing is
+// kept per client, an id cannot be forged without the key, and it is worth
+// nothing from another address (unlike opentracker's, which depend on the
+// IP alone and never expire).
 //
-// The two low bits of an id name the slot's parity and the key's
-// generation, so checking one costs exactly one MAC: an id from the
-// current or previous slot, under the current or previous key, is valid;
-// anything older fails the MAC. An id is therefore good for one to two
-// slots: BEP 15 asks clients to use one for at most a minute and trackers
-// to accept it for two.
+// A generation lasts Config.KeyRotation, counted from the Unix epoch, and
+// its key is derived from Config.ConnIDSecret and its number. So the keys
+// need no state beyond the secret: a herald restarted with the secret it
+// saved in its snapshot accepts the ids it issued before, and sockets and
+// listeners of one process agree without sharing anything.
+//
+// The two low bits of an id name the slot's parity and the generation's,
+// so checking one costs exactly one MAC: an id from the current or previous
+// slot, under the current or previous generation's key, is valid; anything
+// older fails the MAC. An id is therefore good for one to two slots: BEP 15
+// asks clients to use one for at most a minute and trackers to accept it
+// for two.
 const (
 	connIDSlot = time.Minute
 	// minKeyRotation keeps the previous key alive for an id's whole life:
-	// were keys rotated twice within two slots, the generation bit would
+	// were generations shorter than two slots, the generation bit would
 	// point an id at the wrong key.
 	minKeyRotation = 2 * connIDSlot
+	// ConnIDSecretLen is the length of a random connection-id secret.
+	ConnIDSecretLen = 32
 )
 
 // connIDs issues and checks connection ids. It is safe for concurrent use.
 type connIDs struct {
-	keys atomic.Pointer[keyRing]
+	secret  []byte
+	genSecs int64
+	keys    atomic.Pointer[keyRing]
 }
 
+// keyRing holds the keys of generation gen, which runs over the Unix
+// seconds [from, until), and of the one before it.
 type keyRing struct {
-	gen       uint64
-	cur, prev sipKey
+	gen         uint64
+	from, until int64
+	cur, prev   sipKey
 }
 
 type sipKey struct{ k0, k1 uint64 }
 
-func newSipKey() sipKey {
-	var b [16]byte
-	rand.Read(b[:]) // never fails (crypto/rand documents it panics or succeeds)
-	return sipKey{binary.LittleEndian.Uint64(b[:]), binary.LittleEndian.Uint64(b[8:])}
+// NewConnIDSecret returns a random secret for Config.ConnIDSecret.
+func NewConnIDSecret() []byte {
+	b := make([]byte, ConnIDSecretLen)
+	rand.Read(b) // never fails (crypto/rand documents it panics or succeeds)
+	return b
 }
 
-func newConnIDs() *connIDs {
-	c := new(connIDs)
-	// A distinct previous key, so that an id with its generation bit
-	// flipped is checked under a key nobody was issued ids with.
-	c.keys.Store(&keyRing{cur: newSipKey(), prev: newSipKey()})
+func newConnIDs(secret []byte, rotation time.Duration) *connIDs {
+	c := &connIDs{secret: secret, genSecs: int64(rotation / time.Second)}
+	c.keys.Store(&keyRing{}) // empty: the first use derives the keys
 	return c
 }
 
-// rotate draws a new key; ids made under the one it replaces stay valid.
-// Only one goroutine (the server's) calls it.
-func (c *connIDs) rotate() {
-	old := c.keys.Load()
-	c.keys.Store(&keyRing{gen: old.gen + 1, cur: newSipKey(), prev: old.cur})
+// ring returns the key ring for Unix time now (seconds). Crossing into a
+// new generation derives its keys; sockets that race to do it derive the
+// same ones.
+func (c *connIDs) ring(now int64) *keyRing {
+	r := c.keys.Load()
+	if now >= r.from && now < r.until {
+		return r
+	}
+	gen := uint64(now / c.genSecs)
+	r = &keyRing{gen: gen, from: int64(gen) * c.genSecs, until: int64(gen+1) * c.genSecs,
+		cur: c.key(gen), prev: c.key(gen - 1)}
+	c.keys.Store(r)
+	return r
+}
+
+// key derives generation gen's key: HMAC-SHA-256 of the generation number
+// under the secret, its first 16 bytes.
+func (c *connIDs) key(gen uint64) sipKey {
+	m := hmac.New(sha256.New, c.secret)
+	m.Write(binary.BigEndian.AppendUint64([]byte("herald udp connection id key "), gen))
+	sum := m.Sum(nil)
+	return sipKey{binary.LittleEndian.Uint64(sum), binary.LittleEndian.Uint64(sum[8:])}
 }
 
 // slotOf is the time slot of a Unix time in seconds.
@@ -69,15 +100,15 @@ func slotOf(unix int64) uint64 { return uint64(unix) / uint64(connIDSlot/time.Se
 
 // issue returns the connection id for addr at Unix time now (seconds).
 func (c *connIDs) issue(addr netip.AddrPort, now int64) uint64 {
-	ring := c.keys.Load()
+	ring := c.ring(now)
 	slot := slotOf(now)
 	return connIDMAC(ring.cur, addr, slot)&^3 | (ring.gen&1)<<1 | slot&1
 }
 
 // valid reports whether id was issued to addr in the current or previous
-// slot, under the current or previous key.
+// slot, under the current or previous generation's key.
 func (c *connIDs) valid(id uint64, addr netip.AddrPort, now int64) bool {
-	ring := c.keys.Load()
+	ring := c.ring(now)
 	slot := slotOf(now)
 	if id&1 != slot&1 {
 		slot--

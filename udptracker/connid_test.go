@@ -22,7 +22,7 @@ func TestSipHash24ReferenceVector(t *testing.T) {
 }
 
 func TestConnIDLifetime(t *testing.T) {
-	ids := newConnIDs()
+	ids := newConnIDs(NewConnIDSecret(), time.Hour)
 	client := netip.MustParseAddrPort("192.0.2.7:6881")
 	const t0 = 1_700_000_040 // 0 s into a slot
 	id := ids.issue(client, t0)
@@ -54,36 +54,46 @@ func TestConnIDLifetime(t *testing.T) {
 }
 
 func TestConnIDSurvivesOneRotation(t *testing.T) {
-	ids := newConnIDs()
+	ids := newConnIDs(NewConnIDSecret(), time.Hour)
 	client := netip.MustParseAddrPort("[2001:db8::1]:51413")
-	now := time.Date(2026, 11, 25, 12, 0, 30, 0, time.UTC).Unix()
-	id := ids.issue(client, now)
-	ids.rotate()
-	if !ids.valid(id, client, now+30) {
-		t.Fatal("id issued just before a key rotation rejected")
+	boundary := time.Date(2026, 11, 25, 13, 0, 0, 0, time.UTC).Unix()
+	id := ids.issue(client, boundary-30)
+	if !ids.valid(id, client, boundary+30) {
+		t.Fatal("id issued just before a key rotation rejected after it")
 	}
-	fresh := ids.issue(client, now+30)
+	fresh := ids.issue(client, boundary+30)
 	if fresh == id {
 		t.Fatal("new key issued the same id")
 	}
-	if !ids.valid(fresh, client, now+30) {
+	if !ids.valid(fresh, client, boundary+30) {
 		t.Fatal("id under the new key rejected")
 	}
-	ids.rotate()
-	if ids.valid(id, client, now+30) {
-		t.Fatal("id two key generations old accepted")
+}
+
+// Issue 14 item 17: a restarted process given the saved secret accepts the
+// ids the old one issued; a new secret does not.
+func TestConnIDSecretCarriesIDsOverARestart(t *testing.T) {
+	secret := NewConnIDSecret()
+	client := netip.MustParseAddrPort("192.0.2.7:6881")
+	const t0 = 1_700_000_040
+	id := newConnIDs(secret, time.Hour).issue(client, t0)
+	if !newConnIDs(secret, time.Hour).valid(id, client, t0+61) {
+		t.Fatal("id rejected by a process with the same secret")
+	}
+	if newConnIDs(NewConnIDSecret(), time.Hour).valid(id, client, t0+61) {
+		t.Fatal("id accepted under another secret")
 	}
 }
 
 func TestConnIDKeysDifferPerProcess(t *testing.T) {
 	client := netip.MustParseAddrPort("192.0.2.7:6881")
-	if newConnIDs().issue(client, 0) == newConnIDs().issue(client, 0) {
-		t.Fatal("two key rings issued the same id: keys are not random")
+	if newConnIDs(NewConnIDSecret(), time.Hour).issue(client, 0) == newConnIDs(NewConnIDSecret(), time.Hour).issue(client, 0) {
+		t.Fatal("two secrets issued the same id: secrets are not random")
 	}
 }
 
 func BenchmarkConnID(b *testing.B) {
-	ids := newConnIDs()
+	ids := newConnIDs(NewConnIDSecret(), time.Hour)
 	client := netip.MustParseAddrPort("[::ffff:192.0.2.7]:6881")
 	now := time.Now().Unix()
 	b.Run("issue", func(b *testing.B) {

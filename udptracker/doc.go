@@ -32,12 +32,14 @@
 //
 // A connection id is a 62-bit SipHash-2-4 MAC of the client's address
 // (not its port: libtorrent announces from several sockets with one id) and
-// one-minute time slot under a random per-process key, plus two
-// bits naming the slot's parity and the key's generation: checking one
-// costs one MAC, keeps no state per client and compares in constant time.
-// An id is valid in the slot it was issued and the next (one to two
-// minutes). The key is replaced every Config.KeyRotation (default 1h); ids
-// under the previous key stay valid.
+// one-minute time slot, plus two bits naming the slot's parity and the
+// key's generation: checking one costs one MAC, keeps no state per client
+// and compares in constant time. An id is valid in the slot it was issued
+// and the next (one to two minutes). The key is replaced every
+// Config.KeyRotation (default 1h); ids under the previous key stay valid.
+// Keys are derived from Config.ConnIDSecret and the generation number, so
+// a herald restarted with the secret its snapshot kept accepts the ids
+// issued before the restart.
 //
 // # What each malformed request gets
 //

@@ -46,7 +46,7 @@ func newTestHandler(t testing.TB, cfg Config) *handler {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return newHandler(&cfg, newConnIDs(), new(counters))
+	return newHandler(&cfg, newConnIDs(cfg.ConnIDSecret, cfg.KeyRotation), new(counters))
 }
 
 func announcePacket(id uint64, mutate func(*AnnounceRequest)) []byte {

@@ -51,6 +51,10 @@ type Config struct {
 	// KeyRotation is how often the connection id key is replaced. Default
 	// 1h, at least 2m (an id must outlive one rotation).
 	KeyRotation time.Duration
+	// ConnIDSecret is what the connection id keys are derived from (see
+	// connid.go). Default: NewConnIDSecret(), random per Listen. Give the
+	// one a snapshot kept, and ids issued before a restart stay valid.
+	ConnIDSecret []byte
 	// ReceiveBuffer is the SO_RCVBUF asked for each socket, best effort.
 	// Default 8 MiB.
 	ReceiveBuffer int
@@ -78,6 +82,9 @@ func (c Config) withDefaults() (Config, error) {
 	if c.KeyRotation == 0 {
 		c.KeyRotation = DefaultKeyRotation
 	}
+	if len(c.ConnIDSecret) == 0 {
+		c.ConnIDSecret = NewConnIDSecret()
+	}
 	if c.ReceiveBuffer == 0 {
 		c.ReceiveBuffer = DefaultReceiveBuffer
 	}
@@ -86,7 +93,8 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	switch {
 	case c.MaxPeers4 < 0 || c.MaxPeers6 < 0 || c.Sockets < 0 || c.ReceiveBuffer < 0:
-		return c, fmt.Errorf("udptracker: negative count in %+v", c)
+		return c, fmt.Errorf("udptracker: negative count among peer caps %d/%d, sockets %d, receive buffer %d",
+			c.MaxPeers4, c.MaxPeers6, c.Sockets, c.ReceiveBuffer)
 	case announceResponseHeaderLen+c.MaxPeers4*swarm.PeerLen4 > maxUDPPayload, announceResponseHeaderLen+c.MaxPeers6*swarm.PeerLen6 > maxUDPPayload:
 		return c, fmt.Errorf("udptracker: peer caps %d/%d: a reply would not fit a UDP datagram", c.MaxPeers4, c.MaxPeers6)
 	case c.KeyRotation < minKeyRotation:
@@ -122,7 +130,7 @@ func Listen(addr string, cfg Config) (*Server, error) {
 	if err := reuseport.Free(network, addr); err != nil {
 		return nil, fmt.Errorf("udptracker: listen %s: %w", addr, err)
 	}
-	s := &Server{cfg: cfg, counts: make([]counters, cfg.Sockets), ids: newConnIDs()}
+	s := &Server{cfg: cfg, counts: make([]counters, cfg.Sockets), ids: newConnIDs(cfg.ConnIDSecret, cfg.KeyRotation)}
 	for i := range cfg.Sockets {
 		c, err := listenBatch(network, addr, cfg.ReceiveBuffer)
 		if err != nil {
@@ -201,16 +209,12 @@ func (s *Server) Serve(ctx context.Context) error {
 			}
 		})
 	}
-	rotate := time.NewTicker(s.cfg.KeyRotation)
-	defer rotate.Stop()
 	var err error
 loop:
 	for {
 		select {
 		case <-ctx.Done():
 			break loop
-		case <-rotate.C:
-			s.ids.rotate()
 		case err = <-failed:
 			log.Error("udp tracker socket failed", "err", err)
 			break loop

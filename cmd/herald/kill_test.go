@@ -2,8 +2,10 @@ package main
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/netip"
 	"os"
@@ -17,6 +19,7 @@ import (
 	"herald/bencode"
 	"herald/snapshot"
 	"herald/swarm"
+	"herald/udptracker"
 )
 
 // killTorrents is how many torrents the load spreads its peers over. Peer k
@@ -130,6 +133,122 @@ func (l *announceLoad) waitServed(t *testing.T, n int64, what string) {
 	}
 }
 
+// udpLoad announces over UDP from several sockets until stopped, each with
+// the one connection id it got before the kill: through the kill and the
+// restart no client connects again (issue 14 item 17).
+type udpLoad struct {
+	stop chan struct{}
+	wg   sync.WaitGroup
+
+	mu      sync.Mutex
+	ok      []time.Time // when each answered announce was sent
+	refused []string    // error packets, with when they were sent
+}
+
+// startUDPLoad connects each of its sockets to addr once, then announces
+// peer 127.0.0.1:udpKillPort+worker on torrent worker in a loop.
+func startUDPLoad(t *testing.T, addr string, workers int) *udpLoad {
+	t.Helper()
+	l := &udpLoad{stop: make(chan struct{})}
+	for w := range workers {
+		conn, err := net.Dial("udp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		id, err := udpConnect(conn)
+		if err != nil {
+			t.Fatalf("UDP connect: %v", err)
+		}
+		l.wg.Go(func() {
+			defer conn.Close()
+			req := &udptracker.AnnounceRequest{ConnectionID: id, InfoHash: hashOf(w), Left: 1, NumWant: -1, Port: uint16(udpKillPort + w)}
+			buf := make([]byte, 2048)
+			for tid := uint32(1); ; tid++ {
+				select {
+				case <-l.stop:
+					return
+				default:
+				}
+				req.TransactionID = tid
+				sent := time.Now()
+				conn.SetDeadline(sent.Add(200 * time.Millisecond))
+				if _, err := conn.Write(udptracker.AppendAnnounceRequest(nil, req)); err != nil {
+					time.Sleep(10 * time.Millisecond) // herald is down: do not spin
+					continue
+				}
+				n, err := conn.Read(buf)
+				if err != nil {
+					continue // herald is down, or the datagram was lost
+				}
+				var resp udptracker.AnnounceResponse
+				l.mu.Lock()
+				if e, err := udptracker.ParseErrorResponse(buf[:n]); err == nil {
+					l.refused = append(l.refused, fmt.Sprintf("%s (sent %s)", e.Message, sent.Format(time.StampMilli)))
+				} else if err := udptracker.ParseAnnounceResponse(buf[:n], &resp); err == nil && resp.TransactionID == tid {
+					l.ok = append(l.ok, sent)
+				}
+				l.mu.Unlock()
+			}
+		})
+	}
+	return l
+}
+
+// udpKillPort is the first port the UDP load's peers announce; the HTTP
+// load's ports stay far below it.
+const udpKillPort = 60000
+
+func udpConnect(conn net.Conn) (uint64, error) {
+	buf := make([]byte, 64)
+	for range 10 {
+		conn.SetDeadline(time.Now().Add(500 * time.Millisecond))
+		if _, err := conn.Write(udptracker.AppendConnectRequest(nil, udptracker.ConnectRequest{TransactionID: 7})); err != nil {
+			return 0, err
+		}
+		n, err := conn.Read(buf)
+		if err != nil {
+			continue
+		}
+		r, err := udptracker.ParseConnectResponse(buf[:n])
+		if err != nil {
+			return 0, err
+		}
+		return r.ConnectionID, nil
+	}
+	return 0, errors.New("no answer to 10 connects")
+}
+
+// waitAnswered waits until n announces sent after since were answered.
+func (l *udpLoad) waitAnswered(t *testing.T, since time.Time, n int, what string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		l.mu.Lock()
+		got := 0
+		for _, sent := range l.ok {
+			if sent.After(since) {
+				got++
+			}
+		}
+		refused := l.refused
+		l.mu.Unlock()
+		switch {
+		case got >= n:
+			return
+		case len(refused) > 0:
+			t.Fatalf("%s: UDP announce refused: %s", what, refused[0])
+		case time.Now().After(deadline):
+			t.Fatalf("%s: %d UDP announces answered in 30s, want %d", what, got, n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func (l *udpLoad) halt() {
+	close(l.stop)
+	l.wg.Wait()
+}
+
 // snapshotCreated reads the creation time (whole seconds) from a snapshot's
 // header, or the zero time if there is no snapshot yet.
 func snapshotCreated(path string) time.Time {
@@ -156,7 +275,9 @@ func servedPorts(t *testing.T, base string, i int) map[uint16]bool {
 // Issue 10: SIGKILL while announces flow loses nothing the last snapshot
 // held: every announce answered before that snapshot was taken is in it,
 // herald restarted on it serves every one of its swarms, and announces
-// succeed again as soon as herald is back.
+// succeed again as soon as herald is back. Issue 14 item 17: UDP clients
+// announce through the kill and the restart with the connection ids they
+// got before it, and none is refused.
 func TestKillUnderLoadKeepsLastSnapshot(t *testing.T) {
 	dir := t.TempDir()
 	snap := filepath.Join(dir, "state")
@@ -188,6 +309,15 @@ func TestKillUnderLoadKeepsLastSnapshot(t *testing.T) {
 	// Kill while announces are being answered, snapshots every 200ms: the
 	// kill may land mid-write.
 	load.waitServed(t, 50, "just before the kill")
+	udp := startUDPLoad(t, fmt.Sprintf("127.0.0.1:%d", port), 4)
+	defer func() {
+		select {
+		case <-udp.stop:
+		default:
+			udp.halt()
+		}
+	}()
+	udp.waitAnswered(t, time.Time{}, 20, "UDP before the kill")
 	h.cmd.Process.Signal(syscall.SIGKILL)
 	<-h.done
 	h.done <- nil
@@ -238,6 +368,12 @@ func TestKillUnderLoadKeepsLastSnapshot(t *testing.T) {
 	ready := time.Now()
 	load.waitServed(t, 500, "after the restart")
 	load.halt()
+	// UDP clients go on with the connection ids of the killed process.
+	udp.waitAnswered(t, ready, 200, "UDP after the restart")
+	udp.halt()
+	if len(udp.refused) > 0 {
+		t.Errorf("%d UDP announces refused, first: %s; ids issued before a kill -9 must stay valid", len(udp.refused), udp.refused[0])
+	}
 
 	// Announces succeed again once herald is back.
 	load.mu.Lock()

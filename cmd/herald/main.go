@@ -122,7 +122,8 @@ func run(s *config.Settings, log *slog.Logger) (err error) {
 	// The state is read before the drop: the file may be writable only from
 	// inside the chroot, but the previous state must not depend on that.
 	store.SetNow(time.Now())
-	if err := restoreState(snapNow, s.Statedump, store, log); err != nil {
+	connIDSecret, err := restoreState(snapNow, s.Statedump, store, log)
+	if err != nil {
 		return err
 	}
 
@@ -214,11 +215,12 @@ func run(s *config.Settings, log *slog.Logger) (err error) {
 		servers = append(servers, srv)
 	}
 	udpCfg := udptracker.Config{
-		Tracker:   core,
-		MaxPeers4: s.MaxPeersUDP4,
-		MaxPeers6: s.MaxPeersUDP6,
-		Sockets:   s.UDPSockets,
-		Logger:    log,
+		Tracker:      core,
+		MaxPeers4:    s.MaxPeersUDP4,
+		MaxPeers6:    s.MaxPeersUDP6,
+		Sockets:      s.UDPSockets,
+		ConnIDSecret: connIDSecret,
+		Logger:       log,
 	}
 	for _, l := range s.Listens {
 		if l.TCP {
@@ -271,7 +273,7 @@ func run(s *config.Settings, log *slog.Logger) (err error) {
 		})
 	}
 	if s.Snapshot != "" {
-		wg.Go(func() { saveEvery(ctx, s.Snapshot, s.SnapshotInterval, store, log) })
+		wg.Go(func() { saveEvery(ctx, s.Snapshot, s.SnapshotInterval, store, connIDSecret, log) })
 	}
 	if list != nil {
 		wg.Go(func() { list.Watch(ctx, s.AccessReload) })
@@ -292,7 +294,7 @@ func run(s *config.Settings, log *slog.Logger) (err error) {
 	wg.Wait()
 	close(errs)
 	if s.Snapshot != "" {
-		saveState(s.Snapshot, store, log)
+		saveState(s.Snapshot, store, connIDSecret, log)
 	}
 	var all []error
 	for err := range errs {
@@ -337,11 +339,14 @@ func reloadOnHangup(ctx context.Context, list *access.List, log *slog.Logger) {
 	}
 }
 
-// restoreState loads the snapshot and the opentracker statedump, if any. A
-// damaged or future-version snapshot is moved aside, never deleted, and
-// herald starts empty; a snapshot it cannot read at all stops the start, so
-// that the next save does not overwrite state it never saw.
-func restoreState(snapPath, statedump string, store *swarm.Store, log *slog.Logger) error {
+// restoreState loads the snapshot and the opentracker statedump, if any, and
+// returns the UDP connection-id secret to use: the snapshot's, so that ids
+// issued before the restart stay valid, or a new one. A damaged or
+// future-version snapshot is moved aside, never deleted, and herald starts
+// empty; a snapshot it cannot read at all stops the start, so that the next
+// save does not overwrite state it never saw.
+func restoreState(snapPath, statedump string, store *swarm.Store, log *slog.Logger) ([]byte, error) {
+	secret := udptracker.NewConnIDSecret()
 	if snapPath != "" {
 		// A save killed mid-write leaves its temporary file behind.
 		stale, _ := filepath.Glob(snapPath + ".tmp-*")
@@ -356,12 +361,15 @@ func restoreState(snapPath, statedump string, store *swarm.Store, log *slog.Logg
 		case errors.Is(err, snapshot.ErrCorrupt) || errors.Is(err, snapshot.ErrVersion):
 			aside := fmt.Sprintf("%s.bad-%s", snapPath, t0.UTC().Format("20060102T150405Z"))
 			if rerr := os.Rename(snapPath, aside); rerr != nil {
-				return fmt.Errorf("%w; moving it aside failed: %w", err, rerr)
+				return nil, fmt.Errorf("%w; moving it aside failed: %w", err, rerr)
 			}
 			log.Error("snapshot unusable, moved aside; starting empty", "err", err, "moved_to", aside)
 		case err != nil:
-			return err
+			return nil, err
 		case info.Bytes > 0:
+			if len(info.ConnIDSecret) > 0 {
+				secret = info.ConnIDSecret
+			}
 			log.Info("snapshot restored", "path", snapPath, "torrents", store.Torrents(), "peers", store.Peers(),
 				"saved_peers", info.Peers, "age", t0.Sub(info.Created).Round(time.Second), "took", time.Since(t0).Round(time.Millisecond))
 		}
@@ -369,19 +377,19 @@ func restoreState(snapPath, statedump string, store *swarm.Store, log *slog.Logg
 	if statedump != "" {
 		f, err := os.Open(statedump)
 		if err != nil {
-			return fmt.Errorf("statedump: %w", err)
+			return nil, fmt.Errorf("statedump: %w", err)
 		}
 		defer f.Close()
 		n, err := snapshot.ImportStatedump(f, store)
 		if err != nil {
-			return fmt.Errorf("%s: %w", statedump, err)
+			return nil, fmt.Errorf("%s: %w", statedump, err)
 		}
 		log.Info("opentracker statedump imported", "path", statedump, "torrents", n)
 	}
-	return nil
+	return secret, nil
 }
 
-func saveEvery(ctx context.Context, path string, every time.Duration, store *swarm.Store, log *slog.Logger) {
+func saveEvery(ctx context.Context, path string, every time.Duration, store *swarm.Store, connIDSecret []byte, log *slog.Logger) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
@@ -389,14 +397,14 @@ func saveEvery(ctx context.Context, path string, every time.Duration, store *swa
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			saveState(path, store, log)
+			saveState(path, store, connIDSecret, log)
 		}
 	}
 }
 
-func saveState(path string, store *swarm.Store, log *slog.Logger) {
+func saveState(path string, store *swarm.Store, connIDSecret []byte, log *slog.Logger) {
 	t0 := time.Now()
-	info, err := snapshot.Save(path, store, nil, t0)
+	info, err := snapshot.Save(path, store, connIDSecret, t0)
 	if err != nil {
 		log.Error("snapshot not written", "err", err)
 		return
