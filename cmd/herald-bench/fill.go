@@ -39,15 +39,16 @@ func fillPeer(k, torrents int) (src int, port uint16, torrent int) {
 
 // fillResult is what a fill measured.
 type fillResult struct {
-	Peers        int     `json:"peers"`
-	Torrents     int     `json:"torrents"`
-	Held         uint64  `json:"held"`
-	Seconds      float64 `json:"seconds"`
-	Retries      uint64  `json:"retries"`
-	RSSBefore    int64   `json:"rss_before_bytes,omitempty"`
-	RSSAfter     int64   `json:"rss_after_bytes,omitempty"`
-	RSSPerPeer   float64 `json:"rss_bytes_per_peer,omitempty"`
-	ScrapeErrors uint64  `json:"scrape_errors"`
+	Peers        int           `json:"peers"`
+	Torrents     int           `json:"torrents"`
+	Held         uint64        `json:"held"`
+	Seconds      float64       `json:"seconds"`
+	Retries      uint64        `json:"retries"`
+	RSSBefore    int64         `json:"rss_before_bytes,omitempty"`
+	RSSAfter     int64         `json:"rss_after_bytes,omitempty"`
+	RSSPerPeer   float64       `json:"rss_bytes_per_peer,omitempty"`
+	ScrapeErrors uint64        `json:"scrape_errors"`
+	Steady       *steadyResult `json:"steady,omitempty"`
 }
 
 // fillNumWant is the numwant of fill announces. BEP 15 reserves -1 for
@@ -61,42 +62,88 @@ const fillNumWant = 1
 // have stored, then scrapes every torrent to count the peers it holds.
 func fill(ctx context.Context, cfg fillConfig) (fillResult, counters, error) {
 	res := fillResult{Peers: cfg.peers, Torrents: cfg.torrents}
+	hashes := infoHashes(cfg.seed, cfg.torrents)
+	start := time.Now()
+	total, retries, err := announceAll(ctx, cfg, hashes, udpEventStarted)
+	res.Seconds = time.Since(start).Seconds()
+	res.Retries = retries
+	if err != nil {
+		return res, total, err
+	}
+	held, scrapeErrs, err := countHeld(cfg, hashes)
+	res.Held, res.ScrapeErrors = held, scrapeErrs
+	return res, total, err
+}
+
+// steadyResult is what the re-announces after a fill measured.
+type steadyResult struct {
+	Seconds    float64 `json:"seconds"`
+	Passes     int     `json:"passes"`
+	Held       uint64  `json:"held"`
+	Retries    uint64  `json:"retries"`
+	RSSAfter   int64   `json:"rss_after_bytes,omitempty"`
+	RSSPerPeer float64 `json:"rss_bytes_per_peer,omitempty"`
+}
+
+// reannounce announces every fill peer again (event none, as a client
+// does every interval), pass after pass, until d has passed, at least once;
+// then counts the peers the tracker holds. A tracker whose peer timeout is
+// d or less has by then expired anything it would expire, cleaned, and
+// reused what the fill left: its steady state with these peers. If a pass
+// takes longer than the tracker's peer timeout, peers expire between their
+// announces and Held falls short.
+func reannounce(ctx context.Context, cfg fillConfig, d time.Duration) (steadyResult, counters, error) {
+	var res steadyResult
+	var total counters
+	hashes := infoHashes(cfg.seed, cfg.torrents)
+	start := time.Now()
+	for res.Passes == 0 || time.Since(start) < d {
+		c, retries, err := announceAll(ctx, cfg, hashes, udpEventNone)
+		total.merge(&c)
+		res.Retries += retries
+		res.Passes++
+		if err != nil {
+			return res, total, fmt.Errorf("re-announce pass %d: %w", res.Passes, err)
+		}
+	}
+	res.Seconds = time.Since(start).Seconds()
+	held, _, err := countHeld(cfg, hashes)
+	res.Held = held
+	return res, total, err
+}
+
+// announceAll announces every fill peer once with event, from one socket
+// per source address at once.
+func announceAll(ctx context.Context, cfg fillConfig, hashes [][20]byte, event uint32) (counters, uint64, error) {
 	need := (cfg.peers + fillPortsPerAddr - 1) / fillPortsPerAddr
 	if need > len(cfg.sources) {
-		return res, counters{}, fmt.Errorf("fill: %d peers need %d source addresses (%d ports each), have %d; pass -src", cfg.peers, need, fillPortsPerAddr, len(cfg.sources))
+		return counters{}, 0, fmt.Errorf("fill: %d peers need %d source addresses (%d ports each), have %d; pass -src", cfg.peers, need, fillPortsPerAddr, len(cfg.sources))
 	}
-	hashes := infoHashes(cfg.seed, cfg.torrents)
 	peerLen := peerLenOf(cfg.target.Addr())
-	start := time.Now()
 	var (
-		wg    sync.WaitGroup
-		mu    sync.Mutex
-		total counters
-		first error
+		wg      sync.WaitGroup
+		mu      sync.Mutex
+		total   counters
+		retries uint64
+		first   error
 	)
 	for j := range need {
 		lo, hi := j*fillPortsPerAddr, min(cfg.peers, (j+1)*fillPortsPerAddr)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c, retries, err := fillFrom(ctx, cfg, cfg.sources[j], lo, hi, hashes, peerLen)
+			c, r, err := fillFrom(ctx, cfg, cfg.sources[j], lo, hi, hashes, peerLen, event)
 			mu.Lock()
 			defer mu.Unlock()
 			total.merge(&c)
-			res.Retries += retries
+			retries += r
 			if err != nil && first == nil {
 				first = err
 			}
 		}()
 	}
 	wg.Wait()
-	res.Seconds = time.Since(start).Seconds()
-	if first != nil {
-		return res, total, first
-	}
-	held, scrapeErrs, err := countHeld(cfg, hashes)
-	res.Held, res.ScrapeErrors = held, scrapeErrs
-	return res, total, err
+	return total, retries, first
 }
 
 type fillSlot struct {
@@ -106,14 +153,14 @@ type fillSlot struct {
 	sent time.Time
 }
 
-// fillFrom loads peers lo..hi-1 from one source address with up to
+// fillFrom announces peers lo..hi-1 with event from one source address with up to
 // cfg.window announces in flight. It is a single goroutine: it sends until
 // the window is full, then reads one reply and repeats. An announce is sent
 // again after a timeout, an error packet or a reply too short to be an
 // accepted announce; a reply that is well formed but invalid otherwise (say,
 // too many peers) still means the peer was stored, so it only counts as an
 // error.
-func fillFrom(ctx context.Context, cfg fillConfig, src netip.Addr, lo, hi int, hashes [][20]byte, peerLen int) (counters, uint64, error) {
+func fillFrom(ctx context.Context, cfg fillConfig, src netip.Addr, lo, hi int, hashes [][20]byte, peerLen int, event uint32) (counters, uint64, error) {
 	var c counters
 	var retries uint64
 	conn, err := dialUDP(src, cfg.target)
@@ -171,7 +218,7 @@ func fillFrom(ctx context.Context, cfg fillConfig, src netip.Addr, lo, hi int, h
 				infoHash: hashes[torrent],
 				peerID:   peerID(k),
 				left:     l,
-				event:    udpEventStarted,
+				event:    event,
 				numWant:  fillNumWant,
 				port:     port,
 			})

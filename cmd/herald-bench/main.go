@@ -6,12 +6,12 @@
 //
 // Usage:
 //
-//	herald-bench udp  -target 127.0.0.1:6969 [flags]
+//	herald-bench udp  -target 127.0.0.1:6969 [-rate N] [-metrics URL] [flags]
 //	herald-bench http -target 127.0.0.1:6969 [-keepalive] [flags]
-//	herald-bench fill -target 127.0.0.1:6969 -peers 1000000 -torrents 100000 [flags]
+//	herald-bench fill -target 127.0.0.1:6969 -peers 1000000 -torrents 100000 [-steady 60s] [flags]
 //	herald-bench hashes -torrents N          (the info hashes, one hex line each)
 //	herald-bench wait -target 127.0.0.1:6969 -torrents N  (until torrent N-1 is served)
-//	herald-bench summarize results.jsonl     (medians and ratios of -json lines)
+//	herald-bench summarize [-vs A,B] results.jsonl  (medians and ratios of -json lines)
 //
 // See docs/benchmarks.md for the workload and the comparison with opentracker.
 package main
@@ -94,6 +94,9 @@ type options struct {
 	keepAlive   bool
 	tracker     string
 	workload    string
+	metricsURL  string
+	histogram   string
+	steady      time.Duration
 }
 
 func parseOptions(mode string, args []string) (*options, error) {
@@ -122,6 +125,9 @@ func parseOptions(mode string, args []string) (*options, error) {
 	fs.BoolVar(&o.keepAlive, "keepalive", false, "http: reuse connections")
 	fs.StringVar(&o.tracker, "tracker", "", "label: tracker name, copied to the JSON line")
 	fs.StringVar(&o.workload, "workload", "", "label: workload name, copied to the JSON line (default the mode)")
+	fs.StringVar(&o.metricsURL, "metrics", "", "udp, http: the tracker's Prometheus `URL`; report its own response-time quantiles over the window")
+	fs.StringVar(&o.histogram, "metrics-histogram", "", "with -metrics: the histogram `NAME` (in seconds; default: found by protocol label and name)")
+	fs.DurationVar(&o.steady, "steady", 0, "fill: then re-announce every peer, pass after pass, for this long (at least one pass) and measure again: the steady state")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -151,6 +157,9 @@ func parseOptions(mode string, args []string) (*options, error) {
 	}
 	if o.workload == "" {
 		o.workload = mode
+	}
+	if o.histogram != "" && !strings.HasSuffix(o.histogram, "_seconds") {
+		return nil, fmt.Errorf("%s: -metrics-histogram %q: want a histogram in seconds (name ending _seconds)", mode, o.histogram)
 	}
 	return o, nil
 }
@@ -265,12 +274,19 @@ func runLoad(mode string, args []string, out io.Writer) error {
 	r.start(loadCtx)
 	sleepCtx(ctx, o.warmup)
 	var before, after procSample
-	if o.pid > 0 {
-		if before, err = sampleProc(o.pid); err != nil {
-			cancel()
-			r.stop()
-			return err
-		}
+	var metrics *metricsReader
+	var histBefore *promHistogram
+	if o.metricsURL != "" {
+		metrics = newMetricsReader(o.metricsURL, mode, o.histogram)
+		histBefore, err = metrics.read(ctx)
+	}
+	if err == nil && o.pid > 0 {
+		before, err = sampleProc(o.pid)
+	}
+	if err != nil {
+		cancel()
+		r.stop()
+		return err
 	}
 	t0 := clk.now()
 	win.start.Store(t0)
@@ -283,6 +299,12 @@ func runLoad(mode string, args []string, out io.Writer) error {
 	win.end.Store(t1)
 	if o.pid > 0 {
 		after, err = sampleProc(o.pid)
+	}
+	if err == nil && metrics != nil {
+		var histAfter *promHistogram
+		if histAfter, err = metrics.read(ctx); err == nil {
+			res.ServiceUS, err = service(histBefore, histAfter)
+		}
 	}
 	cancel()
 	c := r.stop()
@@ -312,20 +334,42 @@ func runFill(ctx context.Context, o *options, target netip.AddrPort, sources []n
 	if err != nil {
 		return err
 	}
-	res.fromCounters(&c, time.Duration(fr.Seconds*float64(time.Second)))
-	if o.pid > 0 {
-		// Give a tracker that batches work (or a Go GC cycle) a moment, so
-		// the resident set reflects the stored peers.
+	// settle gives a tracker that batches work (or a Go GC cycle) a moment,
+	// so the resident set reflects the stored peers, then reads it.
+	settle := func() (procSample, error) {
 		sleepCtx(ctx, time.Second)
 		after, err := sampleProc(o.pid)
+		if err == nil {
+			res.setProc(before, after, clockTicks())
+		}
+		return after, err
+	}
+	perPeer := func(after procSample) float64 { return float64(after.rssBytes-before.rssBytes) / float64(fr.Peers) }
+	res.fromCounters(&c, time.Duration(fr.Seconds*float64(time.Second)))
+	if o.pid > 0 {
+		after, err := settle()
 		if err != nil {
 			return err
 		}
-		res.setProc(before, after, clockTicks())
-		fr.RSSBefore, fr.RSSAfter = before.rssBytes, after.rssBytes
-		fr.RSSPerPeer = float64(after.rssBytes-before.rssBytes) / float64(fr.Peers)
+		fr.RSSBefore, fr.RSSAfter, fr.RSSPerPeer = before.rssBytes, after.rssBytes, perPeer(after)
 	}
 	res.Fill = &fr
+	if o.steady > 0 {
+		st, sc, err := reannounce(ctx, cfg, o.steady)
+		c.merge(&sc)
+		res.fromCounters(&c, time.Duration((fr.Seconds+st.Seconds)*float64(time.Second)))
+		if err != nil {
+			return err
+		}
+		if o.pid > 0 {
+			after, err := settle()
+			if err != nil {
+				return err
+			}
+			st.RSSAfter, st.RSSPerPeer = after.rssBytes, perPeer(after)
+		}
+		fr.Steady = &st
+	}
 	return res.write(out, o.jsonOut)
 }
 
@@ -386,6 +430,7 @@ type result struct {
 	ValidByKind map[string]uint64 `json:"valid_by_kind"`
 	Errors      map[string]uint64 `json:"errors"`
 	LatencyUS   latencyUS         `json:"latency_us"`
+	ServiceUS   *serviceUS        `json:"service_us,omitempty"`
 	CPUSeconds  *float64          `json:"cpu_s,omitempty"`
 	CPUPerValid *float64          `json:"cpu_us_per_valid,omitempty"`
 	RSSBefore   int64             `json:"rss_before_bytes,omitempty"`
@@ -451,6 +496,9 @@ func (r *result) write(out io.Writer, jsonLine bool) error {
 	fmt.Fprintf(w, "\n  valid responses: %d in %.2fs = %.0f/s %v\n", r.Valid, r.Seconds, r.ValidPerSec, r.ValidByKind)
 	fmt.Fprintf(w, "  errors: %v\n", r.Errors)
 	fmt.Fprintf(w, "  latency µs: p50 %.1f  p90 %.1f  p99 %.1f  p99.9 %.1f\n", r.LatencyUS.P50, r.LatencyUS.P90, r.LatencyUS.P99, r.LatencyUS.P999)
+	if s := r.ServiceUS; s != nil {
+		fmt.Fprintf(w, "  tracker's own time µs (%s, %.0f requests): p50 %.1f  p99 %.1f\n", s.Metric, s.Count, s.P50, s.P99)
+	}
 	if r.CPUSeconds != nil {
 		fmt.Fprintf(w, "  tracker CPU: %.2fs", *r.CPUSeconds)
 		if r.CPUPerValid != nil {
@@ -464,6 +512,13 @@ func (r *result) write(out io.Writer, jsonLine bool) error {
 			fmt.Fprintf(w, "; RSS +%.1f MiB = %.1f bytes/peer", float64(f.RSSAfter-f.RSSBefore)/(1<<20), f.RSSPerPeer)
 		}
 		fmt.Fprintln(w)
+		if s := f.Steady; s != nil {
+			fmt.Fprintf(w, "  steady: %d re-announce passes in %.1fs (%d re-sent); tracker holds %d", s.Passes, s.Seconds, s.Retries, s.Held)
+			if s.RSSAfter > 0 {
+				fmt.Fprintf(w, "; RSS +%.1f MiB = %.1f bytes/peer", float64(s.RSSAfter-f.RSSBefore)/(1<<20), s.RSSPerPeer)
+			}
+			fmt.Fprintln(w)
+		}
 	}
 	if jsonLine {
 		b, err := json.Marshal(r)

@@ -204,6 +204,37 @@ func TestFillLoadsEveryPeerDespiteDrops(t *testing.T) {
 	}
 }
 
+func TestReannounceKeepsEveryPeerForTheWholeTime(t *testing.T) {
+	ft := startFakeTracker(t, 0, 50)
+	cfg := fillConfig{
+		target: ft.addr(), sources: []netip.Addr{netip.MustParseAddr("127.0.0.1")},
+		peers: 2000, torrents: 100, window: 16, timeout: 200 * time.Millisecond, seed: 1,
+	}
+	if _, _, err := fill(context.Background(), cfg); err != nil {
+		t.Fatal(err)
+	}
+	ft.mu.Lock()
+	filled := ft.announces
+	ft.mu.Unlock()
+	res, c, err := reannounce(context.Background(), cfg, 300*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Held != 2000 {
+		t.Errorf("tracker holds %d peers after re-announcing, want 2000", res.Held)
+	}
+	if res.Seconds < 0.3 || res.Passes < 1 {
+		t.Errorf("%d passes in %.2fs, want at least one and at least 0.3s", res.Passes, res.Seconds)
+	}
+	ft.mu.Lock()
+	again := ft.announces - filled
+	ft.mu.Unlock()
+	// Every pass announces every peer once, plus the re-sent drops.
+	if again < res.Passes*2000 || c.valid[kindAnnounce] != uint64(res.Passes*2000) {
+		t.Errorf("%d passes: tracker saw %d announces, %d valid; want %d valid", res.Passes, again, c.valid[kindAnnounce], res.Passes*2000)
+	}
+}
+
 func TestFillNeedsEnoughSourceAddresses(t *testing.T) {
 	ft := startFakeTracker(t, 0, 0)
 	_, _, err := fill(context.Background(), fillConfig{

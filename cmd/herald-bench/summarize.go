@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -26,7 +25,15 @@ var metrics = []metric{
 		}
 		return *r.CPUPerValid, true
 	}},
+	{"p50_us", func(r *result) (float64, bool) { return r.LatencyUS.P50, r.Fill == nil && r.Valid > 0 }},
 	{"p99_us", func(r *result) (float64, bool) { return r.LatencyUS.P99, r.Fill == nil && r.Valid > 0 }},
+	// The tracker's own response time, from its histogram (-metrics).
+	{"service_p50_us", func(r *result) (float64, bool) {
+		return serviceOf(r, func(s *serviceUS) float64 { return s.P50 })
+	}},
+	{"service_p99_us", func(r *result) (float64, bool) {
+		return serviceOf(r, func(s *serviceUS) float64 { return s.P99 })
+	}},
 	// Errors are the tracker's; backlog (open loop: requests the generator
 	// was too late to send) is the generator's, so it is apart.
 	{"error_share", func(r *result) (float64, bool) {
@@ -63,6 +70,26 @@ var metrics = []metric{
 		}
 		return float64(r.Fill.Held) / float64(r.Fill.Peers), true
 	}},
+	// After -steady: the same peers re-announced for a peer timeout.
+	{"rss_bytes_per_peer_steady", func(r *result) (float64, bool) {
+		if r.Fill == nil || r.Fill.Steady == nil || r.Fill.Steady.RSSAfter == 0 {
+			return 0, false
+		}
+		return r.Fill.Steady.RSSPerPeer, true
+	}},
+	{"held_share_steady", func(r *result) (float64, bool) {
+		if r.Fill == nil || r.Fill.Steady == nil || r.Fill.Peers == 0 {
+			return 0, false
+		}
+		return float64(r.Fill.Steady.Held) / float64(r.Fill.Peers), true
+	}},
+}
+
+func serviceOf(r *result, get func(*serviceUS) float64) (float64, bool) {
+	if r.ServiceUS == nil || r.ServiceUS.Count == 0 {
+		return 0, false
+	}
+	return get(r.ServiceUS), true
 }
 
 // series are one (workload, tracker, metric)'s values over rounds.
@@ -113,7 +140,7 @@ func median(v []float64) float64 {
 func runSummarize(args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("summarize", flag.ContinueOnError)
 	get := fs.String("get", "", "print only the median of `WORKLOAD/TRACKER/METRIC`")
-	ratio := fs.String("ratio", "herald/opentracker", "tracker pair `A/B` whose median ratio A/B is printed")
+	against := fs.String("vs", "opentracker", "comma-separated `TRACKERS`: each row also shows its median divided by each one's median")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -146,33 +173,43 @@ func runSummarize(args []string, out io.Writer) error {
 		_, err := fmt.Fprintf(out, "%.0f\n", median(v))
 		return err
 	}
-	a, b, ok := strings.Cut(*ratio, "/")
-	if !ok {
-		return errors.New("-ratio: want A/B")
+	var vs []string
+	for b := range strings.SplitSeq(*against, ",") {
+		if b = strings.TrimSpace(b); b != "" {
+			vs = append(vs, b)
+		}
 	}
 	w := bufio.NewWriter(out)
-	fmt.Fprintf(w, "| workload | metric | tracker | rounds | median | min | max | %s |\n|---|---|---|---|---|---|---|---|\n", *ratio)
+	fmt.Fprint(w, "| workload | metric | tracker | rounds | median | min | max |")
+	for _, b := range vs {
+		fmt.Fprintf(w, " ÷ %s |", b)
+	}
+	fmt.Fprint(w, "\n|---|---|---|---|---|---|---|")
+	fmt.Fprint(w, strings.Repeat("---|", len(vs)))
+	fmt.Fprintln(w)
 	printed := map[seriesKey]bool{}
 	for _, k := range s.order {
 		if printed[k] {
 			continue
 		}
-		// Print each (workload, metric) as a group: every tracker, then the
-		// ratio on the first line of tracker A.
+		// Print each (workload, metric) as a group: every tracker, each
+		// with the ratio of its median to each -vs tracker's median.
 		for _, k2 := range s.order {
 			if k2.workload != k.workload || k2.metric != k.metric || printed[k2] {
 				continue
 			}
 			printed[k2] = true
 			v := s.values[k2]
-			r := ""
-			if k2.tracker == a {
-				if vb := s.values[seriesKey{k2.workload, b, k2.metric}]; len(vb) > 0 && median(vb) != 0 {
+			fmt.Fprintf(w, "| %s | %s | %s | %d | %s | %s | %s |", k2.workload, k2.metric, k2.tracker, len(v),
+				formatFigure(median(v)), formatFigure(slices.Min(v)), formatFigure(slices.Max(v)))
+			for _, b := range vs {
+				r := ""
+				if vb := s.values[seriesKey{k2.workload, b, k2.metric}]; b != k2.tracker && len(vb) > 0 && median(vb) != 0 {
 					r = fmt.Sprintf("%.3f", median(v)/median(vb))
 				}
+				fmt.Fprintf(w, " %s |", r)
 			}
-			fmt.Fprintf(w, "| %s | %s | %s | %d | %s | %s | %s | %s |\n", k2.workload, k2.metric, k2.tracker, len(v),
-				formatFigure(median(v)), formatFigure(slices.Min(v)), formatFigure(slices.Max(v)), r)
+			fmt.Fprintln(w)
 		}
 	}
 	return w.Flush()

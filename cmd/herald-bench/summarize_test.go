@@ -63,4 +63,37 @@ func TestSummarizeMediansAndRatio(t *testing.T) {
 	}
 }
 
+func TestSummarizeRatiosToSeveralTrackers(t *testing.T) {
+	lines := `{"mode":"udp","tracker":"herald","workload":"udp-o25","rate":10,"valid":100,"cpu_us_per_valid":6,"latency_us":{"p99":50},"service_us":{"metric":"m","count":100,"p99":40}}
+{"mode":"udp","tracker":"opentracker","workload":"udp-o25","rate":10,"valid":100,"cpu_us_per_valid":12,"latency_us":{"p99":60}}
+{"mode":"udp","tracker":"nulltracker","workload":"udp-o25","rate":10,"valid":100,"cpu_us_per_valid":4,"latency_us":{"p99":20}}
+{"mode":"udp","tracker":"herald-before","workload":"udp-o25","rate":10,"valid":100,"cpu_us_per_valid":8,"latency_us":{"p99":70},"service_us":{"metric":"m","count":0,"p99":0}}
+{"mode":"fill","tracker":"herald","workload":"fill4","valid":10,"fill":{"peers":10,"held":10,"rss_after_bytes":301,"rss_bytes_per_peer":30,"steady":{"held":9,"rss_after_bytes":401,"rss_bytes_per_peer":40}}}
+{"mode":"fill","tracker":"opentracker","workload":"fill4","valid":10,"fill":{"peers":10,"held":10,"rss_after_bytes":201,"rss_bytes_per_peer":20,"steady":{"held":10,"rss_after_bytes":201,"rss_bytes_per_peer":20}}}
+`
+	path := t.TempDir() + "/r.jsonl"
+	if err := writeFile(path, lines); err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	if err := runSummarize([]string{"-vs", "opentracker,nulltracker,herald-before", path}, &out); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"| workload | metric | tracker | rounds | median | min | max | ÷ opentracker | ÷ nulltracker | ÷ herald-before |",
+		"| udp-o25 | cpu_us_per_valid | herald | 1 | 6.000 | 6.000 | 6.000 | 0.500 | 1.500 | 0.750 |",
+		"| udp-o25 | cpu_us_per_valid | nulltracker | 1 | 4.000 | 4.000 | 4.000 | 0.333 |  | 0.500 |",
+		"| udp-o25 | service_p99_us | herald | 1 | 40.0 | 40.0 | 40.0 |  |  |  |", // herald-before's window had no requests
+		"| fill4 | rss_bytes_per_peer_steady | herald | 1 | 40.0 | 40.0 | 40.0 | 2.000 |  |  |",
+		"| fill4 | held_share_steady | herald | 1 | 0.900 | 0.900 | 0.900 | 0.900 |  |  |",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("summary lacks %q:\n%s", want, out.String())
+		}
+	}
+	if strings.Contains(out.String(), "| service_p99_us | herald-before |") {
+		t.Errorf("a window without requests has a service time:\n%s", out.String())
+	}
+}
+
 func writeFile(path, s string) error { return os.WriteFile(path, []byte(s), 0o644) }
