@@ -9,6 +9,9 @@ import (
 	"os"
 	"sync"
 	"time"
+
+	"herald/swarm"
+	"herald/udptracker"
 )
 
 // fillPortBase is the first port a fill peer uses; each source address
@@ -212,15 +215,15 @@ func fillFrom(ctx context.Context, cfg fillConfig, src netip.Addr, lo, hi int, h
 			if k%4 == 0 {
 				l = 1 << 29
 			}
-			buf = appendAnnounce(buf[:0], &udpAnnounce{
-				connID:   connID,
-				tid:      uint32(s.seq)<<16 | uint32(i),
-				infoHash: hashes[torrent],
-				peerID:   peerID(k),
-				left:     l,
-				event:    event,
-				numWant:  fillNumWant,
-				port:     port,
+			buf = udptracker.AppendAnnounceRequest(buf[:0], &udptracker.AnnounceRequest{
+				ConnectionID:  connID,
+				TransactionID: uint32(s.seq)<<16 | uint32(i),
+				InfoHash:      hashes[torrent],
+				PeerID:        peerID(k),
+				Left:          l,
+				Event:         swarm.Event(event),
+				NumWant:       fillNumWant,
+				Port:          port,
 			})
 			if _, err := conn.Write(buf); err != nil {
 				c.errors[errSend]++ // the sweep below re-sends it

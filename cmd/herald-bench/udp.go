@@ -11,6 +11,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"herald/swarm"
+	"herald/udptracker"
 )
 
 // maxLag is how far an open-loop sender may fall behind its schedule before
@@ -290,16 +293,16 @@ func (r *udpRunner) sendOne(s *udpSocket, rng *rand.Rand, buf []byte, scratch *[
 		p := wl.peers[pi]
 		ev := wl.event(rng)
 		exp = udpExpect{action: udpActionAnnounce, numWant: uint16(wl.numWant)}
-		buf = appendAnnounce(buf, &udpAnnounce{
-			connID:   connID,
-			tid:      tid,
-			infoHash: wl.hashes[p.torrent],
-			peerID:   peerID(pi),
-			left:     left(p, ev),
-			event:    ev,
-			key:      uint32(pi),
-			numWant:  uint32(wl.numWant),
-			port:     p.port,
+		buf = udptracker.AppendAnnounceRequest(buf, &udptracker.AnnounceRequest{
+			ConnectionID:  connID,
+			TransactionID: tid,
+			InfoHash:      wl.hashes[p.torrent],
+			PeerID:        peerID(pi),
+			Left:          left(p, ev),
+			Event:         swarm.Event(ev),
+			Key:           uint32(pi),
+			NumWant:       int32(wl.numWant),
+			Port:          p.port,
 		})
 	}
 	s.mu.Lock()

@@ -1,12 +1,15 @@
 package main
 
-import "encoding/binary"
+import (
+	"encoding/binary"
 
-// BEP 15 wire format, client side: the generator appends requests and checks
-// replies. Offsets and sizes are BEP 15's.
+	"herald/udptracker"
+)
+
+// BEP 15 on the client side. Requests are encoded by udptracker's codec, the
+// one the tracker parses with; the generator adds the checks of a reply
+// against the request it answers. Numbers and sizes are BEP 15's.
 const (
-	udpProtocolID = 0x41727101980
-
 	udpActionConnect  = 0
 	udpActionAnnounce = 1
 	udpActionScrape   = 2
@@ -26,48 +29,13 @@ const (
 
 // appendConnect appends a connect request.
 func appendConnect(dst []byte, tid uint32) []byte {
-	dst = binary.BigEndian.AppendUint64(dst, udpProtocolID)
-	dst = binary.BigEndian.AppendUint32(dst, udpActionConnect)
-	return binary.BigEndian.AppendUint32(dst, tid)
-}
-
-// udpAnnounce holds the fields of an announce request the generator varies.
-type udpAnnounce struct {
-	connID   uint64
-	tid      uint32
-	infoHash [20]byte
-	peerID   [20]byte
-	left     uint64
-	event    uint32
-	key      uint32
-	numWant  uint32
-	port     uint16
-}
-
-// appendAnnounce appends a 98-byte announce request. The IP field is 0: the
-// tracker uses the source address.
-func appendAnnounce(dst []byte, a *udpAnnounce) []byte {
-	dst = binary.BigEndian.AppendUint64(dst, a.connID)
-	dst = binary.BigEndian.AppendUint32(dst, udpActionAnnounce)
-	dst = binary.BigEndian.AppendUint32(dst, a.tid)
-	dst = append(dst, a.infoHash[:]...)
-	dst = append(dst, a.peerID[:]...)
-	dst = binary.BigEndian.AppendUint64(dst, 0) // downloaded
-	dst = binary.BigEndian.AppendUint64(dst, a.left)
-	dst = binary.BigEndian.AppendUint64(dst, 0) // uploaded
-	dst = binary.BigEndian.AppendUint32(dst, a.event)
-	dst = binary.BigEndian.AppendUint32(dst, 0) // IP address
-	dst = binary.BigEndian.AppendUint32(dst, a.key)
-	dst = binary.BigEndian.AppendUint32(dst, a.numWant)
-	return binary.BigEndian.AppendUint16(dst, a.port)
+	return udptracker.AppendConnectRequest(dst, udptracker.ConnectRequest{TransactionID: tid})
 }
 
 // appendScrapeHeader appends a scrape request's header; the caller appends
 // the info hashes.
 func appendScrapeHeader(dst []byte, connID uint64, tid uint32) []byte {
-	dst = binary.BigEndian.AppendUint64(dst, connID)
-	dst = binary.BigEndian.AppendUint32(dst, udpActionScrape)
-	return binary.BigEndian.AppendUint32(dst, tid)
+	return udptracker.AppendScrapeRequest(dst, &udptracker.ScrapeRequest{ConnectionID: connID, TransactionID: tid})
 }
 
 // replyTID returns a reply's transaction id, or false if the reply is too
@@ -103,24 +71,23 @@ func checkUDPReply(reply []byte, want udpExpect, peerLen int) (errKind, uint64) 
 	}
 	switch want.action {
 	case udpActionConnect:
-		if len(reply) != udpConnectLen {
+		r, err := udptracker.ParseConnectResponse(reply)
+		if err != nil || len(reply) != udpConnectLen {
 			return errSize, 0
 		}
-		return errNone, binary.BigEndian.Uint64(reply[8:])
+		return errNone, r.ConnectionID
 	case udpActionAnnounce:
 		// opentracker answers a torrent missing from its whitelist with
 		// the bare 8-byte header; it is caught here.
-		if len(reply) < udpAnnounceHeaderLen || (len(reply)-udpAnnounceHeaderLen)%peerLen != 0 {
+		var r udptracker.AnnounceResponse
+		if err := udptracker.ParseAnnounceResponse(reply, &r); err != nil || len(r.Peers)%peerLen != 0 {
 			return errSize, 0
 		}
-		interval := binary.BigEndian.Uint32(reply[8:])
-		leechers := binary.BigEndian.Uint32(reply[12:])
-		seeders := binary.BigEndian.Uint32(reply[16:])
-		peers := (len(reply) - udpAnnounceHeaderLen) / peerLen
-		if interval == 0 {
+		peers := len(r.Peers) / peerLen
+		if r.Interval == 0 {
 			return errInterval, 0
 		}
-		if peers > int(want.numWant) || uint64(peers) > uint64(leechers)+uint64(seeders) {
+		if peers > int(want.numWant) || uint64(peers) > uint64(r.Leechers)+uint64(r.Seeders) {
 			return errPeerCount, 0
 		}
 		return errNone, 0

@@ -59,30 +59,6 @@ func TestConnectReplyID(t *testing.T) {
 	}
 }
 
-func TestAppendAnnounceLayout(t *testing.T) {
-	a := &udpAnnounce{connID: 0x41727101980, tid: 9, event: udpEventStarted, numWant: 30, port: 51413, left: 5}
-	a.infoHash[0], a.peerID[0] = 0xaa, 0xbb
-	b := appendAnnounce(nil, a)
-	if len(b) != udpAnnounceLen {
-		t.Fatalf("len %d, want %d", len(b), udpAnnounceLen)
-	}
-	// Offsets from BEP 15 (opentracker.md §5 reads them the same way).
-	checks := []struct {
-		off  int
-		want uint64
-		size int
-	}{{0, 0x41727101980, 8}, {8, 1, 4}, {12, 9, 4}, {16, 0xaa, 1}, {36, 0xbb, 1}, {64, 5, 8}, {80, 2, 4}, {92, 30, 4}, {96, 51413, 2}}
-	for _, c := range checks {
-		var got uint64
-		for _, x := range b[c.off : c.off+c.size] {
-			got = got<<8 | uint64(x)
-		}
-		if got != c.want {
-			t.Errorf("offset %d: %#x, want %#x", c.off, got, c.want)
-		}
-	}
-}
-
 func FuzzCheckUDPReply(f *testing.F) {
 	f.Add(announceReply(1, 1800, 3, 2, 5, 6), uint8(udpActionAnnounce), uint16(30), uint8(0), true)
 	f.Add(announceReply(1, 1800, 3, 2, 5, 18), uint8(udpActionAnnounce), uint16(30), uint8(0), false)

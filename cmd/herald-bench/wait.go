@@ -6,6 +6,9 @@ import (
 	"io"
 	"net/netip"
 	"time"
+
+	"herald/swarm"
+	"herald/udptracker"
 )
 
 // runWait polls a tracker until it accepts a UDP announce for the last
@@ -54,9 +57,9 @@ func probeAnnounce(target netip.AddrPort, hash [20]byte, event uint32) error {
 		return err
 	}
 	const tid = 0x70726f62 // "prob"
-	req := appendAnnounce(nil, &udpAnnounce{
-		connID: connID, tid: tid, infoHash: hash, peerID: peerID(0),
-		left: 1, event: event, numWant: 0, port: 1,
+	req := udptracker.AppendAnnounceRequest(nil, &udptracker.AnnounceRequest{
+		ConnectionID: connID, TransactionID: tid, InfoHash: hash, PeerID: peerID(0),
+		Left: 1, Event: swarm.Event(event), Port: 1,
 	})
 	if _, err := conn.Write(req); err != nil {
 		return fmt.Errorf("probe: %w", err)
