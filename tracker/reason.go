@@ -35,8 +35,6 @@ const (
 	// sender; OffererGone: to a peer that has left.
 	UnknownOffer
 	OffererGone
-	// ShuttingDown: the tracker is stopping.
-	ShuttingDown
 	// Internal: anything the tracker did not expect; logged, never
 	// described to the client.
 	Internal
@@ -63,7 +61,6 @@ var reasons = [NumReasons]struct{ label, text string }{
 	PeerIDInUse:     {"peer_id_in_use", "peer_id is in use by another connection"},
 	UnknownOffer:    {"unknown_offer", "answer to an unknown offer: no such offer_id was relayed to you from to_peer_id"},
 	OffererGone:     {"offerer_gone", "answer to a peer that has left the swarm"},
-	ShuttingDown:    {"shutting_down", "tracker is shutting down"},
 	Internal:        {"internal", "Internal tracker error."},
 }
 

@@ -224,6 +224,9 @@ func (t *Tracker) Intervals() (interval, minInterval uint32) {
 	return interval, interval / 2
 }
 
+// Interval is the configured re-announce interval, before jitter.
+func (t *Tracker) Interval() time.Duration { return t.cfg.Interval }
+
 // Allowed reports whether the access list lets the tracker serve h.
 func (t *Tracker) Allowed(h swarm.InfoHash) bool {
 	return t.cfg.Allowed == nil || t.cfg.Allowed(h)

@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"herald/tracker"
 )
 
 // TestWebTorrentInChromium has two real WebTorrent clients (the npm
@@ -36,7 +38,7 @@ func TestWebTorrentInChromium(t *testing.T) {
 	// A short interval makes the clients re-announce, with fresh offers,
 	// within seconds should a WebRTC connection attempt fail (ICE can time
 	// out on a loaded machine).
-	h, err := NewHandler(Config{Interval: 5 * time.Second, Logger: slog.New(slog.DiscardHandler)})
+	h, err := NewHandler(Config{Tracker: testTracker(t, tracker.Config{Interval: 5 * time.Second}), Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,7 +5,7 @@ import (
 	"log/slog"
 	"time"
 
-	"herald/swarm"
+	"herald/tracker"
 )
 
 // Config holds the WebSocket tracker's settings. Zero fields take the
@@ -14,13 +14,16 @@ type Config struct {
 	// Path is the URL path upgrades are accepted on besides "/". Default
 	// "/announce".
 	Path string
-	// Interval is the re-announce interval sent to clients. Default 2m, as
-	// bittorrent-tracker's WebSocket server and aquatic_ws: a WebRTC offer
+	// Tracker applies the tracker's rules (access list, rate limit,
+	// numwant, intervals); required. Its Store is not used: WebSocket peers
+	// are not addresses and live in the handler's own swarms. Its interval
+	// should be shorter than HTTP's (DefaultInterval): a WebRTC offer
 	// reaches only peers that are connected right now, so a swarm needs
-	// fresher announces than over HTTP.
-	Interval time.Duration
+	// fresher announces.
+	Tracker *tracker.Tracker
 	// IdleTimeout drops a connection that sends nothing (no message, no
-	// ping) for this long, and with it its peers. Default 2*Interval+1m.
+	// ping) for this long, and with it its peers. Default twice the
+	// tracker's interval plus a minute.
 	IdleTimeout time.Duration
 	// WriteTimeout bounds writing one message to a peer; a peer that does
 	// not read is cut off. Default 10s.
@@ -29,9 +32,6 @@ type Config struct {
 	// MaxOffers is how many offers of one announce are relayed; extra ones
 	// are dropped. Default 10.
 	MaxOffers int
-	// MaxNumWant caps how many peers one announce is relayed to (the
-	// tracker-wide numwant cap). Default 200; MaxOffers is usually lower.
-	MaxNumWant int
 	// MaxScrapeHashes is how many info hashes one scrape may ask for; more
 	// is an error. Default 64.
 	MaxScrapeHashes int
@@ -57,10 +57,6 @@ type Config struct {
 	// browser uses one connection for all its torrents). Default 1000.
 	MaxSwarmsPerConn int
 
-	// Allowed decides whether the tracker serves a torrent (an access
-	// list); nil allows every torrent. It must be safe for concurrent use.
-	Allowed func(swarm.InfoHash) bool
-
 	// ReadHeaderTimeout and MaxHeaderBytes bound the upgrade request when
 	// the tracker has its own listener (Listen); a connection idle after a
 	// plain HTTP request is closed after ReadHeaderTimeout too. Defaults
@@ -75,11 +71,12 @@ type Config struct {
 
 // Defaults for Config.
 const (
-	DefaultPath              = "/announce"
+	DefaultPath = "/announce"
+	// DefaultInterval is the interval of bittorrent-tracker's WebSocket
+	// server and aquatic_ws, for the Tracker a WebSocket handler is given.
 	DefaultInterval          = 2 * time.Minute
 	DefaultWriteTimeout      = 10 * time.Second
 	DefaultMaxOffers         = 10
-	DefaultMaxNumWant        = 200
 	DefaultMaxScrapeHashes   = 64
 	DefaultMaxMessageBytes   = 64 << 10
 	DefaultMessageRate       = 20
@@ -93,20 +90,18 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Path == "" {
 		c.Path = DefaultPath
 	}
-	if c.Interval == 0 {
-		c.Interval = DefaultInterval
+	if c.Tracker == nil {
+		return c, fmt.Errorf("wstracker: Config.Tracker is nil")
 	}
+	interval := c.Tracker.Interval()
 	if c.IdleTimeout == 0 {
-		c.IdleTimeout = 2*c.Interval + time.Minute
+		c.IdleTimeout = 2*interval + time.Minute
 	}
 	if c.WriteTimeout == 0 {
 		c.WriteTimeout = DefaultWriteTimeout
 	}
 	if c.MaxOffers == 0 {
 		c.MaxOffers = DefaultMaxOffers
-	}
-	if c.MaxNumWant == 0 {
-		c.MaxNumWant = DefaultMaxNumWant
 	}
 	if c.MaxScrapeHashes == 0 {
 		c.MaxScrapeHashes = DefaultMaxScrapeHashes
@@ -135,14 +130,12 @@ func (c Config) withDefaults() (Config, error) {
 	switch {
 	case c.Path[0] != '/':
 		return c, fmt.Errorf("wstracker: path %q: must start with /", c.Path)
-	case c.Interval < time.Second:
-		return c, fmt.Errorf("wstracker: interval %v: must be at least 1s", c.Interval)
-	case c.IdleTimeout <= c.Interval:
-		return c, fmt.Errorf("wstracker: idle timeout %v: must be longer than the interval %v", c.IdleTimeout, c.Interval)
+	case c.IdleTimeout <= interval:
+		return c, fmt.Errorf("wstracker: idle timeout %v: must be longer than the interval %v", c.IdleTimeout, interval)
 	case c.WriteTimeout < 0 || c.ReadHeaderTimeout < 0:
 		return c, fmt.Errorf("wstracker: negative timeout")
-	case c.MaxOffers < 1 || c.MaxNumWant < 0:
-		return c, fmt.Errorf("wstracker: max offers %d, max numwant %d: need offers >= 1, numwant >= 0", c.MaxOffers, c.MaxNumWant)
+	case c.MaxOffers < 1:
+		return c, fmt.Errorf("wstracker: max offers %d: must be at least 1", c.MaxOffers)
 	case c.MaxScrapeHashes < 1:
 		return c, fmt.Errorf("wstracker: max scrape hashes %d: must be at least 1", c.MaxScrapeHashes)
 	case c.MaxMessageBytes < 256:

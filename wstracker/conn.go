@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -24,6 +25,8 @@ import (
 type conn struct {
 	h  *Handler
 	nc net.Conn
+	// from is the client's address, which the rate limit is charged to.
+	from netip.AddrPort
 	// r reads frames: nc, preceded by whatever the HTTP server had already
 	// buffered past the upgrade request.
 	r io.Reader
@@ -76,14 +79,6 @@ func (c *conn) join(h swarm.InfoHash, id swarm.PeerID, max int) bool {
 	}
 	c.joined = append(c.joined, joinedSwarm{infoHash: h, peerID: id})
 	return true
-}
-
-// joinFailure says why join failed.
-func (c *conn) joinFailure() failure {
-	if c.isClosed() {
-		return failShuttingDown
-	}
-	return failConnSwarms
 }
 
 // leave forgets swarm h, peer id (a stopped event).

@@ -13,9 +13,11 @@
 // those offers to other peers' sockets. So a WebSocket peer is (peer_id,
 // connection); it lives exactly as long as the connection (a closed socket
 // removes its peers at once, no expiry timer), and swarms.go keeps these
-// swarms, sharded by info hash like the store. They honour the same
-// settings: Config.Allowed (the access list), the interval, the numwant
-// cap, and torrent and peer limits of their own.
+// swarms, sharded by info hash like the store. They follow the same rules
+// as HTTP and UDP, decided by the same code (the tracker core,
+// Config.Tracker): the access list, the per-address rate limit, numwant,
+// the interval with its jitter, event names, and one text per refusal;
+// the torrent and peer limits are their own.
 //
 // # Request path
 //
@@ -29,11 +31,15 @@
 // conn.go reads a message (unmasking, joining fragments, answering pings,
 // enforcing the read limit), message.go parses it with json.go's
 // validating scanner (offers and answers stay spans of the message, to be
-// relayed byte for byte), swarms.go updates the
-// swarm and picks the peers to offer to under one shard lock, and the
-// replies and relayed messages are appended into pooled buffers and
+// relayed byte for byte), handler.go builds the same swarm.Announce as
+// HTTP and UDP and hands it to the tracker core (tracker/tracker.go
+// Prepare: access list, rate limit, numwant), swarms.go updates the swarm
+// and picks the peers to offer to under one shard lock, and the replies
+// and relayed messages are appended into pooled buffers (message.go) and
 // written each as one frame (at most Config.WriteTimeout per write; a
-// peer that does not read is cut off).
+// peer that does not read is cut off). From socket to reply a reader
+// opens server.go, handler.go, conn.go, message.go, json.go,
+// tracker/tracker.go and swarms.go.
 //
 // # Messages (JSON text frames)
 //
@@ -44,7 +50,7 @@
 //	           "uploaded","downloaded","numwant","offers":[{"offer","offer_id"}]}
 //	  reply   {"action":"announce","info_hash","complete","incomplete","interval"}
 //	  offers  each of the first min(len(offers), numwant, Config.MaxOffers,
-//	          Config.MaxNumWant) offers goes to a different other peer of the
+//	          the tracker's numwant cap) offers goes to a different peer of the
 //	          swarm (a run of peers from a random start; never the sender) as
 //	          {"action":"announce","offer","offer_id","peer_id","info_hash"},
 //	          with the sender's peer_id. Offers to an empty swarm go nowhere:
@@ -65,7 +71,8 @@
 //
 // Events: "started", "completed" (counts a download when a leecher turns
 // seeder), "stopped" (removes the peer; the reply still has the counts),
-// and "", "update" or none (a plain announce). A missing or non-numeric
+// and "", "empty", "update", BEP 21's "paused" or none (a plain announce),
+// the names of tracker.ParseEvent, as over HTTP; any other is refused. A missing or non-numeric
 // "left" makes a leecher, as bittorrent-tracker's Number(left) = NaN; a
 // seeder stays a seeder.
 //
@@ -77,10 +84,12 @@
 // # Errors and limits
 //
 // A message that is not a valid request, or that the tracker refuses, is
-// answered with {"failure reason": text} (errors.go lists every text;
-// bittorrent-tracker's where it has one), plus "action" and "info_hash"
-// once those were read, so that the client routes it to its torrent. The
-// connection stays open. These close it, with the RFC 6455 status:
+// answered with {"failure reason": text} (errors.go lists the parse
+// failures, bittorrent-tracker's texts where it has one; a refusal has
+// the tracker's text, the same as over HTTP and UDP), plus "action" and
+// "info_hash" once those were read, so that the client routes it to its
+// torrent. The connection stays open. These close it, with the RFC 6455
+// status:
 //
 //	message over Config.MaxMessageBytes (64 KiB)     1009 message too big
 //	binary message                                   1003 unsupported data
@@ -91,8 +100,10 @@
 //	nothing received for Config.IdleTimeout          (TCP close)
 //	server shutdown                                  1001 going away
 //
-// A connection over the rate limit is closed rather than answered, so a
-// flood costs one token-bucket check per message and no parsing. Work per
+// A connection over the message rate is closed rather than answered, so a
+// flood costs one token-bucket check per message and no parsing. The
+// per-address rate limit of HTTP and UDP (tracker.rate_limit) applies to
+// announces and scrapes too, answered with its refusal. Work per
 // message is bounded: at most Config.MaxOffers offers relayed, at most
 // Config.MaxScrapeHashes hashes scraped, at most Config.MaxSwarmsPerConn
 // swarms per connection.

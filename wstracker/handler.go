@@ -3,6 +3,7 @@ package wstracker
 import (
 	"errors"
 	"net/http"
+	"net/netip"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -11,6 +12,7 @@ import (
 	"github.com/gobwas/ws"
 
 	"herald/swarm"
+	"herald/tracker"
 )
 
 // Handler accepts WebSocket upgrades on Config.Path and runs the tracker
@@ -18,8 +20,9 @@ import (
 // connection it accepted (net/http's Shutdown does not see hijacked
 // connections).
 type Handler struct {
-	cfg    Config
-	swarms *swarms
+	cfg     Config
+	tracker *tracker.Tracker
+	swarms  *swarms
 
 	mu      sync.Mutex
 	conns   map[*conn]struct{} // guarded by mu
@@ -35,7 +38,7 @@ func NewHandler(cfg Config) (*Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Handler{cfg: cfg, swarms: newSwarms(), conns: make(map[*conn]struct{})}, nil
+	return &Handler{cfg: cfg, tracker: cfg.Tracker, swarms: newSwarms(), conns: make(map[*conn]struct{})}, nil
 }
 
 // IsUpgrade reports whether r asks for a WebSocket upgrade, for a server
@@ -84,7 +87,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	buffered, _ := rw.Reader.Peek(rw.Reader.Buffered())
-	c := &conn{h: h, nc: nc, r: prefixReader(append([]byte(nil), buffered...), nc)}
+	from, _ := netip.ParseAddrPort(r.RemoteAddr) // net/http sets it from the socket
+	from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
+	c := &conn{h: h, nc: nc, from: from, r: prefixReader(append([]byte(nil), buffered...), nc)}
 	h.mu.Lock()
 	if h.closing {
 		h.mu.Unlock()
@@ -174,6 +179,7 @@ func (h *Handler) serveMessage(c *conn) error {
 // connections hold none of it.
 type work struct {
 	req     Request
+	ann     tracker.AnnounceRequest
 	out     []byte
 	targets []target
 	files   []ScrapeFile
@@ -195,8 +201,7 @@ func (h *Handler) handle(c *conn, msg []byte) error {
 	}()
 	r := &w.req
 	err := ParseRequest(msg, h.cfg.MaxOffers, h.cfg.MaxScrapeHashes, r)
-	switch {
-	case err != nil:
+	if err != nil {
 		h.stats.malformed.Add(1)
 		// The action and info hash go back only when they were read, so
 		// that the client can route the failure to its torrent.
@@ -210,40 +215,61 @@ func (h *Handler) handle(c *conn, msg []byte) error {
 		}
 		w.out = AppendFailure(w.out, action, hash, err.Error())
 		return c.send(w.out)
-	case r.Action == ActionScrape:
+	}
+	if r.Action == ActionScrape {
 		return h.scrape(c, w)
-	case h.cfg.Allowed != nil && !h.cfg.Allowed(r.InfoHash):
-		h.stats.refused.Add(1)
-		w.out = AppendFailure(w.out, ActionAnnounce, &r.InfoHash, string(failNotAllowed))
-		return c.send(w.out)
-	case r.Answer != nil:
+	}
+	// An announce, with offers or with an answer, is the same
+	// swarm.Announce as over HTTP and UDP, and goes through the same rules.
+	// Offers bound the peers picked: each gets one.
+	a := &w.ann
+	*a = tracker.AnnounceRequest{
+		Announce: swarm.Announce{
+			InfoHash:   r.InfoHash,
+			PeerID:     r.PeerID,
+			Addr:       c.from,
+			Left:       r.Left,
+			Uploaded:   r.Uploaded,
+			Downloaded: r.Downloaded,
+			Event:      r.Event,
+			NumWant:    r.NumWant,
+		},
+	}
+	if ce := h.tracker.Prepare(a, time.Now()); ce != nil {
+		return h.refuse(c, w, ce)
+	}
+	if r.Answer != nil {
 		return h.answer(c, w)
 	}
 	return h.announce(c, w)
 }
 
+// refuse answers an announce with a refusal, the tracker's text under the
+// announce's info hash.
+func (h *Handler) refuse(c *conn, w *work, ce *tracker.ClientError) error {
+	h.stats.refused.Add(1)
+	w.out = AppendFailure(w.out, ActionAnnounce, &w.req.InfoHash, ce.Text)
+	return c.send(w.out)
+}
+
 func (h *Handler) announce(c *conn, w *work) error {
-	r := &w.req
+	r, a := &w.req, &w.ann
 	h.stats.announces.Add(1)
-	n := min(len(r.Offers), h.cfg.MaxNumWant)
-	if r.NumWant >= 0 {
-		n = min(n, r.NumWant)
-	}
+	n := min(len(r.Offers), a.NumWant)
 	if cap(w.targets) < n {
 		w.targets = make([]target, 0, n)
 	}
-	targets, counts, err := h.swarms.announce(c, r, limits{
+	targets, counts, ce := h.swarms.announce(c, &a.Announce, limits{
 		maxTorrents:      h.cfg.MaxTorrents,
 		maxPeers:         h.cfg.MaxPeers,
 		maxSwarmsPerConn: h.cfg.MaxSwarmsPerConn,
 	}, w.targets[:0:n])
 	w.targets = targets
-	if err != nil {
-		h.stats.refused.Add(1)
-		w.out = AppendFailure(w.out, ActionAnnounce, &r.InfoHash, err.Error())
-		return c.send(w.out)
+	if ce != nil {
+		return h.refuse(c, w, ce)
 	}
-	w.out = AppendAnnounceReply(w.out, &r.InfoHash, counts, int(h.cfg.Interval/time.Second))
+	interval, _ := h.tracker.Intervals()
+	w.out = AppendAnnounceReply(w.out, &r.InfoHash, counts, int(interval))
 	if err := c.send(w.out); err != nil {
 		return err
 	}
@@ -266,15 +292,11 @@ func (h *Handler) announce(c *conn, w *work) error {
 func (h *Handler) answer(c *conn, w *work) error {
 	r := &w.req
 	if !c.takeAnswered(pendingOffer{infoHash: r.InfoHash, id: r.OfferID, from: r.ToPeerID, to: r.PeerID}) {
-		h.stats.refused.Add(1)
-		w.out = AppendFailure(w.out, ActionAnnounce, &r.InfoHash, string(failUnknownOffer))
-		return c.send(w.out)
+		return h.refuse(c, w, tracker.UnknownOffer.Err())
 	}
 	to := h.swarms.lookup(&r.InfoHash, &r.ToPeerID)
 	if to == nil || to.isClosed() {
-		h.stats.refused.Add(1)
-		w.out = AppendFailure(w.out, ActionAnnounce, &r.InfoHash, string(failOffererGone))
-		return c.send(w.out)
+		return h.refuse(c, w, tracker.OffererGone.Err())
 	}
 	w.out = AppendAnswer(w.out, &r.InfoHash, &r.PeerID, &r.OfferID, r.Answer)
 	if to.send(w.out) == nil {
@@ -283,18 +305,26 @@ func (h *Handler) answer(c *conn, w *work) error {
 	return nil
 }
 
+// scrape answers a scrape; a torrent the access list refuses reads as an
+// unknown one, all zeros. Over the rate limit, the scrape is refused.
 func (h *Handler) scrape(c *conn, w *work) error {
 	r := &w.req
+	if ce := h.tracker.AdmitScrape(c.from.Addr(), time.Now()); ce != nil {
+		h.stats.refused.Add(1)
+		w.out = AppendFailure(w.out, ActionScrape, nil, ce.Text)
+		return c.send(w.out)
+	}
 	h.stats.scrapes.Add(1)
 	w.files = w.files[:0]
 	for _, ih := range r.ScrapeHashes {
 		f := ScrapeFile{InfoHash: ih}
-		if h.cfg.Allowed == nil || h.cfg.Allowed(ih) {
+		if h.tracker.Allowed(ih) {
 			f.Counts = h.swarms.scrape(&ih)
 		}
 		w.files = append(w.files, f)
 	}
-	w.out = AppendScrapeReply(w.out, w.files, int(h.cfg.Interval/time.Second))
+	interval, _ := h.tracker.Intervals()
+	w.out = AppendScrapeReply(w.out, w.files, int(interval))
 	return c.send(w.out)
 }
 

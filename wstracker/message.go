@@ -8,6 +8,7 @@ import (
 	"unicode/utf8"
 
 	"herald/swarm"
+	"herald/tracker"
 )
 
 // Action is what a request asks for.
@@ -38,10 +39,11 @@ type Request struct {
 	InfoHash swarm.InfoHash
 	PeerID   swarm.PeerID
 
-	// Announce fields. Left is -1 when the client did not send a usable
-	// number (bittorrent-tracker then treats it as Infinity: a leecher).
+	// Announce fields. Left is tracker.LeftUnknown when the client did
+	// not send a usable number (bittorrent-tracker then treats it as
+	// Infinity: a leecher).
 	Event      swarm.Event
-	Left       int64
+	Left       uint64
 	Uploaded   uint64
 	Downloaded uint64
 	// NumWant is the client's numwant, or -1 when absent.
@@ -58,9 +60,6 @@ type Request struct {
 	// full scrape over WebSocket.
 	ScrapeHashes []swarm.InfoHash
 }
-
-// Seeder reports whether the announcing peer has the whole torrent.
-func (r *Request) Seeder() bool { return r.Left == 0 }
 
 // wireRequest holds a client message's fields as they were sent: spans of
 // the message, nil when absent. Fields the tracker reads as strings
@@ -88,7 +87,7 @@ type wireOffer struct {
 // parse-websocket.js.
 func ParseRequest(data []byte, maxOffers, maxScrape int, r *Request) error {
 	offers, hashes := r.Offers[:0], r.ScrapeHashes[:0]
-	*r = Request{Offers: offers, ScrapeHashes: hashes, Left: -1, NumWant: -1}
+	*r = Request{Offers: offers, ScrapeHashes: hashes, Left: tracker.LeftUnknown, NumWant: -1}
 	var w wireRequest
 	if err := decodeWire(data, maxOffers, &w); err != nil {
 		return err
@@ -228,20 +227,14 @@ func parseAnnounce(w *wireRequest, r *Request) error {
 		if len(w.Event) > 2+6*len("completed") {
 			return failEvent
 		}
-		switch string(unquote(buf[:0], w.Event)) {
-		case "", "update", "empty":
-		case "started":
-			r.Event = swarm.EventStarted
-		case "completed":
-			r.Event = swarm.EventCompleted
-		case "stopped":
-			r.Event = swarm.EventStopped
-		default:
+		e, ok := tracker.ParseEvent(unquote(buf[:0], w.Event))
+		if !ok {
 			return failEvent
 		}
+		r.Event = e
 	}
 	if v, ok := parseCount(w.Left); ok {
-		r.Left = int64(min(v, math.MaxInt64))
+		r.Left = v
 	}
 	r.Uploaded, _ = parseCount(w.Uploaded)
 	r.Downloaded, _ = parseCount(w.Downloaded)

@@ -35,7 +35,7 @@ type refWireOffer struct {
 
 func parseRequestRef(data []byte, maxOffers, maxScrape int, r *Request) error {
 	offers, hashes := r.Offers[:0], r.ScrapeHashes[:0]
-	*r = Request{Offers: offers, ScrapeHashes: hashes, Left: -1, NumWant: -1}
+	*r = Request{Offers: offers, ScrapeHashes: hashes, Left: math.MaxUint64, NumWant: -1}
 	var w refWireRequest
 	if err := json.Unmarshal(data, &w); err != nil {
 		return failJSON
@@ -61,7 +61,7 @@ func parseAnnounceRef(w *refWireRequest, maxOffers int, r *Request) error {
 	}
 	if w.Event != nil {
 		switch *w.Event {
-		case "", "update", "empty":
+		case "", "update", "empty", "paused":
 		case "started":
 			r.Event = swarm.EventStarted
 		case "completed":
@@ -73,7 +73,7 @@ func parseAnnounceRef(w *refWireRequest, maxOffers int, r *Request) error {
 		}
 	}
 	if v, ok := parseCount(w.Left); ok {
-		r.Left = int64(min(v, math.MaxInt64))
+		r.Left = v
 	}
 	r.Uploaded, _ = parseCount(w.Uploaded)
 	r.Downloaded, _ = parseCount(w.Downloaded)

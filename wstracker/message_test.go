@@ -7,6 +7,7 @@ import (
 	"unicode/utf8"
 
 	"herald/swarm"
+	"herald/tracker"
 )
 
 func TestParseRequest(t *testing.T) {
@@ -18,7 +19,7 @@ func TestParseRequest(t *testing.T) {
 	}{
 		{"announce as the npm client sends it", announce(hashA, peerA, `,"left":0,"event":"started","numwant":2`+offers(offer, peerB)), nil, func(t *testing.T, r *Request) {
 			if r.Action != ActionAnnounce || r.InfoHash != hashA || r.PeerID != peerA || r.Event != swarm.EventStarted ||
-				!r.Seeder() || r.NumWant != 2 || len(r.Offers) != 2 || r.Offers[1].ID != OfferID(peerB) {
+				r.Left != 0 || r.NumWant != 2 || len(r.Offers) != 2 || r.Offers[1].ID != OfferID(peerB) {
 				t.Fatalf("%+v", r)
 			}
 			if string(r.Offers[0].SDP) != `{"type":"offer","sdp":"v=0 sdp of 0"}` {
@@ -26,22 +27,22 @@ func TestParseRequest(t *testing.T) {
 			}
 		}},
 		{"left null is Infinity: a leecher", announce(hashA, peerA, `,"left":null`), nil, func(t *testing.T, r *Request) {
-			if r.Seeder() || r.Left != -1 || r.NumWant != -1 {
+			if r.Left != tracker.LeftUnknown || r.NumWant != -1 {
 				t.Fatalf("%+v", r)
 			}
 		}},
 		{"left missing", announce(hashA, peerA, ``), nil, func(t *testing.T, r *Request) {
-			if r.Seeder() {
+			if r.Left == 0 {
 				t.Fatal("seeder without left")
 			}
 		}},
 		{"float counts", announce(hashA, peerA, `,"left":0.0,"uploaded":1.5e3,"downloaded":-1`), nil, func(t *testing.T, r *Request) {
-			if !r.Seeder() || r.Uploaded != 1500 || r.Downloaded != 0 {
+			if r.Left != 0 || r.Uploaded != 1500 || r.Downloaded != 0 {
 				t.Fatalf("%+v", r)
 			}
 		}},
 		{"string left", announce(hashA, peerA, `,"left":"0"`), nil, func(t *testing.T, r *Request) {
-			if r.Seeder() {
+			if r.Left == 0 {
 				t.Fatal(`"0" as a string made a seeder`)
 			}
 		}},
@@ -102,7 +103,7 @@ func TestParseRequest(t *testing.T) {
 		{"offer without id", announce(hashA, peerA, `,"offers":[{"offer":{}}]`), failOffer, nil},
 		{"offer not an object", announce(hashA, peerA, `,"offers":[{"offer":1,"offer_id":`+bin(offer)+`}]`), failOffer, nil},
 		{"offers not a list", announce(hashA, peerA, `,"offers":{}`), failJSON, nil},
-		{"bad event", announce(hashA, peerA, `,"event":"paused"`), failEvent, nil},
+		{"bad event", announce(hashA, peerA, `,"event":"pause"`), failEvent, nil},
 		{"scrape without hash", `{"action":"scrape"}`, failInfoHash, nil},
 		{"scrape of a bad hash", `{"action":"scrape","info_hash":["x"]}`, failInfoHash, nil},
 		{"scrape of too many", `{"action":"scrape","info_hash":[` + strings.Repeat(bin(hashA)+",", 4) + bin(hashA) + `]}`, failScrapeHashes, nil},
@@ -130,7 +131,7 @@ func TestParseRequestReuse(t *testing.T) {
 	if err := ParseRequest([]byte(announce(hashA, peerB, ``)), 10, 10, &r); err != nil {
 		t.Fatal(err)
 	}
-	if len(r.Offers) != 0 || r.Seeder() || r.PeerID != peerB {
+	if len(r.Offers) != 0 || r.Left == 0 || r.PeerID != peerB {
 		t.Fatalf("%+v", r)
 	}
 }
@@ -205,8 +206,8 @@ func FuzzParseRequest(f *testing.F) {
 		var r Request
 		err := ParseRequest(data, 10, 64, &r)
 		if err != nil {
-			if _, ok := err.(failure); !ok {
-				t.Fatalf("error %T %v is not a failure", err, err)
+			if ce, ok := err.(*tracker.ClientError); !ok || ce.Reason != tracker.Malformed {
+				t.Fatalf("error %T %v is not a Malformed refusal", err, err)
 			}
 			return
 		}

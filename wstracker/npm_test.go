@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"herald/tracker"
 )
 
 // requireNodeModules skips the test (or fails it under
@@ -50,7 +52,7 @@ func TestNPMClientsConnectThroughTracker(t *testing.T) {
 	requireNodeModules(t, "bittorrent-tracker", "@roamhq/wrtc")
 	// A short interval: should a WebRTC attempt fail on a loaded machine,
 	// the clients re-announce with fresh offers within seconds.
-	s := startServer(t, Config{Interval: 5 * time.Second})
+	s := startServer(t, Config{Tracker: testTracker(t, tracker.Config{Interval: 5 * time.Second})})
 	url := "ws://" + s.Addr().String() + "/announce"
 	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
 	defer cancel()

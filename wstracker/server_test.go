@@ -19,13 +19,31 @@ import (
 
 	"herald/internal/servetest"
 	"herald/swarm"
+	"herald/tracker"
 )
 
 // startServer boots a tracker on 127.0.0.1:0 and stops it, checking that
 // Serve returns and leaves no goroutine behind, when the test ends.
+// testTracker returns the rules of cfg, with WebSocket's interval unless
+// cfg sets one.
+func testTracker(t testing.TB, cfg tracker.Config) *tracker.Tracker {
+	t.Helper()
+	if cfg.Interval == 0 {
+		cfg.Interval = DefaultInterval
+	}
+	tr, err := tracker.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tr
+}
+
 func startServer(t testing.TB, cfg Config) *Server {
 	t.Helper()
 	before := runtime.NumGoroutine()
+	if cfg.Tracker == nil {
+		cfg.Tracker = testTracker(t, tracker.Config{})
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -179,7 +197,11 @@ func TestOfferAndAnswerRelay(t *testing.T) {
 	want(t, r, "info_hash", binString(hashA))
 	want(t, r, "complete", 0)
 	want(t, r, "incomplete", 1)
-	want(t, r, "interval", 120)
+	// Issue 16: the interval is jittered as over HTTP and UDP, a tenth
+	// either way.
+	if i, ok := r["interval"].(float64); !ok || i < 108 || i > 132 {
+		t.Fatalf("interval %v, want 120±12", r["interval"])
+	}
 
 	b.send(announce(hashA, peerB, `,"left":0,"event":"started"`+offers(offer)))
 	r = b.recv()
@@ -203,7 +225,7 @@ func TestOfferAndAnswerRelay(t *testing.T) {
 
 	// The same offer cannot be answered twice.
 	a.send(announce(hashA, peerA, fmt.Sprintf(`,"to_peer_id":%s,"offer_id":%s,"answer":{"type":"answer","sdp":"again"}`, bin(peerB), bin(offer))))
-	want(t, a.recv(), "failure reason", string(failUnknownOffer))
+	want(t, a.recv(), "failure reason", tracker.UnknownOffer.Text())
 	b.silent()
 
 	st := s.Handler().Stats()
@@ -221,7 +243,7 @@ func TestAnswerOnlyToTheOfferer(t *testing.T) {
 	c.recv()
 	// C answers an offer nobody relayed to it, aimed at A.
 	c.send(announce(hashA, peerC, fmt.Sprintf(`,"to_peer_id":%s,"offer_id":%s,"answer":{"type":"answer","sdp":"x"}`, bin(peerA), bin(offer))))
-	want(t, c.recv(), "failure reason", string(failUnknownOffer))
+	want(t, c.recv(), "failure reason", tracker.UnknownOffer.Text())
 	a.silent()
 
 	// B offers to A only (C is picked too only if B sends two offers).
@@ -244,9 +266,9 @@ func TestAnswerOnlyToTheOfferer(t *testing.T) {
 	// The peer that did not get the offer cannot answer it; the one that
 	// did cannot answer it under another peer's id.
 	other.send(announce(hashA, otherID, fmt.Sprintf(`,"to_peer_id":%s,"offer_id":%s,"answer":{"type":"answer","sdp":"x"}`, bin(peerB), bin(offer))))
-	want(t, other.recv(), "failure reason", string(failUnknownOffer))
+	want(t, other.recv(), "failure reason", tracker.UnknownOffer.Text())
 	got.send(announce(hashA, otherID, fmt.Sprintf(`,"to_peer_id":%s,"offer_id":%s,"answer":{"type":"answer","sdp":"x"}`, bin(peerB), bin(offer))))
-	want(t, got.recv(), "failure reason", string(failUnknownOffer))
+	want(t, got.recv(), "failure reason", tracker.UnknownOffer.Text())
 	b.silent()
 	got.send(announce(hashA, gotID, fmt.Sprintf(`,"to_peer_id":%s,"offer_id":%s,"answer":{"type":"answer","sdp":"x"}`, bin(peerB), bin(offer))))
 	want(t, b.recv(), "peer_id", binString(gotID))
@@ -341,7 +363,7 @@ func TestPeerIDOfAnotherConnection(t *testing.T) {
 	a.send(announce(hashA, peerA, `,"left":1`))
 	a.recv()
 	b.send(announce(hashA, peerA, `,"left":1`))
-	want(t, b.recv(), "failure reason", string(failPeerIDInUse))
+	want(t, b.recv(), "failure reason", tracker.PeerIDInUse.Text())
 	// Once the first connection is gone, the id is free again (a browser
 	// reconnecting).
 	a.nc.Close()
@@ -353,7 +375,7 @@ func TestPeerIDOfAnotherConnection(t *testing.T) {
 func TestAccessListAndLimits(t *testing.T) {
 	allowed := hashA
 	s := startServer(t, Config{
-		Allowed:          func(h swarm.InfoHash) bool { return h == allowed },
+		Tracker:          testTracker(t, tracker.Config{Allowed: func(h swarm.InfoHash) bool { return h == allowed }}),
 		MaxPeers:         2,
 		MaxSwarmsPerConn: 1,
 	})
@@ -361,7 +383,7 @@ func TestAccessListAndLimits(t *testing.T) {
 	other := id("not on the list -----")
 	a.send(announce(other, peerA, `,"left":1`))
 	r := a.recv()
-	want(t, r, "failure reason", string(failNotAllowed))
+	want(t, r, "failure reason", tracker.NotAllowed.Text())
 	want(t, r, "info_hash", binString(other))
 	a.send(fmt.Sprintf(`{"action":"scrape","info_hash":%s}`, bin(other)))
 	want(t, a.recv()["files"].(map[string]any)[binString(other)].(map[string]any), "complete", 0)
@@ -370,14 +392,14 @@ func TestAccessListAndLimits(t *testing.T) {
 	want(t, a.recv(), "incomplete", 1)
 	allowed = other // the list changed: a's next swarm is one too many
 	a.send(announce(other, peerA, `,"left":1`))
-	want(t, a.recv(), "failure reason", string(failConnSwarms))
+	want(t, a.recv(), "failure reason", tracker.SwarmsPerConn.Text())
 
 	b, c := dial(t, s), dial(t, s)
 	allowed = hashA
 	b.send(announce(hashA, peerB, `,"left":1`))
 	want(t, b.recv(), "incomplete", 2)
 	c.send(announce(hashA, peerC, `,"left":1`))
-	want(t, c.recv(), "failure reason", string(failPeerLimit))
+	want(t, c.recv(), "failure reason", tracker.PeerLimit.Text())
 }
 
 func TestMalformedMessages(t *testing.T) {
@@ -390,12 +412,15 @@ func TestMalformedMessages(t *testing.T) {
 		{`{"action":"announce","info_hash":"short","peer_id":"x"}`, "invalid info_hash"},
 		{fmt.Sprintf(`{"action":"announce","info_hash":%s,"peer_id":"x"}`, bin(hashA)), "invalid peer_id"},
 		{announce(hashA, peerA, `,"answer":{"type":"answer"}`), "invalid `to_peer_id` (required with `answer`)"},
-		{announce(hashA, peerA, `,"offers":[{"offer":"not an object","offer_id":`+bin(offer)+`}]`), string(failOffer)},
-		{announce(hashA, peerA, `,"event":"paused"`), "invalid event"},
+		{announce(hashA, peerA, `,"offers":[{"offer":"not an object","offer_id":`+bin(offer)+`}]`), failOffer.Text},
+		{announce(hashA, peerA, `,"event":"pause"`), "invalid event"},
 	} {
 		c.send(tc.msg)
 		want(t, c.recv(), "failure reason", tc.reason)
 	}
+	// Issue 16: BEP 21's "paused" is a plain announce, as over HTTP.
+	c.send(announce(hashA, peerA, `,"left":1,"event":"paused"`))
+	want(t, c.recv(), "incomplete", 1)
 	// The connection survives bad messages.
 	c.send(announce(hashA, peerA, `,"left":1`))
 	want(t, c.recv(), "incomplete", 1)
@@ -483,7 +508,7 @@ func TestFragmentedMessageAndPing(t *testing.T) {
 }
 
 func TestIdleConnectionDropped(t *testing.T) {
-	s := startServer(t, Config{Interval: time.Second, IdleTimeout: 1200 * time.Millisecond})
+	s := startServer(t, Config{Tracker: testTracker(t, tracker.Config{Interval: time.Second}), IdleTimeout: 1200 * time.Millisecond})
 	c := dial(t, s)
 	c.send(announce(hashA, peerA, `,"left":1`))
 	c.recv()
@@ -498,7 +523,7 @@ func TestIdleConnectionDropped(t *testing.T) {
 }
 
 func TestShutdownClosesConnections(t *testing.T) {
-	s, err := Listen("127.0.0.1:0", Config{Logger: slog.New(slog.DiscardHandler)})
+	s, err := Listen("127.0.0.1:0", Config{Tracker: testTracker(t, tracker.Config{}), Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -521,7 +546,7 @@ func TestShutdownClosesConnections(t *testing.T) {
 // the close frame hold up shutdown for closeLinger only, not for the idle
 // timeout.
 func TestShutdownWithSilentClients(t *testing.T) {
-	s, err := Listen("127.0.0.1:0", Config{Logger: slog.New(slog.DiscardHandler)})
+	s, err := Listen("127.0.0.1:0", Config{Tracker: testTracker(t, tracker.Config{}), Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -566,7 +591,7 @@ func TestPlainHTTPRequest(t *testing.T) {
 // TestHandlerOnTwoAddressesSharesSwarms checks that a peer on a dedicated
 // address and a peer on another server of the same handler meet.
 func TestHandlerOnTwoAddressesSharesSwarms(t *testing.T) {
-	h, err := NewHandler(Config{Logger: slog.New(slog.DiscardHandler)})
+	h, err := NewHandler(Config{Tracker: testTracker(t, tracker.Config{}), Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 
 	"herald/swarm"
+	"herald/tracker"
 )
 
 // swarms holds the WebSocket peers of every torrent. A peer is a (peer_id,
@@ -75,9 +76,9 @@ type limits struct {
 }
 
 // announce adds or refreshes r's peer on connection c and picks up to
-// len(dst) other peers of the swarm into dst, returning the swarm's
-// counts after the announce. A stopped event removes the peer.
-func (s *swarms) announce(c *conn, r *Request, lim limits, dst []target) ([]target, swarm.Counts, error) {
+// cap(dst)-len(dst) other peers of the swarm into dst, returning the
+// swarm's counts after the announce. A stopped event removes the peer.
+func (s *swarms) announce(c *conn, r *swarm.Announce, lim limits, dst []target) ([]target, swarm.Counts, *tracker.ClientError) {
 	sh := s.shardOf(&r.InfoHash)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
@@ -94,28 +95,28 @@ func (s *swarms) announce(c *conn, r *Request, lim limits, dst []target) ([]targ
 	}
 	if t == nil {
 		if lim.maxTorrents > 0 && s.torrents.Load() >= int64(lim.maxTorrents) {
-			return dst, swarm.Counts{}, failTorrentLimit
+			return dst, swarm.Counts{}, tracker.TorrentLimit.Err()
 		}
 		t = &torrent{byID: make(map[swarm.PeerID]*member, 1)}
 	}
 	m := t.byID[r.PeerID]
 	switch {
 	case m != nil && m.conn != c && !m.conn.isClosed():
-		return dst, t.counts(), failPeerIDInUse
+		return dst, t.counts(), tracker.PeerIDInUse.Err()
 	case m != nil && m.conn != c:
 		// The previous connection of this peer_id is closing; its cleanup
 		// skips members it no longer owns.
 		m.conn = c
 		if !c.join(r.InfoHash, r.PeerID, lim.maxSwarmsPerConn) {
 			s.remove(sh, &r.InfoHash, t, m)
-			return dst, t.counts(), c.joinFailure()
+			return dst, t.counts(), tracker.SwarmsPerConn.Err()
 		}
 	case m == nil:
 		if lim.maxPeers > 0 && s.peers.Load() >= int64(lim.maxPeers) {
-			return dst, t.counts(), failPeerLimit
+			return dst, t.counts(), tracker.PeerLimit.Err()
 		}
 		if !c.join(r.InfoHash, r.PeerID, lim.maxSwarmsPerConn) {
-			return dst, t.counts(), c.joinFailure()
+			return dst, t.counts(), tracker.SwarmsPerConn.Err()
 		}
 		if len(t.members) == 0 {
 			sh.torrents[r.InfoHash] = t

@@ -158,7 +158,7 @@ func run(s *config.Settings, log *slog.Logger) (err error) {
 	}
 	var allowed func(swarm.InfoHash) bool
 	var servers []server
-	core, err := tracker.New(tracker.Config{
+	coreCfg := tracker.Config{
 		Store:          store,
 		Allowed:        func(h swarm.InfoHash) bool { return allowed == nil || allowed(h) },
 		Admit:          admit,
@@ -167,7 +167,8 @@ func run(s *config.Settings, log *slog.Logger) (err error) {
 		MaxNumWant:     s.MaxNumWant,
 		AllowIPField:   s.AllowIPField,
 		Logger:         log,
-	})
+	}
+	core, err := tracker.New(coreCfg)
 	if err != nil {
 		return err
 	}
@@ -189,16 +190,21 @@ func run(s *config.Settings, log *slog.Logger) (err error) {
 		// The config's 0 (off) is httptracker's negative; its 0 is the default.
 		MaxFullScrapes: cmp.Or(s.HTTPMaxFullScrapes, -1),
 	}
+	// WebSocket gets the same rules with its own, shorter interval.
+	wsRules := coreCfg
+	wsRules.Interval = s.WSInterval
+	wsCore, err := tracker.New(wsRules)
+	if err != nil {
+		return err
+	}
 	ws, err := wstracker.NewHandler(wstracker.Config{
-		Interval:       s.WSInterval,
+		Tracker:        wsCore,
 		MaxOffers:      s.WSMaxOffers,
 		MaxConnections: s.WSMaxConns,
 		MessageRate:    s.WSMessageRate,
 		MessageBurst:   s.WSMessageBurst,
-		MaxNumWant:     s.MaxNumWant,
 		MaxTorrents:    s.MaxTorrents,
 		MaxPeers:       s.MaxPeers,
-		Allowed:        func(h swarm.InfoHash) bool { return allowed == nil || allowed(h) },
 		Logger:         log,
 	})
 	if err != nil {
