@@ -23,6 +23,7 @@ import (
 	"herald/cluster"
 	"herald/httptracker"
 	"herald/swarm"
+	"herald/wstracker"
 )
 
 // Listen is one address to serve on.
@@ -64,27 +65,30 @@ type Settings struct {
 	RateBurst    int
 
 	// HTTP frontend bounds, each per HTTP listen address.
-	HTTPMaxConns        int
-	HTTPHeaderTimeout   time.Duration
-	HTTPReadTimeout     time.Duration
-	HTTPIdleTimeout     time.Duration
-	HTTPWriteTimeout    time.Duration
-	HTTPMaxHeaderBytes  int
-	HTTPMaxScrapeHashes int
-	HTTPMaxFullScrapes  int // 0: full scrapes off
+	HTTPMaxConns          int
+	HTTPMaxConnsPerClient int
+	HTTPHeaderTimeout     time.Duration
+	HTTPReadTimeout       time.Duration
+	HTTPIdleTimeout       time.Duration
+	HTTPWriteTimeout      time.Duration
+	HTTPMaxHeaderBytes    int
+	HTTPMaxScrapeHashes   int
+	HTTPMaxFullScrapes    int // 0: full scrapes off
 
 	Snapshot         string
 	SnapshotInterval time.Duration
 
 	// WebSocket (WebTorrent) tracker: on the HTTP port when WSOnHTTP,
 	// and on each of WSListens.
-	WSOnHTTP       bool
-	WSListens      []string
-	WSInterval     time.Duration
-	WSMaxOffers    int
-	WSMaxConns     int
-	WSMessageRate  float64
-	WSMessageBurst int
+	WSOnHTTP              bool
+	WSListens             []string
+	WSInterval            time.Duration
+	WSMaxOffers           int
+	WSMaxConns            int
+	WSMaxConnsPerClient   int
+	WSFirstMessageTimeout time.Duration
+	WSMessageRate         float64
+	WSMessageBurst        int
 
 	// Cluster is off while Cluster.URLs is empty.
 	Cluster cluster.Config
@@ -102,36 +106,39 @@ type Settings struct {
 func Defaults() Settings {
 	maxTorrents, maxPeers := memoryBounds()
 	return Settings{
-		MaxTorrents:      maxTorrents,
-		MaxPeers:         maxPeers,
-		AccessReload:     5 * time.Second,
-		StatsPath:        "stats",
-		Interval:         30 * time.Minute,
-		PeerTimeout:      swarm.DefaultPeerTimeout,
-		NumWant:          50,
-		MaxNumWant:       swarm.DefaultMaxNumWant,
-		MaxPeersUDP4:     200,
-		MaxPeersUDP6:     66,
-		RateLimit:        50,
-		RateBurst:        500,
-		WSOnHTTP:         true,
-		WSInterval:       2 * time.Minute,
-		WSMaxOffers:      10,
-		WSMessageRate:    20,
-		WSMessageBurst:   200,
-		WSMaxConns:       wsMaxConnections(),
-		Snapshot:         "herald.snapshot",
-		SnapshotInterval: 5 * time.Minute,
-		LogLevel:         slog.LevelInfo,
+		MaxTorrents:           maxTorrents,
+		MaxPeers:              maxPeers,
+		AccessReload:          5 * time.Second,
+		StatsPath:             "stats",
+		Interval:              30 * time.Minute,
+		PeerTimeout:           swarm.DefaultPeerTimeout,
+		NumWant:               50,
+		MaxNumWant:            swarm.DefaultMaxNumWant,
+		MaxPeersUDP4:          200,
+		MaxPeersUDP6:          66,
+		RateLimit:             50,
+		RateBurst:             500,
+		WSOnHTTP:              true,
+		WSInterval:            2 * time.Minute,
+		WSMaxOffers:           10,
+		WSMessageRate:         20,
+		WSMessageBurst:        200,
+		WSMaxConns:            wsMaxConnections(),
+		WSMaxConnsPerClient:   wstracker.DefaultMaxConnectionsPerClient,
+		WSFirstMessageTimeout: wstracker.DefaultReadHeaderTimeout,
+		Snapshot:              "herald.snapshot",
+		SnapshotInterval:      5 * time.Minute,
+		LogLevel:              slog.LevelInfo,
 
-		HTTPMaxConns:        httptracker.DefaultMaxConnections,
-		HTTPHeaderTimeout:   httptracker.DefaultReadHeaderTimeout,
-		HTTPReadTimeout:     httptracker.DefaultReadTimeout,
-		HTTPIdleTimeout:     httptracker.DefaultIdleTimeout,
-		HTTPWriteTimeout:    httptracker.DefaultWriteTimeout,
-		HTTPMaxHeaderBytes:  httptracker.DefaultMaxHeaderBytes,
-		HTTPMaxScrapeHashes: httptracker.DefaultMaxScrapeHashes,
-		HTTPMaxFullScrapes:  httptracker.DefaultMaxFullScrapes,
+		HTTPMaxConns:          httptracker.DefaultMaxConnections,
+		HTTPMaxConnsPerClient: httptracker.DefaultMaxConnectionsPerClient,
+		HTTPHeaderTimeout:     httptracker.DefaultReadHeaderTimeout,
+		HTTPReadTimeout:       httptracker.DefaultReadTimeout,
+		HTTPIdleTimeout:       httptracker.DefaultIdleTimeout,
+		HTTPWriteTimeout:      httptracker.DefaultWriteTimeout,
+		HTTPMaxHeaderBytes:    httptracker.DefaultMaxHeaderBytes,
+		HTTPMaxScrapeHashes:   httptracker.DefaultMaxScrapeHashes,
+		HTTPMaxFullScrapes:    httptracker.DefaultMaxFullScrapes,
 	}
 }
 
@@ -201,6 +208,8 @@ var directives = []directive{
 		set: intSetter(func(s *Settings) *int { return &s.RateBurst }, 1, 1<<20), def: intDef(func(s *Settings) int { return s.RateBurst })},
 	{key: "tracker.http_max_connections", flag: "http-max-connections", arg: "n", usage: "most open HTTP connections per HTTP address; beyond it new ones are closed at once (keep it below the file descriptor limit)",
 		set: intSetter(func(s *Settings) *int { return &s.HTTPMaxConns }, 1, 1<<24), def: intDef(func(s *Settings) int { return s.HTTPMaxConns })},
+	{key: "tracker.http_max_connections_per_client", flag: "http-max-connections-per-client", arg: "n", usage: "most open HTTP connections of one client (IPv4 address, IPv6 /64) per HTTP address; beyond it its new ones are closed at once (loopback and access.proxy are exempt)",
+		set: intSetter(func(s *Settings) *int { return &s.HTTPMaxConnsPerClient }, 1, 1<<24), def: intDef(func(s *Settings) int { return s.HTTPMaxConnsPerClient })},
 	{key: "tracker.http_header_timeout", flag: "http-header-timeout", arg: "duration", usage: "time an HTTP client has to send a request's line and headers (bounds slowloris)",
 		set: durSetter(func(s *Settings) *time.Duration { return &s.HTTPHeaderTimeout }), def: durDef(func(s *Settings) time.Duration { return s.HTTPHeaderTimeout })},
 	{key: "tracker.http_read_timeout", flag: "http-read-timeout", arg: "duration", usage: "time an HTTP client has to send a whole request, and to take an announce or scrape reply",
@@ -233,6 +242,10 @@ var directives = []directive{
 		set: intSetter(func(s *Settings) *int { return &s.WSMaxOffers }, 1, 100), def: intDef(func(s *Settings) int { return s.WSMaxOffers })},
 	{key: "websocket.max_connections", flag: "ws-max-connections", arg: "n", usage: "most open WebSocket connections, upgraded or not on listen.ws (default from memory: an eighth at 8 KiB each; 0: no limit)",
 		set: intSetter(func(s *Settings) *int { return &s.WSMaxConns }, 0, 1<<30), def: intDef(func(s *Settings) int { return s.WSMaxConns })},
+	{key: "websocket.max_connections_per_client", flag: "ws-max-connections-per-client", arg: "n", usage: "most open WebSocket connections of one client (IPv4 address, IPv6 /64); beyond it its upgrades get 503 (loopback and access.proxy are exempt)",
+		set: intSetter(func(s *Settings) *int { return &s.WSMaxConnsPerClient }, 1, 1<<30), def: intDef(func(s *Settings) int { return s.WSMaxConnsPerClient })},
+	{key: "websocket.first_message_timeout", flag: "ws-first-message-timeout", arg: "duration", usage: "time a new WebSocket connection has to send its first message",
+		set: durSetter(func(s *Settings) *time.Duration { return &s.WSFirstMessageTimeout }), def: durDef(func(s *Settings) time.Duration { return s.WSFirstMessageTimeout })},
 	{key: "websocket.message_rate", flag: "ws-message-rate", arg: "n", usage: "messages per second one WebSocket connection may send",
 		set: rateSetter(func(s *Settings) *float64 { return &s.WSMessageRate }, false), def: rateDef(func(s *Settings) float64 { return s.WSMessageRate })},
 	{key: "websocket.message_burst", flag: "ws-message-burst", arg: "n", usage: "messages one WebSocket connection may send at once",

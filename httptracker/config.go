@@ -67,6 +67,13 @@ type Config struct {
 	// closed at once (and counted). Keep it below the process's file
 	// descriptor limit. Default 16384.
 	MaxConnections int
+	// MaxConnectionsPerClient bounds the open connections of one client
+	// (an IPv4 address or IPv6 /64), so that one cannot take every slot;
+	// beyond it its new ones are closed at once (and counted). Default
+	// 256. Unlimited, if set, names the clients it does not apply to
+	// (the operator's own tools, reverse proxies).
+	MaxConnectionsPerClient int
+	Unlimited               func(netip.Addr) bool
 	// WriteTimeout bounds writing one reply; a full scrape to a slow client
 	// is the longest. Default 15m (opentracker's reply timeout).
 	WriteTimeout time.Duration
@@ -94,6 +101,8 @@ const (
 	DefaultShutdownTimeout   = 5 * time.Second
 	DefaultMaxHeaderBytes    = 8192
 	DefaultMaxConnections    = 16384
+	// DefaultMaxConnectionsPerClient is a 64th of DefaultMaxConnections.
+	DefaultMaxConnectionsPerClient = 256
 )
 
 func (c Config) withDefaults() (Config, error) {
@@ -130,6 +139,9 @@ func (c Config) withDefaults() (Config, error) {
 	if c.MaxConnections == 0 {
 		c.MaxConnections = DefaultMaxConnections
 	}
+	if c.MaxConnectionsPerClient == 0 {
+		c.MaxConnectionsPerClient = DefaultMaxConnectionsPerClient
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -140,6 +152,8 @@ func (c Config) withDefaults() (Config, error) {
 		return c, fmt.Errorf("httptracker: negative timeout")
 	case c.MaxHeaderBytes < 0:
 		return c, fmt.Errorf("httptracker: max header bytes %d: must not be negative", c.MaxHeaderBytes)
+	case c.MaxConnectionsPerClient < 0:
+		return c, fmt.Errorf("httptracker: max connections per client %d: must not be negative", c.MaxConnectionsPerClient)
 	case c.MaxConnections < 0:
 		return c, fmt.Errorf("httptracker: max connections %d: must not be negative", c.MaxConnections)
 	}

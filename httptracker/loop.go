@@ -9,11 +9,14 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"herald/ratelimit"
 )
 
 // Most trackers' HTTP traffic is one announce per TCP connection, and
@@ -51,7 +54,7 @@ type eventLoop struct {
 	// file descriptors; zero while accepting.
 	acceptPaused time.Time
 	stopping     atomic.Bool
-	handoff      func(net.Conn, []byte)
+	handoff      func(net.Conn, netip.Addr, []byte)
 }
 
 // conn is a connection the loop waits on: a request not complete yet, a
@@ -81,15 +84,36 @@ const (
 )
 
 // connLimit counts the open connections of a Server, the fast path's and
-// those handed to net/http, against Config.MaxConnections.
+// those handed to net/http, against Config.MaxConnections, and each
+// client's against Config.MaxConnectionsPerClient.
 type connLimit struct {
 	max     int64
 	open    atomic.Int64
 	refused atomic.Uint64
+
+	perClient int
+	unlimited func(netip.Addr) bool
+	mu        sync.Mutex
+	clients   map[[8]byte]int // open connections per ratelimit.Key; guarded by mu
 }
 
-func (l *connLimit) admit() bool {
+func (l *connLimit) admit(client netip.Addr) bool {
 	if l.open.Add(1) > l.max {
+		l.open.Add(-1)
+		l.refused.Add(1)
+		return false
+	}
+	if l.unlimited != nil && l.unlimited(client) {
+		return true
+	}
+	k := ratelimit.Key(client)
+	l.mu.Lock()
+	n := l.clients[k]
+	if n < l.perClient {
+		l.clients[k] = n + 1
+	}
+	l.mu.Unlock()
+	if n >= l.perClient {
 		l.open.Add(-1)
 		l.refused.Add(1)
 		return false
@@ -97,10 +121,23 @@ func (l *connLimit) admit() bool {
 	return true
 }
 
-func (l *connLimit) release() { l.open.Add(-1) }
+func (l *connLimit) release(client netip.Addr) {
+	l.open.Add(-1)
+	if l.unlimited != nil && l.unlimited(client) {
+		return
+	}
+	k := ratelimit.Key(client)
+	l.mu.Lock()
+	if n := l.clients[k]; n > 1 {
+		l.clients[k] = n - 1
+	} else {
+		delete(l.clients, k)
+	}
+	l.mu.Unlock()
+}
 
 // newEventLoop takes ownership of the listening socket lfd.
-func newEventLoop(h *Handler, lfd int, limit *connLimit, handoff func(net.Conn, []byte)) (*eventLoop, error) {
+func newEventLoop(h *Handler, lfd int, limit *connLimit, handoff func(net.Conn, netip.Addr, []byte)) (*eventLoop, error) {
 	l := &eventLoop{h: h, limit: limit, lfd: lfd, epfd: -1, timer: -1, handoff: handoff,
 		conns:  make(map[int32]*conn),
 		events: make([]unix.EpollEvent, 128),
@@ -274,11 +311,12 @@ func (l *eventLoop) accept() {
 			l.h.cfg.Logger.Warn("httptracker: accept failed", "err", errno)
 			return
 		}
-		if !l.limit.admit() {
+		remote := sockaddrAddr(&sa)
+		if !l.limit.admit(remote) {
 			unix.Close(fd)
 			continue
 		}
-		c := l.newConn(fd, sockaddrAddr(&sa))
+		c := l.newConn(fd, remote)
 		l.read(c)
 	}
 }
@@ -335,7 +373,7 @@ func (l *eventLoop) recycle(c *conn) {
 
 func (l *eventLoop) close(c *conn) {
 	rawSyscall(unix.SYS_CLOSE, uintptr(c.fd), 0, 0, 0) // also removes it from the epoll set
-	l.limit.release()
+	l.limit.release(c.remote)
 	l.recycle(c)
 }
 
@@ -547,10 +585,10 @@ func (l *eventLoop) handOff(c *conn, data []byte) {
 	f.Close()
 	if err != nil {
 		l.h.cfg.Logger.Warn("httptracker: cannot hand connection to net/http", "err", err)
-		l.limit.release()
+		l.limit.release(c.remote)
 		l.recycle(c)
 		return
 	}
-	l.handoff(nc, bytes.Clone(data))
+	l.handoff(nc, c.remote, bytes.Clone(data))
 	l.recycle(c)
 }

@@ -40,6 +40,9 @@ func Listen(addr string, cfg Config) (*Server, error) {
 	}
 	s := &Server{handler: h}
 	s.limit.max = int64(h.cfg.MaxConnections)
+	s.limit.perClient = h.cfg.MaxConnectionsPerClient
+	s.limit.unlimited = h.cfg.Unlimited
+	s.limit.clients = make(map[[8]byte]int)
 	var nofile unix.Rlimit
 	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &nofile); err == nil && uint64(s.limit.max) > nofile.Cur {
 		h.cfg.Logger.Warn("httptracker: max connections above the file descriptor limit; accepting pauses when descriptors run out",
@@ -207,8 +210,8 @@ func (s *Server) closeLoops() {
 }
 
 // handOff passes a connection from a loop to net/http.
-func (s *Server) handOff(c net.Conn, read []byte) {
-	hc := &handedConn{Conn: c, read: read, limit: &s.limit}
+func (s *Server) handOff(c net.Conn, client netip.Addr, read []byte) {
+	hc := &handedConn{Conn: c, read: read, limit: &s.limit, client: client}
 	select {
 	case s.handed.conns <- hc:
 	default:
@@ -260,12 +263,22 @@ func (l *handoffListener) drain() {
 }
 
 // handedConn is a connection handed to net/http: it first yields the bytes
-// the loop read, and gives up its place in the limit when closed.
+// the loop read, and gives up its place in the limit when closed, or
+// when upgraded to a WebSocket, which the WebSocket tracker's own limits
+// then bound (LeaveLimit).
 type handedConn struct {
 	net.Conn
 	read   []byte
 	limit  *connLimit
-	closed atomic.Bool
+	client netip.Addr
+	left   atomic.Bool
+}
+
+// LeaveLimit gives up the connection's place in the limit.
+func (c *handedConn) LeaveLimit() {
+	if c.left.CompareAndSwap(false, true) {
+		c.limit.release(c.client)
+	}
 }
 
 func (c *handedConn) Read(p []byte) (int, error) {
@@ -278,8 +291,6 @@ func (c *handedConn) Read(p []byte) (int, error) {
 }
 
 func (c *handedConn) Close() error {
-	if c.closed.CompareAndSwap(false, true) {
-		c.limit.release()
-	}
+	c.LeaveLimit()
 	return c.Conn.Close()
 }

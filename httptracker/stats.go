@@ -20,7 +20,7 @@ type Stats struct {
 
 	// Connections (Server only; zero from a bare Handler).
 	OpenConnections    uint64 // open now, waiting or being answered
-	RefusedConnections uint64 // closed at once: Config.MaxConnections reached
+	RefusedConnections uint64 // closed at once: Config.MaxConnections or MaxConnectionsPerClient reached
 	MaxConnections     uint64 // Config.MaxConnections
 }
 

@@ -3,6 +3,7 @@ package wstracker
 import (
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"time"
 
 	"herald/tracker"
@@ -50,6 +51,16 @@ type Config struct {
 	// MaxConnections bounds open WebSocket connections; upgrades beyond it
 	// get 503. 0 means no limit.
 	MaxConnections int
+	// MaxConnectionsPerClient bounds the connections of one client (an
+	// IPv4 address or IPv6 /64); its upgrades beyond it get 503. Default
+	// 64. Unlimited, if set, names the clients it does not apply to (the
+	// operator's own tools, reverse proxies).
+	MaxConnectionsPerClient int
+	Unlimited               func(netip.Addr) bool
+	// FirstMessageTimeout closes an upgraded connection that sends no
+	// message for this long; after its first, IdleTimeout applies.
+	// Default ReadHeaderTimeout.
+	FirstMessageTimeout time.Duration
 	// MaxTorrents and MaxPeers bound the WebSocket swarms; 0 means no limit.
 	MaxTorrents int
 	MaxPeers    int
@@ -74,16 +85,17 @@ const (
 	DefaultPath = "/announce"
 	// DefaultInterval is the interval of bittorrent-tracker's WebSocket
 	// server and aquatic_ws, for the Tracker a WebSocket handler is given.
-	DefaultInterval          = 2 * time.Minute
-	DefaultWriteTimeout      = 10 * time.Second
-	DefaultMaxOffers         = 10
-	DefaultMaxScrapeHashes   = 64
-	DefaultMaxMessageBytes   = 64 << 10
-	DefaultMessageRate       = 20
-	DefaultMessageBurst      = 200
-	DefaultMaxSwarmsPerConn  = 1000
-	DefaultReadHeaderTimeout = 10 * time.Second
-	DefaultMaxHeaderBytes    = 8192
+	DefaultInterval                = 2 * time.Minute
+	DefaultWriteTimeout            = 10 * time.Second
+	DefaultMaxOffers               = 10
+	DefaultMaxScrapeHashes         = 64
+	DefaultMaxMessageBytes         = 64 << 10
+	DefaultMessageRate             = 20
+	DefaultMessageBurst            = 200
+	DefaultMaxSwarmsPerConn        = 1000
+	DefaultMaxConnectionsPerClient = 64
+	DefaultReadHeaderTimeout       = 10 * time.Second
+	DefaultMaxHeaderBytes          = 8192
 )
 
 func (c Config) withDefaults() (Config, error) {
@@ -121,6 +133,12 @@ func (c Config) withDefaults() (Config, error) {
 	if c.ReadHeaderTimeout == 0 {
 		c.ReadHeaderTimeout = DefaultReadHeaderTimeout
 	}
+	if c.FirstMessageTimeout == 0 {
+		c.FirstMessageTimeout = c.ReadHeaderTimeout
+	}
+	if c.MaxConnectionsPerClient == 0 {
+		c.MaxConnectionsPerClient = DefaultMaxConnectionsPerClient
+	}
 	if c.MaxHeaderBytes == 0 {
 		c.MaxHeaderBytes = DefaultMaxHeaderBytes
 	}
@@ -132,7 +150,7 @@ func (c Config) withDefaults() (Config, error) {
 		return c, fmt.Errorf("wstracker: path %q: must start with /", c.Path)
 	case c.IdleTimeout <= interval:
 		return c, fmt.Errorf("wstracker: idle timeout %v: must be longer than the interval %v", c.IdleTimeout, interval)
-	case c.WriteTimeout < 0 || c.ReadHeaderTimeout < 0:
+	case c.WriteTimeout < 0 || c.ReadHeaderTimeout < 0 || c.FirstMessageTimeout < 0:
 		return c, fmt.Errorf("wstracker: negative timeout")
 	case c.MaxOffers < 1:
 		return c, fmt.Errorf("wstracker: max offers %d: must be at least 1", c.MaxOffers)
@@ -142,7 +160,7 @@ func (c Config) withDefaults() (Config, error) {
 		return c, fmt.Errorf("wstracker: max message bytes %d: must be at least 256", c.MaxMessageBytes)
 	case c.MessageRate < 0 || c.MessageBurst < 1:
 		return c, fmt.Errorf("wstracker: message rate %v, burst %d: need rate >= 0, burst >= 1", c.MessageRate, c.MessageBurst)
-	case c.MaxConnections < 0 || c.MaxTorrents < 0 || c.MaxPeers < 0 || c.MaxSwarmsPerConn < 0 || c.MaxHeaderBytes < 0:
+	case c.MaxConnections < 0 || c.MaxConnectionsPerClient < 0 || c.MaxTorrents < 0 || c.MaxPeers < 0 || c.MaxSwarmsPerConn < 0 || c.MaxHeaderBytes < 0:
 		return c, fmt.Errorf("wstracker: negative limit")
 	}
 	return c, nil

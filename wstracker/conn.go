@@ -41,9 +41,13 @@ type conn struct {
 	next      int                          // guarded by mu; where the next pending offer goes
 
 	// Token bucket of the message rate limit; only the read goroutine
-	// touches it.
+	// touches it, and spoke, set once a message arrived.
 	tokens float64
 	last   time.Time
+	spoke  bool
+
+	client  [8]byte // ratelimit.Key of the client, if limited
+	limited bool    // counted against MaxConnectionsPerClient
 }
 
 type joinedSwarm struct {
@@ -208,7 +212,11 @@ func (c *conn) extendIdle() error {
 	if c.closeSent {
 		return nil
 	}
-	return c.nc.SetReadDeadline(time.Now().Add(c.h.cfg.IdleTimeout))
+	d := c.h.cfg.IdleTimeout
+	if !c.spoke {
+		d = c.h.cfg.FirstMessageTimeout
+	}
+	return c.nc.SetReadDeadline(time.Now().Add(d))
 }
 
 // lingerClose ends the connection after a close frame: it stops writing,

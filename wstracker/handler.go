@@ -11,6 +11,7 @@ import (
 
 	"github.com/gobwas/ws"
 
+	"herald/ratelimit"
 	"herald/swarm"
 	"herald/tracker"
 )
@@ -26,6 +27,7 @@ type Handler struct {
 
 	mu      sync.Mutex
 	conns   map[*conn]struct{} // guarded by mu
+	clients map[[8]byte]int    // guarded by mu; open connections per ratelimit.Key, but Config.Unlimited's
 	closing bool               // guarded by mu
 	wg      sync.WaitGroup     // one per connection goroutine
 
@@ -38,7 +40,7 @@ func NewHandler(cfg Config) (*Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Handler{cfg: cfg, tracker: cfg.Tracker, swarms: newSwarms(), conns: make(map[*conn]struct{})}, nil
+	return &Handler{cfg: cfg, tracker: cfg.Tracker, swarms: newSwarms(), conns: make(map[*conn]struct{}), clients: make(map[[8]byte]int)}, nil
 }
 
 // IsUpgrade reports whether r asks for a WebSocket upgrade, for a server
@@ -68,8 +70,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "WebSocket tracker: upgrade required", http.StatusUpgradeRequired)
 		return
 	}
+	client, limited := h.client(r)
 	h.mu.Lock()
-	full := h.cfg.MaxConnections > 0 && len(h.conns) >= h.cfg.MaxConnections
+	full := h.cfg.MaxConnections > 0 && len(h.conns) >= h.cfg.MaxConnections ||
+		limited && h.clients[client] >= h.cfg.MaxConnectionsPerClient
 	closing := h.closing
 	h.mu.Unlock()
 	if full || closing {
@@ -86,10 +90,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
+	// On the HTTP port the connection leaves that port's limits: this
+	// tracker's own bound it from now on.
+	if hc, ok := nc.(interface{ LeaveLimit() }); ok {
+		hc.LeaveLimit()
+	}
 	buffered, _ := rw.Reader.Peek(rw.Reader.Buffered())
 	from, _ := netip.ParseAddrPort(r.RemoteAddr) // net/http sets it from the socket
 	from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
-	c := &conn{h: h, nc: nc, from: from, r: prefixReader(append([]byte(nil), buffered...), nc)}
+	c := &conn{h: h, nc: nc, from: from, r: prefixReader(append([]byte(nil), buffered...), nc), client: client, limited: limited}
 	h.mu.Lock()
 	if h.closing {
 		h.mu.Unlock()
@@ -98,6 +107,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.conns[c] = struct{}{}
+	if limited {
+		h.clients[client]++
+	}
 	h.wg.Add(1)
 	h.mu.Unlock()
 	h.stats.accepted.Add(1)
@@ -148,13 +160,41 @@ func (h *Handler) serveConn(c *conn) {
 		c.sendClose(ws.StatusNormalClosure, "")
 		c.nc.Close()
 	default:
+		if !c.spoke { // silent since the upgrade: FirstMessageTimeout
+			h.stats.closedByTracker.Add(1)
+		}
 		c.nc.Close()
 	}
 	c.markClosed()
 	h.swarms.leaveAll(c)
+	h.forget(c)
+}
+
+// forget removes a closed connection from the counts. (Apart from
+// serveConn, whose frame sits under every idle connection's read: a larger
+// frame grows the goroutine stacks past 2 KiB.)
+func (h *Handler) forget(c *conn) {
 	h.mu.Lock()
+	defer h.mu.Unlock()
 	delete(h.conns, c)
-	h.mu.Unlock()
+	if !c.limited {
+		return
+	}
+	if n := h.clients[c.client]; n > 1 {
+		h.clients[c.client] = n - 1
+	} else {
+		delete(h.clients, c.client)
+	}
+}
+
+// client returns the key of r's client for MaxConnectionsPerClient, and
+// whether the limit applies to it.
+func (h *Handler) client(r *http.Request) ([8]byte, bool) {
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil || h.cfg.Unlimited != nil && h.cfg.Unlimited(ap.Addr().Unmap()) {
+		return [8]byte{}, false
+	}
+	return ratelimit.Key(ap.Addr()), true
 }
 
 // serveMessage waits for the next message and answers it; an error ends
@@ -163,6 +203,7 @@ func (h *Handler) serveMessage(c *conn) error {
 	var buf *[]byte
 	msg, err := c.readMessage(&buf)
 	if err == nil {
+		c.spoke = true
 		if !c.allow(time.Now(), h.cfg.MessageRate, h.cfg.MessageBurst) {
 			err = errRate
 		} else {
@@ -333,14 +374,14 @@ type Stats struct {
 	Connections     int    // open now
 	Torrents, Peers int    // WebSocket swarms and peers now
 	Accepted        uint64 // upgrades accepted
-	RefusedConns    uint64 // upgrades refused (connection limit, shutdown)
+	RefusedConns    uint64 // connections refused (connection limits, shutdown)
 	Announces       uint64
 	Scrapes         uint64
 	OffersRelayed   uint64
 	AnswersRelayed  uint64
 	Malformed       uint64 // messages answered with a parse failure
 	Refused         uint64 // announces and answers answered with a failure
-	ClosedByTracker uint64 // connections closed for a protocol, size or rate violation
+	ClosedByTracker uint64 // connections closed for a protocol, size or rate violation, or silence after the upgrade
 }
 
 type counters struct {

@@ -2,13 +2,17 @@ package wstracker
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"testing"
 	"time"
+
+	"github.com/gobwas/ws"
 )
 
 // Issue 14 item 7: on listen.ws, a connection that made one plain HTTP
@@ -54,6 +58,42 @@ func TestOwnListenerTimesOutAndCapsConnections(t *testing.T) {
 	if _, err := third.Read(make([]byte, 1)); !errors.Is(err, io.EOF) {
 		t.Fatalf("connection beyond the cap: %v, want closed at once", err)
 	}
+	if st := s.Handler().Stats(); st.RefusedConns != 1 {
+		t.Errorf("RefusedConns %d, want 1", st.RefusedConns)
+	}
+}
+
+// Issue 14 item 2: an upgraded connection that never sends a message is
+// closed after FirstMessageTimeout (by default ReadHeaderTimeout), not
+// after the idle timeout of minutes, and one client (an IPv4 address or
+// IPv6 /64) may hold only MaxConnectionsPerClient (default 64) of them.
+func TestSilentUpgradeAndConnectionsPerClient(t *testing.T) {
+	s := startServer(t, Config{ReadHeaderTimeout: 300 * time.Millisecond})
+	silent := dial(t, s)
+	silent.nc.SetReadDeadline(time.Now().Add(3 * time.Second))
+	if _, err := ws.ReadFrame(silent.nc); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("an upgraded connection that sent nothing: %v, want closed by the tracker", err)
+	}
+
+	s = startServer(t, Config{})
+	const perClient = 64
+	for range perClient {
+		dial(t, s)
+	}
+	_, _, _, err := ws.Dial(context.Background(), "ws://"+s.Addr().String()+"/announce")
+	var status ws.StatusError
+	if !errors.As(err, &status) || int(status) != http.StatusServiceUnavailable {
+		t.Fatalf("upgrade %d of one client: %v, want 503", perClient+1, err)
+	}
+	other := ws.Dialer{NetDial: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}}
+		return d.DialContext(ctx, network, addr)
+	}}
+	nc, _, _, err := other.Dial(context.Background(), "ws://"+s.Addr().String()+"/announce")
+	if err != nil {
+		t.Fatalf("another client's upgrade: %v", err)
+	}
+	nc.Close()
 	if st := s.Handler().Stats(); st.RefusedConns != 1 {
 		t.Errorf("RefusedConns %d, want 1", st.RefusedConns)
 	}

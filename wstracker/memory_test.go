@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"os/exec"
 	"runtime"
@@ -39,7 +40,8 @@ func TestMemoryPerIdleConnection(t *testing.T) {
 		t.Skip("memory figures are meaningless under the race detector")
 	}
 	const conns = 10_000
-	s := startServer(t, Config{})
+	// All from one address: the per-client cap must not apply.
+	s := startServer(t, Config{Unlimited: func(netip.Addr) bool { return true }})
 	h := s.Handler()
 
 	heap0, rss0 := memoryInUse()

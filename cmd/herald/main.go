@@ -19,6 +19,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -156,6 +157,11 @@ func run(s *config.Settings, log *slog.Logger) (err error) {
 	if err != nil {
 		return err
 	}
+	// The per-client connection caps spare the operator's own tools and
+	// the reverse proxies, which carry many clients.
+	unlimited := func(a netip.Addr) bool {
+		return a.IsLoopback() || slices.ContainsFunc(s.ProxyNets, func(p netip.Prefix) bool { return p.Contains(a) })
+	}
 	var allowed func(swarm.InfoHash) bool
 	var servers []server
 	coreCfg := tracker.Config{
@@ -180,13 +186,15 @@ func run(s *config.Settings, log *slog.Logger) (err error) {
 		StatsPaths:     statsPaths(s.StatsPath),
 		Logger:         log,
 
-		MaxConnections:    s.HTTPMaxConns,
-		ReadHeaderTimeout: s.HTTPHeaderTimeout,
-		ReadTimeout:       s.HTTPReadTimeout,
-		IdleTimeout:       s.HTTPIdleTimeout,
-		WriteTimeout:      s.HTTPWriteTimeout,
-		MaxHeaderBytes:    s.HTTPMaxHeaderBytes,
-		MaxScrapeHashes:   s.HTTPMaxScrapeHashes,
+		MaxConnections:          s.HTTPMaxConns,
+		MaxConnectionsPerClient: s.HTTPMaxConnsPerClient,
+		Unlimited:               unlimited,
+		ReadHeaderTimeout:       s.HTTPHeaderTimeout,
+		ReadTimeout:             s.HTTPReadTimeout,
+		IdleTimeout:             s.HTTPIdleTimeout,
+		WriteTimeout:            s.HTTPWriteTimeout,
+		MaxHeaderBytes:          s.HTTPMaxHeaderBytes,
+		MaxScrapeHashes:         s.HTTPMaxScrapeHashes,
 		// The config's 0 (off) is httptracker's negative; its 0 is the default.
 		MaxFullScrapes: cmp.Or(s.HTTPMaxFullScrapes, -1),
 	}
@@ -198,14 +206,17 @@ func run(s *config.Settings, log *slog.Logger) (err error) {
 		return err
 	}
 	ws, err := wstracker.NewHandler(wstracker.Config{
-		Tracker:        wsCore,
-		MaxOffers:      s.WSMaxOffers,
-		MaxConnections: s.WSMaxConns,
-		MessageRate:    s.WSMessageRate,
-		MessageBurst:   s.WSMessageBurst,
-		MaxTorrents:    s.MaxTorrents,
-		MaxPeers:       s.MaxPeers,
-		Logger:         log,
+		Tracker:                 wsCore,
+		MaxOffers:               s.WSMaxOffers,
+		MaxConnections:          s.WSMaxConns,
+		MaxConnectionsPerClient: s.WSMaxConnsPerClient,
+		Unlimited:               unlimited,
+		FirstMessageTimeout:     s.WSFirstMessageTimeout,
+		MessageRate:             s.WSMessageRate,
+		MessageBurst:            s.WSMessageBurst,
+		MaxTorrents:             s.MaxTorrents,
+		MaxPeers:                s.MaxPeers,
+		Logger:                  log,
 	})
 	if err != nil {
 		return err

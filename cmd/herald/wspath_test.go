@@ -50,3 +50,22 @@ func TestWebSocketUpgradeOnBareURL(t *testing.T) {
 		t.Errorf("plain GET / on the HTTP port: %s, want 404", resp.Status)
 	}
 }
+
+// Issue 14 item 2: a WebSocket connection upgraded on the HTTP port leaves
+// the HTTP connection limit (the WebSocket limits bound it), so silent
+// upgraded sockets cannot hold every HTTP slot.
+func TestUpgradedConnectionsLeaveHTTPLimit(t *testing.T) {
+	h := startHerald(t, freePort(t), "-snapshot", "off", "-http-max-connections", "2")
+	for range 3 {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		c, _, _, err := ws.Dial(ctx, "ws"+strings.TrimPrefix(h.base, "http")+"/announce")
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+	}
+	if _, fr := announceReply(t, h.base, hashOf(1), 7000); fr != "" {
+		t.Fatalf("HTTP announce with three WebSocket connections open: %q", fr)
+	}
+}
