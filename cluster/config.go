@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"bytes"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
@@ -13,6 +14,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nkeys"
+
+	"herald/swarm"
 )
 
 // Config holds a node's settings. Zero fields take the defaults documented
@@ -30,6 +33,19 @@ type Config struct {
 	// TLS: CAFile verifies the servers; CertFile and KeyFile, both or
 	// neither, are the client certificate.
 	CAFile, CertFile, KeyFile string
+	// SharedKeyFile holds a key every node of the cluster shares (at least
+	// 32 bytes, such as `openssl rand -hex 32`; surrounding white space is
+	// not part of it). With it every message carries an HMAC-SHA-256 tag,
+	// and messages without a valid one are dropped and counted: a NATS
+	// client without the key can neither feed peers in nor ask for them.
+	// Read once, by New. Default: none, messages are not authenticated.
+	SharedKeyFile string
+
+	// Allowed reports whether the tracker serves a torrent (the access
+	// list): announces and catch-up torrents from other nodes that it
+	// refuses are dropped, as the tracker's own frontends refuse them. It
+	// is called from the node's goroutines. nil allows all.
+	Allowed func(swarm.InfoHash) bool
 
 	// Prefix is the first subject token, so that several trackers can
 	// share one NATS: <prefix>.announces, <prefix>.sync. Default "herald".
@@ -154,6 +170,27 @@ func validPrefix(p string) bool {
 	return true
 }
 
+// minSharedKeyLen is the shortest shared key accepted: 32 bytes, as many
+// as HMAC-SHA-256's output.
+const minSharedKeyLen = 32
+
+// loadSharedKey reads SharedKeyFile, if set. Like loadSecrets, New calls
+// it before privileges are dropped.
+func (c Config) loadSharedKey() ([]byte, error) {
+	if c.SharedKeyFile == "" {
+		return nil, nil
+	}
+	b, err := os.ReadFile(c.SharedKeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: shared key: %w", err)
+	}
+	key := bytes.TrimSpace(b)
+	if len(key) < minSharedKeyLen {
+		return nil, fmt.Errorf("cluster: shared key %s: %d bytes, want at least %d (openssl rand -hex 32 > %s)", c.SharedKeyFile, len(key), minSharedKeyLen, c.SharedKeyFile)
+	}
+	return key, nil
+}
+
 // loadSecrets reads the credentials and TLS files into nats.go options. New
 // calls it, so the files are read before the tracker drops privileges or
 // enters a chroot: they may be readable by root only, and need not exist
@@ -210,6 +247,9 @@ func (c Config) natsOptions(secrets []nats.Option) []nats.Option {
 		nats.Name("herald " + c.NodeName),
 		// The server never hands a node its own messages.
 		nats.NoEcho(),
+		// Replies go to inboxes under the prefix, so a node needs no
+		// permission outside it (see doc.go).
+		nats.CustomInboxPrefix(c.Prefix + ".inbox"),
 		// Start even with NATS down, and never give up on it.
 		nats.RetryOnFailedConnect(true),
 		nats.MaxReconnects(-1),

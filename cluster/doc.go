@@ -10,10 +10,24 @@
 //	<prefix>.announces       batches of announce records, every node to all
 //	<prefix>.sync            catch-up requests, queue group "sync": one answers
 //	<prefix>.sync.<node id>  catch-up requests to one node, for its own peers
+//	<prefix>.inbox.>         replies: catch-up streams and their acknowledgements
 //
 // The prefix (default "herald") lets several trackers share one NATS. A
 // node's messages never come back to it (the connection is made with no
 // echo), and every message carries the sender's node id as well.
+//
+// # Trust
+//
+// A node publishes and subscribes on those four subject patterns and
+// nothing else; docs/nats-server.conf.example grants exactly that (tested
+// by permissions_test.go). Whoever else may publish on <prefix>.sync and
+// read <prefix>.inbox.> could ask for every peer address, and whoever may
+// subscribe to <prefix>.sync could answer catch-ups: no other NATS user
+// should have these rights. A node applies what other nodes send as the
+// tracker applies announces: the access list (Config.Allowed) and
+// swarm.ValidPeer, refusals counted by reason. Config.SharedKeyFile adds
+// an HMAC tag to every message (auth.go), so that a NATS client without the
+// key can neither feed peers in, nor ask for them, nor answer a catch-up.
 //
 // # Announces
 //

@@ -15,11 +15,14 @@ var (
 	descQueued    = prometheus.NewDesc("herald_cluster_queued_batches", "Batches waiting for NATS.", nil, nil)
 	descAnnounces = prometheus.NewDesc("herald_cluster_announces_total", "Announces by what sync did with them.", []string{"outcome"}, nil)
 	descBytes     = prometheus.NewDesc("herald_cluster_bytes_total", "Sync payload bytes.", []string{"direction"}, nil)
-	descEvents    = prometheus.NewDesc("herald_cluster_events_total", "Sync events.", []string{"event"}, nil)
+	descEvents    = prometheus.NewDesc("herald_cluster_events_total", "Sync events (unauthenticated: messages dropped for a missing or wrong shared-key tag).", []string{"event"}, nil)
+	descRefused   = prometheus.NewDesc("herald_cluster_refused_total",
+		"Peers from other nodes (announced or in catch-ups) refused as the tracker refuses announces, by reason: not_allowed (access list), invalid_address (port 0, unspecified, multicast, broadcast).",
+		[]string{"reason"}, nil)
 )
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descConnected, descCaughtUp, descMembers, descQueued, descAnnounces, descBytes, descEvents} {
+	for _, d := range []*prometheus.Desc{descConnected, descCaughtUp, descMembers, descQueued, descAnnounces, descBytes, descEvents, descRefused} {
 		ch <- d
 	}
 }
@@ -48,6 +51,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(descEvents, s.CatchUps, "catch_up")
 	counter(descEvents, s.CatchUpFailures, "catch_up_failure")
 	counter(descEvents, s.Served, "catch_up_served")
+	counter(descEvents, s.Unauthenticated, "unauthenticated")
+	counter(descRefused, s.NotAllowed, "not_allowed")
+	counter(descRefused, s.InvalidAddr, "invalid_address")
 }
 
 func b2f(b bool) float64 {

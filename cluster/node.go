@@ -25,6 +25,7 @@ import (
 type Node struct {
 	cfg     Config
 	secrets []nats.Option // credentials and TLS, read by New
+	key     []byte        // the shared key, or nil (see auth.go)
 	log     *slog.Logger
 	id      uint64
 	out     *outbox
@@ -50,13 +51,15 @@ type Node struct {
 	lastPrune time.Time
 
 	errLogged atomic.Int64 // unix nanoseconds of the last async error logged
+	sealed    []byte       // the publish loop's copy of a batch with its tag
 
 	connected, caughtUp                       atomic.Bool
 	members                                   atomic.Int64
 	published, publishedBatches, publishedLen atomic.Uint64
 	applied, rejected, received, malformed    atomic.Uint64
 	gaps, catchUps, catchUpFails, catchUpPeer atomic.Uint64
-	served                                    atomic.Uint64
+	served, unauthenticated                   atomic.Uint64
+	notAllowed, invalidAddr                   atomic.Uint64
 }
 
 type sender struct {
@@ -78,15 +81,24 @@ func New(cfg Config, log *slog.Logger) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
+	key, err := cfg.loadSharedKey()
+	if err != nil {
+		return nil, err
+	}
+	batchBytes := cfg.BatchBytes
+	if key != nil {
+		batchBytes -= tagLen // the tag goes on top
+	}
 	var idb [8]byte
 	rand.Read(idb[:])
 	id := binary.BigEndian.Uint64(idb[:])
 	n := &Node{
 		cfg:           cfg,
 		secrets:       secrets,
+		key:           key,
 		log:           log.With("cluster_node", cfg.NodeName),
 		id:            id,
-		out:           newOutbox(id, cfg.BatchBytes, cfg.BufferBytes),
+		out:           newOutbox(id, batchBytes, cfg.BufferBytes),
 		subjAnnounces: cfg.Prefix + ".announces",
 		subjSync:      cfg.Prefix + ".sync",
 		subjDirect:    cfg.Prefix + ".sync." + strconv.FormatUint(id, 16),
@@ -254,7 +266,12 @@ func (n *Node) publishQueued() bool {
 		if !ok {
 			break
 		}
-		err := n.nc.Publish(n.subjAnnounces, b.buf)
+		msg := b.buf
+		if n.key != nil {
+			n.sealed = n.seal(n.subjAnnounces, append(n.sealed[:0], b.buf...))
+			msg = n.sealed
+		}
+		err := n.nc.Publish(n.subjAnnounces, msg)
 		if errors.Is(err, nats.ErrMaxPayload) {
 			// Retrying cannot help; the receivers see the gap and catch up.
 			n.out.dropped.Add(uint64(b.records))
@@ -275,9 +292,14 @@ func (n *Node) publishQueued() bool {
 	return sent
 }
 
-// onAnnounces applies another node's batch.
+// onAnnounces applies another node's batch. Its records are checked as the
+// tracker checks announces: the access list, then swarm.ValidPeer.
 func (n *Node) onAnnounces(msg *nats.Msg) {
-	h, body, err := ParseHeader(msg.Data)
+	data, ok := n.open(msg.Subject, msg.Data)
+	if !ok {
+		return
+	}
+	h, body, err := ParseHeader(data)
 	if err != nil || h.Kind != KindAnnounces {
 		n.malformed.Add(1)
 		return
@@ -293,6 +315,14 @@ func (n *Node) onAnnounces(msg *nats.Msg) {
 			n.malformed.Add(1)
 			return
 		}
+		if !n.allowed(r.InfoHash) {
+			n.notAllowed.Add(1)
+			continue
+		}
+		if !swarm.ValidPeer(r.Addr) {
+			n.invalidAddr.Add(1)
+			continue
+		}
 		a := r.Announce()
 		if _, _, err := n.store.Announce(&a, 0, swarm.Peers{}); err != nil {
 			n.rejected.Add(1)
@@ -301,6 +331,9 @@ func (n *Node) onAnnounces(msg *nats.Msg) {
 		n.applied.Add(1)
 	}
 }
+
+// allowed applies Config.Allowed.
+func (n *Node) allowed(h swarm.InfoHash) bool { return n.cfg.Allowed == nil || n.cfg.Allowed(h) }
 
 // track follows each sender's batch numbers; a number skipped means a lost
 // batch, and the node asks that sender for its state.
@@ -359,8 +392,12 @@ type Stats struct {
 	// Applied counts other nodes' announces stored; Rejected those the
 	// store refused (its limits); ReceivedBytes is their payload.
 	Applied, Rejected, ReceivedBytes uint64
-	// Malformed counts messages that did not parse.
-	Malformed uint64
+	// Malformed counts messages that did not parse; Unauthenticated those
+	// dropped for a missing or wrong tag (Config.SharedKeyFile).
+	Malformed, Unauthenticated uint64
+	// NotAllowed and InvalidAddr count peers from other nodes, announced
+	// or in catch-ups, refused by Config.Allowed and swarm.ValidPeer.
+	NotAllowed, InvalidAddr uint64
 	// Gaps counts batches found missing; each asks their sender for state.
 	Gaps uint64
 	// CatchUps counts catch-up streams received in full, CatchUpPeers the
@@ -386,6 +423,9 @@ func (n *Node) Stats() Stats {
 		Rejected:         n.rejected.Load(),
 		ReceivedBytes:    n.received.Load(),
 		Malformed:        n.malformed.Load(),
+		Unauthenticated:  n.unauthenticated.Load(),
+		NotAllowed:       n.notAllowed.Load(),
+		InvalidAddr:      n.invalidAddr.Load(),
 		Gaps:             n.gaps.Load(),
 		CatchUps:         n.catchUps.Load(),
 		CatchUpPeers:     n.catchUpPeer.Load(),

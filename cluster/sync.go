@@ -147,7 +147,7 @@ func (n *Node) catchUp(ctx context.Context, subject string, scope byte) error {
 		return fmt.Errorf("catch-up from %s: %w", subject, err)
 	}
 	defer sub.Unsubscribe()
-	req := append(AppendHeader(nil, Header{Kind: KindSyncRequest, Node: n.id}), scope)
+	req := n.seal(subject, append(AppendHeader(nil, Header{Kind: KindSyncRequest, Node: n.id}), scope))
 	if err := n.nc.PublishRequest(subject, inbox, req); err != nil {
 		return fmt.Errorf("catch-up from %s: %w", subject, err)
 	}
@@ -167,7 +167,11 @@ func (n *Node) catchUp(ctx context.Context, subject string, scope byte) error {
 		if err != nil {
 			return fmt.Errorf("catch-up from %s after %d messages: %w", subject, next-1, err)
 		}
-		h, body, err := ParseHeader(msg.Data)
+		data, ok := n.open(msg.Subject, msg.Data)
+		if !ok {
+			continue // forged: wait for the real stream
+		}
+		h, body, err := ParseHeader(data)
 		switch {
 		case err != nil:
 			n.malformed.Add(1)
@@ -184,6 +188,9 @@ func (n *Node) catchUp(ctx context.Context, subject string, scope byte) error {
 					return fmt.Errorf("catch-up from %s: %w", subject, err)
 				}
 				peers += uint64(len(ts.Peers))
+				if !n.validate(&ts) {
+					continue
+				}
 				if _, err := n.store.Restore(&ts); err != nil && failed == nil {
 					failed = err // the store's limits: keep merging what fits
 				}
@@ -209,11 +216,35 @@ func (n *Node) catchUp(ctx context.Context, subject string, scope byte) error {
 	}
 }
 
+// validate applies the checks of onAnnounces to a catch-up torrent: a
+// torrent the access list refuses is dropped whole, peers swarm.ValidPeer
+// refuses one by one. It reports whether anything is left to restore.
+func (n *Node) validate(ts *swarm.TorrentState) bool {
+	if !n.allowed(ts.InfoHash) {
+		n.notAllowed.Add(uint64(len(ts.Peers)))
+		return false
+	}
+	kept := ts.Peers[:0]
+	for _, p := range ts.Peers {
+		if swarm.ValidPeer(p.Addr) {
+			kept = append(kept, p)
+		} else {
+			n.invalidAddr.Add(1)
+		}
+	}
+	ts.Peers = kept
+	return true
+}
+
 // onSyncRequest streams this node's state to the asker's inbox. It runs on
 // the subscription's goroutine, so one node serves one stream at a time per
 // subject; further requests wait their turn.
 func (n *Node) onSyncRequest(msg *nats.Msg) {
-	h, body, err := ParseHeader(msg.Data)
+	data, ok := n.open(msg.Subject, msg.Data)
+	if !ok {
+		return
+	}
+	h, body, err := ParseHeader(data)
 	if err != nil || h.Kind != KindSyncRequest || len(body) != 1 || body[0] > SyncOwn || msg.Reply == "" {
 		n.malformed.Add(1)
 		return
@@ -230,16 +261,20 @@ func (n *Node) serveSync(reply string, ownOnly bool) error {
 	if mp := int(n.nc.MaxPayload()); mp > 0 {
 		size = min(size, mp)
 	}
-	chunk := make([]byte, 0, size)
+	if n.key != nil {
+		size -= tagLen // the tag goes on top
+	}
+	chunk := make([]byte, 0, size+tagLen)
 	var seq uint32
 	begin := func() { chunk = AppendHeader(chunk[:0], Header{Kind: KindSyncChunk, Node: n.id, Seq: seq + 1}) }
 	send := func() error {
 		seq++
+		msg := n.seal(reply, chunk)
 		if seq%ackEvery == 0 {
-			_, err := n.nc.Request(reply, chunk, n.cfg.SyncTimeout)
+			_, err := n.nc.Request(reply, msg, n.cfg.SyncTimeout)
 			return err
 		}
-		return n.nc.Publish(reply, chunk)
+		return n.nc.Publish(reply, msg)
 	}
 	var end SyncEnd
 	var part swarm.TorrentState
@@ -289,5 +324,5 @@ func (n *Node) serveSync(reply string, ownOnly bool) error {
 	}
 	end.Name = n.cfg.NodeName
 	msg := AppendSyncEnd(AppendHeader(chunk[:0], Header{Kind: KindSyncEnd, Node: n.id, Seq: seq + 1}), end)
-	return n.nc.Publish(reply, msg)
+	return n.nc.Publish(reply, n.seal(reply, msg))
 }

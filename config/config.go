@@ -266,6 +266,8 @@ var directives = []directive{
 		set: func(s *Settings, v string) error { s.Cluster.CertFile = v; return nil }},
 	{key: "cluster.tls_key", flag: "cluster-tls-key", arg: "file", usage: "client key for NATS",
 		set: func(s *Settings, v string) error { s.Cluster.KeyFile = v; return nil }},
+	{key: "cluster.shared_key", flag: "cluster-shared-key", arg: "file", usage: "file with a key (32 bytes or more) all instances share: messages are authenticated with it, others dropped (default: none)",
+		set: func(s *Settings, v string) error { s.Cluster.SharedKeyFile = v; return nil }},
 	{key: "cluster.subject_prefix", flag: "cluster-prefix", arg: "name", usage: "first NATS subject token, so several trackers can share one NATS (default herald)",
 		set: func(s *Settings, v string) error { s.Cluster.Prefix = v; return nil }},
 	{key: "cluster.node_name", flag: "cluster-node", arg: "name", usage: "this instance's name in logs and NATS (default hostname and 4 hex digits)",

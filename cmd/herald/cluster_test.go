@@ -1,8 +1,12 @@
 package main
 
 import (
+	"encoding/hex"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -11,7 +15,8 @@ import (
 )
 
 // Issue 8, wired end to end: two herald processes configured with one NATS
-// server (embedded in the test) share their swarms.
+// server (embedded in the test) share their swarms. Issue 14 item 8: with a
+// shared key; b's access list applies to what a sends.
 func TestTwoInstancesShareSwarmsThroughNATS(t *testing.T) {
 	ns, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true})
 	if err != nil {
@@ -22,9 +27,19 @@ func TestTwoInstancesShareSwarmsThroughNATS(t *testing.T) {
 	if !ns.ReadyForConnections(10 * time.Second) {
 		t.Fatal("NATS not ready")
 	}
-	args := []string{"-snapshot", "off", "-cluster-nats-url", ns.ClientURL(), "-cluster-flush", "50ms"}
+	dir := t.TempDir()
+	keyFile, blacklist := filepath.Join(dir, "cluster.key"), filepath.Join(dir, "blacklist")
+	refused := hashOf(2)
+	if err := os.WriteFile(keyFile, []byte(strings.Repeat("7", 64)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(blacklist, []byte(hex.EncodeToString(refused[:])+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"-snapshot", "off", "-cluster-nats-url", ns.ClientURL(), "-cluster-flush", "50ms", "-cluster-shared-key", keyFile}
 	a := startHerald(t, freePort(t), append(args, "-cluster-node", "a")...)
-	b := startHerald(t, freePort(t), append(args, "-cluster-node", "b")...)
+	b := startHerald(t, freePort(t), append(args, "-cluster-node", "b", "-blacklist", blacklist)...)
+	get(t, announceURL(a.base, refused, 4001, 1, 0))
 
 	get(t, announceURL(a.base, hashOf(1), 4001, 1, 0))
 	deadline := time.Now().Add(10 * time.Second)
@@ -58,5 +73,17 @@ func TestTwoInstancesShareSwarmsThroughNATS(t *testing.T) {
 	body, _ := io.ReadAll(resp.Body)
 	if !strings.Contains(string(body), "\nherald_cluster_connected 1\n") {
 		t.Errorf("metrics do not show the cluster connected:\n%s", body)
+	}
+	resp, err = http.Get(b.base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ = io.ReadAll(resp.Body)
+	// The refused peer reaches b in a batch, a catch-up, or both.
+	for _, want := range []string{`\nherald_cluster_refused_total\{reason="not_allowed"\} [12]\n`, `\nherald_cluster_events_total\{event="unauthenticated"\} 0\n`} {
+		if !regexp.MustCompile(want).Match(body) {
+			t.Errorf("b's metrics do not match %q:\n%s", want, body)
+		}
 	}
 }

@@ -75,8 +75,14 @@ func run(s *config.Settings, log *slog.Logger) (err error) {
 	// The cluster node exists before the store, whose sink it is. It reads
 	// its credential files now, before privileges are dropped.
 	var node *cluster.Node
+	// allowed is the access list's check once the list is open; until
+	// then (and without a list) every torrent is allowed.
+	var allowed func(swarm.InfoHash) bool
+	isAllowed := func(h swarm.InfoHash) bool { return allowed == nil || allowed(h) }
 	if len(s.Cluster.URLs) > 0 {
-		if node, err = cluster.New(s.Cluster, log); err != nil {
+		clusterCfg := s.Cluster
+		clusterCfg.Allowed = isAllowed
+		if node, err = cluster.New(clusterCfg, log); err != nil {
 			return err
 		}
 	}
@@ -162,11 +168,10 @@ func run(s *config.Settings, log *slog.Logger) (err error) {
 	unlimited := func(a netip.Addr) bool {
 		return a.IsLoopback() || slices.ContainsFunc(s.ProxyNets, func(p netip.Prefix) bool { return p.Contains(a) })
 	}
-	var allowed func(swarm.InfoHash) bool
 	var servers []server
 	coreCfg := tracker.Config{
 		Store:          store,
-		Allowed:        func(h swarm.InfoHash) bool { return allowed == nil || allowed(h) },
+		Allowed:        isAllowed,
 		Admit:          admit,
 		Interval:       s.Interval,
 		DefaultNumWant: s.NumWant,

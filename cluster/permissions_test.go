@@ -1,0 +1,97 @@
+package cluster_test
+
+import (
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+
+	"herald/cluster"
+	"herald/swarm"
+)
+
+// docs/nats-server.conf.example, as shipped: herald nodes with its node
+// permissions sync (batches and a catch-up through the inboxes), and a
+// client with the watcher's can neither ask for the peers nor answer.
+func TestNATSPermissionsExample(t *testing.T) {
+	opts, err := server.ProcessConfigFile("../docs/nats-server.conf.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.Host, opts.Port, opts.NoLog, opts.NoSigs = "127.0.0.1", -1, true, true
+	ns := &natsCluster{t: t, opts: []*server.Options{opts}, servers: make([]*server.Server, 1)}
+	ns.start(0)
+	t.Cleanup(func() { ns.stop(0) })
+	url := ns.servers[0].ClientURL()
+
+	as := func(user, password string) func(*cluster.Config) {
+		return func(c *cluster.Config) { c.User, c.Password = user, password }
+	}
+	a := startInstance(t, "tracker-1", []string{url}, as("tracker-1", "change-me-1"))
+	h := hashOf("permissions")
+	want := map[string]bool{}
+	for i := range 20 {
+		a.announce(h, peerAddr(i+1), swarm.EventStarted, i%2 == 0)
+		want[key(h, peerAddr(i+1))] = i%2 == 0
+	}
+	waitFor(t, 5*time.Second, "tracker-1 caught up", func() error {
+		if !a.node.Stats().CaughtUp {
+			return fmt.Errorf("%+v", a.node.Stats())
+		}
+		return nil
+	})
+	b := startInstance(t, "tracker-2", []string{url}, as("tracker-2", "change-me-2"))
+	waitFor(t, 5*time.Second, "tracker-2 takes tracker-1's peers by catch-up", sameAs(want, b))
+	b.announce(h, peerAddr(100), swarm.EventStarted, false)
+	want[key(h, peerAddr(100))] = false
+	waitFor(t, 5*time.Second, "tracker-2's announce reaches tracker-1", sameAs(want, a))
+	if st := b.node.Stats(); st.CatchUps == 0 || st.CatchUpPeers < 20 {
+		t.Errorf("tracker-2 %+v: want a catch-up with tracker-1's 20 peers", st)
+	}
+
+	var mu sync.Mutex
+	var violations []string
+	watcher, err := nats.Connect(url, nats.UserInfo("watcher", "change-me-3"),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			mu.Lock()
+			violations = append(violations, err.Error())
+			mu.Unlock()
+		}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer watcher.Close()
+	// It may read announces.
+	batches, err := watcher.SubscribeSync("herald.announces")
+	if err != nil {
+		t.Fatal(err)
+	}
+	watcher.Flush()
+	if _, err := batches.NextMsg(5 * time.Second); err != nil {
+		t.Errorf("the watcher reads no batch (heartbeats come every 10 flush intervals): %v", err)
+	}
+	// It may not ask for the peers, nor take a catch-up's place.
+	inbox := nats.NewInbox()
+	replies, _ := watcher.SubscribeSync(inbox)
+	req := append(cluster.AppendHeader(nil, cluster.Header{Kind: cluster.KindSyncRequest, Node: 5}), cluster.SyncAll)
+	watcher.PublishRequest("herald.sync", inbox, req)
+	watcher.PublishRequest("herald.sync.1", inbox, req)
+	watcher.QueueSubscribe("herald.sync", "sync", func(*nats.Msg) {})
+	watcher.Subscribe("herald.inbox.>", func(*nats.Msg) {})
+	watcher.Flush()
+	if m, err := replies.NextMsg(time.Second); err == nil {
+		t.Errorf("the watcher's catch-up request was answered: %d bytes", len(m.Data))
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	all := strings.Join(violations, "\n")
+	for _, want := range []string{`Publish to "herald.sync"`, `Publish to "herald.sync.1"`, `Subscription to "herald.sync"`, `Subscription to "herald.inbox.>"`} {
+		if !strings.Contains(all, want) {
+			t.Errorf("no permissions violation for %s; the server reported:\n%s", want, all)
+		}
+	}
+}
