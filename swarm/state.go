@@ -42,12 +42,21 @@ func (s *Store) Dump(fn func(*TorrentState) error) error {
 		now := s.clock.Load()
 		stamp := uint8(now / s.tickSecs)
 		sh.mu.Lock()
-		for h, t := range sh.torrents {
-			m := dumpMeta{hash: h, completed: t.completed, idle: now - t.lastActive, start: len(raw)}
-			t.v4.eachVec(func(v *[]byte) { raw = append(raw, *v...) })
-			m.n4 = int(t.v4.total)
-			t.v6.eachVec(func(v *[]byte) { raw = append(raw, *v...) })
-			m.n6 = int(t.v6.total)
+		for k := range sh.tab {
+			sl := &sh.tab[k]
+			if sl.ref == 0 {
+				continue
+			}
+			m := dumpMeta{hash: sl.hash, completed: sl.completed, idle: now - sl.last, start: len(raw)}
+			if sl.kind() == kindBig {
+				t := sh.big[sl.index()]
+				t.v4.eachVec(func(v *[]byte) { raw = append(raw, *v...) })
+				t.v6.eachVec(func(v *[]byte) { raw = append(raw, *v...) })
+				m.n4, m.n6 = int(t.v4.total), int(t.v6.total)
+			} else {
+				raw = append(raw, sh.flat(sl, sl.used())[:sl.used()]...)
+				m.n4, m.n6 = int(sl.n4), int(sl.n6)
+			}
 			metas = append(metas, m)
 		}
 		sh.mu.Unlock()
@@ -119,18 +128,25 @@ func (s *Store) Restore(ts *TorrentState) (int, error) {
 	sh := s.shardOf(&ts.InfoHash)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	t := sh.torrents[ts.InfoHash]
-	if t == nil {
+	var sl *slot
+	if i, ok := s.lookup(sh, &ts.InfoHash); ok {
+		sl = &sh.tab[i]
+	} else {
 		if !reserve(&s.torrents, s.cfg.MaxTorrents) {
 			sh.torrentLimit.Add(1)
 			return 0, ErrTorrentLimit
 		}
-		t = new(torrent)
+		sl = s.insertSlot(sh, &ts.InfoHash)
+		sh.totals[totTorrents].Add(1)
 		idle := uint32(min(ts.Idle, s.cfg.TorrentTimeout) / time.Second)
-		t.lastActive = now - min(idle, now)
-		sh.torrents[ts.InfoHash] = t
+		sl.last = now - min(idle, now)
 	}
-	t.completed = max(t.completed, ts.Completed)
+	if ts.Completed > sl.completed {
+		sh.totals[totCompleted].Add(int64(ts.Completed - sl.completed))
+		sl.completed = ts.Completed
+	}
+	before := sh.famCounts(sl)
+	defer func() { sh.account(before, sh.famCounts(sl)) }()
 	added := 0
 	var kbuf [PeerLen6]byte
 	for _, p := range ts.Peers {
@@ -142,39 +158,27 @@ func (s *Store) Restore(ts *TorrentState) (int, error) {
 			continue
 		}
 		key, rl := packKey(&kbuf, p.Addr)
-		l := &t.v4
-		if rl == recLen6 {
-			l = &t.v6
-		}
 		age := uint8(min(p.Age/tick, time.Duration(s.ttlTicks)))
-		v := l.vec(key)
-		i, found := search(*v, key, rl)
-		var rec []byte
-		if found {
-			rec = (*v)[i*rl : (i+1)*rl]
+		rec := sh.findRec(sl, key, rl)
+		if rec != nil {
 			if uint8(stamp-rec[rl-1]) <= age {
 				continue // ours is fresher
 			}
 			if rec[rl-2]&flagSeeder != 0 {
-				l.seeders--
+				sh.addSeeder(sl, rl, -1)
 			}
 		} else {
 			if !reserve(&s.peers, s.cfg.MaxPeers) {
 				sh.peerLimit.Add(1)
 				return added, ErrPeerLimit
 			}
-			rec = insertAt(v, i, rl)
-			copy(rec, key)
-			l.total++
+			rec = sh.addRec(sl, key, rl)
 			added++
 		}
 		if p.Seeder {
-			l.seeders++
+			sh.addSeeder(sl, rl, 1)
 		}
 		rec[rl-2], rec[rl-1] = byte(p.Flags()), stamp-age
-		if l.big == nil && l.total > bigThreshold {
-			l.split(rl)
-		}
 	}
 	return added, nil
 }

@@ -6,7 +6,9 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math/bits"
+	"math/rand/v2"
 	"net/netip"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -103,6 +105,7 @@ type Store struct {
 	ttlTicks uint8  // PeerTimeout in ticks
 	epoch    time.Time
 	clock    atomic.Uint32 // seconds since epoch, set by SetNow
+	seed     [4]uint64     // keys the table hash (see home)
 
 	torrents atomic.Int64
 	peers    atomic.Int64
@@ -112,19 +115,38 @@ type Store struct {
 }
 
 type shard struct {
-	mu       sync.Mutex
-	torrents map[InfoHash]*torrent // guarded by mu
+	mu     sync.Mutex
+	tab    []slot // open-addressed torrents (table.go), in tabMem; guarded by mu
+	tabMem region
+	count  int        // torrents in tab
+	arena  arena      // blocks of flat torrents' records
+	big    []*torrent // big torrents, indexed by their slot's ref
+	free   []int      // unused indexes of big
 	// Refusals at the store's bounds, bumped under mu so the write hits a
 	// line this core already holds (a flood of new hashes spreads over
 	// the shards instead of bouncing one shared counter), read without mu.
 	torrentLimit, peerLimit atomic.Uint64
-	_                       [24]byte // keep neighbouring locks off one cache line
+	// The shard's share of Totals, changed under mu when a count changes
+	// and read without it, so Totals costs the same at any store size.
+	totals [numTotals]atomic.Int64
+	_      [40]byte // keep neighbouring locks off one cache line
 }
 
+// Indexes of shard.totals.
+const (
+	totTorrents = iota
+	totSeeders4
+	totLeechers4
+	totSeeders6
+	totLeechers6
+	totCompleted
+	numTotals
+)
+
+// torrent holds the peers of a big swarm (more than maxFlat record bytes)
+// in two bucketed lists on the Go heap.
 type torrent struct {
-	v4, v6     peerList
-	completed  uint32
-	lastActive uint32 // store clock seconds of the last announce
+	v4, v6 peerList
 }
 
 // New returns an empty store; it fails only on an invalid Config.
@@ -143,10 +165,25 @@ func New(cfg Config) (*Store, error) {
 		ttlTicks: uint8((uint32(cfg.PeerTimeout/time.Second) + tick - 1) / tick),
 		epoch:    time.Now(),
 	}
-	for i := range s.shards {
-		s.shards[i].torrents = make(map[InfoHash]*torrent)
+	for i := range s.seed {
+		s.seed[i] = rand.Uint64()
 	}
+	runtime.AddCleanup(s, releaseShards, s.shards)
 	return s, nil
+}
+
+// releaseShards unmaps the shards' regions once their store is garbage.
+// Each shard's lock is taken, so an announce still running on a shard
+// whose store became unreachable mid-call finishes first.
+func releaseShards(shards []shard) {
+	for i := range shards {
+		sh := &shards[i]
+		sh.mu.Lock()
+		sh.tab = nil
+		sh.tabMem.release()
+		sh.arena.mem.release()
+		sh.mu.Unlock()
+	}
 }
 
 // Config returns the store's settings with defaults filled in.
@@ -233,8 +270,10 @@ func (s *Store) announce(a *Announce, want Family, dst Peers) (Peers, Counts, er
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 
-	t := sh.torrents[a.InfoHash]
-	if t == nil {
+	var sl *slot
+	if i, ok := s.lookup(sh, &a.InfoHash); ok {
+		sl = &sh.tab[i]
+	} else {
 		if a.Event == EventStopped {
 			return dst, Counts{}, nil
 		}
@@ -242,44 +281,28 @@ func (s *Store) announce(a *Announce, want Family, dst Peers) (Peers, Counts, er
 			sh.torrentLimit.Add(1)
 			return dst, Counts{}, ErrTorrentLimit
 		}
-		t = new(torrent)
-		sh.torrents[a.InfoHash] = t
+		sl = s.insertSlot(sh, &a.InfoHash)
+		sh.totals[totTorrents].Add(1)
 	}
-	t.lastActive = now
-	l := &t.v4
-	if rl == recLen6 {
-		l = &t.v6
-	}
-	v := l.vec(key)
-	i, found := search(*v, key, rl)
+	sl.last = now
+	before := sh.famCounts(sl)
 
 	if a.Event == EventStopped {
-		if found {
-			if (*v)[i*rl+rl-2]&flagSeeder != 0 {
-				l.seeders--
-			}
-			l.total--
+		if sh.delRec(sl, key, rl) {
 			s.peers.Add(-1)
-			removeAt(v, i, rl)
-			if l.big != nil && l.total < smallThreshold {
-				l.merge(rl)
-			}
 		}
-		return dst, t.counts(), nil
+		after := sh.famCounts(sl)
+		sh.account(before, after)
+		return dst, after.counts(sl.completed), nil
 	}
 
-	var rec []byte
-	if found {
-		rec = (*v)[i*rl : (i+1)*rl]
-	} else {
+	rec := sh.findRec(sl, key, rl)
+	if rec == nil {
 		if !reserve(&s.peers, s.cfg.MaxPeers) {
 			sh.peerLimit.Add(1)
-			return dst, t.counts(), ErrPeerLimit
+			return dst, before.counts(sl.completed), ErrPeerLimit
 		}
-		rec = insertAt(v, i, rl)
-		copy(rec, key)
-		rec[rl-2] = 0
-		l.total++
+		rec = sh.addRec(sl, key, rl)
 	}
 	flags := rec[rl-2]
 	wasSeeder := flags&flagSeeder != 0
@@ -291,7 +314,8 @@ func (s *Store) announce(a *Announce, want Family, dst Peers) (Peers, Counts, er
 	// As opentracker: a completed event counts only from a seeder.
 	if a.Event == EventCompleted && a.Seeder() && flags&flagCompleted == 0 {
 		flags |= flagCompleted
-		t.completed++
+		sl.completed++
+		sh.totals[totCompleted].Add(1)
 	}
 	if a.FromCluster {
 		flags |= flagSynced
@@ -299,26 +323,19 @@ func (s *Store) announce(a *Announce, want Family, dst Peers) (Peers, Counts, er
 		flags &^= flagSynced
 	}
 	switch isSeeder := flags&flagSeeder != 0; {
-	case isSeeder && (!wasSeeder || !found):
-		l.seeders++
-	case !isSeeder && wasSeeder && found:
-		l.seeders--
+	case isSeeder && !wasSeeder:
+		sh.addSeeder(sl, rl, 1)
+	case !isSeeder && wasSeeder:
+		sh.addSeeder(sl, rl, -1)
 	}
 	rec[rl-2] = flags
 	rec[rl-1] = stamp
-	if l.big == nil && l.total > bigThreshold {
-		l.split(rl)
-		rec = nil // moved
-	}
-	if rec == nil {
-		v = l.vec(key)
-		i, _ = search(*v, key, rl)
-		rec = (*v)[i*rl : (i+1)*rl]
-	}
+	after := sh.famCounts(sl)
+	sh.account(before, after)
 
 	numwant := min(a.NumWant, s.cfg.MaxNumWant)
 	decoys := min(s.cfg.DecoyPeers, numwant)
-	dst = t.pick(dst, numwant-decoys, want, rec, rl)
+	dst = sh.pick(sl, dst, numwant-decoys, want, rec, rl)
 	// Decoys go to the requester's own family when it wants that one back
 	// (a UDP client announcing another family's address through the ip
 	// field wants its transport's family), else to the family it wants.
@@ -336,15 +353,7 @@ func (s *Store) announce(a *Announce, want Family, dst Peers) (Peers, Counts, er
 	case fam == FamilyV6:
 		dst.V6 = addDecoys(dst.V6, decoys, PeerLen6)
 	}
-	return dst, t.counts(), nil
-}
-
-func (t *torrent) counts() Counts {
-	return Counts{
-		Seeders:   t.v4.seeders + t.v6.seeders,
-		Leechers:  t.v4.leechers() + t.v6.leechers(),
-		Completed: t.completed,
-	}
+	return dst, after.counts(sl.completed), nil
 }
 
 // pick fills dst with up to numwant peers of the wanted families, never the
@@ -407,11 +416,12 @@ func (s *Store) Scrape(h InfoHash) (Counts, bool) {
 	sh := s.shardOf(&h)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	t := sh.torrents[h]
-	if t == nil {
+	i, ok := s.lookup(sh, &h)
+	if !ok {
 		return Counts{}, false
 	}
-	return t.counts(), true
+	sl := &sh.tab[i]
+	return sh.famCounts(sl).counts(sl.completed), true
 }
 
 // Torrents and Peers return the current totals; they are exact and cheap.
@@ -447,23 +457,24 @@ type Totals struct {
 	Completed           int
 }
 
-// Totals walks every shard, one lock at a time.
+// Totals sums the shards' running totals with atomic loads, taking no
+// lock: its cost depends on the number of shards, not of torrents. Each
+// shard's figures are exact; the sum may mix shards read a moment apart.
 func (s *Store) Totals() Totals {
-	var tot Totals
+	var sum [numTotals]int64
 	for i := range s.shards {
-		sh := &s.shards[i]
-		sh.mu.Lock()
-		for _, t := range sh.torrents {
-			tot.Torrents++
-			tot.Seeders4 += int(t.v4.seeders)
-			tot.Leechers4 += int(t.v4.leechers())
-			tot.Seeders6 += int(t.v6.seeders)
-			tot.Leechers6 += int(t.v6.leechers())
-			tot.Completed += int(t.completed)
+		for k := range sum {
+			sum[k] += s.shards[i].totals[k].Load()
 		}
-		sh.mu.Unlock()
 	}
-	return tot
+	return Totals{
+		Torrents:  int(sum[totTorrents]),
+		Seeders4:  int(sum[totSeeders4]),
+		Leechers4: int(sum[totLeechers4]),
+		Seeders6:  int(sum[totSeeders6]),
+		Leechers6: int(sum[totLeechers6]),
+		Completed: int(sum[totCompleted]),
+	}
 }
 
 // TorrentCounts is one torrent's hash and counts, as Range reports them.
@@ -482,8 +493,10 @@ func (s *Store) Range(fn func(TorrentCounts) bool) {
 		sh := &s.shards[i]
 		buf = buf[:0]
 		sh.mu.Lock()
-		for h, t := range sh.torrents {
-			buf = append(buf, TorrentCounts{InfoHash: h, Counts: t.counts()})
+		for k := range sh.tab {
+			if sl := &sh.tab[k]; sl.ref != 0 {
+				buf = append(buf, TorrentCounts{InfoHash: sl.hash, Counts: sh.famCounts(sl).counts(sl.completed)})
+			}
 		}
 		sh.mu.Unlock()
 		slices.SortFunc(buf, func(a, b TorrentCounts) int { return bytes.Compare(a.InfoHash[:], b.InfoHash[:]) })
@@ -495,7 +508,8 @@ func (s *Store) Range(fn func(TorrentCounts) bool) {
 	}
 }
 
-// Clean removes expired peers and torrents, one shard lock at a time.
+// Clean removes expired peers and torrents, one shard lock at a time, and
+// gives back table and arena space they held.
 func (s *Store) Clean() {
 	now := s.clock.Load()
 	stamp := uint8(now / s.tickSecs)
@@ -503,21 +517,56 @@ func (s *Store) Clean() {
 	for i := range s.shards {
 		sh := &s.shards[i]
 		sh.mu.Lock()
-		for h, t := range sh.torrents {
-			s.cleanList(&t.v4, recLen4, stamp)
-			s.cleanList(&t.v6, recLen6, stamp)
-			if t.v4.total == 0 && t.v6.total == 0 && (t.completed == 0 || now-t.lastActive >= keep) {
-				delete(sh.torrents, h)
-				s.torrents.Add(-1)
+		for k := 0; k < len(sh.tab); {
+			sl := &sh.tab[k]
+			if sl.ref == 0 {
+				k++
+				continue
 			}
+			before := sh.famCounts(sl)
+			var removed int
+			if sl.kind() == kindBig {
+				t := sh.big[sl.index()]
+				removed = s.cleanList(&t.v4, recLen4, stamp) + s.cleanList(&t.v6, recLen6, stamp)
+				if removed > 0 {
+					sh.maybeFlat(sl)
+				}
+			} else {
+				removed = sh.cleanFlat(sl, stamp, s.ttlTicks)
+			}
+			s.peers.Add(-int64(removed))
+			after := sh.famCounts(sl)
+			sh.account(before, after)
+			if after != (famCounts{}) || sl.completed != 0 && now-sl.last < keep {
+				k++
+				continue
+			}
+			sh.dropFlat(sl)
+			sh.dropBig(sl)
+			sh.totals[totTorrents].Add(-1)
+			sh.totals[totCompleted].Add(-int64(sl.completed))
+			s.torrents.Add(-1)
+			// Later slots of the chain move back into k: look at k again.
+			// A slot from the table's start may wrap to its end and be
+			// cleaned twice, which changes nothing.
+			s.deleteSlot(sh, k)
 		}
+		switch {
+		case sh.count == 0 && len(sh.tab) > 0:
+			s.resize(sh, 0)
+		case len(sh.tab) > minTableLen && sh.count*maxLoadDen < len(sh.tab):
+			s.resize(sh, max(minTableLen, sh.count*maxLoadDen*3/(maxLoadNum*2)))
+		}
+		sh.compactArena()
 		sh.mu.Unlock()
 	}
 }
 
-func (s *Store) cleanList(l *peerList, rl int, stamp uint8) {
+// cleanList removes a big torrent's expired records from l and returns
+// how many.
+func (s *Store) cleanList(l *peerList, rl int, stamp uint8) int {
 	if l.total == 0 {
-		return
+		return 0
 	}
 	var removed, seeders uint32
 	l.eachVec(func(v *[]byte) {
@@ -537,12 +586,12 @@ func (s *Store) cleanList(l *peerList, rl int, stamp uint8) {
 		*v = shrink(out)
 	})
 	if removed == 0 {
-		return
+		return 0
 	}
 	l.total -= removed
 	l.seeders = seeders
-	s.peers.Add(-int64(removed))
 	if l.big != nil && l.total < smallThreshold {
 		l.merge(rl)
 	}
+	return int(removed)
 }

@@ -454,12 +454,30 @@ func BenchmarkAnnounce(b *testing.B) {
 	}
 }
 
+// fillStore announces peers IPv4 peers, peer i to torrent i mod torrents,
+// every other one a seeder.
+func fillStore(tb testing.TB, s *Store, torrents, peers int) {
+	for i := range peers {
+		announce(tb, s, Announce{InfoHash: hashN(i % torrents), Addr: addr4(i, 1), Left: uint64(i % 2)}, FamilyBoth)
+	}
+}
+
+func BenchmarkScrape(b *testing.B) {
+	s := newStore(b, Config{})
+	const torrents = 100_000
+	fillStore(b, s, torrents, torrents*2)
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		if _, ok := s.Scrape(hashN(i % (2 * torrents))); ok != (i%(2*torrents) < torrents) {
+			b.Fatal("scrape found a torrent never announced or missed one")
+		}
+	}
+}
+
 func BenchmarkAnnounceParallel(b *testing.B) {
 	s := newStore(b, Config{})
 	const torrents = 10000
-	for i := range torrents * 10 {
-		announce(b, s, Announce{InfoHash: hashN(i % torrents), Addr: addr4(i, 1), Left: uint64(i % 2)}, FamilyBoth)
-	}
+	fillStore(b, s, torrents, torrents*10)
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		dst := Peers{V4: make([]byte, 0, 200*PeerLen4), V6: make([]byte, 0, 200*PeerLen6)}
@@ -474,35 +492,57 @@ func BenchmarkAnnounceParallel(b *testing.B) {
 	})
 }
 
-// BenchmarkMemoryPerPeer fills 1,000,000 peers over 100,000 torrents and
-// reports live heap bytes per peer (opentracker: 8 bytes per IPv4 record plus
-// per-torrent overhead).
+// BenchmarkMemoryPerPeer fills peers over torrents in the two shapes of
+// docs/benchmarks.md and reports bytes per peer: live Go heap, the regions
+// mapped outside it (tables and arenas), and their sum (opentracker: 8 bytes
+// per IPv4 record plus per-torrent overhead).
 func BenchmarkMemoryPerPeer(b *testing.B) {
-	for _, fam := range []string{"v4", "v6"} {
-		b.Run(fam, func(b *testing.B) {
-			const torrents, peers = 100_000, 1_000_000
-			for b.Loop() {
-				runtime.GC()
-				var before, after runtime.MemStats
-				runtime.ReadMemStats(&before)
-				s := newStore(b, Config{})
-				for i := range peers {
-					addr := addr4(i, uint16(i))
-					if fam == "v6" {
-						addr = addr6(i, uint16(i))
+	for _, shape := range []struct{ torrents, peers int }{{100_000, 1_000_000}, {1_000_000, 2_000_000}} {
+		for _, fam := range []string{"v4", "v6"} {
+			b.Run(fmt.Sprintf("%dx%d/%s", shape.torrents, shape.peers/shape.torrents, fam), func(b *testing.B) {
+				for b.Loop() {
+					runtime.GC()
+					var before, after runtime.MemStats
+					runtime.ReadMemStats(&before)
+					s := newStore(b, Config{})
+					for i := range shape.peers {
+						addr := addr4(i, uint16(i%65535+1))
+						if fam == "v6" {
+							addr = addr6(i, uint16(i%65535+1))
+						}
+						a := Announce{InfoHash: hashN(i % shape.torrents), Addr: addr, Left: uint64(i % 3)}
+						if _, _, err := s.Announce(&a, FamilyBoth, Peers{}); err != nil {
+							b.Fatal(err)
+						}
 					}
-					a := Announce{InfoHash: hashN(i % torrents), Addr: addr, Left: uint64(i % 3)}
-					if _, _, err := s.Announce(&a, FamilyBoth, Peers{}); err != nil {
-						b.Fatal(err)
-					}
+					runtime.GC()
+					runtime.ReadMemStats(&after)
+					heap := float64(after.HeapInuse-before.HeapInuse) / float64(shape.peers)
+					mapped := float64(s.mappedBytes()) / float64(shape.peers)
+					b.ReportMetric(heap, "heap-B/peer")
+					b.ReportMetric(mapped, "mapped-B/peer")
+					b.ReportMetric(heap+mapped, "B/peer")
+					runtime.KeepAlive(s)
 				}
-				runtime.GC()
-				runtime.ReadMemStats(&after)
-				b.ReportMetric(float64(after.HeapInuse-before.HeapInuse)/peers, "heap-B/peer")
-				runtime.KeepAlive(s)
-			}
-		})
+			})
+		}
 	}
+}
+
+// mappedBytes is the size of the shards' regions outside the Go heap.
+func (s *Store) mappedBytes() int {
+	n := 0
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.Lock()
+		for _, r := range []region{sh.tabMem, sh.arena.mem} {
+			if r.mapped {
+				n += len(r.b)
+			}
+		}
+		sh.mu.Unlock()
+	}
+	return n
 }
 
 func TestDecoyPeers(t *testing.T) {
@@ -566,9 +606,7 @@ func TestSinkSeesAcceptedAnnounces(t *testing.T) {
 func BenchmarkAnnounceSampled(b *testing.B) {
 	s := newStore(b, Config{})
 	const torrents, peersPer = 1000, 200
-	for i := range torrents * peersPer {
-		announce(b, s, Announce{InfoHash: hashN(i % torrents), Addr: addr4(i, 1), Left: uint64(i % 2)}, FamilyBoth)
-	}
+	fillStore(b, s, torrents, torrents*peersPer)
 	dst := Peers{V4: make([]byte, 0, 200*PeerLen4), V6: make([]byte, 0, 200*PeerLen6)}
 	b.ReportAllocs()
 	for i := 0; b.Loop(); i++ {
