@@ -1,8 +1,10 @@
-// Package swarm is herald's in-RAM store: torrents keyed by info hash, their
-// IPv4 and IPv6 peers in compact sorted vectors, expiry, and random peer
-// selection. It knows nothing of sockets or wire formats; every frontend
-// builds an Announce and calls Store.Announce, which updates the swarm and
-// picks peers in one call under one shard lock.
+// Package swarm is herald's in-RAM store: torrents keyed by info hash in an
+// open-addressed table per shard, their IPv4 and IPv6 peers in compact
+// sorted records (inside the torrent's slot, in an arena block, or for big
+// swarms in bucketed vectors; table.go), expiry, and random peer selection.
+// It knows nothing of sockets or wire formats; every frontend builds an
+// Announce and calls Store.Announce, which updates the swarm and picks peers
+// in one call under one shard lock.
 package swarm
 
 import (

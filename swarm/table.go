@@ -76,16 +76,21 @@ func classSize(n int) int {
 	return (n + g - 1) &^ (g - 1)
 }
 
-// region is memory for a table or an arena: from mmap (outside the Go
-// heap) from a page up, from the Go heap below, where a pointer-free
-// object is never scanned and a page would be mostly waste.
+// region is memory for a table or an arena: a shard's first, tiny one
+// from the Go heap (a pointer-free object is never scanned), every later
+// one from mmap, outside the heap, in whole pages. Growing through
+// heap-allocated sizes up to a page would leave tens of kilobytes of
+// garbage per shard behind a fill, and GOGC keeps garbage resident.
 type region struct {
 	b      []byte
 	mapped bool
 }
 
+// heapRegionMax is the largest region taken from the Go heap.
+const heapRegionMax = 512
+
 func newRegion(n int) region {
-	if n < pageSize {
+	if n <= heapRegionMax {
 		return region{b: make([]byte, n)}
 	}
 	n = (n + pageSize - 1) &^ (pageSize - 1)
