@@ -63,6 +63,9 @@ type Settings struct {
 	DecoyPeers   int
 	RateLimit    float64
 	RateBurst    int
+	// UDPConnectRate bounds the UDP connects answered per second on each
+	// UDP address, for all clients together.
+	UDPConnectRate int
 
 	// HTTP frontend bounds, each per HTTP listen address.
 	HTTPMaxConns          int
@@ -118,6 +121,7 @@ func Defaults() Settings {
 		MaxPeersUDP6:          66,
 		RateLimit:             50,
 		RateBurst:             500,
+		UDPConnectRate:        100000,
 		WSOnHTTP:              true,
 		WSInterval:            2 * time.Minute,
 		WSMaxOffers:           10,
@@ -206,6 +210,8 @@ var directives = []directive{
 		set: rateSetter(func(s *Settings) *float64 { return &s.RateLimit }, true), def: rateDef(func(s *Settings) float64 { return s.RateLimit })},
 	{key: "tracker.rate_burst", flag: "rate-burst", arg: "n", usage: "requests one client may make at once before tracker.rate_limit applies",
 		set: intSetter(func(s *Settings) *int { return &s.RateBurst }, 1, 1<<20), def: intDef(func(s *Settings) int { return s.RateBurst })},
+	{key: "tracker.udp_connect_rate", flag: "udp-connect-rate", arg: "n", usage: "UDP connects answered per second per UDP address, all clients together; more are dropped (a connect's address is unproven, so it never counts against tracker.rate_limit) (0: no bound)",
+		set: intSetter(func(s *Settings) *int { return &s.UDPConnectRate }, 0, 1<<30), def: intDef(func(s *Settings) int { return s.UDPConnectRate })},
 	{key: "tracker.http_max_connections", flag: "http-max-connections", arg: "n", usage: "most open HTTP connections per HTTP address; beyond it new ones are closed at once (keep it below the file descriptor limit)",
 		set: intSetter(func(s *Settings) *int { return &s.HTTPMaxConns }, 1, 1<<24), def: intDef(func(s *Settings) int { return s.HTTPMaxConns })},
 	{key: "tracker.http_max_connections_per_client", flag: "http-max-connections-per-client", arg: "n", usage: "most open HTTP connections of one client (IPv4 address, IPv6 /64) per HTTP address; beyond it its new ones are closed at once (loopback and access.proxy are exempt)",

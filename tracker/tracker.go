@@ -39,8 +39,12 @@ type Config struct {
 	Allowed func(swarm.InfoHash) bool
 	// Admit, if set, is asked for every announce and scrape with the
 	// client's address and the time; false means the client is over its
-	// rate limit. Safe for concurrent use and cheap.
+	// rate limit. Safe for concurrent use and cheap. Over UDP it is asked
+	// only once the connection id has proven the address.
 	Admit func(netip.Addr, time.Time) bool
+	// ConnectRate bounds the UDP connects answered per second, for all
+	// clients together (see ConnectWindow); 0 for no bound.
+	ConnectRate int
 	// Interval is the re-announce interval sent to clients. Default 30m.
 	Interval time.Duration
 	// IntervalJitter spreads re-announces: each reply's interval is drawn
@@ -98,6 +102,8 @@ func New(cfg Config) (*Tracker, error) {
 		return nil, fmt.Errorf("tracker: interval jitter %v: must be less than the interval %v", cfg.IntervalJitter, cfg.Interval)
 	case cfg.MinInterval < 0 || cfg.MinInterval > cfg.Interval:
 		return nil, fmt.Errorf("tracker: min interval %v: must be between 0 and the interval %v", cfg.MinInterval, cfg.Interval)
+	case cfg.ConnectRate < 0:
+		return nil, fmt.Errorf("tracker: connect rate %d: must not be negative", cfg.ConnectRate)
 	case cfg.DefaultNumWant < 0 || cfg.MaxNumWant < 0 || cfg.DefaultNumWant > cfg.MaxNumWant:
 		return nil, fmt.Errorf("tracker: numwant default %d, max %d: need 0 <= default <= max", cfg.DefaultNumWant, cfg.MaxNumWant)
 	}

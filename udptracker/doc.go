@@ -60,6 +60,8 @@
 //	                                                 before the bad one
 //	announce of a torrent the access list refuses    error "Requested download is not
 //	                                                 authorized for use with this tracker."
+//	connect over tracker.udp_connect_rate (all       dropped: its source is unproven, so it
+//	clients together)                                never charges a client's rate limit
 //	announce or scrape over the rate limit           error with the tracker's text
 //	announce the store refuses (limits, address)     error with the tracker's text
 //	numwant 0 or negative (-1 is BEP 15's default)   the tracker's default numwant

@@ -26,9 +26,10 @@ var (
 // from packet to reply allocates.
 type handler struct {
 	cfg     *Config // defaults applied
-	tracker *tracker.Tracker
-	ids     *connIDs
-	counts  *counters
+	tracker  *tracker.Tracker
+	connects *tracker.ConnectWindow
+	ids      *connIDs
+	counts   *counters
 
 	announce AnnounceRequest
 	scrape   ScrapeRequest
@@ -42,6 +43,7 @@ func newHandler(cfg *Config, ids *connIDs, counts *counters) *handler {
 	return &handler{
 		cfg:      cfg,
 		tracker:  cfg.Tracker,
+		connects: cfg.Tracker.ConnectWindow(cfg.Sockets),
 		ids:      ids,
 		counts:   counts,
 		announce: AnnounceRequest{URLData: make([]byte, 0, maxPacketLen)},
@@ -77,7 +79,9 @@ func (h *handler) serve(dst, pkt []byte, from netip.AddrPort, now int64) []byte 
 			h.counts.dropped.Add(1) // not BEP 15 traffic
 			return dst
 		}
-		if !h.tracker.Admit(from.Addr(), time.Unix(now, 0)) {
+		// Not the client's rate limit: its address is unproven (see
+		// tracker.ConnectWindow).
+		if !h.connects.Admit(now) {
 			h.counts.rateLimited.Add(1) // dropped: answering would feed a spoofed flood
 			return dst
 		}

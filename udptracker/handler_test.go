@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"herald/ratelimit"
 	"herald/swarm"
 	"herald/tracker"
 )
@@ -405,14 +406,15 @@ func BenchmarkServe(b *testing.B) {
 	}
 }
 
-// Issue 10: over its rate limit a client's connects are dropped silently
-// (the source is unproven) and its announces and scrapes get an error.
+// Issue 10: over its rate limit a client's announces and scrapes get an
+// error packet. Issue 14 item 4: its connects are answered all the same,
+// since a connect's source is unproven and must not charge the limit.
 func TestAdmitOverLimit(t *testing.T) {
 	limited := true
 	h := newTestHandler(t, Config{Tracker: testTracker(t, tracker.Config{Admit: func(netip.Addr, time.Time) bool { return !limited }})})
 	id := h.ids.issue(testClient, testNow)
-	if out := h.serve(nil, AppendConnectRequest(nil, ConnectRequest{TransactionID: 1}), testClient, testNow); len(out) != 0 {
-		t.Fatalf("connect over the limit answered with %d bytes", len(out))
+	if got := outcome(t, h.serve(nil, AppendConnectRequest(nil, ConnectRequest{TransactionID: 1}), testClient, testNow)); got != "action 0" {
+		t.Fatalf("connect over the client's limit: %s, want a connect reply", got)
 	}
 	out := h.serve(nil, announcePacket(id, nil), testClient, testNow)
 	if e, err := ParseErrorResponse(out); err != nil || e.Message != tracker.RateLimited.Text() {
@@ -422,8 +424,45 @@ func TestAdmitOverLimit(t *testing.T) {
 	if out := h.serve(nil, announcePacket(id, nil), testClient, testNow); len(out) < announceResponseHeaderLen || binary.BigEndian.Uint32(out) != uint32(ActionAnnounce) {
 		t.Fatalf("announce under the limit: %x", out)
 	}
-	if s := h.counts; s.rateLimited.Load() != 2 {
-		t.Fatalf("rate limited count %d, want 2", s.rateLimited.Load())
+	if s := h.counts; s.rateLimited.Load() != 1 {
+		t.Fatalf("rate limited count %d, want 1", s.rateLimited.Load())
+	}
+}
+
+// Issue 14 item 4: connects spoofed from a victim's address, far beyond
+// its rate limit, leave the victim's own announces served: only requests
+// whose connection id proves the address charge the per-client limit.
+func TestSpoofedConnectsLockNobodyOutIssue14(t *testing.T) {
+	limiter, err := ratelimit.New(ratelimit.Config{Rate: 1, Burst: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := newTestHandler(t, Config{Tracker: testTracker(t, tracker.Config{Admit: limiter.Allow})})
+	id := h.ids.issue(testClient, testNow)
+	for range 50 {
+		h.serve(nil, AppendConnectRequest(nil, ConnectRequest{TransactionID: 1}), testClient, testNow)
+	}
+	if got := outcome(t, h.serve(nil, announcePacket(id, nil), testClient, testNow)); got != "action 1" {
+		t.Fatalf("the victim's announce after 50 spoofed connects: %s, want an announce reply", got)
+	}
+}
+
+// Issue 14 item 4: connects are bounded for all clients together, each
+// socket taking its share of tracker.Config.ConnectRate per second.
+func TestConnectBoundIssue14(t *testing.T) {
+	h := newTestHandler(t, Config{Sockets: 2, Tracker: testTracker(t, tracker.Config{ConnectRate: 6})})
+	connect := AppendConnectRequest(nil, ConnectRequest{TransactionID: 1})
+	for i, want := range []string{"action 0", "action 0", "action 0", "drop"} {
+		from := netip.AddrPortFrom(netip.AddrFrom4([4]byte{192, 0, 2, byte(i)}), 1000)
+		if got := outcome(t, h.serve(nil, connect, from, testNow)); got != want {
+			t.Fatalf("connect %d of one second on one of two sockets: %s, want %s", i+1, got, want)
+		}
+	}
+	if got := outcome(t, h.serve(nil, connect, testClient, testNow+1)); got != "action 0" {
+		t.Fatalf("connect in the next second: %s", got)
+	}
+	if n := h.counts.rateLimited.Load(); n != 1 {
+		t.Fatalf("rate limited count %d, want 1", n)
 	}
 }
 

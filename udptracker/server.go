@@ -32,10 +32,10 @@ const (
 // them.
 type Config struct {
 	// Tracker applies the tracker's rules (access list, rate limit,
-	// numwant, intervals) and holds the store; required. A connect over
-	// the rate limit is dropped without a word (its source is unproven);
-	// an announce or scrape with a valid connection id gets an error
-	// packet.
+	// numwant, intervals, the connect bound) and holds the store;
+	// required. A connect over the connect bound is dropped without a word
+	// (its source is unproven); an announce or scrape over its client's
+	// rate limit, with a valid connection id, gets an error packet.
 	Tracker *tracker.Tracker
 	// MaxPeers4 and MaxPeers6 cap the peers in one reply to an IPv4 or IPv6
 	// client, to keep replies within a typical MTU. Default 200 and 66.

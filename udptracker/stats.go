@@ -22,7 +22,8 @@ type Stats struct {
 	// Dropped counts packets not answered at all: runts, connects without
 	// the protocol id, unknown actions (see doc.go).
 	Dropped uint64
-	// RateLimited counts requests over the rate limit: connects
+	// RateLimited counts requests over a rate limit: connects over the
+	// connect bound, announces and scrapes over the client's limit; connects
 	// dropped, announces and scrapes answered with an error packet.
 	RateLimited  uint64
 	SendFailures uint64 // replies the kernel refused to send

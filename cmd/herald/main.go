@@ -177,6 +177,7 @@ func run(s *config.Settings, log *slog.Logger) (err error) {
 		DefaultNumWant: s.NumWant,
 		MaxNumWant:     s.MaxNumWant,
 		AllowIPField:   s.AllowIPField,
+		ConnectRate:    s.UDPConnectRate,
 		Logger:         log,
 	}
 	core, err := tracker.New(coreCfg)
