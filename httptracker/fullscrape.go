@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"herald/swarm"
 )
@@ -35,6 +36,13 @@ var (
 )
 
 func (h *Handler) fullScrape(w http.ResponseWriter, r *http.Request) {
+	if addr, ok := h.ClientAddr(r); ok {
+		if ce := h.tracker.AdmitFullScrape(addr, time.Now()); ce != nil {
+			h.counters.rateLimited.Add(1)
+			writeBody(w, textPlain, appendFailure(nil, ce.Text))
+			return
+		}
+	}
 	select {
 	case h.fullScrapeSlots <- struct{}{}:
 		defer func() { <-h.fullScrapeSlots }()
