@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"time"
 
+	"herald/counters"
 	"herald/tracker"
 )
 
@@ -51,9 +52,10 @@ type Config struct {
 	WebSocket   http.Handler
 	IsWebSocket func(*http.Request) bool
 
-	// Observe, if set, is told how long each announce and scrape took to
-	// answer (full scrapes and stats excluded).
-	Observe func(time.Duration)
+	// Counters receives the request counts, the connection counts and how
+	// long each announce and scrape took to answer (full scrapes and stats
+	// excluded). Default a Set of its own.
+	Counters *counters.Set
 
 	// ReadHeaderTimeout, ReadTimeout and IdleTimeout bound how long a client
 	// may take to send a request's headers, a whole request, and how long a
@@ -111,6 +113,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if (c.WebSocket == nil) != (c.IsWebSocket == nil) {
 		return c, fmt.Errorf("httptracker: Config.WebSocket and Config.IsWebSocket go together")
+	}
+	if c.Counters == nil {
+		c.Counters = counters.New()
 	}
 	if c.MaxScrapeHashes == 0 {
 		c.MaxScrapeHashes = DefaultMaxScrapeHashes

@@ -8,8 +8,8 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"time"
 
+	"herald/counters"
 	"herald/swarm"
 )
 
@@ -36,18 +36,12 @@ var (
 )
 
 func (h *Handler) fullScrape(w http.ResponseWriter, r *http.Request) {
-	if addr, ok := h.ClientAddr(r); ok {
-		if ce := h.tracker.AdmitFullScrape(addr, time.Now()); ce != nil {
-			h.counters.rateLimited.Add(1)
-			writeBody(w, textPlain, appendFailure(nil, ce.Text))
-			return
-		}
-	}
 	select {
 	case h.fullScrapeSlots <- struct{}{}:
 		defer func() { <-h.fullScrapeSlots }()
 	default:
-		h.counters.fullScrapesBusy.Add(1)
+		h.counts.Request(counters.HTTP, counters.FullScrape, counters.Failure)
+		h.counts.Fault(counters.HTTP, counters.FullScrapeBusy)
 		w.Header()["Retry-After"] = []string{fullScrapeRetryAfter}
 		writeText(w, http.StatusServiceUnavailable, "too many full scrapes running, retry later")
 		return
@@ -70,10 +64,11 @@ func (h *Handler) fullScrape(w http.ResponseWriter, r *http.Request) {
 		err = gz.Close()
 	}
 	if err != nil {
-		h.counters.fullScrapeErrors.Add(1)
+		h.counts.Request(counters.HTTP, counters.FullScrape, counters.Error)
+		h.counts.Fault(counters.HTTP, counters.FullScrapeCut)
 		return
 	}
-	h.counters.fullScrapes.Add(1)
+	h.counts.Request(counters.HTTP, counters.FullScrape, counters.OK)
 }
 
 // writeFullScrape writes the reply body from the store, the torrents the

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"herald/counters"
 	"herald/swarm"
 	"herald/tracker"
 )
@@ -17,9 +18,9 @@ import (
 // Handler serves announces and scrapes over HTTP. Use it through Server,
 // or mount it in another server with NewHandler.
 type Handler struct {
-	cfg      Config
-	tracker  *tracker.Tracker
-	counters counters
+	cfg     Config
+	tracker *tracker.Tracker
+	counts  *counters.Set
 	// states recycles per-request buffers, so an announce allocates
 	// nothing of its own in the steady state.
 	states sync.Pool
@@ -45,7 +46,7 @@ func NewHandler(cfg Config) (*Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	h := &Handler{cfg: cfg, tracker: cfg.Tracker}
+	h := &Handler{cfg: cfg, tracker: cfg.Tracker, counts: cfg.Counters}
 	if cfg.MaxFullScrapes > 0 {
 		h.fullScrapeSlots = make(chan struct{}, cfg.MaxFullScrapes)
 	}
@@ -112,7 +113,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if r.Method != http.MethodGet {
-		h.counters.badMethods.Add(1)
+		h.invalid(counters.MethodNotAllowed)
 		w.Header()["Allow"] = []string{http.MethodGet}
 		writeText(w, http.StatusMethodNotAllowed, "only GET is served")
 		return
@@ -123,27 +124,23 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			h.notFound(w)
 			return
 		}
-		h.counters.redirects.Add(1)
+		h.counts.Request(counters.HTTP, counters.Redirect, counters.OK)
 		w.Header()["Location"] = []string{h.cfg.RedirectURL}
 		w.WriteHeader(http.StatusFound)
 	case routeAnnounce:
-		if h.cfg.Observe != nil {
-			defer h.observe(time.Now())
-		}
+		defer h.observe(time.Now())
 		h.announce(w, r)
 	case routeFullScrape:
 		h.fullScrape(w, r)
 	case routeScrape:
-		if h.cfg.Observe != nil {
-			defer h.observe(time.Now())
-		}
+		defer h.observe(time.Now())
 		h.scrape(w, r)
 	default:
 		h.notFound(w)
 	}
 }
 
-func (h *Handler) observe(start time.Time) { h.cfg.Observe(time.Since(start)) }
+func (h *Handler) observe(start time.Time) { h.counts.Observe(counters.HTTP, time.Since(start)) }
 
 func (h *Handler) isStatsPath(p string) bool {
 	p = strings.TrimLeft(p, "/")
@@ -156,8 +153,14 @@ func (h *Handler) isStatsPath(p string) bool {
 }
 
 func (h *Handler) notFound(w http.ResponseWriter) {
-	h.counters.notFound.Add(1)
+	h.invalid(counters.NotFound)
 	writeText(w, http.StatusNotFound, "not found")
+}
+
+// invalid counts a request for no action the tracker has.
+func (h *Handler) invalid(why counters.Fault) {
+	h.counts.Request(counters.HTTP, counters.Invalid, counters.Failure)
+	h.counts.Fault(counters.HTTP, why)
 }
 
 // ClientAddr returns the address of the client that sent r, the address the
@@ -243,10 +246,10 @@ func (h *Handler) announce(w http.ResponseWriter, r *http.Request) {
 // path, answer through it.
 func (h *Handler) answerAnnounce(st *requestState, query string, addr netip.Addr, ok bool) (badRequest bool) {
 	if err := parseAnnounce(query, &st.req); err != nil {
-		return h.answerError(st, err, &h.counters.announceFailures)
+		return h.answerError(st, err, counters.Announce)
 	}
 	if !ok {
-		return h.answerError(st, tracker.BadAddress.Err(), &h.counters.announceFailures)
+		return h.answerError(st, tracker.BadAddress.Err(), counters.Announce)
 	}
 	req := &st.req
 	st.ann = tracker.AnnounceRequest{
@@ -267,7 +270,7 @@ func (h *Handler) answerAnnounce(st *requestState, query string, addr netip.Addr
 	}
 	reply := &st.reply
 	if ce := h.tracker.Announce(&st.ann, time.Now(), swarm.Peers{V4: st.peers.V4[:0], V6: st.peers.V6[:0]}, reply); ce != nil {
-		return h.answerError(st, ce, &h.counters.announceFailures)
+		return h.answerError(st, ce, counters.Announce)
 	}
 	st.peers = reply.Peers
 	r := announceReply{counts: reply.Counts, interval: int64(reply.Interval), minInterval: int64(reply.MinInterval)}
@@ -276,7 +279,7 @@ func (h *Handler) answerAnnounce(st *requestState, query string, addr netip.Addr
 	} else {
 		st.body = appendAnnounceDicts(st.body[:0], &r, st.peers)
 	}
-	h.counters.announces.Add(1)
+	h.counts.Request(counters.HTTP, counters.Announce, counters.OK)
 	return false
 }
 
@@ -292,11 +295,11 @@ func (h *Handler) scrape(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) answerScrape(st *requestState, query string, addr netip.Addr, ok bool) (badRequest bool) {
 	n, err := parseScrape(query, st.hashes)
 	if err != nil {
-		return h.answerError(st, err, &h.counters.scrapeFailures)
+		return h.answerError(st, err, counters.Scrape)
 	}
 	if ok {
 		if ce := h.tracker.AdmitScrape(addr, time.Now()); ce != nil {
-			return h.answerError(st, ce, &h.counters.scrapeFailures)
+			return h.answerError(st, ce, counters.Scrape)
 		}
 	}
 	// Keys of the files dictionary must be sorted and unique (BEP 3).
@@ -310,30 +313,22 @@ func (h *Handler) answerScrape(st *requestState, query string, addr netip.Addr, 
 		}
 	}
 	st.body = append(body, scrapeTail...)
-	h.counters.scrapes.Add(1)
+	h.counts.Request(counters.HTTP, counters.Scrape, counters.OK)
 	return false
 }
 
-// counter is the failure counter of the request's action.
-type counter interface{ Add(uint64) uint64 }
-
-// answerError answers a refusal: a 400 for a query that does not decode,
-// a bencoded failure reason (HTTP 200) with the tracker's text for the
-// rest.
-func (h *Handler) answerError(st *requestState, err error, failures counter) (badRequest bool) {
+// answerError answers a refusal of a request for action: a 400 for a
+// query that does not decode, a bencoded failure reason (HTTP 200) with
+// the tracker's text for the rest.
+func (h *Handler) answerError(st *requestState, err error, action counters.Action) (badRequest bool) {
 	if m, ok := err.(malformed); ok {
-		h.counters.badRequests.Add(1)
+		h.counts.Request(counters.HTTP, action, counters.Failure)
+		h.counts.Fault(counters.HTTP, counters.BadRequest)
 		st.body = append(append(st.body[:0], m...), '\n')
 		return true
 	}
 	ce, _ := tracker.AsClientError(err)
-	switch ce.Reason {
-	case tracker.RateLimited:
-		h.counters.rateLimited.Add(1)
-	case tracker.Internal:
-		h.counters.internalErrors.Add(1)
-	}
-	failures.Add(1)
+	tracker.Count(h.counts, counters.HTTP, action, ce.Reason)
 	st.body = appendFailure(st.body[:0], ce.Text)
 	return false
 }

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"herald/counters"
 	"herald/swarm"
 	"herald/tracker"
 )
@@ -56,6 +57,9 @@ func newTestHandler(t testing.TB, cfg Config) *Handler {
 	}
 	return h
 }
+
+// httpCounts reads the counters h counts into.
+func httpCounts(h *Handler) counters.Counts { return h.counts.Read() }
 
 // serve runs one request through h; rawQuery, when set, replaces the
 // query as it arrives on the wire (httptest.NewRequest would reject some).
@@ -141,12 +145,16 @@ func TestBadRequests(t *testing.T) {
 			}
 		}
 	}
-	st := h.Stats()
-	if st.AnnounceFailures != 12 || st.ScrapeFailures != 1 || st.BadRequests != 4 || st.NotFound != 3 || st.BadMethods != 2 || st.InternalErrors != 0 {
-		t.Errorf("stats after the table: %+v", st)
+	c := httpCounts(h)
+	req, faults := c.Requests[counters.HTTP], c.Faults[counters.HTTP]
+	if req[counters.Announce][counters.Failure] != 15 || req[counters.Scrape][counters.Failure] != 2 || req[counters.Invalid][counters.Failure] != 5 ||
+		faults[counters.BadRequest] != 4 || faults[counters.NotFound] != 3 || faults[counters.MethodNotAllowed] != 2 || c.Refusals[counters.HTTP][tracker.Internal] != 0 {
+		t.Errorf("after the table: requests %v, faults %v", req, faults)
 	}
-	if busy.Stats().FullScrapesBusy != 1 || redirecting.Stats().Redirects != 2 {
-		t.Errorf("busy %+v, redirecting %+v", busy.Stats(), redirecting.Stats())
+	b, r := httpCounts(busy), httpCounts(redirecting)
+	if b.Requests[counters.HTTP][counters.FullScrape][counters.Failure] != 1 || b.Faults[counters.HTTP][counters.FullScrapeBusy] != 1 ||
+		r.Requests[counters.HTTP][counters.Redirect][counters.OK] != 2 {
+		t.Errorf("busy %v, redirecting %v", b.Requests[counters.HTTP], r.Requests[counters.HTTP])
 	}
 	// The table's refusals changed nothing: the one torrent still has its one peer.
 	if c, _ := store.Scrape(hash20); c.Leechers != 1 || store.Torrents() != 1 {

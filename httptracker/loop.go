@@ -16,6 +16,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"herald/counters"
 	"herald/ratelimit"
 )
 
@@ -87,9 +88,9 @@ const (
 // those handed to net/http, against Config.MaxConnections, and each
 // client's against Config.MaxConnectionsPerClient.
 type connLimit struct {
-	max     int64
-	open    atomic.Int64
-	refused atomic.Uint64
+	max    int64
+	open   atomic.Int64
+	counts *counters.Set
 
 	perClient int
 	unlimited func(netip.Addr) bool
@@ -100,24 +101,24 @@ type connLimit struct {
 func (l *connLimit) admit(client netip.Addr) bool {
 	if l.open.Add(1) > l.max {
 		l.open.Add(-1)
-		l.refused.Add(1)
+		l.counts.Event(counters.HTTP, counters.Turned)
 		return false
 	}
-	if l.unlimited != nil && l.unlimited(client) {
-		return true
+	if l.unlimited == nil || !l.unlimited(client) {
+		k := ratelimit.Key(client)
+		l.mu.Lock()
+		n := l.clients[k]
+		if n < l.perClient {
+			l.clients[k] = n + 1
+		}
+		l.mu.Unlock()
+		if n >= l.perClient {
+			l.open.Add(-1)
+			l.counts.Event(counters.HTTP, counters.Turned)
+			return false
+		}
 	}
-	k := ratelimit.Key(client)
-	l.mu.Lock()
-	n := l.clients[k]
-	if n < l.perClient {
-		l.clients[k] = n + 1
-	}
-	l.mu.Unlock()
-	if n >= l.perClient {
-		l.open.Add(-1)
-		l.refused.Add(1)
-		return false
-	}
+	l.counts.Event(counters.HTTP, counters.Accepted)
 	return true
 }
 
@@ -441,9 +442,7 @@ func (l *eventLoop) serve(c *conn, data []byte) {
 // answer puts the reply to the request in l.head, whose query is query,
 // into l.out.
 func (l *eventLoop) answer(c *conn, rt route, query string) {
-	if l.h.cfg.Observe != nil {
-		defer l.h.observe(time.Now())
-	}
+	defer l.h.observe(time.Now())
 	addr := c.remote
 	if l.h.trustedProxy(addr) {
 		addr = l.h.forwardedClient(addr, l.head.forwardedFor(), l.head.realIP)

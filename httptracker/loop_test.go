@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"herald/counters"
 	"herald/internal/servetest"
 	"herald/swarm"
 	"herald/tracker"
@@ -75,10 +76,10 @@ func TestFastPathAnswersAsNetHTTP(t *testing.T) {
 			return "GET " + target + " " + version + "\r\nHost: tracker\r\n" + tc.header + "\r\n"
 		}
 		handedTarget := "/%" + strings.ToUpper(hexByte(tc.target[1])) + tc.target[2:]
-		before := srv.Stats()
+		before := httpCounts(srv.handler)
 		fast, fastBody := exchange(t, srv, request(tc.target))
 		handed, handedBody := exchange(t, srv, request(handedTarget))
-		after := srv.Stats()
+		after := httpCounts(srv.handler)
 		if fast.Status != handed.Status || fast.Proto != handed.Proto || !bytes.Equal(fastBody, handedBody) {
 			t.Errorf("%s: fast path %s %s %q, net/http %s %s %q", tc.name, fast.Proto, fast.Status, fastBody, handed.Proto, handed.Status, handedBody)
 		}
@@ -90,9 +91,7 @@ func TestFastPathAnswersAsNetHTTP(t *testing.T) {
 		if fast.Close != handed.Close || fast.Header.Get("Date") == "" {
 			t.Errorf("%s: Close %v (net/http %v), Date %q", tc.name, fast.Close, handed.Close, fast.Header.Get("Date"))
 		}
-		counted := after.Announces + after.AnnounceFailures + after.Scrapes + after.ScrapeFailures + after.BadRequests -
-			(before.Announces + before.AnnounceFailures + before.Scrapes + before.ScrapeFailures + before.BadRequests)
-		if counted != 2 {
+		if counted := after.Total(counters.HTTP) - before.Total(counters.HTTP); counted != 2 {
 			t.Errorf("%s: %d requests counted, want 2", tc.name, counted)
 		}
 	}
@@ -176,7 +175,8 @@ func TestMaxConnections(t *testing.T) {
 		defer c.Close()
 		idle = append(idle, c)
 	}
-	waitFor(t, "2 open connections", func() bool { return srv.Stats().OpenConnections == 2 })
+	open := func() int64 { return httpCounts(srv.handler).Gauges[counters.HTTP][counters.Connections] }
+	waitFor(t, "2 open connections", func() bool { return open() == 2 })
 	extra, err := net.Dial("tcp", srv.Addr().String())
 	if err != nil {
 		t.Fatal(err)
@@ -186,11 +186,11 @@ func TestMaxConnections(t *testing.T) {
 		t.Fatalf("connection beyond the limit: read %d, %v; want it closed", n, err)
 	}
 	extra.Close()
-	if st := srv.Stats(); st.RefusedConnections != 1 || st.OpenConnections != 2 {
-		t.Errorf("refused %d open %d, want 1 and 2", st.RefusedConnections, st.OpenConnections)
+	if c := httpCounts(srv.handler); c.Events[counters.HTTP][counters.Turned] != 1 || c.Gauges[counters.HTTP][counters.Connections] != 2 {
+		t.Errorf("refused %d open %d, want 1 and 2", c.Events[counters.HTTP][counters.Turned], c.Gauges[counters.HTTP][counters.Connections])
 	}
 	idle[0].Close()
-	waitFor(t, "a freed slot", func() bool { return srv.Stats().OpenConnections == 1 })
+	waitFor(t, "a freed slot", func() bool { return open() == 1 })
 	resp, body := exchange(t, srv, "GET /announce?info_hash="+q20+"&port=1 HTTP/1.1\r\nHost: x\r\n\r\n")
 	if resp.StatusCode != 200 || !bytes.Contains(body, []byte("interval")) {
 		t.Errorf("announce in the freed slot: %s %q", resp.Status, body)
@@ -230,7 +230,9 @@ func TestDeadlines(t *testing.T) {
 		t.Logf("%s closed after %v", name, time.Since(start))
 	}
 	// The client sees the close before the server's count drops.
-	waitFor(t, "no open connection after the deadlines", func() bool { return srv.Stats().OpenConnections == 0 })
+	waitFor(t, "no open connection after the deadlines", func() bool {
+		return httpCounts(srv.handler).Gauges[counters.HTTP][counters.Connections] == 0
+	})
 }
 
 func waitFor(t *testing.T, what string, cond func() bool) {

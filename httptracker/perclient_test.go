@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"herald/counters"
 	"herald/swarm"
 	"herald/tracker"
 )
@@ -25,7 +26,7 @@ func TestConnectionsPerClient(t *testing.T) {
 		}
 		defer c.Close()
 	}
-	waitFor(t, "the client's connections open", func() bool { return srv.Stats().OpenConnections == perClient })
+	waitFor(t, "the client's connections open", func() bool { return httpCounts(srv.handler).Gauges[counters.HTTP][counters.Connections] == perClient })
 	extra, err := net.Dial("tcp", srv.Addr().String())
 	if err != nil {
 		t.Fatal(err)
@@ -35,8 +36,8 @@ func TestConnectionsPerClient(t *testing.T) {
 	if n, err := extra.Read(make([]byte, 1)); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Fatalf("connection %d of one client: read %d, %v; want it closed at once", perClient+1, n, err)
 	}
-	if st := srv.Stats(); st.RefusedConnections != 1 {
-		t.Errorf("RefusedConnections %d, want 1", st.RefusedConnections)
+	if n := httpCounts(srv.handler).Events[counters.HTTP][counters.Turned]; n != 1 {
+		t.Errorf("%d connections refused, want 1", n)
 	}
 	other := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}}
 	c, err := other.Dial("tcp", srv.Addr().String())

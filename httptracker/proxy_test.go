@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"herald/ratelimit"
+	"herald/counters"
 	"herald/swarm"
 	"herald/tracker"
 )
@@ -99,41 +99,9 @@ func TestAdmitRefusesWithFailure(t *testing.T) {
 			t.Errorf("%s from another client: %d", target, resp.StatusCode)
 		}
 	}
-	if got := h.Stats().RateLimited; got != 2 {
-		t.Errorf("RateLimited = %d, want 2", got)
-	}
-}
-
-// Issue 14 item 3: a full scrape goes through the rate limit, and one
-// client gets one per its share (here one per half hour): a second is
-// refused with the rate-limit failure, another client's is served.
-func TestFullScrapeAdmittedIssue14(t *testing.T) {
-	perClient, err := ratelimit.New(ratelimit.Config{Rate: 1.0 / 1800, Burst: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := newTestHandler(t, Config{Tracker: testTracker(t, tracker.Config{
-		Admit:           func(a netip.Addr, _ time.Time) bool { return a != netip.MustParseAddr("192.0.2.66") },
-		AdmitFullScrape: perClient.Allow,
-	})})
-	const refused = "d14:failure reason47:Too many requests from your address; slow down.e"
-	for _, tc := range []struct {
-		client string
-		want   string
-	}{
-		{"192.0.2.66:1000", refused}, // over the general rate limit
-		{"192.0.2.67:1000", "d5:filesdee"},
-		{"192.0.2.67:1001", refused}, // its second within the half hour
-		{"192.0.2.68:1000", "d5:filesdee"},
-	} {
-		resp := serve(h, "GET", "/scrape", "", tc.client)
-		body, _ := io.ReadAll(resp.Body)
-		if resp.StatusCode != 200 || string(body) != tc.want {
-			t.Errorf("full scrape from %s: %d %q, want %q", tc.client, resp.StatusCode, body, tc.want)
-		}
-	}
-	if st := h.Stats(); st.RateLimited != 2 || st.FullScrapes != 2 {
-		t.Errorf("RateLimited %d, FullScrapes %d; want 2, 2", st.RateLimited, st.FullScrapes)
+	c := httpCounts(h)
+	if got := c.Requests[counters.HTTP][counters.Announce][counters.RateLimited] + c.Requests[counters.HTTP][counters.Scrape][counters.RateLimited]; got != 2 {
+		t.Errorf("rate limited = %d, want 2", got)
 	}
 }
 
@@ -156,19 +124,13 @@ func TestStatsPathsRouted(t *testing.T) {
 	}
 }
 
-func TestObserveTimesAnnouncesAndScrapes(t *testing.T) {
-	var n int
-	h := newTestHandler(t, Config{Observe: func(d time.Duration) {
-		if d < 0 {
-			t.Errorf("Observe(%v)", d)
-		}
-		n++
-	}})
+func TestLatencyTimesAnnouncesAndScrapes(t *testing.T) {
+	h := newTestHandler(t, Config{})
 	serve(h, "GET", "/announce?"+announceBase, "", "192.0.2.5:1")
 	serve(h, "GET", "/scrape?info_hash="+q20, "", "192.0.2.5:1")
 	serve(h, "GET", "/nothing", "", "192.0.2.5:1")
-	if n != 2 {
-		t.Fatalf("observed %d requests, want 2", n)
+	if l := httpCounts(h).Latency[counters.HTTP]; l.Count != 2 || l.Sum <= 0 {
+		t.Fatalf("observed %d requests taking %v, want 2 taking more than 0", l.Count, l.Sum)
 	}
 }
 

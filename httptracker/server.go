@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"herald/counters"
 	"herald/internal/reuseport"
 )
 
@@ -39,7 +40,7 @@ func Listen(addr string, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{handler: h}
-	s.limit.max = int64(h.cfg.MaxConnections)
+	s.limit.max, s.limit.counts = int64(h.cfg.MaxConnections), h.counts
 	s.limit.perClient = h.cfg.MaxConnectionsPerClient
 	s.limit.unlimited = h.cfg.Unlimited
 	s.limit.clients = make(map[[8]byte]int)
@@ -66,6 +67,8 @@ func Listen(addr string, cfg Config) (*Server, error) {
 		}
 		s.loops = append(s.loops, l)
 	}
+	h.counts.Watch(counters.HTTP, counters.Connections, s.limit.open.Load)
+	h.counts.Watch(counters.HTTP, counters.ConnectionLimit, func() int64 { return s.limit.max })
 	return s, nil
 }
 
@@ -138,15 +141,6 @@ func (s *Server) Addr() netip.AddrPort { return s.addr }
 // another server.
 func (s *Server) Handler() http.Handler { return s.handler }
 
-// Stats returns the server's request and connection counters.
-func (s *Server) Stats() Stats {
-	st := s.handler.Stats()
-	st.OpenConnections = uint64(max(s.limit.open.Load(), 0))
-	st.RefusedConnections = s.limit.refused.Load()
-	st.MaxConnections = uint64(s.limit.max)
-	return st
-}
-
 // Serve answers requests until ctx is done, then stops accepting, gives
 // in-flight requests Config.ShutdownTimeout to finish (running full scrapes
 // see their request context cancelled and stop early), closes every
@@ -217,7 +211,7 @@ func (s *Server) handOff(c net.Conn, client netip.Addr, read []byte) {
 	default:
 		// net/http is not keeping up: refusing this one is better than
 		// stalling the loop and every connection on it.
-		s.limit.refused.Add(1)
+		s.limit.counts.Event(counters.HTTP, counters.Turned)
 		hc.Close()
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"herald/bencode"
+	"herald/counters"
 	"herald/internal/servetest"
 	"herald/swarm"
 	"herald/tracker"
@@ -237,8 +238,9 @@ func TestSwarmEndToEnd(t *testing.T) {
 		t.Errorf("first IPv6 peer sees %v, want [::1]:1004", got)
 	}
 
-	if st := srv4.Stats(); st.Announces != 8 || st.Scrapes != 1 || st.AnnounceFailures != 0 {
-		t.Errorf("IPv4 server stats %+v", st)
+	if c := httpCounts(srv4.handler); c.Requests[counters.HTTP][counters.Announce][counters.OK] != 8 ||
+		c.Requests[counters.HTTP][counters.Scrape][counters.OK] != 1 || c.NotOK(counters.HTTP) != 0 {
+		t.Errorf("IPv4 server requests %v", c.Requests[counters.HTTP])
 	}
 }
 
@@ -313,8 +315,8 @@ func TestFullScrape(t *testing.T) {
 			t.Errorf("Accept-Encoding %q: Content-Encoding %q, %d bytes", ae, resp.Header.Get("Content-Encoding"), len(body))
 		}
 	}
-	if st := srv.Stats(); st.FullScrapes != 7 || st.FullScrapeErrors != 0 {
-		t.Errorf("stats %+v", st)
+	if fs := httpCounts(srv.handler).Requests[counters.HTTP][counters.FullScrape]; fs[counters.OK] != 7 || fs[counters.Error] != 0 {
+		t.Errorf("full scrapes %v, want 7 ok", fs)
 	}
 }
 
@@ -488,11 +490,11 @@ func TestShutdownDuringFullScrape(t *testing.T) {
 	if d := time.Since(start); d > 2*time.Second {
 		t.Errorf("Serve took %v to return, ShutdownTimeout is 500ms", d)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for srv.Stats().FullScrapeErrors != 1 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
+	fullScrapes := func() [counters.NumOutcomes]uint64 {
+		return httpCounts(srv.handler).Requests[counters.HTTP][counters.FullScrape]
 	}
-	if st := srv.Stats(); st.FullScrapeErrors != 1 || st.FullScrapes != 0 {
-		t.Errorf("stats %+v: want the full scrape counted as cut off", st)
+	servetest.WaitFor(t, "the full scrape counted as cut off", 5*time.Second, func() bool { return fullScrapes()[counters.Error] == 1 })
+	if fs := fullScrapes(); fs[counters.OK] != 0 {
+		t.Errorf("full scrapes %v: want the one cut off only", fs)
 	}
 }

@@ -6,12 +6,12 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"herald/counters"
 	"herald/swarm"
 )
 
@@ -37,7 +37,7 @@ func benchStore(b *testing.B, torrents int) *swarm.Store {
 
 // BenchmarkAnnounce is one re-announce into a 100-peer swarm (50 peers
 // returned), bare and with what metrics add on the hot path: the counter
-// the frontends already bump, and timing the request into a Histogram.
+// the frontends bump, and timing the request into the latency histogram.
 func BenchmarkAnnounce(b *testing.B) {
 	store, err := swarm.New(swarm.Config{})
 	if err != nil {
@@ -53,8 +53,7 @@ func BenchmarkAnnounce(b *testing.B) {
 		}
 	}
 	var dst swarm.Peers
-	var counter atomic.Uint64
-	hist := NewHistogram()
+	set := counters.New()
 	b.Run("bare", func(b *testing.B) {
 		b.ReportAllocs()
 		for i := 0; b.Loop(); i++ {
@@ -65,7 +64,7 @@ func BenchmarkAnnounce(b *testing.B) {
 		b.ReportAllocs()
 		for i := 0; b.Loop(); i++ {
 			dst, _, _ = store.Announce(&anns[i%len(anns)], swarm.FamilyV4, swarm.Peers{V4: dst.V4[:0]})
-			counter.Add(1)
+			set.Request(counters.UDP, counters.Announce, counters.OK)
 		}
 	})
 	b.Run("counter+histogram", func(b *testing.B) {
@@ -73,8 +72,8 @@ func BenchmarkAnnounce(b *testing.B) {
 		for i := 0; b.Loop(); i++ {
 			start := time.Now()
 			dst, _, _ = store.Announce(&anns[i%len(anns)], swarm.FamilyV4, swarm.Peers{V4: dst.V4[:0]})
-			counter.Add(1)
-			hist.Observe(time.Since(start))
+			set.Request(counters.UDP, counters.Announce, counters.OK)
+			set.Observe(counters.UDP, time.Since(start))
 		}
 	})
 	// Reading the clock is the dearest part where it is not a vDSO call
@@ -90,9 +89,9 @@ func BenchmarkAnnounce(b *testing.B) {
 				start = time.Now()
 			}
 			dst, _, _ = store.Announce(&anns[i%len(anns)], swarm.FamilyV4, swarm.Peers{V4: dst.V4[:0]})
-			counter.Add(1)
+			set.Request(counters.UDP, counters.Announce, counters.OK)
 			if timed {
-				hist.ObserveN(time.Since(start), 16)
+				set.ObserveN(counters.UDP, time.Since(start), 16)
 			}
 		}
 	})
@@ -109,36 +108,6 @@ func BenchmarkClock(b *testing.B) {
 	if total < 0 {
 		b.Fatal("clock went backwards")
 	}
-}
-
-// BenchmarkObserve: one histogram shared by every goroutine against one
-// each (what per-socket histograms buy).
-func BenchmarkObserve(b *testing.B) {
-	b.Run("serial", func(b *testing.B) {
-		b.ReportAllocs()
-		h := NewHistogram()
-		for i := 0; b.Loop(); i++ {
-			h.Observe(time.Duration(i&1023) * time.Microsecond)
-		}
-	})
-	b.Run("parallel-shared", func(b *testing.B) {
-		b.ReportAllocs()
-		h := NewHistogram()
-		b.RunParallel(func(pb *testing.PB) {
-			for i := 0; pb.Next(); i++ {
-				h.Observe(40 * time.Microsecond)
-			}
-		})
-	})
-	b.Run("parallel-own", func(b *testing.B) {
-		b.ReportAllocs()
-		b.RunParallel(func(pb *testing.PB) {
-			h := NewHistogram()
-			for i := 0; pb.Next(); i++ {
-				h.Observe(40 * time.Microsecond)
-			}
-		})
-	})
 }
 
 // BenchmarkRead is what reading costs, off the hot path: a full /metrics

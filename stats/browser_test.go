@@ -12,10 +12,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"herald/counters"
 	"herald/swarm"
+	"herald/tracker"
 )
 
 // Debian's chromium, driven by playwright-core from testdata/browser (see
@@ -68,9 +71,11 @@ func TestDashboardInBrowser(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	httpLoad, udpLoad := &fakeHTTP{}, &fakeUDP{}
+	set := counters.New()
+	var wsConns atomic.Int64
+	set.Watch(counters.WS, counters.Connections, wsConns.Load)
 	m, err := New(Config{
-		Sources:     Sources{Store: store, HTTP: []HTTPCounters{httpLoad}, UDP: []UDPCounters{udpLoad}},
+		Sources:     Sources{Store: store, Counters: set},
 		Nets:        testNets,
 		Version:     "herald browser-test",
 		SampleEvery: 200 * time.Millisecond,
@@ -89,7 +94,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	served, sampled, loaded := make(chan error, 1), make(chan struct{}), make(chan struct{})
 	go func() { served <- srv.Serve(ln) }()
 	go func() { m.Run(ctx); close(sampled) }()
-	go func() { syntheticLoad(ctx, store, httpLoad, udpLoad); close(loaded) }()
+	go func() { syntheticLoad(ctx, store, set, &wsConns); close(loaded) }()
 	defer func() {
 		cancel()
 		srv.Close()
@@ -124,7 +129,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	for _, e := range res.Errors {
 		t.Errorf("page: %s", e)
 	}
-	for _, name := range []string{"requests", "errors", "peers", "torrents"} {
+	for _, name := range []string{"requests", "errors", "connections", "peers", "torrents"} {
 		c, ok := res.Charts[name]
 		switch {
 		case !ok:
@@ -136,11 +141,15 @@ func TestDashboardInBrowser(t *testing.T) {
 		}
 		t.Logf("chart %s: %d points, series %v, max %v", name, c.Points, c.Series, c.Max)
 	}
-	// The load runs at roughly 500 HTTP and 1000 UDP requests a second, with
-	// errors, into 20 torrents, the first the busiest.
+	// The load runs at roughly 500 HTTP, 1000 UDP and 200 WebSocket
+	// requests a second, with errors, into 20 torrents, the first the
+	// busiest, over 1 to 20 WebSocket connections.
 	req, errs := res.Charts["requests"].Max, res.Charts["errors"].Max
-	if len(req) != 2 || req[0] < 100 || req[1] < 200 || len(errs) != 2 || errs[0] <= 0 || errs[1] <= 0 {
-		t.Errorf("rates: requests max %v, errors max %v", req, errs)
+	if len(req) != 3 || req[0] < 100 || req[1] < 200 || req[2] < 40 || len(errs) != 3 || errs[0] <= 0 || errs[1] <= 0 || errs[2] <= 0 {
+		t.Errorf("rates: requests max %v, errors max %v (http, udp, ws)", req, errs)
+	}
+	if c := res.Charts["connections"].Max; len(c) != 2 || c[1] < 10 {
+		t.Errorf("connections max %v (http, ws), want ws at 10 or more", c)
 	}
 	if p := res.Charts["peers"].Max; len(p) != 3 || p[0] < 20 || p[1] <= 0 || p[2] <= 0 {
 		t.Errorf("peers max %v", p)
@@ -155,8 +164,8 @@ func TestDashboardInBrowser(t *testing.T) {
 
 // syntheticLoad announces peers into 20 torrents (torrent k gets peers in
 // proportion to 20-k, so torrent 0 is the busiest) and counts frontend
-// requests, until ctx ends or a minute passes.
-func syntheticLoad(ctx context.Context, store *swarm.Store, h *fakeHTTP, u *fakeUDP) {
+// requests and WebSocket connections, until ctx ends or a minute passes.
+func syntheticLoad(ctx context.Context, store *swarm.Store, set *counters.Set, wsConns *atomic.Int64) {
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
 	end := time.After(time.Minute)
@@ -168,13 +177,16 @@ func syntheticLoad(ctx context.Context, store *swarm.Store, h *fakeHTTP, u *fake
 			return
 		case <-tick.C:
 		}
-		h.announces.Add(5)
-		u.announces.Add(10)
+		add(set, counters.HTTP, counters.Announce, counters.OK, noFault, 5)
+		add(set, counters.UDP, counters.Announce, counters.OK, noFault, 10)
+		add(set, counters.WS, counters.Announce, counters.OK, noFault, 2)
 		if n%3 == 0 {
-			h.notFound.Add(1)
-			u.dropped.Add(2)
+			add(set, counters.HTTP, counters.Invalid, counters.Failure, counters.NotFound, 1)
+			add(set, counters.UDP, counters.Invalid, counters.Dropped, counters.Runt, 2)
+			refuse(set, counters.WS, counters.Announce, tracker.NotAllowed, 1)
 		}
 		k := n % 20
+		wsConns.Store(int64(20 - k))
 		for p := 0; p < 20-k; p++ {
 			addr := netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, byte(k), byte(p), 1}), 6881)
 			if p%4 == 0 {

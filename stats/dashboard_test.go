@@ -7,8 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"herald/httptracker"
-	"herald/udptracker"
+	"herald/counters"
 )
 
 func TestDashboardDataRatesAndBoundedHistory(t *testing.T) {
@@ -17,16 +16,24 @@ func TestDashboardDataRatesAndBoundedHistory(t *testing.T) {
 		t.Fatal(err)
 	}
 	t0 := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
-	// Eight samples a second apart: 10 HTTP and 20 UDP requests a second,
-	// 1 HTTP error a second; only the last five are kept.
+	// Eight samples a second apart: 10 HTTP, 20 UDP and 3 WebSocket
+	// requests a second, 1 HTTP and 2 WebSocket errors a second; only the
+	// last five are kept.
 	for i := range 8 {
-		m.history.add(Snapshot{
+		s := Snapshot{
 			Time:     t0.Add(time.Duration(i) * time.Second),
 			Torrents: 100 + i,
 			Peers:    1000 + i,
-			HTTP:     httptracker.Stats{Announces: uint64(9 * i), NotFound: uint64(i)},
-			UDP:      udptracker.Stats{Announces: uint64(20 * i)},
-		})
+		}
+		c := &s.Counters
+		c.Requests[counters.HTTP][counters.Announce][counters.OK] = uint64(9 * i)
+		c.Requests[counters.HTTP][counters.Invalid][counters.Failure] = uint64(i)
+		c.Requests[counters.UDP][counters.Announce][counters.OK] = uint64(20 * i)
+		c.Requests[counters.WS][counters.Announce][counters.OK] = uint64(i)
+		c.Requests[counters.WS][counters.Announce][counters.Failure] = uint64(2 * i)
+		c.Gauges[counters.WS][counters.Connections] = int64(i)
+		c.Gauges[counters.HTTP][counters.Connections] = 50
+		m.history.add(s)
 	}
 	rec := get(t, m, "127.0.0.1:1", "/dashboard/data")
 	if rec.Code != 200 || rec.Header().Get("Content-Type") != "application/json" {
@@ -36,16 +43,24 @@ func TestDashboardDataRatesAndBoundedHistory(t *testing.T) {
 	if err := json.Unmarshal(rec.Body.Bytes(), &d); err != nil {
 		t.Fatal(err)
 	}
-	if len(d.Time) != 4 || len(d.HTTPRate) != 4 || len(d.Peers) != 4 {
+	if len(d.Time) != 4 || len(d.RequestRate["http"]) != 4 || len(d.Peers) != 4 {
 		t.Fatalf("%d samples, want 4 (five kept, rates need two): %s", len(d.Time), rec.Body)
 	}
 	if d.Time[0] != float64(t0.Unix()+4) || d.Time[3] != float64(t0.Unix()+7) {
 		t.Errorf("times %v", d.Time)
 	}
+	req, errs, conns := d.RequestRate, d.ErrorRate, d.Connections
 	for i := range d.Time {
-		if d.HTTPRate[i] != 10 || d.UDPRate[i] != 20 || d.HTTPErrorRate[i] != 1 || d.UDPErrorRate[i] != 0 {
-			t.Errorf("sample %d: http %v udp %v errors %v/%v", i, d.HTTPRate[i], d.UDPRate[i], d.HTTPErrorRate[i], d.UDPErrorRate[i])
+		if req["http"][i] != 10 || req["udp"][i] != 20 || req["ws"][i] != 3 || errs["http"][i] != 1 || errs["udp"][i] != 0 || errs["ws"][i] != 2 {
+			t.Errorf("sample %d: requests http %v udp %v ws %v, errors %v/%v/%v",
+				i, req["http"][i], req["udp"][i], req["ws"][i], errs["http"][i], errs["udp"][i], errs["ws"][i])
 		}
+		if conns["ws"][i] != int64(i+4) || conns["http"][i] != 50 {
+			t.Errorf("sample %d: connections http %v ws %v, want 50 and %d", i, conns["http"][i], conns["ws"][i], i+4)
+		}
+	}
+	if _, ok := conns["udp"]; ok {
+		t.Errorf("connections of udp, which has none: %v", conns["udp"])
 	}
 	if d.Torrents[3] != 107 || d.Peers[3] != 1007 || d.Version != "v-test" || d.Top == nil {
 		t.Errorf("torrents %v peers %v version %q top %v", d.Torrents, d.Peers, d.Version, d.Top)
@@ -79,9 +94,9 @@ func TestDashboardPageAndAssets(t *testing.T) {
 // TestRunSamplesUntilCancelled: Run fills the ring at its interval and
 // returns promptly when its context ends.
 func TestRunSamplesUntilCancelled(t *testing.T) {
-	load := &fakeHTTP{}
+	set := counters.New()
 	m, err := New(Config{
-		Sources:     Sources{Store: fixtureStore(t), HTTP: []HTTPCounters{load}},
+		Sources:     Sources{Store: fixtureStore(t), Counters: set},
 		Nets:        testNets,
 		SampleEvery: 5 * time.Millisecond,
 		SlowEvery:   20 * time.Millisecond,
@@ -95,7 +110,7 @@ func TestRunSamplesUntilCancelled(t *testing.T) {
 	deadline := time.Now().Add(10 * time.Second)
 	var d dashboardData
 	for {
-		load.announces.Add(7)
+		add(set, counters.HTTP, counters.Announce, counters.OK, noFault, 7)
 		if err := json.Unmarshal(get(t, m, "127.0.0.1:1", "/dashboard/data").Body.Bytes(), &d); err != nil {
 			t.Fatal(err)
 		}

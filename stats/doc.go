@@ -1,15 +1,16 @@
 // Package stats is herald's observability: opentracker's /stats page,
 // Prometheus metrics and a live dashboard, all read from one Snapshot of
-// the store and the frontends' atomic counters. Nothing here runs per
-// tracker request: the frontends count with atomic adds (and, once they time
-// requests, Histogram.Observe), and the monitor reads those when asked.
+// the store and the counters.Set every frontend counts into. Nothing here
+// runs per tracker request: the frontends count and time requests with
+// atomic adds into the Set's per-processor shards, and the monitor sums
+// those when asked. stats imports no frontend.
 //
 // # Wiring
 //
-// cmd/herald builds a Monitor over the store before the frontends, hands
-// the HTTP frontend Monitor.Serve (or Handler) for its stats path,
-// MetricsPath and DashboardPath with everything under it, adds each
-// frontend with AddHTTP and AddUDP once it is listening, and starts Run
+// cmd/herald makes one counters.Set, builds a Monitor over the store and
+// the Set before the frontends, gives every frontend the Set, hands the
+// HTTP frontend Monitor.Serve (or Handler) for its stats path,
+// MetricsPath and DashboardPath with everything under it, and starts Run
 // for the dashboard's sampler. The frontend resolves the client address
 // (X-Forwarded-For from trusted proxies) and the monitor checks it.
 //
@@ -28,7 +29,8 @@
 //
 //	peer (default)  peers, seeds; line 3 "opentracker serving N torrents", line 4 "opentracker"
 //	torr            torrents, 0; same lines 3 and 4 as peer
-//	conn            HTTP requests + UDP datagrams, announces + UDP connects
+//	conn            HTTP requests + UDP datagrams + WebSocket messages,
+//	                announces (all three) + UDP connects
 //	udp4            UDP datagrams, UDP announces + connects (both families)
 //	tcp4            HTTP requests, HTTP announces (both families)
 //	scrp            HTTP scrapes, UDP scrapes
@@ -36,7 +38,10 @@
 //	completed       completed counts of the torrents in the store, 0
 //	top10, top100   "Top N torrents by peers:" then "\t<count>\t<HEX>" rows;
 //	                the same by seeds and by leechers (opentracker HEAD)
-//	everything      opentracker's <stats> XML
+//	everything      opentracker's <stats> XML, then herald's <herald>
+//	                element: per protocol (udp, http, ws) its requests by
+//	                action and outcome and errors by reason (those not 0),
+//	                its connection, relay and swarm counts
 //	version         the version string and a newline
 //	busy            herald's: HTTP and UDP requests per second over the last
 //	                ten dashboard samples (opentracker always answers 500)
@@ -52,22 +57,32 @@
 //
 // # Metrics
 //
-// herald_requests_total{protocol,action,outcome}, herald_errors_total
-// {protocol,reason} (reason rate_limited for the per-client limit),
-// herald_store_refusals_total{reason} (torrent_limit, peer_limit),
-// herald_torrents, herald_peers{family,role}, herald_torrent_downloads,
-// herald_request_duration_seconds{protocol} (for frontends that give a
-// Histogram), herald_stats_requests_total{outcome}, the configured limits
+// Every frontend counts into one counters.Set, and the metrics are loops
+// over its enums: herald_requests_total{protocol,action,outcome} (protocol
+// udp, http or ws; outcome ok, failure, rate_limited, error or dropped),
+// herald_errors_total{protocol,reason} (why: malformed, refused,
+// rate_limited, connection_id_mismatch, not_found, send_failed...),
+// herald_request_duration_seconds{protocol}, and per protocol that keeps
+// connections (http, ws) herald_<protocol>_connections,
+// herald_<protocol>_connections_limit,
+// herald_<protocol>_connections_accepted_total and
+// herald_<protocol>_connections_refused_total; the WebSocket tracker adds
+// herald_ws_offers_relayed_total, herald_ws_answers_relayed_total,
+// herald_ws_torrents, herald_ws_peers and their _limit gauges. From the
+// store: herald_store_refusals_total{reason} (torrent_limit, peer_limit),
+// herald_torrents, herald_peers{family,role}, herald_torrent_downloads;
+// herald_stats_requests_total{outcome}; the configured limits
 // herald_torrents_limit, herald_peers_limit,
-// herald_client_rate_limit_per_second and herald_client_rate_limit_burst
-// (each absent while its limit is off), plus the Go runtime and process
-// collectors. All are built from a Snapshot at scrape time.
+// herald_client_rate_limit_per_second and herald_client_rate_limit_burst.
+// Each limit is absent while it is off. The Go runtime and process
+// collectors come too. All are built from a Snapshot at scrape time.
 //
 // # Dashboard
 //
 // GET /dashboard is a page drawing uPlot charts (vendored in web/, see
-// web/README.md) of requests and errors per second by protocol, peers and
-// torrents, and a table of the busiest torrents. It polls
+// web/README.md) of requests and errors per second by protocol (HTTP, UDP,
+// WebSocket), open connections (HTTP, WebSocket), peers and torrents, and
+// a table of the busiest torrents. It polls
 // /dashboard/data, which serves the sampler's ring of recent samples; the
 // ring's size is fixed by Config.History.
 package stats

@@ -6,7 +6,9 @@ import (
 	"strings"
 	"time"
 
+	"herald/counters"
 	"herald/swarm"
+	"herald/tracker"
 )
 
 // The MRTG format is opentracker's: two values, the uptime, and a
@@ -60,33 +62,39 @@ func appendTorrents(dst []byte, s *Snapshot) []byte {
 	return appendServing(dst, uint64(s.Torrents), 0, s.Torrents)
 }
 
+// appendConn counts every protocol's requests; success is announces
+// served plus UDP connects, as opentracker counts them.
 func appendConn(dst []byte, s *Snapshot) []byte {
 	secs := uptimeSeconds(s.Uptime)
-	accepts := s.HTTPRequests() + s.UDPRequests()
-	success := s.HTTP.Announces + s.UDP.Announces + s.UDP.Connects
+	accepts := s.Requests(counters.UDP) + s.Requests(counters.HTTP) + s.Requests(counters.WS)
+	success := s.served(counters.UDP, counters.Connect)
+	for p := range counters.NumProtocols {
+		success += s.served(p, counters.Announce)
+	}
 	return appendMRTG(dst, accepts, success, s.Uptime,
 		"opentracker connections, "+perTime(accepts, secs)+" conns/s :: "+perTime(success, secs)+" success/s.")
 }
 
 func appendUDP4(dst []byte, s *Snapshot) []byte {
 	secs := uptimeSeconds(s.Uptime)
-	accepts := s.UDPRequests()
-	success := s.UDP.Announces + s.UDP.Connects
+	accepts := s.Requests(counters.UDP)
+	success := s.served(counters.UDP, counters.Announce) + s.served(counters.UDP, counters.Connect)
 	return appendMRTG(dst, accepts, success, s.Uptime,
 		"opentracker udp4 stats, "+perTime(accepts, secs)+" conns/s :: "+perTime(success, secs)+" success/s.")
 }
 
 func appendTCP4(dst []byte, s *Snapshot) []byte {
 	secs := uptimeSeconds(s.Uptime)
-	accepts := s.HTTPRequests()
-	return appendMRTG(dst, accepts, s.HTTP.Announces, s.Uptime,
-		"opentracker tcp4 stats, "+perTime(accepts, secs)+" conns/s :: "+perTime(s.HTTP.Announces, secs)+" success/s.")
+	accepts, announces := s.Requests(counters.HTTP), s.served(counters.HTTP, counters.Announce)
+	return appendMRTG(dst, accepts, announces, s.Uptime,
+		"opentracker tcp4 stats, "+perTime(accepts, secs)+" conns/s :: "+perTime(announces, secs)+" success/s.")
 }
 
 func appendScrape(dst []byte, s *Snapshot) []byte {
 	secs := uptimeSeconds(s.Uptime)
-	return appendMRTG(dst, s.HTTP.Scrapes, s.UDP.Scrapes, s.Uptime,
-		"opentracker scrape stats, "+perTime(s.HTTP.Scrapes+s.UDP.Scrapes, secs)+" scrape/s (tcp and udp)")
+	tcp, udp := s.served(counters.HTTP, counters.Scrape), s.served(counters.UDP, counters.Scrape)
+	return appendMRTG(dst, tcp, udp, s.Uptime,
+		"opentracker scrape stats, "+perTime(tcp+udp, secs)+" scrape/s (tcp and udp)")
 }
 
 // appendFullScrape: line 1 is the count times 1000, as opentracker. Line 2
@@ -94,8 +102,9 @@ func appendScrape(dst []byte, s *Snapshot) []byte {
 // herald reports 0.
 func appendFullScrape(dst []byte, s *Snapshot) []byte {
 	secs := uptimeSeconds(s.Uptime)
-	return appendMRTG(dst, s.HTTP.FullScrapes*1000, 0, s.Uptime,
-		"opentracker full scrape stats, "+perTime(s.HTTP.FullScrapes, secs)+" conns/s :: 0 bytes/s.")
+	full := s.served(counters.HTTP, counters.FullScrape)
+	return appendMRTG(dst, full*1000, 0, s.Uptime,
+		"opentracker full scrape stats, "+perTime(full, secs)+" conns/s :: 0 bytes/s.")
 }
 
 // appendCompleted reports the completed counts of the torrents in the
@@ -157,20 +166,14 @@ var httpErrorNames = [...]string{
 // appendEverything appends opentracker's XML document. Herald keeps no
 // re-announce age histogram and takes no global lock, so <renew> and
 // <mutex_stall> are left out; livesync is 0 until clustering exists.
+// After opentracker's elements comes herald's <herald> element with every
+// counter of every protocol, WebSocket included, one <count> per series as
+// /metrics has them.
 func appendEverything(dst []byte, s *Snapshot, trackerID uint32, version string) []byte {
 	t := &s.Totals
 	seeders := uint64(t.Seeders4 + t.Seeders6)
 	peers := seeders + uint64(t.Leechers4+t.Leechers6)
-	tag := func(indent, name string, v uint64) {
-		dst = append(dst, indent...)
-		dst = append(dst, '<')
-		dst = append(dst, name...)
-		dst = append(dst, '>')
-		dst = strconv.AppendUint(dst, v, 10)
-		dst = append(dst, "</"...)
-		dst = append(dst, name...)
-		dst = append(dst, ">\n"...)
-	}
+	tag := func(indent, name string, v uint64) { dst = appendElement(dst, indent, name, "", v) }
 	dst = append(dst, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<stats>\n"...)
 	tag("  ", "tracker_id", uint64(trackerID))
 	dst = append(dst, "  <version>\n"...)
@@ -187,24 +190,25 @@ func appendEverything(dst []byte, s *Snapshot, trackerID uint32, version string)
 	dst = append(dst, "  </seeds>\n  <completed>\n"...)
 	tag("    ", "count", uint64(t.Completed))
 	dst = append(dst, "  </completed>\n  <connections>\n    <tcp>\n"...)
-	tag("      ", "accept", s.HTTPRequests())
-	tag("      ", "announce", s.HTTP.Announces)
-	tag("      ", "scrape", s.HTTP.Scrapes)
+	tag("      ", "accept", s.Requests(counters.HTTP))
+	tag("      ", "announce", s.served(counters.HTTP, counters.Announce))
+	tag("      ", "scrape", s.served(counters.HTTP, counters.Scrape))
 	dst = append(dst, "    </tcp>\n    <udp>\n"...)
-	tag("      ", "overall", s.UDPRequests())
-	tag("      ", "connect", s.UDP.Connects)
-	tag("      ", "announce", s.UDP.Announces)
-	tag("      ", "scrape", s.UDP.Scrapes)
-	tag("      ", "missmatch", s.UDP.BadConnectionID)
+	tag("      ", "overall", s.Requests(counters.UDP))
+	tag("      ", "connect", s.served(counters.UDP, counters.Connect))
+	tag("      ", "announce", s.served(counters.UDP, counters.Announce))
+	tag("      ", "scrape", s.served(counters.UDP, counters.Scrape))
+	tag("      ", "missmatch", s.Counters.Refusals[counters.UDP][tracker.BadConnectionID])
 	dst = append(dst, "    </udp>\n    <livesync>\n"...)
 	tag("      ", "count", 0)
 	dst = append(dst, "    </livesync>\n  </connections>\n  <debug>\n    <http_error>\n"...)
+	faults := &s.Counters.Faults[counters.HTTP]
 	counts := [len(httpErrorNames)]uint64{
-		0: s.HTTP.Redirects,
-		1: s.HTTP.BadRequests,
+		0: s.served(counters.HTTP, counters.Redirect),
+		1: faults[counters.BadRequest],
 		6: s.StatsDenied,
-		7: s.HTTP.NotFound,
-		8: s.HTTP.InternalErrors,
+		7: faults[counters.NotFound],
+		8: s.Counters.Refusals[counters.HTTP][tracker.Internal],
 	}
 	for i, name := range httpErrorNames {
 		dst = append(dst, "      <count code=\""...)
@@ -213,7 +217,51 @@ func appendEverything(dst []byte, s *Snapshot, trackerID uint32, version string)
 		dst = strconv.AppendUint(dst, counts[i], 10)
 		dst = append(dst, "</count>\n"...)
 	}
-	return append(dst, "    </http_error>\n  </debug>\n</stats>"...)
+	dst = append(dst, "    </http_error>\n  </debug>\n"...)
+	dst = appendHerald(dst, &s.Counters)
+	return append(dst, "</stats>"...)
+}
+
+// appendHerald appends the <herald> element of mode=everything: for each
+// protocol its requests by action and outcome and its errors by reason,
+// the tracker's refusals then the other faults (those not 0), then its
+// events and gauges (limits while set) as counters.Events and
+// counters.Gauges list them.
+func appendHerald(dst []byte, c *counters.Counts) []byte {
+	count := func(name, attrs string, v uint64) { dst = appendElement(dst, "      ", name, attrs, v) }
+	dst = append(dst, "  <herald>\n"...)
+	for p := range counters.NumProtocols {
+		dst = append(dst, "    <protocol name=\""...)
+		dst = append(dst, p.Label()...)
+		dst = append(dst, "\">\n"...)
+		for a := range counters.NumActions {
+			for o := range counters.NumOutcomes {
+				if v := c.Requests[p][a][o]; v > 0 {
+					count("requests", ` action="`+a.Label()+`" outcome="`+o.Label()+`"`, v)
+				}
+			}
+		}
+		for r := range tracker.NumReasons {
+			if v := c.Refusals[p][r]; v > 0 {
+				count("errors", ` reason="`+tracker.Reason(r).Label()+`"`, v)
+			}
+		}
+		for f := range counters.NumFaults {
+			if v := c.Faults[p][f]; v > 0 {
+				count("errors", ` reason="`+f.Label()+`"`, v)
+			}
+		}
+		for _, e := range counters.Events[p] {
+			count(e.Label(), "", c.Events[p][e])
+		}
+		for _, g := range counters.Gauges[p] {
+			if v := c.Gauges[p][g]; v > 0 || !g.IsLimit() {
+				count(g.Label(), "", uint64(max(v, 0)))
+			}
+		}
+		dst = append(dst, "    </protocol>\n"...)
+	}
+	return append(dst, "  </herald>\n"...)
 }
 
 var xmlEscaper = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", `"`, "&quot;")
@@ -227,4 +275,18 @@ func appendXMLText(dst []byte, s string) []byte { return append(dst, xmlEscaper.
 func appendBusy(dst []byte, s *Snapshot, httpRate, udpRate uint64) []byte {
 	return appendMRTG(dst, httpRate, udpRate, s.Uptime,
 		"herald busy, "+strconv.FormatUint(httpRate, 10)+" http req/s :: "+strconv.FormatUint(udpRate, 10)+" udp req/s.")
+}
+
+// appendElement appends one indented XML element holding a number, with
+// attrs (already escaped, led by a space) in its start tag.
+func appendElement(dst []byte, indent, name, attrs string, v uint64) []byte {
+	dst = append(dst, indent...)
+	dst = append(dst, '<')
+	dst = append(dst, name...)
+	dst = append(dst, attrs...)
+	dst = append(dst, '>')
+	dst = strconv.AppendUint(dst, v, 10)
+	dst = append(dst, "</"...)
+	dst = append(dst, name...)
+	return append(dst, ">\n"...)
 }

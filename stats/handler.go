@@ -9,6 +9,8 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+
+	"herald/counters"
 )
 
 // web holds the dashboard page and the vendored uPlot build (see
@@ -130,7 +132,7 @@ func (m *Monitor) serveStats(w http.ResponseWriter, r *http.Request) {
 			httpRate, udpRate, ok := m.history.recentRates()
 			if !ok {
 				secs := max(uptimeSeconds(s.Uptime), 1)
-				httpRate, udpRate = s.HTTPRequests()/secs, s.UDPRequests()/secs
+				httpRate, udpRate = s.Requests(counters.HTTP)/secs, s.Requests(counters.UDP)/secs
 			}
 			body = appendBusy(body, &s, httpRate, udpRate)
 		}

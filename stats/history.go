@@ -2,15 +2,18 @@ package stats
 
 import (
 	"encoding/hex"
+	"slices"
 	"sync"
 	"time"
+
+	"herald/counters"
 )
 
 // sample is one sampler tick: cumulative counters and current gauges.
 type sample struct {
 	at                time.Time
-	httpReqs, udpReqs uint64
-	httpErrs, udpErrs uint64
+	requests, errors  [counters.NumProtocols]uint64 // cumulative
+	connections       [counters.NumProtocols]int64
 	torrents, peers   int
 	seeders, leechers int
 }
@@ -39,10 +42,12 @@ func (h *history) add(s Snapshot) {
 	t := &s.Totals
 	smp := sample{
 		at:       s.Time,
-		httpReqs: s.HTTPRequests(), udpReqs: s.UDPRequests(),
-		httpErrs: s.HTTPErrors(), udpErrs: s.UDPErrors(),
 		torrents: s.Torrents, peers: s.Peers,
 		seeders: t.Seeders4 + t.Seeders6, leechers: t.Leechers4 + t.Leechers6,
+	}
+	for p := range counters.NumProtocols {
+		smp.requests[p], smp.errors[p] = s.Requests(p), s.Errors(p)
+		smp.connections[p] = s.Counters.Gauges[p][counters.Connections]
 	}
 	h.mu.Lock()
 	h.ring[h.next] = smp
@@ -85,7 +90,8 @@ func (h *history) recentRates() (httpRate, udpRate uint64, ok bool) {
 	if dt <= 0 {
 		return 0, 0, false
 	}
-	return uint64(perSecond(first.httpReqs, last.httpReqs, dt)), uint64(perSecond(first.udpReqs, last.udpReqs, dt)), true
+	rate := func(p counters.Protocol) uint64 { return uint64(perSecond(first.requests[p], last.requests[p], dt)) }
+	return rate(counters.HTTP), rate(counters.UDP), true
 }
 
 // perSecond is the rate of a counter that went from a to b in dt seconds;
@@ -99,22 +105,23 @@ func perSecond(a, b uint64, dt float64) float64 {
 
 // dashboardData is what the dashboard page polls: column arrays ready for
 // uPlot (time in Unix seconds first), one entry per sample after the
-// oldest, since rates need two samples.
+// oldest, since rates need two samples. Per-protocol series are keyed by
+// the protocol's label (udp, http, ws); connections only for protocols
+// that have them.
 type dashboardData struct {
-	Version         string    `json:"version"`
-	UptimeSeconds   float64   `json:"uptime_seconds"`
-	IntervalSeconds float64   `json:"interval_seconds"`
-	SlowSeconds     float64   `json:"slow_interval_seconds"`
-	Time            []float64 `json:"time"`
-	HTTPRate        []float64 `json:"http_requests_per_second"`
-	UDPRate         []float64 `json:"udp_requests_per_second"`
-	HTTPErrorRate   []float64 `json:"http_errors_per_second"`
-	UDPErrorRate    []float64 `json:"udp_errors_per_second"`
-	Torrents        []int     `json:"torrents"`
-	Peers           []int     `json:"peers"`
-	Seeders         []int     `json:"seeders"`
-	Leechers        []int     `json:"leechers"`
-	Top             []topRow  `json:"top"`
+	Version         string               `json:"version"`
+	UptimeSeconds   float64              `json:"uptime_seconds"`
+	IntervalSeconds float64              `json:"interval_seconds"`
+	SlowSeconds     float64              `json:"slow_interval_seconds"`
+	Time            []float64            `json:"time"`
+	RequestRate     map[string][]float64 `json:"requests_per_second"`
+	ErrorRate       map[string][]float64 `json:"errors_per_second"`
+	Connections     map[string][]int64   `json:"connections"`
+	Torrents        []int                `json:"torrents"`
+	Peers           []int                `json:"peers"`
+	Seeders         []int                `json:"seeders"`
+	Leechers        []int                `json:"leechers"`
+	Top             []topRow             `json:"top"`
 }
 
 func (m *Monitor) dashboardData(now time.Time) *dashboardData {
@@ -126,10 +133,9 @@ func (m *Monitor) dashboardData(now time.Time) *dashboardData {
 		IntervalSeconds: m.cfg.SampleEvery.Seconds(),
 		SlowSeconds:     m.cfg.SlowEvery.Seconds(),
 		Time:            make([]float64, 0, n),
-		HTTPRate:        make([]float64, 0, n),
-		UDPRate:         make([]float64, 0, n),
-		HTTPErrorRate:   make([]float64, 0, n),
-		UDPErrorRate:    make([]float64, 0, n),
+		RequestRate:     make(map[string][]float64, counters.NumProtocols),
+		ErrorRate:       make(map[string][]float64, counters.NumProtocols),
+		Connections:     make(map[string][]int64, counters.NumProtocols),
 		Torrents:        make([]int, 0, n),
 		Peers:           make([]int, 0, n),
 		Seeders:         make([]int, 0, n),
@@ -139,6 +145,13 @@ func (m *Monitor) dashboardData(now time.Time) *dashboardData {
 	if d.Top == nil {
 		d.Top = []topRow{}
 	}
+	for p := range counters.NumProtocols {
+		d.RequestRate[p.Label()] = make([]float64, 0, n)
+		d.ErrorRate[p.Label()] = make([]float64, 0, n)
+		if hasConnections(p) {
+			d.Connections[p.Label()] = make([]int64, 0, n)
+		}
+	}
 	for i := 1; i < len(smp); i++ {
 		prev, cur := &smp[i-1], &smp[i]
 		dt := cur.at.Sub(prev.at).Seconds()
@@ -147,14 +160,23 @@ func (m *Monitor) dashboardData(now time.Time) *dashboardData {
 		}
 		rate := func(a, b uint64) float64 { return perSecond(a, b, dt) }
 		d.Time = append(d.Time, float64(cur.at.UnixMilli())/1000)
-		d.HTTPRate = append(d.HTTPRate, rate(prev.httpReqs, cur.httpReqs))
-		d.UDPRate = append(d.UDPRate, rate(prev.udpReqs, cur.udpReqs))
-		d.HTTPErrorRate = append(d.HTTPErrorRate, rate(prev.httpErrs, cur.httpErrs))
-		d.UDPErrorRate = append(d.UDPErrorRate, rate(prev.udpErrs, cur.udpErrs))
+		for p := range counters.NumProtocols {
+			l := p.Label()
+			d.RequestRate[l] = append(d.RequestRate[l], rate(prev.requests[p], cur.requests[p]))
+			d.ErrorRate[l] = append(d.ErrorRate[l], rate(prev.errors[p], cur.errors[p]))
+			if hasConnections(p) {
+				d.Connections[l] = append(d.Connections[l], cur.connections[p])
+			}
+		}
 		d.Torrents = append(d.Torrents, cur.torrents)
 		d.Peers = append(d.Peers, cur.peers)
 		d.Seeders = append(d.Seeders, cur.seeders)
 		d.Leechers = append(d.Leechers, cur.leechers)
 	}
 	return d
+}
+
+// hasConnections reports whether protocol p keeps connections open.
+func hasConnections(p counters.Protocol) bool {
+	return slices.Contains(counters.Gauges[p], counters.Connections)
 }

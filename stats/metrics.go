@@ -1,25 +1,36 @@
 package stats
 
 import (
-	"herald/version"
+	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"herald/counters"
+	"herald/tracker"
+	"herald/version"
 )
 
-// Metric descriptions. Every label comes from a closed set written in this
-// file: protocol (http, udp), action, outcome, reason, family (ipv4, ipv6),
-// role (seeder, leecher). Each configured limit is a gauge of its own
-// rather than one gauge labelled by limit, since limits of different units
-// do not add up; a limit that is off has no series, so a ratio such as
-// herald_torrents / herald_torrents_limit is absent rather than 0 or +Inf.
+// The counters count refusals in an array indexed by tracker.Reason: this
+// fails to compile once the tracker has more reasons than it holds.
+var _ [counters.MaxReasons - tracker.NumReasons]struct{}
+
+// Metric descriptions. Every label comes from a closed set: protocol (udp,
+// http, ws), action, outcome and reason from the counters package's
+// enums, family (ipv4, ipv6), role (seeder, leecher). Each configured
+// limit is a gauge of its own rather than one gauge labelled by limit,
+// since limits of different units do not add up; a limit that is off has
+// no series, so a ratio such as herald_torrents / herald_torrents_limit is
+// absent rather than 0 or +Inf.
 var (
 	requestsDesc = prometheus.NewDesc("herald_requests_total",
 		"Tracker requests answered (or dropped), by protocol, action and outcome. "+
-			"Outcome ok: served; failure: refused with a client-visible error; error: internal or cut off; dropped: not answered.",
+			"Outcome ok: served; failure: refused with a client-visible error; rate_limited: refused by the per-client "+
+			"(for ws per-connection) rate limit; error: internal or cut off; dropped: not answered.",
 		[]string{"protocol", "action", "outcome"}, nil)
 	errorsDesc = prometheus.NewDesc("herald_errors_total",
-		"Requests not served as asked and socket failures, by protocol and reason. "+
-			"rate_limited: refused by the per-client rate limit (for http also counted as announce_failure or scrape_failure).",
+		"Why requests were not served as asked, and socket failures, by protocol and reason: "+
+			"the tracker's refusals (malformed, not_allowed, rate_limited, torrent_limit, internal...), the same words for every protocol, "+
+			"then the frontends' own (not_found, dropped, send_failed, closed_by_tracker...).",
 		[]string{"protocol", "reason"}, nil)
 	storeRefusalsDesc = prometheus.NewDesc("herald_store_refusals_total",
 		"New torrents (reason torrent_limit) and peers (peer_limit) the swarm store refused at its bounds, "+
@@ -34,12 +45,6 @@ var (
 		"Sustained requests per second one client (IPv4 address, IPv6 /64) may make (tracker.rate_limit); absent when off.", nil, nil)
 	rateBurstDesc = prometheus.NewDesc("herald_client_rate_limit_burst",
 		"Requests one client may make at once before the rate limit applies (tracker.rate_burst); absent when off.", nil, nil)
-	httpConnsLimitDesc = prometheus.NewDesc("herald_http_connections_limit",
-		"Most open HTTP connections (tracker.http_max_connections), summed over HTTP listen addresses as herald_http_connections is.", nil, nil)
-	httpConnsDesc = prometheus.NewDesc("herald_http_connections",
-		"Open HTTP connections, waiting or being answered (WebSocket upgrades on the HTTP port included), summed over HTTP listen addresses.", nil, nil)
-	httpConnsRefusedDesc = prometheus.NewDesc("herald_http_connections_refused_total",
-		"HTTP connections closed on arrival: herald_http_connections_limit reached, or net/http not keeping up with handed-over requests.", nil, nil)
 	torrentsDesc = prometheus.NewDesc("herald_torrents",
 		"Torrents in the swarm store.", nil, nil)
 	peersDesc = prometheus.NewDesc("herald_peers",
@@ -48,7 +53,7 @@ var (
 	completedDesc = prometheus.NewDesc("herald_torrent_downloads",
 		"Completed downloads recorded by the torrents now in the store (it falls when torrents expire).", nil, nil)
 	durationDesc = prometheus.NewDesc("herald_request_duration_seconds",
-		"Time from reading a request to handing its reply to the kernel, by protocol.",
+		"Time from reading a request to handing its reply to the kernel (for udp, per batch of datagrams read at once), by protocol.",
 		[]string{"protocol"}, nil)
 	statsRequestsDesc = prometheus.NewDesc("herald_stats_requests_total",
 		"Requests to the stats page, metrics and dashboard, by outcome.",
@@ -71,8 +76,49 @@ func buildInfoGauge(v version.Info) prometheus.Gauge {
 	return g
 }
 
+// protocolNames name the protocols in help texts.
+var protocolNames = [counters.NumProtocols]string{counters.UDP: "UDP", counters.HTTP: "HTTP", counters.WS: "WebSocket"}
+
+// eventHelp and gaugeHelp are the help texts of the per-protocol metrics,
+// herald_<protocol>_<label>[_total]; %s is the protocol's name.
+var (
+	eventHelp = [counters.NumEvents]string{
+		counters.Accepted:      "%s connections accepted.",
+		counters.Turned:        "%s connections closed on arrival: the connection limit reached, the tracker shutting down, or (HTTP) net/http not keeping up with handed-over requests.",
+		counters.OfferRelayed:  "%s (WebRTC) offers sent on to a peer of the swarm.",
+		counters.AnswerRelayed: "%s (WebRTC) answers sent on to their offerer.",
+	}
+	gaugeHelp = [counters.NumGauges]string{
+		counters.Connections:     "Open %s connections, summed over listen addresses (HTTP: WebSocket upgrades on the HTTP port included).",
+		counters.ConnectionLimit: "Most open %s connections, summed over listen addresses as the connections are.",
+		counters.Swarms:          "Torrents in the %s tracker's own swarms (WebTorrent peers are not in the swarm store).",
+		counters.SwarmLimit:      "Most torrents in the %s tracker's swarms.",
+		counters.Peers:           "Peers in the %s tracker's own swarms.",
+		counters.PeerLimit:       "Most peers in the %s tracker's swarms.",
+	}
+)
+
+// eventDescs and gaugeDescs hold a description for each protocol's events
+// and gauges as counters.Events and counters.Gauges list them.
+var eventDescs, gaugeDescs = func() (e [counters.NumProtocols][counters.NumEvents]*prometheus.Desc, g [counters.NumProtocols][counters.NumGauges]*prometheus.Desc) {
+	for p := range counters.NumProtocols {
+		prefix := "herald_" + p.Label() + "_"
+		for _, ev := range counters.Events[p] {
+			e[p][ev] = prometheus.NewDesc(prefix+ev.Label()+"_total", fmt.Sprintf(eventHelp[ev], protocolNames[p]), nil, nil)
+		}
+		for _, gg := range counters.Gauges[p] {
+			help := gaugeHelp[gg]
+			if gg.IsLimit() {
+				help += " Absent when unbounded."
+			}
+			g[p][gg] = prometheus.NewDesc(prefix+gg.Label(), fmt.Sprintf(help, protocolNames[p]), nil, nil)
+		}
+	}
+	return e, g
+}()
+
 // metricsCollector turns a Snapshot into metrics at scrape time: the hot
-// path only bumps the frontends' atomic counters.
+// path only bumps the frontends' counters.
 type metricsCollector struct{ m *Monitor }
 
 var _ prometheus.Collector = metricsCollector{}
@@ -81,9 +127,16 @@ func (c metricsCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		requestsDesc, errorsDesc, storeRefusalsDesc, torrentsDesc, peersDesc, completedDesc, durationDesc, statsRequestsDesc,
 		torrentsLimitDesc, peersLimitDesc, rateLimitDesc, rateBurstDesc,
-		httpConnsDesc, httpConnsRefusedDesc, httpConnsLimitDesc,
 	} {
 		ch <- d
+	}
+	for p := range counters.NumProtocols {
+		for _, e := range counters.Events[p] {
+			ch <- eventDescs[p][e]
+		}
+		for _, g := range counters.Gauges[p] {
+			ch <- gaugeDescs[p][g]
+		}
 	}
 }
 
@@ -101,44 +154,41 @@ func (c metricsCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 
-	h, u := &s.HTTP, &s.UDP
-	counter(requestsDesc, h.Announces, "http", "announce", "ok")
-	counter(requestsDesc, h.AnnounceFailures, "http", "announce", "failure")
-	counter(requestsDesc, h.Scrapes, "http", "scrape", "ok")
-	counter(requestsDesc, h.ScrapeFailures, "http", "scrape", "failure")
-	counter(requestsDesc, h.FullScrapes, "http", "full_scrape", "ok")
-	counter(requestsDesc, h.FullScrapesBusy, "http", "full_scrape", "failure")
-	counter(requestsDesc, h.FullScrapeErrors, "http", "full_scrape", "error")
-	counter(requestsDesc, h.Redirects, "http", "redirect", "ok")
-	counter(requestsDesc, h.BadRequests+h.NotFound+h.BadMethods, "http", "invalid", "failure")
-	counter(requestsDesc, u.Connects, "udp", "connect", "ok")
-	counter(requestsDesc, u.Announces, "udp", "announce", "ok")
-	counter(requestsDesc, u.Refused+u.StoreErrors, "udp", "announce", "failure")
-	counter(requestsDesc, u.Scrapes, "udp", "scrape", "ok")
-	counter(requestsDesc, u.BadConnectionID+u.Malformed, "udp", "invalid", "failure")
-	counter(requestsDesc, u.Dropped, "udp", "invalid", "dropped")
-
-	counter(errorsDesc, h.AnnounceFailures, "http", "announce_failure")
-	counter(errorsDesc, h.ScrapeFailures, "http", "scrape_failure")
-	counter(errorsDesc, h.BadRequests, "http", "bad_request")
-	counter(errorsDesc, h.NotFound, "http", "not_found")
-	counter(errorsDesc, h.BadMethods, "http", "method_not_allowed")
-	counter(errorsDesc, h.InternalErrors, "http", "internal")
-	counter(errorsDesc, h.FullScrapesBusy, "http", "full_scrape_busy")
-	counter(errorsDesc, h.FullScrapeErrors, "http", "full_scrape_cut")
-	counter(errorsDesc, h.RateLimited, "http", "rate_limited")
-	counter(errorsDesc, u.BadConnectionID, "udp", "connection_id_mismatch")
-	counter(errorsDesc, u.Refused, "udp", "refused")
-	counter(errorsDesc, u.Malformed, "udp", "malformed")
-	counter(errorsDesc, u.StoreErrors, "udp", "store")
-	counter(errorsDesc, u.Dropped, "udp", "dropped")
-	counter(errorsDesc, u.SendFailures, "udp", "send_failed")
-	counter(errorsDesc, u.ReadFailures, "udp", "read_failed")
-	counter(errorsDesc, u.RateLimited, "udp", "rate_limited")
-
-	gauge(httpConnsDesc, int(h.OpenConnections))
-	counter(httpConnsRefusedDesc, h.RefusedConnections)
-	limit(httpConnsLimitDesc, float64(h.MaxConnections))
+	cs := &s.Counters
+	for p := range counters.NumProtocols {
+		proto := p.Label()
+		for a := range counters.NumActions {
+			if cs.HasAction(p, a) {
+				for o := range counters.NumOutcomes {
+					counter(requestsDesc, cs.Requests[p][a][o], proto, a.Label(), o.Label())
+				}
+			}
+		}
+		for r := range tracker.NumReasons {
+			counter(errorsDesc, cs.Refusals[p][r], proto, tracker.Reason(r).Label())
+		}
+		for f := range counters.NumFaults {
+			if cs.HasFault(p, f) {
+				counter(errorsDesc, cs.Faults[p][f], proto, f.Label())
+			}
+		}
+		for _, e := range counters.Events[p] {
+			counter(eventDescs[p][e], cs.Events[p][e])
+		}
+		for _, g := range counters.Gauges[p] {
+			if v := cs.Gauges[p][g]; g.IsLimit() {
+				limit(gaugeDescs[p][g], float64(v))
+			} else {
+				gauge(gaugeDescs[p][g], int(v))
+			}
+		}
+		l := &cs.Latency[p]
+		buckets := make(map[float64]uint64, len(counters.LatencyBuckets))
+		for i, b := range counters.LatencyBuckets {
+			buckets[b.Seconds()] = l.Buckets[i]
+		}
+		ch <- prometheus.MustNewConstHistogram(durationDesc, l.Count, l.Sum.Seconds(), buckets, proto)
+	}
 
 	counter(storeRefusalsDesc, s.Refusals.TorrentLimit, "torrent_limit")
 	counter(storeRefusalsDesc, s.Refusals.PeerLimit, "peer_limit")
@@ -161,20 +211,4 @@ func (c metricsCollector) Collect(ch chan<- prometheus.Metric) {
 
 	counter(statsRequestsDesc, s.StatsRequests-s.StatsDenied, "ok")
 	counter(statsRequestsDesc, s.StatsDenied, "denied")
-
-	src := c.m.src.Load()
-	for _, lat := range []struct {
-		protocol string
-		sources  []*Histogram
-		snap     *HistogramSnapshot
-	}{{"http", src.HTTPLatency, &s.HTTPLatency}, {"udp", src.UDPLatency, &s.UDPLatency}} {
-		if len(lat.sources) == 0 {
-			continue // the frontend does not time requests: no empty histogram
-		}
-		buckets := make(map[float64]uint64, len(LatencyBuckets))
-		for i, b := range LatencyBuckets {
-			buckets[b.Seconds()] = lat.snap.Buckets[i]
-		}
-		ch <- prometheus.MustNewConstHistogram(durationDesc, lat.snap.Count, lat.snap.Sum.Seconds(), buckets, lat.protocol)
-	}
 }

@@ -15,23 +15,32 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"herald/counters"
 	"herald/httptracker"
 	"herald/internal/servetest"
 	"herald/ratelimit"
 	"herald/swarm"
 	"herald/tracker"
-	"herald/udptracker"
 )
 
 // TestMetricsParseAndLint scrapes /metrics as Prometheus would, parses it
 // with Prometheus' text parser, lints every family with promlint and
 // checks the values against the fixture.
 func TestMetricsParseAndLint(t *testing.T) {
-	httpLat, udpLat := NewHistogram(), NewHistogram()
+	set := fixtureCounters()
 	for _, d := range []time.Duration{20 * time.Microsecond, 30 * time.Microsecond, 3 * time.Millisecond} {
-		httpLat.Observe(d)
+		set.Observe(counters.HTTP, d)
 	}
-	udpLat.Observe(10 * time.Second)
+	set.Observe(counters.UDP, 10*time.Second)
+	refuse(set, counters.HTTP, counters.Announce, tracker.RateLimited, 7)
+	refuse(set, counters.UDP, counters.Connect, tracker.RateLimited, 9)
+	// Connection counts of a second HTTP listener, summed with the real
+	// server's below.
+	set.Watch(counters.HTTP, counters.Connections, func() int64 { return 5 })
+	set.Watch(counters.HTTP, counters.ConnectionLimit, func() int64 { return 2 })
+	for range 3 {
+		set.Event(counters.HTTP, counters.Turned)
+	}
 	// The fixture fills the store to its bounds; two new torrents and one
 	// new peer are then refused.
 	store := fixtureStoreWith(t, swarm.Config{MaxTorrents: 3, MaxPeers: 10})
@@ -44,21 +53,10 @@ func TestMetricsParseAndLint(t *testing.T) {
 			t.Fatalf("announce %v to %x accepted past the store's bounds", a.Addr, a.InfoHash)
 		}
 	}
-	full := fullHTTPServer(t, store)
+	fullHTTPServer(t, store, set)
 	reg := prometheus.NewPedanticRegistry() // also checks Collect against Describe
 	m, err := New(Config{
-		Sources: Sources{
-			Store: store,
-			// Rate-limited requests on the second of each protocol's
-			// frontends: the counts are summed over frontends.
-			// A real server at its connection limit too: its connection
-			// counts are summed with the fakes'.
-			HTTP: []HTTPCounters{&fakeHTTP{fixed: fixedHTTP},
-				&fakeHTTP{fixed: httptracker.Stats{Announces: 1000, RateLimited: 7, OpenConnections: 5, RefusedConnections: 3, MaxConnections: 2}}, full},
-			UDP:         []UDPCounters{&fakeUDP{fixed: fixedUDP}, &fakeUDP{fixed: udptracker.Stats{RateLimited: 9}}},
-			HTTPLatency: []*Histogram{httpLat},
-			UDPLatency:  []*Histogram{udpLat},
-		},
+		Sources:   Sources{Store: store, Counters: set},
 		Nets:      testNets,
 		RateLimit: ratelimit.Config{Rate: 2.5, Burst: 40},
 		Registry:  reg,
@@ -125,10 +123,15 @@ func TestMetricsParseAndLint(t *testing.T) {
 		want   float64
 	}{
 		{"herald_requests_total", map[string]string{"protocol": "http", "action": "announce", "outcome": "ok"}, 41000},
-		{"herald_requests_total", map[string]string{"protocol": "http", "action": "invalid", "outcome": "failure"}, 110},
+		{"herald_requests_total", map[string]string{"protocol": "http", "action": "invalid", "outcome": "failure"}, 70},
+		{"herald_requests_total", map[string]string{"protocol": "http", "action": "announce", "outcome": "rate_limited"}, 7},
+		{"herald_requests_total", map[string]string{"protocol": "udp", "action": "connect", "outcome": "rate_limited"}, 9},
+		{"herald_requests_total", map[string]string{"protocol": "ws", "action": "announce", "outcome": "ok"}, 1000},
+		{"herald_requests_total", map[string]string{"protocol": "ws", "action": "answer", "outcome": "ok"}, 0},
+		{"herald_errors_total", map[string]string{"protocol": "ws", "reason": "not_allowed"}, 3},
 		{"herald_requests_total", map[string]string{"protocol": "udp", "action": "connect", "outcome": "ok"}, 30000},
 		{"herald_requests_total", map[string]string{"protocol": "udp", "action": "invalid", "outcome": "dropped"}, 100},
-		{"herald_errors_total", map[string]string{"protocol": "udp", "reason": "connection_id_mismatch"}, 30},
+		{"herald_errors_total", map[string]string{"protocol": "udp", "reason": "bad_connection_id"}, 30},
 		{"herald_errors_total", map[string]string{"protocol": "http", "reason": "internal"}, 2},
 		{"herald_errors_total", map[string]string{"protocol": "http", "reason": "rate_limited"}, 7},
 		{"herald_errors_total", map[string]string{"protocol": "udp", "reason": "rate_limited"}, 9},
@@ -140,7 +143,12 @@ func TestMetricsParseAndLint(t *testing.T) {
 		{"herald_client_rate_limit_burst", nil, 40},
 		{"herald_http_connections", nil, 5 + 1},
 		{"herald_http_connections_refused_total", nil, 3 + 1},
-		{"herald_http_connections_limit", nil, 3}, // the real server's 1 and a fake's 2, summed
+		{"herald_http_connections_limit", nil, 3}, // the real server's 1 and the other's 2, summed
+		{"herald_http_connections_accepted_total", nil, 1},
+		{"herald_ws_connections", nil, 38},
+		{"herald_ws_connections_limit", nil, 1000},
+		{"herald_ws_connections_accepted_total", nil, 40},
+		{"herald_ws_offers_relayed_total", nil, 0},
 		{"herald_torrents", nil, 3},
 		{"herald_peers", map[string]string{"family": "ipv4", "role": "seeder"}, 2},
 		{"herald_peers", map[string]string{"family": "ipv4", "role": "leecher"}, 4},
@@ -151,6 +159,7 @@ func TestMetricsParseAndLint(t *testing.T) {
 		{"herald_stats_requests_total", map[string]string{"outcome": "ok"}, 1},
 		{"herald_request_duration_seconds", map[string]string{"protocol": "http"}, 3},
 		{"herald_request_duration_seconds", map[string]string{"protocol": "udp"}, 1},
+		{"herald_request_duration_seconds", map[string]string{"protocol": "ws"}, 0},
 	} {
 		if got := value(c.name, c.labels); got != c.want {
 			t.Errorf("%s%v = %v, want %v", c.name, c.labels, got, c.want)
@@ -183,13 +192,14 @@ func TestMetricsParseAndLint(t *testing.T) {
 // fullHTTPServer serves a real HTTP tracker with room for one connection
 // and dials it twice: one connection stays open (it sends nothing, and its
 // header timeout is an hour), the other is closed on arrival.
-func fullHTTPServer(t *testing.T, store *swarm.Store) *httptracker.Server {
+func fullHTTPServer(t *testing.T, store *swarm.Store, set *counters.Set) {
 	t.Helper()
+	before := set.Read()
 	core, err := tracker.New(tracker.Config{Store: store})
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := httptracker.Listen("127.0.0.1:0", httptracker.Config{Tracker: core, MaxConnections: 1,
+	srv, err := httptracker.Listen("127.0.0.1:0", httptracker.Config{Tracker: core, MaxConnections: 1, Counters: set,
 		ReadHeaderTimeout: time.Hour, ReadTimeout: time.Hour, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
@@ -204,12 +214,14 @@ func fullHTTPServer(t *testing.T, store *swarm.Store) *httptracker.Server {
 	}
 	// The server accepts on its own loops: wait until it has seen both.
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		st := srv.Stats()
-		if st.OpenConnections == 1 && st.RefusedConnections == 1 {
-			return srv
+		c := set.Read()
+		open := c.Gauges[counters.HTTP][counters.Connections] - before.Gauges[counters.HTTP][counters.Connections]
+		refused := c.Events[counters.HTTP][counters.Turned] - before.Events[counters.HTTP][counters.Turned]
+		if open == 1 && refused == 1 {
+			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("after 30s: %d connections open, %d refused; want 1 and 1", st.OpenConnections, st.RefusedConnections)
+			t.Fatalf("after 30s: %d connections open, %d refused; want 1 and 1", open, refused)
 		}
 	}
 }
@@ -225,39 +237,6 @@ func TestNoGlobalRegistration(t *testing.T) {
 		if strings.HasPrefix(mf.GetName(), "herald_") {
 			t.Errorf("%s registered globally", mf.GetName())
 		}
-	}
-}
-
-// TestNoHistogramWithoutTiming: a frontend that does not time requests
-// gets no empty histogram that would read as "no latency".
-func TestNoHistogramWithoutTiming(t *testing.T) {
-	reg := prometheus.NewRegistry()
-	m, err := New(Config{Sources: Sources{Store: fixtureStore(t)}, Registry: reg})
-	if err != nil {
-		t.Fatal(err)
-	}
-	histograms := func() (protocols []string) {
-		mfs, err := reg.Gather()
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, mf := range mfs {
-			if mf.GetName() == "herald_request_duration_seconds" {
-				for _, m := range mf.Metric {
-					protocols = append(protocols, m.Label[0].GetValue())
-				}
-			}
-		}
-		return protocols
-	}
-	if got := histograms(); len(got) != 0 {
-		t.Errorf("duration histograms %v exported with no histogram source", got)
-	}
-	// A frontend added later with per-socket histograms brings its own.
-	m.AddHTTP(&fakeHTTP{}, nil)
-	m.AddUDP(&fakeUDP{}, NewHistogram(), NewHistogram())
-	if got := histograms(); len(got) != 1 || got[0] != "udp" {
-		t.Errorf("duration histograms %v, want [udp]", got)
 	}
 }
 
@@ -290,21 +269,5 @@ func TestLimitsAbsentWhenOff(t *testing.T) {
 	}
 	if refusals != 3 {
 		t.Errorf("%d herald_store_refusals_total series, want torrent_limit, peer_limit and invalid_address", refusals)
-	}
-}
-
-func TestHistogramBuckets(t *testing.T) {
-	h := NewHistogram()
-	h.Observe(0)
-	h.Observe(25 * time.Microsecond) // on a bound: counts in that bucket (le)
-	h.Observe(26 * time.Microsecond)
-	h.Observe(time.Hour)
-	h.ObserveN(time.Millisecond, 3) // a batch of three datagrams
-	s := mergeHistograms([]*Histogram{h, h})
-	if s.Count != 14 || s.Buckets[0] != 4 || s.Buckets[1] != 6 || s.Buckets[4] != 6 || s.Buckets[5] != 12 || s.Buckets[len(s.Buckets)-1] != 12 {
-		t.Errorf("count %d, buckets %v", s.Count, s.Buckets)
-	}
-	if want := 2 * (time.Hour + 51*time.Microsecond + 3*time.Millisecond); s.Sum != want {
-		t.Errorf("sum %v, want %v", s.Sum, want)
 	}
 }

@@ -8,8 +8,6 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/netip"
-	"slices"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -17,10 +15,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"herald/httptracker"
+	"herald/counters"
 	"herald/ratelimit"
 	"herald/swarm"
-	"herald/udptracker"
 )
 
 // Store is what the monitor reads from the swarm store; *swarm.Store has it.
@@ -36,29 +33,12 @@ type Store interface {
 	Range(fn func(swarm.TorrentCounts) bool)
 }
 
-// HTTPCounters is an HTTP frontend's counters; *httptracker.Server and
-// *httptracker.Handler have it.
-type HTTPCounters interface {
-	Stats() httptracker.Stats
-}
-
-// UDPCounters is a UDP frontend's counters; *udptracker.Server has it.
-type UDPCounters interface {
-	Stats() udptracker.Stats
-}
-
 // Sources are the numbers the monitor reports. Every source is read with
 // atomic loads or short shard locks; nothing here is called per request.
 type Sources struct {
 	Store Store // required
-	// HTTP and UDP list every listening frontend; their counters are summed.
-	HTTP []HTTPCounters
-	UDP  []UDPCounters
-	// HTTPLatency and UDPLatency are the response-time histograms the
-	// frontends observe into (one per frontend or per socket, so writers
-	// on different cores do not share cache lines); they are merged.
-	HTTPLatency []*Histogram
-	UDPLatency  []*Histogram
+	// Counters is the set every frontend counts into; default an empty one.
+	Counters *counters.Set
 }
 
 // Config holds the monitor's settings. Zero fields take the defaults beside
@@ -110,6 +90,9 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Sources.Store == nil {
 		return c, fmt.Errorf("stats: Config.Sources.Store is nil")
 	}
+	if c.Sources.Counters == nil {
+		c.Sources.Counters = counters.New()
+	}
 	if c.StatsPath == "" {
 		c.StatsPath = DefaultStatsPath
 	}
@@ -147,8 +130,7 @@ func (c Config) withDefaults() (Config, error) {
 type Monitor struct {
 	cfg       Config
 	store     Store
-	src       atomic.Pointer[Sources] // replaced whole by AddHTTP and AddUDP
-	addMu     sync.Mutex              // serialises AddHTTP and AddUDP
+	counts    *counters.Set
 	start     time.Time
 	now       func() time.Time // time.Now; tests fix it
 	trackerID uint32           // random per process, as opentracker's tracker_id
@@ -169,13 +151,12 @@ func New(cfg Config) (*Monitor, error) {
 	m := &Monitor{
 		cfg:       cfg,
 		store:     cfg.Sources.Store,
+		counts:    cfg.Sources.Counters,
 		start:     time.Now(),
 		now:       time.Now,
 		trackerID: rand.Uint32(),
 		history:   newHistory(cfg.History),
 	}
-	src := cfg.Sources
-	m.src.Store(&src)
 	m.metrics = promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{
 		ErrorLog:      slogPrinter{m},
 		ErrorHandling: promhttp.ContinueOnError,
@@ -194,8 +175,8 @@ func New(cfg Config) (*Monitor, error) {
 }
 
 // Snapshot is the tracker's state at one moment: every counter the
-// frontends keep, summed over listeners, plus the store's totals. /stats,
-// /metrics and the dashboard all read it.
+// frontends keep plus the store's totals. /stats, /metrics and the
+// dashboard all read it.
 type Snapshot struct {
 	Time   time.Time
 	Uptime time.Duration
@@ -208,14 +189,13 @@ type Snapshot struct {
 	// Totals are seeders and leechers by family and the completed counts
 	// of the torrents in the store (a walk over every shard).
 	Totals swarm.Totals
-	HTTP   httptracker.Stats
-	UDP    udptracker.Stats
+	// Counters are every frontend's requests, faults, events, gauges and
+	// response times.
+	Counters counters.Counts
 	// StatsRequests counts requests to the monitor's own pages, which
 	// opentracker counts as TCP connections; StatsDenied those refused.
 	StatsRequests uint64
 	StatsDenied   uint64
-	HTTPLatency   HistogramSnapshot
-	UDPLatency    HistogramSnapshot
 }
 
 // Snapshot reads every source now, Totals included.
@@ -230,7 +210,6 @@ func (m *Monitor) counters(now time.Time) Snapshot {
 	// Denied first: a request denied between the two loads then shows in
 	// both, never in StatsDenied alone.
 	denied := m.statsDenied.Load()
-	src := m.src.Load()
 	s := Snapshot{
 		Time:          now,
 		Uptime:        now.Sub(m.start),
@@ -239,50 +218,9 @@ func (m *Monitor) counters(now time.Time) Snapshot {
 		Refusals:      m.store.Refusals(),
 		StatsRequests: m.statsRequests.Load(),
 		StatsDenied:   denied,
-		HTTPLatency:   mergeHistograms(src.HTTPLatency),
-		UDPLatency:    mergeHistograms(src.UDPLatency),
-	}
-	for _, h := range src.HTTP {
-		s.HTTP = addHTTP(s.HTTP, h.Stats())
-	}
-	for _, u := range src.UDP {
-		s.UDP = addUDP(s.UDP, u.Stats())
+		Counters:      m.counts.Read(),
 	}
 	return s
-}
-
-// AddHTTP adds an HTTP frontend made after the monitor (it needs the
-// monitor's handler when it is made) and, if it times requests, its
-// histogram (nil if not).
-func (m *Monitor) AddHTTP(c HTTPCounters, latency *Histogram) {
-	m.add(func(s *Sources) {
-		s.HTTP = append(s.HTTP, c)
-		if latency != nil {
-			s.HTTPLatency = append(s.HTTPLatency, latency)
-		}
-	})
-}
-
-// AddUDP adds a UDP frontend made after the monitor and its histograms
-// (one per socket, or none).
-func (m *Monitor) AddUDP(c UDPCounters, latency ...*Histogram) {
-	m.add(func(s *Sources) {
-		s.UDP = append(s.UDP, c)
-		s.UDPLatency = append(s.UDPLatency, latency...)
-	})
-}
-
-// add publishes a changed copy of the sources, so readers never lock.
-func (m *Monitor) add(change func(*Sources)) {
-	m.addMu.Lock()
-	defer m.addMu.Unlock()
-	src := *m.src.Load()
-	src.HTTP = slices.Clone(src.HTTP)
-	src.UDP = slices.Clone(src.UDP)
-	src.HTTPLatency = slices.Clone(src.HTTPLatency)
-	src.UDPLatency = slices.Clone(src.UDPLatency)
-	change(&src)
-	m.src.Store(&src)
 }
 
 // Run samples the sources for the dashboard every SampleEvery until ctx is
@@ -311,69 +249,30 @@ func (m *Monitor) Run(ctx context.Context) {
 	}
 }
 
-// HTTPRequests is every HTTP request answered: opentracker's TCP
-// "connections" (it closes each connection after one reply).
-func (s *Snapshot) HTTPRequests() uint64 {
-	h := &s.HTTP
-	return h.Announces + h.AnnounceFailures + h.Scrapes + h.ScrapeFailures +
-		h.FullScrapes + h.FullScrapesBusy + h.FullScrapeErrors +
-		h.BadRequests + h.NotFound + h.Redirects + h.BadMethods + s.StatsRequests
+// Requests is every request of protocol p answered or dropped. For HTTP
+// it includes the monitor's own pages: opentracker's TCP "connections"
+// (it closes each connection after one reply). For UDP it is every
+// datagram received: opentracker's UDP "connections".
+func (s *Snapshot) Requests(p counters.Protocol) uint64 {
+	n := s.Counters.Total(p)
+	if p == counters.HTTP {
+		n += s.StatsRequests
+	}
+	return n
 }
 
-// UDPRequests is every datagram received: opentracker's UDP
-// "connections". Rate-limited datagrams are received too, though the
-// frontend counts them apart from Errors and Dropped.
-func (s *Snapshot) UDPRequests() uint64 {
-	u := &s.UDP
-	return u.Connects + u.Announces + u.Scrapes + u.Errors + u.Dropped + u.RateLimited
+// Errors is the requests of protocol p not served as asked: refused, rate
+// limited, malformed, cut off or dropped; for HTTP also the monitor's
+// pages refused with 403.
+func (s *Snapshot) Errors(p counters.Protocol) uint64 {
+	n := s.Counters.NotOK(p)
+	if p == counters.HTTP {
+		n += s.StatsDenied
+	}
+	return n
 }
 
-// HTTPErrors are HTTP requests not served as asked: 4xx, failure reasons,
-// refused and cut-off full scrapes.
-func (s *Snapshot) HTTPErrors() uint64 {
-	h := &s.HTTP
-	return h.AnnounceFailures + h.ScrapeFailures + h.FullScrapesBusy + h.FullScrapeErrors +
-		h.BadRequests + h.NotFound + h.BadMethods + s.StatsDenied
-}
-
-// UDPErrors are datagrams answered with an error packet or not at all,
-// rate-limited ones included.
-func (s *Snapshot) UDPErrors() uint64 {
-	return s.UDP.Errors + s.UDP.Dropped + s.UDP.RateLimited
-}
-
-func addHTTP(a, b httptracker.Stats) httptracker.Stats {
-	a.Announces += b.Announces
-	a.AnnounceFailures += b.AnnounceFailures
-	a.Scrapes += b.Scrapes
-	a.ScrapeFailures += b.ScrapeFailures
-	a.FullScrapes += b.FullScrapes
-	a.FullScrapesBusy += b.FullScrapesBusy
-	a.FullScrapeErrors += b.FullScrapeErrors
-	a.BadRequests += b.BadRequests
-	a.NotFound += b.NotFound
-	a.Redirects += b.Redirects
-	a.BadMethods += b.BadMethods
-	a.InternalErrors += b.InternalErrors
-	a.RateLimited += b.RateLimited
-	a.OpenConnections += b.OpenConnections
-	a.RefusedConnections += b.RefusedConnections
-	a.MaxConnections += b.MaxConnections
-	return a
-}
-
-func addUDP(a, b udptracker.Stats) udptracker.Stats {
-	a.Connects += b.Connects
-	a.Announces += b.Announces
-	a.Scrapes += b.Scrapes
-	a.Errors += b.Errors
-	a.BadConnectionID += b.BadConnectionID
-	a.Refused += b.Refused
-	a.Malformed += b.Malformed
-	a.StoreErrors += b.StoreErrors
-	a.Dropped += b.Dropped
-	a.RateLimited += b.RateLimited
-	a.SendFailures += b.SendFailures
-	a.ReadFailures += b.ReadFailures
-	return a
+// served is the requests of protocol p for action a served as asked.
+func (s *Snapshot) served(p counters.Protocol, a counters.Action) uint64 {
+	return s.Counters.Requests[p][a][counters.OK]
 }

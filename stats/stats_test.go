@@ -9,41 +9,33 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"herald/httptracker"
+	"herald/counters"
 	"herald/swarm"
-	"herald/udptracker"
+	"herald/tracker"
 )
 
-// fakeHTTP and fakeUDP stand in for frontends: fixed counters, or counters
-// the load in the browser test bumps.
-type fakeHTTP struct {
-	fixed     httptracker.Stats
-	announces atomic.Uint64
-	notFound  atomic.Uint64
+// add counts n requests of protocol p for action a with outcome o into
+// set, and n faults why unless why is noFault.
+func add(set *counters.Set, p counters.Protocol, a counters.Action, o counters.Outcome, why counters.Fault, n int) {
+	for range n {
+		set.Request(p, a, o)
+		if why != noFault {
+			set.Fault(p, why)
+		}
+	}
 }
 
-func (f *fakeHTTP) Stats() httptracker.Stats {
-	s := f.fixed
-	s.Announces += f.announces.Load()
-	s.NotFound += f.notFound.Load()
-	return s
-}
+const noFault = counters.NumFaults
 
-type fakeUDP struct {
-	fixed     udptracker.Stats
-	announces atomic.Uint64
-	dropped   atomic.Uint64
-}
-
-func (f *fakeUDP) Stats() udptracker.Stats {
-	s := f.fixed
-	s.Announces += f.announces.Load()
-	s.Dropped += f.dropped.Load()
-	return s
+// refuse counts n requests of protocol p for action a that the tracker
+// refused for r, as the frontends count them.
+func refuse(set *counters.Set, p counters.Protocol, a counters.Action, r tracker.Reason, n int) {
+	for range n {
+		tracker.Count(set, p, a, r)
+	}
 }
 
 func hashOf(b byte) swarm.InfoHash {
@@ -106,16 +98,62 @@ func fixtureStoreWith(t testing.TB, cfg swarm.Config) *swarm.Store {
 	return store
 }
 
-var fixedHTTP = httptracker.Stats{
-	Announces: 40000, AnnounceFailures: 500, Scrapes: 7450, ScrapeFailures: 50,
-	FullScrapes: 3, FullScrapesBusy: 1, FullScrapeErrors: 2,
-	BadRequests: 40, NotFound: 60, Redirects: 20, BadMethods: 10, InternalErrors: 2,
-}
-
-var fixedUDP = udptracker.Stats{
-	Connects: 30000, Announces: 25000, Scrapes: 3725,
-	Errors: 60, BadConnectionID: 30, Refused: 20, Malformed: 10,
-	Dropped: 100, SendFailures: 1, ReadFailures: 2,
+// fixtureCounters are the requests of two HTTP frontends (49136 in all,
+// 41000 announces served), a UDP one (58885 datagrams) and a WebSocket one
+// (1004 messages), as they would count them.
+func fixtureCounters() *counters.Set {
+	set := counters.New()
+	const http, udp, ws = counters.HTTP, counters.UDP, counters.WS
+	for _, r := range []struct {
+		p   counters.Protocol
+		a   counters.Action
+		o   counters.Outcome
+		why counters.Fault
+		n   int
+	}{
+		{http, counters.Announce, counters.OK, noFault, 41000},
+		{http, counters.Announce, counters.Failure, counters.BadRequest, 40},
+		{http, counters.Scrape, counters.OK, noFault, 7450},
+		{http, counters.FullScrape, counters.OK, noFault, 3},
+		{http, counters.FullScrape, counters.Failure, counters.FullScrapeBusy, 1},
+		{http, counters.FullScrape, counters.Error, counters.FullScrapeCut, 2},
+		{http, counters.Redirect, counters.OK, noFault, 20},
+		{http, counters.Invalid, counters.Failure, counters.NotFound, 60},
+		{http, counters.Invalid, counters.Failure, counters.MethodNotAllowed, 10},
+		{udp, counters.Connect, counters.OK, noFault, 30000},
+		{udp, counters.Announce, counters.OK, noFault, 25000},
+		{udp, counters.Scrape, counters.OK, noFault, 3725},
+		{udp, counters.Invalid, counters.Dropped, counters.Runt, 100},
+		{ws, counters.Announce, counters.OK, noFault, 1000},
+	} {
+		add(set, r.p, r.a, r.o, r.why, r.n)
+	}
+	for _, r := range []struct {
+		p      counters.Protocol
+		a      counters.Action
+		reason tracker.Reason
+		n      int
+	}{
+		{http, counters.Announce, tracker.NotAllowed, 498},
+		{http, counters.Announce, tracker.Internal, 2},
+		{http, counters.Scrape, tracker.Malformed, 50},
+		{udp, counters.Announce, tracker.BadConnectionID, 30},
+		{udp, counters.Announce, tracker.NotAllowed, 20},
+		{udp, counters.Scrape, tracker.Malformed, 10},
+		{ws, counters.Announce, tracker.NotAllowed, 3},
+		{ws, counters.Invalid, tracker.RateLimited, 1},
+	} {
+		refuse(set, r.p, r.a, r.reason, r.n)
+	}
+	set.Fault(udp, counters.SendFailed)
+	set.Fault(udp, counters.ReadFailed)
+	set.Fault(udp, counters.ReadFailed)
+	for range 40 {
+		set.Event(ws, counters.Accepted)
+	}
+	set.Watch(ws, counters.Connections, func() int64 { return 38 })
+	set.Watch(ws, counters.ConnectionLimit, func() int64 { return 1000 })
+	return set
 }
 
 // testUptime is 1 h 2 min 5 s.
@@ -123,17 +161,12 @@ const testUptime = 3725 * time.Second
 
 var testNets = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
 
-// newFixtureMonitor returns a monitor over the fixture store, two HTTP
-// frontends (41000 announces in all) and one UDP frontend, with its clock
-// fixed testUptime after its start.
+// newFixtureMonitor returns a monitor over the fixture store and
+// fixtureCounters, with its clock fixed testUptime after its start.
 func newFixtureMonitor(t testing.TB, store Store) *Monitor {
 	t.Helper()
 	m, err := New(Config{
-		Sources: Sources{
-			Store: store,
-			HTTP:  []HTTPCounters{&fakeHTTP{fixed: fixedHTTP}, &fakeHTTP{fixed: httptracker.Stats{Announces: 1000}}},
-			UDP:   []UDPCounters{&fakeUDP{fixed: fixedUDP}},
-		},
+		Sources: Sources{Store: store, Counters: fixtureCounters()},
 		Nets:    testNets,
 		Version: "herald 0.1-test",
 	})
@@ -226,17 +259,72 @@ herald 0.1-test
       <count code="500 Internal Server Error">2</count>
     </http_error>
   </debug>
+  <herald>
+    <protocol name="udp">
+      <requests action="connect" outcome="ok">30000</requests>
+      <requests action="announce" outcome="ok">25000</requests>
+      <requests action="announce" outcome="failure">50</requests>
+      <requests action="scrape" outcome="ok">3725</requests>
+      <requests action="scrape" outcome="failure">10</requests>
+      <requests action="invalid" outcome="dropped">100</requests>
+      <errors reason="malformed">10</errors>
+      <errors reason="not_allowed">20</errors>
+      <errors reason="bad_connection_id">30</errors>
+      <errors reason="dropped">100</errors>
+      <errors reason="send_failed">1</errors>
+      <errors reason="read_failed">2</errors>
+    </protocol>
+    <protocol name="http">
+      <requests action="announce" outcome="ok">41000</requests>
+      <requests action="announce" outcome="failure">538</requests>
+      <requests action="announce" outcome="error">2</requests>
+      <requests action="scrape" outcome="ok">7450</requests>
+      <requests action="scrape" outcome="failure">50</requests>
+      <requests action="full_scrape" outcome="ok">3</requests>
+      <requests action="full_scrape" outcome="failure">1</requests>
+      <requests action="full_scrape" outcome="error">2</requests>
+      <requests action="redirect" outcome="ok">20</requests>
+      <requests action="invalid" outcome="failure">70</requests>
+      <errors reason="malformed">50</errors>
+      <errors reason="not_allowed">498</errors>
+      <errors reason="internal">2</errors>
+      <errors reason="bad_request">40</errors>
+      <errors reason="not_found">60</errors>
+      <errors reason="method_not_allowed">10</errors>
+      <errors reason="full_scrape_busy">1</errors>
+      <errors reason="full_scrape_cut">2</errors>
+      <connections_accepted>0</connections_accepted>
+      <connections_refused>0</connections_refused>
+      <connections>0</connections>
+    </protocol>
+    <protocol name="ws">
+      <requests action="announce" outcome="ok">1000</requests>
+      <requests action="announce" outcome="failure">3</requests>
+      <requests action="invalid" outcome="rate_limited">1</requests>
+      <errors reason="not_allowed">3</errors>
+      <errors reason="rate_limited">1</errors>
+      <connections_accepted>40</connections_accepted>
+      <connections_refused>0</connections_refused>
+      <offers_relayed>0</offers_relayed>
+      <answers_relayed>0</answers_relayed>
+      <connections>38</connections>
+      <connections_limit>1000</connections_limit>
+      <torrents>0</torrents>
+      <peers>0</peers>
+    </protocol>
+  </herald>
 </stats>`
 
 // TestModes checks every mode's bytes against the fixture. HTTP requests
-// are the fixed 49136 plus the stats request itself; UDP datagrams 58885.
+// are the fixed 49136 plus the stats request itself; UDP datagrams 58885;
+// conn adds the 1004 WebSocket messages.
 func TestModes(t *testing.T) {
 	store := fixtureStore(t)
 	for _, tc := range []struct{ query, want string }{
 		{"", "10\n4\nopentracker serving 3 torrents\nopentracker"},
 		{"?mode=peer", "10\n4\nopentracker serving 3 torrents\nopentracker"},
 		{"?mode=torr", "3\n0\nopentracker serving 3 torrents\nopentracker"},
-		{"?mode=conn", "108022\n96000\n3725 seconds (1 hours)\nopentracker connections, 28 conns/s :: 25 success/s."},
+		{"?mode=conn", "109026\n97000\n3725 seconds (1 hours)\nopentracker connections, 29 conns/s :: 26 success/s."},
 		{"?mode=udp4", "58885\n55000\n3725 seconds (1 hours)\nopentracker udp4 stats, 15 conns/s :: 14 success/s."},
 		{"?mode=tcp4", "49137\n41000\n3725 seconds (1 hours)\nopentracker tcp4 stats, 13 conns/s :: 11 success/s."},
 		{"?mode=scrp", "7450\n3725\n3725 seconds (1 hours)\nopentracker scrape stats, 3 scrape/s (tcp and udp)"},
@@ -247,7 +335,7 @@ func TestModes(t *testing.T) {
 		{"?mode=everything", everythingWant},
 		{"?mode=version", "herald 0.1-test\n"},
 		{"?mode=busy", "13\n15\n3725 seconds (1 hours)\nherald busy, 13 http req/s :: 15 udp req/s."},
-		{"?format=txt&mode=conn&foo", "108022\n96000\n3725 seconds (1 hours)\nopentracker connections, 28 conns/s :: 25 success/s."},
+		{"?format=txt&mode=conn&foo", "109026\n97000\n3725 seconds (1 hours)\nopentracker connections, 29 conns/s :: 26 success/s."},
 		{"?mode=%70eer", "10\n4\nopentracker serving 3 torrents\nopentracker"},
 	} {
 		t.Run(tc.query, func(t *testing.T) {
@@ -322,8 +410,13 @@ func TestStatsRefusals(t *testing.T) {
 // receives as a UDP connection; rate-limited ones are received too, and are
 // errors (dropped connects, error packets for the rest).
 func TestRateLimitedDatagramsCount(t *testing.T) {
+	set := counters.New()
+	add(set, counters.UDP, counters.Connect, counters.OK, noFault, 10)
+	add(set, counters.UDP, counters.Announce, counters.OK, noFault, 4)
+	refuse(set, counters.UDP, counters.Connect, tracker.RateLimited, 2)
+	refuse(set, counters.UDP, counters.Announce, tracker.RateLimited, 4)
 	m, err := New(Config{
-		Sources: Sources{Store: fixtureStore(t), UDP: []UDPCounters{&fakeUDP{fixed: udptracker.Stats{Connects: 10, Announces: 4, RateLimited: 6}}}},
+		Sources: Sources{Store: fixtureStore(t), Counters: set},
 		Nets:    testNets,
 	})
 	if err != nil {
@@ -332,8 +425,8 @@ func TestRateLimitedDatagramsCount(t *testing.T) {
 	if got := get(t, m, "127.0.0.1:1", "/stats?mode=udp4").Body.String(); !strings.HasPrefix(got, "20\n14\n") {
 		t.Errorf("udp4: %q, want 20 datagrams, 14 successes", got)
 	}
-	if s := m.Snapshot(); s.UDPErrors() != 6 {
-		t.Errorf("UDP errors %d, want the 6 rate-limited datagrams", s.UDPErrors())
+	if s := m.Snapshot(); s.Errors(counters.UDP) != 6 {
+		t.Errorf("UDP errors %d, want the 6 rate-limited datagrams", s.Errors(counters.UDP))
 	}
 }
 

@@ -17,19 +17,15 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"herald/counters"
 	"herald/httptracker"
 	"herald/swarm"
 	"herald/tracker"
 	"herald/udptracker"
 )
 
-// The frontends and the store are sources as they are.
-var (
-	_ Store        = (*swarm.Store)(nil)
-	_ HTTPCounters = (*httptracker.Server)(nil)
-	_ HTTPCounters = (*httptracker.Handler)(nil)
-	_ UDPCounters  = (*udptracker.Server)(nil)
-)
+// The store is a source as it is.
+var _ Store = (*swarm.Store)(nil)
 
 // TestWithRealFrontends wires the monitor as cmd/herald does, over real
 // HTTP and UDP trackers on 127.0.0.1, and checks that an HTTP announce, a
@@ -43,29 +39,27 @@ func TestWithRealFrontends(t *testing.T) {
 	quiet := slog.New(slog.DiscardHandler)
 	var limited atomic.Bool // once set, the rate limit refuses everyone
 	admit := func(netip.Addr, time.Time) bool { return !limited.Load() }
-	core, err := tracker.New(tracker.Config{Store: store, Admit: admit, Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	httpSrv, err := httptracker.Listen("127.0.0.1:0", httptracker.Config{Tracker: core, Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	udpSrv, err := udptracker.Listen("127.0.0.1:0", udptracker.Config{Tracker: core, Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
+	set := counters.New()
 	m, err := New(Config{
-		Sources: Sources{Store: store, UDP: []UDPCounters{udpSrv}},
+		Sources: Sources{Store: store, Counters: set},
 		Nets:    testNets,
 		Version: "herald wiring-test", Registry: prometheus.NewRegistry(),
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The HTTP frontend is added after New, as cmd/herald must when the
-	// frontend takes the monitor's handler in its Config.
-	m.AddHTTP(httpSrv, nil)
+	core, err := tracker.New(tracker.Config{Store: store, Admit: admit, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	httpSrv, err := httptracker.Listen("127.0.0.1:0", httptracker.Config{Tracker: core, Counters: set, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	udpSrv, err := udptracker.Listen("127.0.0.1:0", udptracker.Config{Tracker: core, Counters: set, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	errs := make(chan error, 2)
 	go func() { errs <- httpSrv.Serve(ctx) }()
@@ -149,6 +143,8 @@ func TestWithRealFrontends(t *testing.T) {
 		`herald_requests_total{action="announce",outcome="ok",protocol="http"} 1`,
 		`herald_requests_total{action="connect",outcome="ok",protocol="udp"} 1`,
 		`herald_peers{family="ipv4",role="seeder"} 1`,
+		`herald_requests_total{action="announce",outcome="rate_limited",protocol="http"} 1`,
+		`herald_requests_total{action="announce",outcome="rate_limited",protocol="udp"} 1`,
 		`herald_errors_total{protocol="http",reason="rate_limited"} 1`,
 		`herald_errors_total{protocol="udp",reason="rate_limited"} 1`,
 	} {

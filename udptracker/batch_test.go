@@ -6,6 +6,8 @@ import (
 	"net/netip"
 	"syscall"
 	"testing"
+
+	"herald/counters"
 )
 
 // fakeConn is a batchConn that records what is written and fails the
@@ -54,7 +56,7 @@ func TestServeBatchSkipsFailedSend(t *testing.T) {
 	if want := []uint32{0, 2, 4}; len(fc.sent) != len(want) || fc.sent[0] != 0 || fc.sent[1] != 2 || fc.sent[2] != 4 {
 		t.Fatalf("sent replies %v, want %v", fc.sent, want)
 	}
-	if got := h.counts.sendFailures.Load(); got != 1 {
+	if got := h.counts.Read().Faults[counters.UDP][counters.SendFailed]; got != 1 {
 		t.Errorf("send failures %d, want 1", got)
 	}
 }

@@ -80,6 +80,6 @@
 //
 // Every request costs bounded work: at most 74 store lookups per scrape,
 // one store call per announce, BEP 41 parsing linear in at most 2048
-// bytes. Each outcome is counted (Server.Stats); none is logged per
+// bytes. Each outcome is counted (Config.Counters); none is logged per
 // packet.
 package udptracker

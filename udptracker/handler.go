@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"time"
 
+	"herald/counters"
 	"herald/swarm"
 	"herald/tracker"
 )
@@ -25,11 +26,11 @@ var (
 // and with it the scratch space every request reuses: nothing on the path
 // from packet to reply allocates.
 type handler struct {
-	cfg     *Config // defaults applied
+	cfg      *Config // defaults applied
 	tracker  *tracker.Tracker
 	connects *tracker.ConnectWindow
 	ids      *connIDs
-	counts   *counters
+	counts   *counters.Set
 
 	announce AnnounceRequest
 	scrape   ScrapeRequest
@@ -39,13 +40,13 @@ type handler struct {
 	torrents []swarm.Counts // capacity MaxScrapeHashes
 }
 
-func newHandler(cfg *Config, ids *connIDs, counts *counters) *handler {
+func newHandler(cfg *Config, ids *connIDs) *handler {
 	return &handler{
 		cfg:      cfg,
 		tracker:  cfg.Tracker,
 		connects: cfg.Tracker.ConnectWindow(cfg.Sockets),
 		ids:      ids,
-		counts:   counts,
+		counts:   cfg.Counters,
 		announce: AnnounceRequest{URLData: make([]byte, 0, maxPacketLen)},
 		scrape:   ScrapeRequest{InfoHashes: make([]swarm.InfoHash, 0, MaxScrapeHashes)},
 		peers:    make([]byte, 0, max(cfg.MaxPeers4*swarm.PeerLen4, cfg.MaxPeers6*swarm.PeerLen6)),
@@ -70,32 +71,33 @@ func maxReplyLen(cfg *Config) int {
 func (h *handler) serve(dst, pkt []byte, from netip.AddrPort, now int64) []byte {
 	hdr, err := ParseHeader(pkt)
 	if err != nil {
-		h.counts.dropped.Add(1) // a runt has no transaction id to answer with
+		h.drop() // a runt has no transaction id to answer with
 		return dst
 	}
 	switch hdr.Action {
 	case ActionConnect:
 		if hdr.ConnectionID != ProtocolID {
-			h.counts.dropped.Add(1) // not BEP 15 traffic
+			h.drop() // not BEP 15 traffic
 			return dst
 		}
 		// Not the client's rate limit: its address is unproven (see
 		// tracker.ConnectWindow).
 		if !h.connects.Admit(now) {
-			h.counts.rateLimited.Add(1) // dropped: answering would feed a spoofed flood
+			// Dropped: answering would feed a spoofed flood.
+			tracker.Count(h.counts, counters.UDP, counters.Connect, tracker.RateLimited)
 			return dst
 		}
-		h.counts.connects.Add(1)
+		h.counts.Request(counters.UDP, counters.Connect, counters.OK)
 		return AppendConnectResponse(dst, ConnectResponse{TransactionID: hdr.TransactionID, ConnectionID: h.ids.issue(from, now)})
 	case ActionAnnounce, ActionScrape:
 	default:
 		// Unknown actions, error packets included, are dropped: answering
 		// them would let one tracker's replies keep another one talking.
-		h.counts.dropped.Add(1)
+		h.drop()
 		return dst
 	}
 	if !h.ids.valid(hdr.ConnectionID, from, now) {
-		h.counts.badConnectionID.Add(1)
+		tracker.Count(h.counts, counters.UDP, actionOf(hdr.Action), tracker.BadConnectionID)
 		// The source address is unproven here, so the reply must not be
 		// bigger than the request (no amplification): cut the message.
 		msg := tracker.BadConnectionID.Text()
@@ -108,16 +110,17 @@ func (h *handler) serve(dst, pkt []byte, from netip.AddrPort, now int64) []byte 
 	return h.serveScrape(dst, pkt, hdr.TransactionID, from, now)
 }
 
-// refuse counts a refusal and appends its error packet.
-func (h *handler) refuse(dst []byte, tid uint32, ce *tracker.ClientError) []byte {
-	h.counts.refusal(ce.Reason)
+// refuse counts a refusal of a request for action a and appends its
+// error packet.
+func (h *handler) refuse(dst []byte, tid uint32, a counters.Action, ce *tracker.ClientError) []byte {
+	tracker.Count(h.counts, counters.UDP, a, ce.Reason)
 	return AppendErrorResponse(dst, ErrorResponse{TransactionID: tid, Message: ce.Text})
 }
 
 func (h *handler) serveAnnounce(dst, pkt []byte, tid uint32, from netip.AddrPort, now int64) []byte {
 	r := &h.announce
 	if err := ParseAnnounceRequest(pkt, r); err != nil {
-		return h.refuse(dst, tid, errShortAnnounce)
+		return h.refuse(dst, tid, counters.Announce, errShortAnnounce)
 	}
 	// Peers of the requester's own family only: a client talking IPv4 reads
 	// 6-byte entries, one talking IPv6 18-byte entries (BEP 15).
@@ -150,9 +153,9 @@ func (h *handler) serveAnnounce(dst, pkt []byte, tid uint32, from netip.AddrPort
 	}
 	reply := &h.reply
 	if ce := h.tracker.Announce(a, time.Unix(now, 0), dstPeers, reply); ce != nil {
-		return h.refuse(dst, tid, ce)
+		return h.refuse(dst, tid, counters.Announce, ce)
 	}
-	h.counts.announces.Add(1)
+	h.counts.Request(counters.UDP, counters.Announce, counters.OK)
 	resp := AnnounceResponse{
 		TransactionID: tid,
 		Interval:      reply.Interval,
@@ -170,18 +173,33 @@ func (h *handler) serveScrape(dst, pkt []byte, tid uint32, from netip.AddrPort, 
 	r := &h.scrape
 	switch err := ParseScrapeRequest(pkt, r); {
 	case errors.Is(err, ErrTooManyHashes):
-		return h.refuse(dst, tid, errTooManyHashes)
+		return h.refuse(dst, tid, counters.Scrape, errTooManyHashes)
 	case err != nil:
-		return h.refuse(dst, tid, errScrapeLength)
+		return h.refuse(dst, tid, counters.Scrape, errScrapeLength)
 	}
 	if ce := h.tracker.AdmitScrape(from.Addr(), time.Unix(now, 0)); ce != nil {
-		return h.refuse(dst, tid, ce)
+		return h.refuse(dst, tid, counters.Scrape, ce)
 	}
 	h.torrents = h.torrents[:0]
 	for _, ih := range r.InfoHashes {
 		c, _ := h.tracker.ScrapeCounts(ih) // an unknown or refused torrent is all zeros
 		h.torrents = append(h.torrents, c)
 	}
-	h.counts.scrapes.Add(1)
+	h.counts.Request(counters.UDP, counters.Scrape, counters.OK)
 	return AppendScrapeResponse(dst, &ScrapeResponse{TransactionID: tid, Torrents: h.torrents})
+}
+
+// drop counts a datagram left unanswered: a runt, not BEP 15, or an
+// unknown action.
+func (h *handler) drop() {
+	h.counts.Request(counters.UDP, counters.Invalid, counters.Dropped)
+	h.counts.Fault(counters.UDP, counters.Runt)
+}
+
+// actionOf is the counters' action for a header's announce or scrape.
+func actionOf(a Action) counters.Action {
+	if a == ActionAnnounce {
+		return counters.Announce
+	}
+	return counters.Scrape
 }

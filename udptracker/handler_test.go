@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"herald/counters"
 	"herald/ratelimit"
 	"herald/swarm"
 	"herald/tracker"
@@ -47,7 +48,7 @@ func newTestHandler(t testing.TB, cfg Config) *handler {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return newHandler(&cfg, newConnIDs(cfg.ConnIDSecret, cfg.KeyRotation), new(counters))
+	return newHandler(&cfg, newConnIDs(cfg.ConnIDSecret, cfg.KeyRotation))
 }
 
 func announcePacket(id uint64, mutate func(*AnnounceRequest)) []byte {
@@ -322,8 +323,8 @@ func TestStoreErrorBecomesErrorPacket(t *testing.T) {
 	if want := "error: " + tracker.TorrentLimit.Text(); got != want {
 		t.Fatalf("second torrent: %q, want %q", got, want)
 	}
-	if st := h.counts; st.storeErrs.Load() != 1 {
-		t.Errorf("store errors counted %d, want 1", st.storeErrs.Load())
+	if got := h.counts.Read().Refusals[counters.UDP][tracker.TorrentLimit]; got != 1 {
+		t.Errorf("torrent limit refusals counted %d, want 1", got)
 	}
 }
 
@@ -424,8 +425,8 @@ func TestAdmitOverLimit(t *testing.T) {
 	if out := h.serve(nil, announcePacket(id, nil), testClient, testNow); len(out) < announceResponseHeaderLen || binary.BigEndian.Uint32(out) != uint32(ActionAnnounce) {
 		t.Fatalf("announce under the limit: %x", out)
 	}
-	if s := h.counts; s.rateLimited.Load() != 1 {
-		t.Fatalf("rate limited count %d, want 1", s.rateLimited.Load())
+	if got := h.counts.Read().Requests[counters.UDP][counters.Announce][counters.RateLimited]; got != 1 {
+		t.Fatalf("rate limited count %d, want 1", got)
 	}
 }
 
@@ -461,7 +462,7 @@ func TestConnectBoundIssue14(t *testing.T) {
 	if got := outcome(t, h.serve(nil, connect, testClient, testNow+1)); got != "action 0" {
 		t.Fatalf("connect in the next second: %s", got)
 	}
-	if n := h.counts.rateLimited.Load(); n != 1 {
+	if n := h.counts.Read().Requests[counters.UDP][counters.Connect][counters.RateLimited]; n != 1 {
 		t.Fatalf("rate limited count %d, want 1", n)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"herald/counters"
 	"herald/internal/reuseport"
 	"herald/swarm"
 	"herald/tracker"
@@ -40,11 +41,12 @@ type Config struct {
 	// MaxPeers4 and MaxPeers6 cap the peers in one reply to an IPv4 or IPv6
 	// client, to keep replies within a typical MTU. Default 200 and 66.
 	MaxPeers4, MaxPeers6 int
-	// ObserveBatch, if set, is told how long each batch of n requests took
-	// from the end of the read to the end of the send: every request of
-	// the batch waited that long for its reply. One call per batch keeps
-	// the clock off the per-request path.
-	ObserveBatch func(d time.Duration, n int)
+	// Counters receives the request counts and, per batch of n requests,
+	// how long the batch took from the end of the read to the end of the
+	// send: every request of the batch waited that long for its reply. One
+	// observation per batch keeps the clock off the per-request path.
+	// Default a Set of its own.
+	Counters *counters.Set
 	// Sockets is the number of SO_REUSEPORT sockets, each with one reader
 	// goroutine. Default runtime.GOMAXPROCS(0); always 1 off Linux.
 	Sockets int
@@ -72,6 +74,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.MaxPeers6 == 0 {
 		c.MaxPeers6 = DefaultMaxPeers6
+	}
+	if c.Counters == nil {
+		c.Counters = counters.New()
 	}
 	if c.Sockets == 0 {
 		c.Sockets = runtime.GOMAXPROCS(0)
@@ -110,7 +115,6 @@ type Server struct {
 	cfg     Config
 	addr    netip.AddrPort
 	conns   []batchConn
-	counts  []counters // one per socket
 	ids     *connIDs
 	serving atomic.Bool
 }
@@ -130,7 +134,7 @@ func Listen(addr string, cfg Config) (*Server, error) {
 	if err := reuseport.Free(network, addr); err != nil {
 		return nil, fmt.Errorf("udptracker: listen %s: %w", addr, err)
 	}
-	s := &Server{cfg: cfg, counts: make([]counters, cfg.Sockets), ids: newConnIDs(cfg.ConnIDSecret, cfg.KeyRotation)}
+	s := &Server{cfg: cfg, ids: newConnIDs(cfg.ConnIDSecret, cfg.KeyRotation)}
 	for i := range cfg.Sockets {
 		c, err := listenBatch(network, addr, cfg.ReceiveBuffer)
 		if err != nil {
@@ -169,15 +173,6 @@ func networkFor(addr string) (string, error) {
 // when Listen was given port 0).
 func (s *Server) Addr() netip.AddrPort { return s.addr }
 
-// Stats returns the counts so far, summed over all sockets.
-func (s *Server) Stats() Stats {
-	var st Stats
-	for i := range s.counts {
-		s.counts[i].addTo(&st)
-	}
-	return st
-}
-
 // Close closes the sockets of a Server that will not Serve; Serve closes
 // them itself when its context ends.
 func (s *Server) Close() error {
@@ -202,7 +197,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	failed := make(chan error, len(s.conns))
 	var readers sync.WaitGroup
 	for i, c := range s.conns {
-		h := newHandler(&s.cfg, s.ids, &s.counts[i])
+		h := newHandler(&s.cfg, s.ids)
 		readers.Go(func() {
 			if err := s.read(c, h); err != nil {
 				failed <- fmt.Errorf("udptracker: socket %d: %w", i, err)
@@ -237,16 +232,14 @@ func (s *Server) read(c batchConn, h *handler) error {
 			return nil
 		}
 		if err != nil {
-			h.counts.readFailures.Add(1)
+			h.counts.Fault(counters.UDP, counters.ReadFailed)
 			continue
 		}
 		start := time.Now()
 		if err := serveBatch(c, h, rx[:n], tx, start.Unix()); err != nil {
 			return nil // closed while sending
 		}
-		if s.cfg.ObserveBatch != nil {
-			s.cfg.ObserveBatch(time.Since(start), n)
-		}
+		h.counts.ObserveN(counters.UDP, time.Since(start), n)
 	}
 }
 
@@ -274,7 +267,7 @@ func serveBatch(c batchConn, h *handler, rx, tx []message, now int64) error {
 		if err != nil {
 			// The kernel refused msgs[sent] (no route, a bad address):
 			// skip it and send the rest.
-			h.counts.sendFailures.Add(1)
+			h.counts.Fault(counters.UDP, counters.SendFailed)
 			sent++
 		}
 	}

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/gobwas/ws/wsutil"
+
+	"herald/counters"
 )
 
 // sdp is an offer of typical size: a browser's data-channel offer without
@@ -126,9 +128,9 @@ func BenchmarkOfferRelay(b *testing.B) {
 	elapsed := time.Since(start)
 	b.StopTimer()
 	if got := received.Load(); got < want {
-		b.Fatalf("%d offers received, want %d; tracker %+v", got, want, s.Handler().Stats())
+		b.Fatalf("%d offers received, want %d; tracker relayed %d", got, want, event(s.handler, counters.OfferRelayed))
 	}
 	b.ReportMetric(float64(want)/elapsed.Seconds(), "offers/s")
 	// The counter moves just after the write a receiver may already have read.
-	waitFor(b, "the relayed-offers counter", func() bool { return s.Handler().Stats().OffersRelayed >= uint64(want) })
+	waitFor(b, "the relayed-offers counter", func() bool { return event(s.handler, counters.OfferRelayed) >= uint64(want) })
 }

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"time"
 
+	"herald/counters"
 	"herald/tracker"
 )
 
@@ -75,6 +76,11 @@ type Config struct {
 	ReadHeaderTimeout time.Duration
 	MaxHeaderBytes    int
 
+	// Counters receives the counts of messages, connections and relayed
+	// offers and answers, how long each message took to answer, and the
+	// swarms' sizes and limits. Default a Set of its own.
+	Counters *counters.Set
+
 	// Logger receives startup and shutdown messages, never one line per
 	// message. Default slog.Default().
 	Logger *slog.Logger
@@ -104,6 +110,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.Tracker == nil {
 		return c, fmt.Errorf("wstracker: Config.Tracker is nil")
+	}
+	if c.Counters == nil {
+		c.Counters = counters.New()
 	}
 	interval := c.Tracker.Interval()
 	if c.IdleTimeout == 0 {

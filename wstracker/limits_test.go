@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/gobwas/ws"
+
+	"herald/counters"
 )
 
 // Issue 14 item 7: on listen.ws, a connection that made one plain HTTP
@@ -58,8 +60,8 @@ func TestOwnListenerTimesOutAndCapsConnections(t *testing.T) {
 	if _, err := third.Read(make([]byte, 1)); !errors.Is(err, io.EOF) {
 		t.Fatalf("connection beyond the cap: %v, want closed at once", err)
 	}
-	if st := s.Handler().Stats(); st.RefusedConns != 1 {
-		t.Errorf("RefusedConns %d, want 1", st.RefusedConns)
+	if n := event(s.handler, counters.Turned); n != 1 {
+		t.Errorf("%d connections refused, want 1", n)
 	}
 }
 
@@ -94,7 +96,7 @@ func TestSilentUpgradeAndConnectionsPerClient(t *testing.T) {
 		t.Fatalf("another client's upgrade: %v", err)
 	}
 	nc.Close()
-	if st := s.Handler().Stats(); st.RefusedConns != 1 {
-		t.Errorf("RefusedConns %d, want 1", st.RefusedConns)
+	if n := event(s.handler, counters.Turned); n != 1 {
+		t.Errorf("%d connections refused, want 1", n)
 	}
 }

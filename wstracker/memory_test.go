@@ -16,6 +16,8 @@ import (
 
 	"github.com/gobwas/ws"
 	"github.com/gobwas/ws/wsutil"
+
+	"herald/counters"
 )
 
 // idleClientEnv makes the test binary a client that holds idle connections
@@ -42,7 +44,7 @@ func TestMemoryPerIdleConnection(t *testing.T) {
 	const conns = 10_000
 	// All from one address: the per-client cap must not apply.
 	s := startServer(t, Config{Unlimited: func(netip.Addr) bool { return true }})
-	h := s.Handler()
+	h := s.handler
 
 	heap0, rss0 := memoryInUse()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestMemoryPerIdleConnection$")
@@ -59,8 +61,8 @@ func TestMemoryPerIdleConnection(t *testing.T) {
 	if err != nil || !strings.HasPrefix(line, "ready") {
 		t.Fatalf("client: %q, %v", line, err)
 	}
-	if st := h.Stats(); st.Connections != conns || st.Peers != conns {
-		t.Fatalf("%d connections, %d peers open; want %d", st.Connections, st.Peers, conns)
+	if c, p := gauge(h, counters.Connections), gauge(h, counters.Peers); c != conns || p != conns {
+		t.Fatalf("%d connections, %d peers open; want %d", c, p, conns)
 	}
 	heap1, rss1 := memoryInUse()
 	heapPer := float64(heap1-heap0) / conns
@@ -74,9 +76,9 @@ func TestMemoryPerIdleConnection(t *testing.T) {
 		t.Fatalf("%.0f B of heap and stack per idle connection, want at most 4 KiB", heapPer)
 	}
 	stdin.Close()
-	waitFor(t, "the clients to go", func() bool { return h.Stats().Connections == 0 })
-	if st := h.Stats(); st.Peers != 0 || st.Torrents != 0 {
-		t.Fatalf("after every connection closed: %+v", st)
+	waitFor(t, "the clients to go", func() bool { return gauge(h, counters.Connections) == 0 })
+	if p, n := gauge(h, counters.Peers), gauge(h, counters.Swarms); p != 0 || n != 0 {
+		t.Fatalf("after every connection closed: %d peers in %d swarms", p, n)
 	}
 }
 

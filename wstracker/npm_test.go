@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"herald/counters"
 	"herald/tracker"
 )
 
@@ -80,7 +81,7 @@ func TestNPMClientsConnectThroughTracker(t *testing.T) {
 
 	seederCmd, seederOut := run("seeder", "0")
 	// The leecher's offers need someone to go to.
-	waitFor(t, "the seeder to announce", func() bool { return s.Handler().Stats().Peers == 1 })
+	waitFor(t, "the seeder to announce", func() bool { return gauge(s.handler, counters.Peers) == 1 })
 	leecherCmd, leecherOut := run("leecher", "1000")
 	leecher := result(leecherCmd, leecherOut)
 	seeder := result(seederCmd, seederOut)
@@ -100,8 +101,7 @@ func TestNPMClientsConnectThroughTracker(t *testing.T) {
 	if len(seeder.Warnings)+len(leecher.Warnings) > 0 {
 		t.Fatalf("client warnings: %q %q", seeder.Warnings, leecher.Warnings)
 	}
-	st := s.Handler().Stats()
-	if st.Accepted != 2 || st.OffersRelayed < 1 || st.AnswersRelayed < 1 {
-		t.Fatalf("tracker stats %+v: want 2 connections, offers and answers relayed", st)
+	if ev := s.handler.counts.Read().Events[counters.WS]; ev[counters.Accepted] != 2 || ev[counters.OfferRelayed] < 1 || ev[counters.AnswerRelayed] < 1 {
+		t.Fatalf("tracker events %v: want 2 connections, offers and answers relayed", ev)
 	}
 }

@@ -10,6 +10,8 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
+
+	"herald/counters"
 )
 
 // Server is a WebSocket tracker on its own TCP address.
@@ -61,7 +63,7 @@ func (l *capListener) Accept() (net.Conn, error) {
 		}
 		if n := l.s.open.Add(1); limit > 0 && n > limit {
 			l.s.open.Add(-1)
-			l.s.handler.stats.refusedConns.Add(1)
+			l.s.handler.counts.Event(counters.WS, counters.Turned)
 			c.Close()
 			continue
 		}
@@ -84,9 +86,6 @@ func (c *countedConn) Close() error {
 
 // Addr returns the address the server is bound to.
 func (s *Server) Addr() netip.AddrPort { return s.addr }
-
-// Handler returns the server's handler (for its Stats).
-func (s *Server) Handler() *Handler { return s.handler }
 
 // Serve accepts upgrades until ctx is done, then stops accepting, closes
 // every WebSocket connection with status 1001 and returns nil once all

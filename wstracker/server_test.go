@@ -17,6 +17,7 @@ import (
 	"github.com/gobwas/ws"
 	"github.com/gobwas/ws/wsutil"
 
+	"herald/counters"
 	"herald/internal/servetest"
 	"herald/swarm"
 	"herald/tracker"
@@ -228,9 +229,13 @@ func TestOfferAndAnswerRelay(t *testing.T) {
 	want(t, a.recv(), "failure reason", tracker.UnknownOffer.Text())
 	b.silent()
 
-	st := s.Handler().Stats()
-	if st.OffersRelayed != 1 || st.AnswersRelayed != 1 || st.Peers != 2 || st.Torrents != 1 {
-		t.Fatalf("stats %+v", st)
+	c := s.handler.counts.Read()
+	if ev, g := c.Events[counters.WS], c.Gauges[counters.WS]; ev[counters.OfferRelayed] != 1 || ev[counters.AnswerRelayed] != 1 ||
+		g[counters.Peers] != 2 || g[counters.Swarms] != 1 {
+		t.Fatalf("events %v, gauges %v: want 1 offer and 1 answer relayed, 2 peers in 1 swarm", ev, g)
+	}
+	if req := c.Requests[counters.WS][counters.Answer]; req[counters.OK] != 1 || req[counters.Failure] != 1 {
+		t.Fatalf("answers %v, want 1 relayed and 1 refused", req)
 	}
 }
 
@@ -322,7 +327,7 @@ func TestClosedSocketRemovesItsPeers(t *testing.T) {
 	want(t, b.recv(), "complete", 1)
 
 	a.nc.Close()
-	waitFor(t, "A's peers to go", func() bool { return s.Handler().Stats().Peers == 1 })
+	waitFor(t, "A's peers to go", func() bool { return gauge(s.handler, counters.Peers) == 1 })
 	b.send(fmt.Sprintf(`{"action":"scrape","info_hash":[%s,%s]}`, bin(hashA), bin(hashB)))
 	r := b.recv()
 	want(t, r, "action", "scrape")
@@ -330,8 +335,8 @@ func TestClosedSocketRemovesItsPeers(t *testing.T) {
 	want(t, files[binString(hashA)].(map[string]any), "complete", 0)
 	want(t, files[binString(hashA)].(map[string]any), "incomplete", 1)
 	want(t, files[binString(hashB)].(map[string]any), "incomplete", 0)
-	if st := s.Handler().Stats(); st.Torrents != 1 {
-		t.Fatalf("torrents %d after the only peer of B left, want 1", st.Torrents)
+	if n := gauge(s.handler, counters.Swarms); n != 1 {
+		t.Fatalf("torrents %d after the only peer of B left, want 1", n)
 	}
 }
 
@@ -352,8 +357,8 @@ func TestEvents(t *testing.T) {
 	r = a.recv()
 	want(t, r, "complete", 0)
 	want(t, r, "incomplete", 0)
-	if st := s.Handler().Stats(); st.Peers != 0 || st.Torrents != 0 {
-		t.Fatalf("after stopped: %+v", st)
+	if p, n := gauge(s.handler, counters.Peers), gauge(s.handler, counters.Swarms); p != 0 || n != 0 {
+		t.Fatalf("after stopped: %d peers in %d swarms", p, n)
 	}
 }
 
@@ -367,7 +372,7 @@ func TestPeerIDOfAnotherConnection(t *testing.T) {
 	// Once the first connection is gone, the id is free again (a browser
 	// reconnecting).
 	a.nc.Close()
-	waitFor(t, "A to leave", func() bool { return s.Handler().Stats().Peers == 0 })
+	waitFor(t, "A to leave", func() bool { return gauge(s.handler, counters.Peers) == 0 })
 	b.send(announce(hashA, peerA, `,"left":1`))
 	want(t, b.recv(), "incomplete", 1)
 }
@@ -513,11 +518,11 @@ func TestIdleConnectionDropped(t *testing.T) {
 	c.send(announce(hashA, peerA, `,"left":1`))
 	c.recv()
 	start := time.Now()
-	waitFor(t, "the idle peer to go", func() bool { return s.Handler().Stats().Connections == 0 })
+	waitFor(t, "the idle peer to go", func() bool { return gauge(s.handler, counters.Connections) == 0 })
 	if d := time.Since(start); d < time.Second {
 		t.Fatalf("dropped after %v, before the idle timeout", d)
 	}
-	if s.Handler().Stats().Peers != 0 {
+	if gauge(s.handler, counters.Peers) != 0 {
 		t.Fatal("peers of the dropped connection remain")
 	}
 }
@@ -621,3 +626,9 @@ func TestHandlerOnTwoAddressesSharesSwarms(t *testing.T) {
 	want(t, b.recv(), "incomplete", 2)
 	want(t, a.recv(), "peer_id", binString(peerB))
 }
+
+// gauge reads gauge g of h's WebSocket counters.
+func gauge(h *Handler, g counters.Gauge) int64 { return h.counts.Read().Gauges[counters.WS][g] }
+
+// event reads how often event e happened on h.
+func event(h *Handler, e counters.Event) uint64 { return h.counts.Read().Events[counters.WS][e] }

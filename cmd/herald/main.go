@@ -28,6 +28,7 @@ import (
 	"herald/access"
 	"herald/cluster"
 	"herald/config"
+	"herald/counters"
 	"herald/httptracker"
 	"herald/privdrop"
 	"herald/ratelimit"
@@ -141,12 +142,6 @@ func run(s *config.Settings, log *slog.Logger) (err error) {
 	if err != nil {
 		return err
 	}
-	// A full scrape, every torrent's counts, is the costliest reply: one
-	// per client per announce interval, as a client needs no more.
-	admitFullScrape, err := newAdmit(ratelimit.Config{Rate: 1 / s.Interval.Seconds(), Burst: 1})
-	if err != nil {
-		return err
-	}
 	// Stats, /metrics and the dashboard go to the networks the operator
 	// named (access.stats, -A), or to this machine only.
 	statsNets := s.StatsNets
@@ -157,8 +152,10 @@ func run(s *config.Settings, log *slog.Logger) (err error) {
 	if node != nil {
 		registry.MustRegister(node.Collector())
 	}
+	// One set of counters: every frontend counts into it, the monitor reads it.
+	counts := counters.New()
 	mon, err := stats.New(stats.Config{
-		Sources:   stats.Sources{Store: store},
+		Sources:   stats.Sources{Store: store, Counters: counts},
 		Nets:      statsNets,
 		StatsPath: s.StatsPath,
 		Version:   version.Read().String(),
@@ -176,16 +173,15 @@ func run(s *config.Settings, log *slog.Logger) (err error) {
 	}
 	var servers []server
 	coreCfg := tracker.Config{
-		Store:           store,
-		Allowed:         isAllowed,
-		Admit:           admit,
-		AdmitFullScrape: admitFullScrape,
-		Interval:        s.Interval,
-		DefaultNumWant:  s.NumWant,
-		MaxNumWant:      s.MaxNumWant,
-		AllowIPField:    s.AllowIPField,
-		ConnectRate:     s.UDPConnectRate,
-		Logger:          log,
+		Store:          store,
+		Allowed:        isAllowed,
+		Admit:          admit,
+		Interval:       s.Interval,
+		DefaultNumWant: s.NumWant,
+		MaxNumWant:     s.MaxNumWant,
+		AllowIPField:   s.AllowIPField,
+		ConnectRate:    s.UDPConnectRate,
+		Logger:         log,
 	}
 	core, err := tracker.New(coreCfg)
 	if err != nil {
@@ -197,6 +193,7 @@ func run(s *config.Settings, log *slog.Logger) (err error) {
 		TrustedProxies: s.ProxyNets,
 		Stats:          mon.Serve,
 		StatsPaths:     statsPaths(s.StatsPath),
+		Counters:       counts,
 		Logger:         log,
 
 		MaxConnections:          s.HTTPMaxConns,
@@ -229,6 +226,7 @@ func run(s *config.Settings, log *slog.Logger) (err error) {
 		MessageBurst:            s.WSMessageBurst,
 		MaxTorrents:             s.MaxTorrents,
 		MaxPeers:                s.MaxPeers,
+		Counters:                counts,
 		Logger:                  log,
 	})
 	if err != nil {
@@ -250,27 +248,22 @@ func run(s *config.Settings, log *slog.Logger) (err error) {
 		MaxPeers6:    s.MaxPeersUDP6,
 		Sockets:      s.UDPSockets,
 		ConnIDSecret: connIDSecret,
+		Counters:     counts,
 		Logger:       log,
 	}
 	for _, l := range s.Listens {
 		if l.TCP {
-			cfg, latency := httpCfg, stats.NewHistogram()
-			cfg.Observe = latency.Observe
-			srv, err := httptracker.Listen(l.Addr, cfg)
+			srv, err := httptracker.Listen(l.Addr, httpCfg)
 			if err != nil {
 				return err
 			}
-			mon.AddHTTP(srv, latency)
 			servers = append(servers, srv)
 		}
 		if l.UDP {
-			cfg, latency := udpCfg, stats.NewHistogram()
-			cfg.ObserveBatch = latency.ObserveN
-			srv, err := udptracker.Listen(l.Addr, cfg)
+			srv, err := udptracker.Listen(l.Addr, udpCfg)
 			if err != nil {
 				return err
 			}
-			mon.AddUDP(srv, latency)
 			servers = append(servers, srv)
 		}
 	}
@@ -280,16 +273,6 @@ func run(s *config.Settings, log *slog.Logger) (err error) {
 			return err
 		}
 		log.Info("privileges dropped", "rootdir", plan.RootDir, "user", plan.User, "uid", os.Getuid())
-	}
-	var saves *saver
-	if s.Snapshot != "" {
-		// Checked as the user herald runs as from now on, where it will
-		// write: a state that can never be saved must not be found late.
-		if err := checkWritable(s.Snapshot, snapNow, plan); err != nil {
-			return err
-		}
-		saves = &saver{path: s.Snapshot, store: store, secret: connIDSecret, log: log}
-		registry.MustRegister(saves)
 	}
 	// The list is read after the drop, from where it will be reloaded.
 	var list *access.List
@@ -312,8 +295,8 @@ func run(s *config.Settings, log *slog.Logger) (err error) {
 			}
 		})
 	}
-	if saves != nil {
-		wg.Go(func() { saves.every(ctx, s.SnapshotInterval) })
+	if s.Snapshot != "" {
+		wg.Go(func() { saveEvery(ctx, s.Snapshot, s.SnapshotInterval, store, connIDSecret, log) })
 	}
 	if list != nil {
 		wg.Go(func() { list.Watch(ctx, s.AccessReload) })
@@ -333,14 +316,12 @@ func run(s *config.Settings, log *slog.Logger) (err error) {
 	ws.Close() // net/http's shutdown leaves hijacked connections alone
 	wg.Wait()
 	close(errs)
+	if s.Snapshot != "" {
+		saveState(s.Snapshot, store, connIDSecret, log)
+	}
 	var all []error
 	for err := range errs {
 		all = append(all, err)
-	}
-	if saves != nil {
-		if err := saves.save(); err != nil {
-			all = append(all, fmt.Errorf("final %w", err))
-		}
 	}
 	return errors.Join(all...)
 }
@@ -429,4 +410,27 @@ func restoreState(snapPath, statedump string, store *swarm.Store, log *slog.Logg
 		log.Info("opentracker statedump imported", "path", statedump, "torrents", n)
 	}
 	return secret, nil
+}
+
+func saveEvery(ctx context.Context, path string, every time.Duration, store *swarm.Store, connIDSecret []byte, log *slog.Logger) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			saveState(path, store, connIDSecret, log)
+		}
+	}
+}
+
+func saveState(path string, store *swarm.Store, connIDSecret []byte, log *slog.Logger) {
+	t0 := time.Now()
+	info, err := snapshot.Save(path, store, connIDSecret, t0)
+	if err != nil {
+		log.Error("snapshot not written", "err", err)
+		return
+	}
+	log.Debug("snapshot written", "path", path, "torrents", info.Torrents, "peers", info.Peers, "bytes", info.Bytes, "took", time.Since(t0))
 }

@@ -1,5 +1,5 @@
 // herald's live dashboard: polls dashboard/data (a server-side ring of
-// recent samples) and redraws four uPlot charts and the busiest-torrents
+// recent samples) and redraws five uPlot charts and the busiest-torrents
 // table. window.heraldCharts exposes the charts to the browser test.
 "use strict";
 
@@ -20,9 +20,15 @@
     return new uPlot(opts, [[]].concat(series.map(() => [])), document.getElementById(id));
   }
 
+  // Per-protocol series, by the data's keys (the protocols' metric labels).
+  const protocols = [["http", "HTTP", "#1f77b4"], ["udp", "UDP", "#ff7f0e"], ["ws", "WebSocket", "#2ca02c"]];
+  const connected = protocols.filter(([key]) => key !== "udp");
+  const series = (ps) => ps.map(([, label, stroke]) => [label, stroke]);
+  const columns = (byProtocol, ps) => ps.map(([key]) => byProtocol[key] ?? []);
   const charts = {
-    requests: chart("requests", [["HTTP", "#1f77b4"], ["UDP", "#ff7f0e"]], "req/s"),
-    errors: chart("errors", [["HTTP", "#d62728"], ["UDP", "#9467bd"]], "errors/s"),
+    requests: chart("requests", series(protocols), "req/s"),
+    errors: chart("errors", series(protocols), "errors/s"),
+    connections: chart("connections", series(connected), "open"),
     peers: chart("peers", [["peers", "#2ca02c"], ["seeders", "#17becf"], ["leechers", "#bcbd22"]], "peers"),
     torrents: chart("torrents", [["torrents", "#8c564b"]], "torrents"),
   };
@@ -47,8 +53,9 @@
       const res = await fetch("dashboard/data", { cache: "no-store" });
       if (!res.ok) throw new Error(res.status + " " + res.statusText);
       const d = await res.json();
-      charts.requests.setData([d.time, d.http_requests_per_second, d.udp_requests_per_second]);
-      charts.errors.setData([d.time, d.http_errors_per_second, d.udp_errors_per_second]);
+      charts.requests.setData([d.time, ...columns(d.requests_per_second, protocols)]);
+      charts.errors.setData([d.time, ...columns(d.errors_per_second, protocols)]);
+      charts.connections.setData([d.time, ...columns(d.connections, connected)]);
       charts.peers.setData([d.time, d.peers, d.seeders, d.leechers]);
       charts.torrents.setData([d.time, d.torrents]);
       renderTop(d.top);

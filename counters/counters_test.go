@@ -1,0 +1,160 @@
+package counters
+
+import (
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// Writers on every processor at once lose no count, and Read puts each
+// where it was written.
+func TestConcurrentWritesAddUp(t *testing.T) {
+	s := New()
+	const goroutines, each = 8, 10000
+	var wg sync.WaitGroup
+	for range goroutines {
+		wg.Go(func() {
+			for range each {
+				s.Request(UDP, Announce, OK)
+				s.Request(WS, Scrape, RateLimited)
+				s.Fault(HTTP, NotFound)
+				s.Refused(WS, 3)
+				s.Event(WS, OfferRelayed)
+				s.ObserveN(UDP, 30*time.Microsecond, 2)
+			}
+		})
+	}
+	wg.Wait()
+	c := s.Read()
+	const n = goroutines * each
+	for _, got := range []struct {
+		name      string
+		got, want uint64
+	}{
+		{"udp announce ok", c.Requests[UDP][Announce][OK], n},
+		{"ws scrape rate_limited", c.Requests[WS][Scrape][RateLimited], n},
+		{"udp total", c.Total(UDP), n},
+		{"ws not ok", c.NotOK(WS), n},
+		{"udp not ok", c.NotOK(UDP), 0},
+		{"http not_found", c.Faults[HTTP][NotFound], n},
+		{"ws refused for reason 3", c.Refusals[WS][3], n},
+		{"ws offers relayed", c.Events[WS][OfferRelayed], n},
+		{"udp latency count", c.Latency[UDP].Count, 2 * n},
+		{"udp latency <= 25µs", c.Latency[UDP].Buckets[0], 0},
+		{"udp latency <= 50µs", c.Latency[UDP].Buckets[1], 2 * n},
+		{"http latency count", c.Latency[HTTP].Count, 0},
+	} {
+		if got.got != got.want {
+			t.Errorf("%s = %d, want %d", got.name, got.got, got.want)
+		}
+	}
+	if got, want := c.Latency[UDP].Sum, 2*n*30*time.Microsecond; got != want {
+		t.Errorf("udp latency sum = %v, want %v", got, want)
+	}
+}
+
+// Durations count in the first bucket whose bound they do not exceed; a
+// batch counts once per request; shards merge into cumulative buckets.
+func TestLatencyBuckets(t *testing.T) {
+	s := New()
+	var wg sync.WaitGroup
+	for range 2 { // two goroutines, likely on two shards
+		wg.Go(func() {
+			s.Observe(HTTP, 0)
+			s.Observe(HTTP, 25*time.Microsecond) // on a bound: that bucket (le)
+			s.Observe(HTTP, 26*time.Microsecond)
+			s.Observe(HTTP, time.Hour)
+			s.ObserveN(HTTP, time.Millisecond, 3) // a batch of three datagrams
+		})
+	}
+	wg.Wait()
+	l := s.Read().Latency[HTTP]
+	if l.Count != 14 || l.Buckets[0] != 4 || l.Buckets[1] != 6 || l.Buckets[4] != 6 || l.Buckets[5] != 12 || l.Buckets[len(l.Buckets)-1] != 12 {
+		t.Errorf("count %d, buckets %v", l.Count, l.Buckets)
+	}
+	if want := 2 * (time.Hour + 51*time.Microsecond + 3*time.Millisecond); l.Sum != want {
+		t.Errorf("sum %v, want %v", l.Sum, want)
+	}
+}
+
+// A duration past the last bound lands in +Inf: counted, in no bucket.
+func TestLatencyOverflow(t *testing.T) {
+	s := New()
+	s.Observe(HTTP, time.Minute)
+	l := s.Read().Latency[HTTP]
+	if l.Count != 1 || l.Buckets[len(LatencyBuckets)-1] != 0 || l.Sum != time.Minute {
+		t.Errorf("one minute: count %d, last bucket %d, sum %v; want 1, 0, 1m", l.Count, l.Buckets[len(LatencyBuckets)-1], l.Sum)
+	}
+}
+
+// Gauges are the sum of what every watcher reports, read at Read.
+func TestWatchSums(t *testing.T) {
+	s := New()
+	var open atomic.Int64
+	s.Watch(HTTP, Connections, open.Load)
+	s.Watch(HTTP, Connections, func() int64 { return 2 })
+	s.Watch(WS, ConnectionLimit, func() int64 { return 7 })
+	open.Store(3)
+	c := s.Read()
+	if c.Gauges[HTTP][Connections] != 5 || c.Gauges[WS][ConnectionLimit] != 7 || c.Gauges[UDP][Connections] != 0 {
+		t.Errorf("gauges %v, want http connections 5, ws limit 7", c.Gauges)
+	}
+}
+
+// Every value of every enum has a label, and the per-protocol lists name
+// each protocol's values once.
+func TestLabels(t *testing.T) {
+	checkLabels(t, "protocol", NumProtocols, Protocol.Label)
+	checkLabels(t, "action", NumActions, Action.Label)
+	checkLabels(t, "outcome", NumOutcomes, Outcome.Label)
+	checkLabels(t, "fault", NumFaults, Fault.Label)
+	checkLabels(t, "event", NumEvents, Event.Label)
+	checkLabels(t, "gauge", NumGauges, Gauge.Label)
+}
+
+func checkLabels[E ~uint8](t *testing.T, kind string, n E, label func(E) string) {
+	t.Helper()
+	seen := map[string]bool{}
+	for e := range n {
+		if l := label(e); l == "" || seen[l] {
+			t.Errorf("%s %d: label %q empty or repeated", kind, e, l)
+		} else {
+			seen[l] = true
+		}
+	}
+}
+
+func TestHotPathAllocatesNothing(t *testing.T) {
+	s := New()
+	if n := testing.AllocsPerRun(100, func() {
+		s.Request(UDP, Announce, OK)
+		s.Fault(UDP, Runt)
+		s.Event(WS, Accepted)
+		s.ObserveN(UDP, time.Millisecond, 8)
+	}); n != 0 {
+		t.Errorf("%v allocs per run, want 0", n)
+	}
+}
+
+// BenchmarkObserve times a request from every processor at once.
+func BenchmarkObserve(b *testing.B) {
+	s := New()
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			s.Observe(UDP, 40*time.Microsecond)
+		}
+	})
+}
+
+// BenchmarkRequest counts from every processor at once.
+func BenchmarkRequest(b *testing.B) {
+	s := New()
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			s.Request(UDP, Announce, OK)
+		}
+	})
+}
