@@ -11,6 +11,9 @@
 // A failed request answers {"id":N,"ok":false,"error":"..."}.
 // "peer" names one client (one peer id, one port, one tracker URL) that lives
 // until stdin closes; "event" is started, stopped, completed or update.
+// A ws:// URL is announced to with numwant 0: the client then makes no
+// WebRTC offers, so it needs no WebRTC stack (the stand-in below is never
+// called), and the tracker answers with the swarm's counts.
 import { randomBytes } from 'node:crypto'
 import { register } from 'node:module'
 import { createInterface } from 'node:readline'
@@ -40,7 +43,8 @@ function clientFor (cmd) {
     infoHash: cmd.infoHash,
     peerId: randomBytes(20),
     announce: [cmd.url],
-    port: cmd.port
+    port: cmd.port,
+    ...(isWebSocket(cmd.url) ? { wrtc: {} } : {})
   })
   let peers = []
   let answer = null
@@ -60,9 +64,13 @@ function clientFor (cmd) {
   return client
 }
 
+function isWebSocket (url) {
+  return url.startsWith('ws://') || url.startsWith('wss://')
+}
+
 function announce (cmd) {
   const client = clientFor(cmd)
-  const opts = { left: cmd.left, numwant: cmd.numwant ?? 50 }
+  const opts = { left: cmd.left, numwant: isWebSocket(cmd.url) ? 0 : 50 }
   switch (cmd.event) {
     case 'started': client.start(opts); break
     case 'stopped': client.stop(opts); break
