@@ -98,6 +98,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	full := h.cfg.MaxConnections > 0 && len(h.conns) >= h.cfg.MaxConnections ||
 		limited && h.clients[client] >= h.cfg.MaxConnectionsPerClient
 	closing := h.closing
+	if !full && !closing && limited {
+		// The slot is taken now, under the lock that checked it: a
+		// client's next upgrade may arrive before this one is done.
+		h.clients[client]++
+	}
 	h.mu.Unlock()
 	if full || closing {
 		h.counts.Event(counters.WS, counters.Turned)
@@ -111,6 +116,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if nc != nil {
 			nc.Close()
 		}
+		h.mu.Lock()
+		h.releaseClient(client, limited)
+		h.mu.Unlock()
 		return
 	}
 	// On the HTTP port the connection leaves that port's limits: this
@@ -124,15 +132,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c := &conn{h: h, nc: nc, from: from, r: prefixReader(append([]byte(nil), buffered...), nc), client: client, limited: limited}
 	h.mu.Lock()
 	if h.closing {
+		h.releaseClient(client, limited)
 		h.mu.Unlock()
 		c.sendClose(ws.StatusGoingAway, "tracker is shutting down")
 		nc.Close()
 		return
 	}
 	h.conns[c] = struct{}{}
-	if limited {
-		h.clients[client]++
-	}
 	h.wg.Add(1)
 	h.mu.Unlock()
 	h.counts.Event(counters.WS, counters.Accepted)
@@ -200,13 +206,18 @@ func (h *Handler) forget(c *conn) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	delete(h.conns, c)
-	if !c.limited {
+	h.releaseClient(c.client, c.limited)
+}
+
+// releaseClient gives back a connection slot of client; h.mu is held.
+func (h *Handler) releaseClient(client [8]byte, limited bool) {
+	if !limited {
 		return
 	}
-	if n := h.clients[c.client]; n > 1 {
-		h.clients[c.client] = n - 1
+	if n := h.clients[client]; n > 1 {
+		h.clients[client] = n - 1
 	} else {
-		delete(h.clients, c.client)
+		delete(h.clients, client)
 	}
 }
 
