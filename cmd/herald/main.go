@@ -274,6 +274,16 @@ func run(s *config.Settings, log *slog.Logger) (err error) {
 		}
 		log.Info("privileges dropped", "rootdir", plan.RootDir, "user", plan.User, "uid", os.Getuid())
 	}
+	var saves *saver
+	if s.Snapshot != "" {
+		// Checked as the user herald runs as from now on, where it will
+		// write: a state that can never be saved must not be found late.
+		if err := checkWritable(s.Snapshot, snapNow, plan); err != nil {
+			return err
+		}
+		saves = &saver{path: s.Snapshot, store: store, secret: connIDSecret, log: log}
+		registry.MustRegister(saves)
+	}
 	// The list is read after the drop, from where it will be reloaded.
 	var list *access.List
 	if listPath != "" {
@@ -295,8 +305,8 @@ func run(s *config.Settings, log *slog.Logger) (err error) {
 			}
 		})
 	}
-	if s.Snapshot != "" {
-		wg.Go(func() { saveEvery(ctx, s.Snapshot, s.SnapshotInterval, store, connIDSecret, log) })
+	if saves != nil {
+		wg.Go(func() { saves.every(ctx, s.SnapshotInterval) })
 	}
 	if list != nil {
 		wg.Go(func() { list.Watch(ctx, s.AccessReload) })
@@ -316,12 +326,14 @@ func run(s *config.Settings, log *slog.Logger) (err error) {
 	ws.Close() // net/http's shutdown leaves hijacked connections alone
 	wg.Wait()
 	close(errs)
-	if s.Snapshot != "" {
-		saveState(s.Snapshot, store, connIDSecret, log)
-	}
 	var all []error
 	for err := range errs {
 		all = append(all, err)
+	}
+	if saves != nil {
+		if err := saves.save(); err != nil {
+			all = append(all, fmt.Errorf("final %w", err))
+		}
 	}
 	return errors.Join(all...)
 }
@@ -410,27 +422,4 @@ func restoreState(snapPath, statedump string, store *swarm.Store, log *slog.Logg
 		log.Info("opentracker statedump imported", "path", statedump, "torrents", n)
 	}
 	return secret, nil
-}
-
-func saveEvery(ctx context.Context, path string, every time.Duration, store *swarm.Store, connIDSecret []byte, log *slog.Logger) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			saveState(path, store, connIDSecret, log)
-		}
-	}
-}
-
-func saveState(path string, store *swarm.Store, connIDSecret []byte, log *slog.Logger) {
-	t0 := time.Now()
-	info, err := snapshot.Save(path, store, connIDSecret, t0)
-	if err != nil {
-		log.Error("snapshot not written", "err", err)
-		return
-	}
-	log.Debug("snapshot written", "path", path, "torrents", info.Torrents, "peers", info.Peers, "bytes", info.Bytes, "took", time.Since(t0))
 }
