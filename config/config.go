@@ -228,7 +228,7 @@ var directives = []directive{
 		set: intSetter(func(s *Settings) *int { return &s.HTTPMaxHeaderBytes }, 1024, 1<<20), def: intDef(func(s *Settings) int { return s.HTTPMaxHeaderBytes })},
 	{key: "tracker.http_max_scrape_hashes", flag: "http-max-scrape-hashes", arg: "n", usage: "most info hashes one HTTP scrape answers; extra ones are dropped, as opentracker (UDP: 74, one packet)",
 		set: intSetter(func(s *Settings) *int { return &s.HTTPMaxScrapeHashes }, 1, 4096), def: intDef(func(s *Settings) int { return s.HTTPMaxScrapeHashes })},
-	{key: "tracker.http_max_full_scrapes", flag: "http-max-full-scrapes", arg: "n", usage: "full scrapes (GET /scrape) sent at once; more get 503 (0: full scrapes off)",
+	{key: "tracker.http_max_full_scrapes", flag: "http-max-full-scrapes", arg: "n", usage: "full scrapes (GET /scrape) sent at once; more get 503 (0: full scrapes off); one client gets one per announce interval",
 		set: intSetter(func(s *Settings) *int { return &s.HTTPMaxFullScrapes }, 0, 1024), def: intDef(func(s *Settings) int { return s.HTTPMaxFullScrapes })},
 	{key: "snapshot.path", flag: "snapshot", arg: "file", usage: "state file loaded at start, written periodically and at exit (\"off\" disables)",
 		set: func(s *Settings, v string) error { s.Snapshot = v; return nil }, def: func(s *Settings) string { return s.Snapshot }},

@@ -84,8 +84,12 @@
 //
 // A full scrape lists every allowed torrent, sorted by hash, chunked, and
 // gzip-compressed when Accept-Encoding allows gzip (parsed properly: q=0
-// refuses it; opentracker only searches the request for "gzip"). At most
-// Config.MaxFullScrapes run at once; more get 503 with Retry-After. The
+// refuses it; opentracker only searches the request for "gzip"). It goes
+// through the tracker's rate limit like any request, and then its own
+// (tracker.Config.AdmitFullScrape: herald gives a client one per announce
+// interval, loopback exempt); over either it gets the rate-limit failure.
+// At most Config.MaxFullScrapes run at once; more get 503 with
+// Retry-After. The
 // store hands torrents out in hash order one shard at a time, so a full
 // scrape streams with one shard's copy in memory (fullscrape.go).
 //

@@ -8,9 +8,11 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"herald/counters"
 	"herald/swarm"
+	"herald/tracker"
 )
 
 // A full scrape ("GET /scrape" with no query) lists every torrent the
@@ -36,6 +38,13 @@ var (
 )
 
 func (h *Handler) fullScrape(w http.ResponseWriter, r *http.Request) {
+	if addr, ok := h.ClientAddr(r); ok {
+		if ce := h.tracker.AdmitFullScrape(addr, time.Now()); ce != nil {
+			tracker.Count(h.counts, counters.HTTP, counters.FullScrape, ce.Reason)
+			writeBody(w, textPlain, appendFailure(nil, ce.Text))
+			return
+		}
+	}
 	select {
 	case h.fullScrapeSlots <- struct{}{}:
 		defer func() { <-h.fullScrapeSlots }()

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"herald/counters"
+	"herald/ratelimit"
 	"herald/swarm"
 	"herald/tracker"
 )
@@ -102,6 +103,39 @@ func TestAdmitRefusesWithFailure(t *testing.T) {
 	c := httpCounts(h)
 	if got := c.Requests[counters.HTTP][counters.Announce][counters.RateLimited] + c.Requests[counters.HTTP][counters.Scrape][counters.RateLimited]; got != 2 {
 		t.Errorf("rate limited = %d, want 2", got)
+	}
+}
+
+// Issue 14 item 3: a full scrape goes through the rate limit, and one
+// client gets one per its share (here one per half hour): a second is
+// refused with the rate-limit failure, another client's is served.
+func TestFullScrapeAdmittedIssue14(t *testing.T) {
+	perClient, err := ratelimit.New(ratelimit.Config{Rate: 1.0 / 1800, Burst: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := newTestHandler(t, Config{Tracker: testTracker(t, tracker.Config{
+		Admit:           func(a netip.Addr, _ time.Time) bool { return a != netip.MustParseAddr("192.0.2.66") },
+		AdmitFullScrape: perClient.Allow,
+	})})
+	const refused = "d14:failure reason47:Too many requests from your address; slow down.e"
+	for _, tc := range []struct {
+		client string
+		want   string
+	}{
+		{"192.0.2.66:1000", refused}, // over the general rate limit
+		{"192.0.2.67:1000", "d5:filesdee"},
+		{"192.0.2.67:1001", refused}, // its second within the half hour
+		{"192.0.2.68:1000", "d5:filesdee"},
+	} {
+		resp := serve(h, "GET", "/scrape", "", tc.client)
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 || string(body) != tc.want {
+			t.Errorf("full scrape from %s: %d %q, want %q", tc.client, resp.StatusCode, body, tc.want)
+		}
+	}
+	if fs := httpCounts(h).Requests[counters.HTTP][counters.FullScrape]; fs[counters.RateLimited] != 2 || fs[counters.OK] != 2 {
+		t.Errorf("full scrapes rate limited %d, served %d; want 2, 2", fs[counters.RateLimited], fs[counters.OK])
 	}
 }
 

@@ -42,6 +42,10 @@ type Config struct {
 	// rate limit. Safe for concurrent use and cheap. Over UDP it is asked
 	// only once the connection id has proven the address.
 	Admit func(netip.Addr, time.Time) bool
+	// AdmitFullScrape, if set, is asked for every full scrape (every
+	// torrent's counts, the costliest reply) after Admit; false means the
+	// client has had its share of them.
+	AdmitFullScrape func(netip.Addr, time.Time) bool
 	// ConnectRate bounds the UDP connects answered per second, for all
 	// clients together (see ConnectWindow); 0 for no bound.
 	ConnectRate int
@@ -247,6 +251,15 @@ func (t *Tracker) Admit(client netip.Addr, now time.Time) bool {
 // AdmitScrape is Admit for a scrape, as a refusal: nil or RateLimited.
 func (t *Tracker) AdmitScrape(client netip.Addr, now time.Time) *ClientError {
 	if !t.Admit(client, now) {
+		return RateLimited.Err()
+	}
+	return nil
+}
+
+// AdmitFullScrape is AdmitScrape for a full scrape, which also takes the
+// client's share of full scrapes.
+func (t *Tracker) AdmitFullScrape(client netip.Addr, now time.Time) *ClientError {
+	if !t.Admit(client, now) || t.cfg.AdmitFullScrape != nil && !t.cfg.AdmitFullScrape(client, now) {
 		return RateLimited.Err()
 	}
 	return nil

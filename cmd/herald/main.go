@@ -142,6 +142,12 @@ func run(s *config.Settings, log *slog.Logger) (err error) {
 	if err != nil {
 		return err
 	}
+	// A full scrape, every torrent's counts, is the costliest reply: one
+	// per client per announce interval, as a client needs no more.
+	admitFullScrape, err := newAdmit(ratelimit.Config{Rate: 1 / s.Interval.Seconds(), Burst: 1})
+	if err != nil {
+		return err
+	}
 	// Stats, /metrics and the dashboard go to the networks the operator
 	// named (access.stats, -A), or to this machine only.
 	statsNets := s.StatsNets
@@ -173,15 +179,16 @@ func run(s *config.Settings, log *slog.Logger) (err error) {
 	}
 	var servers []server
 	coreCfg := tracker.Config{
-		Store:          store,
-		Allowed:        isAllowed,
-		Admit:          admit,
-		Interval:       s.Interval,
-		DefaultNumWant: s.NumWant,
-		MaxNumWant:     s.MaxNumWant,
-		AllowIPField:   s.AllowIPField,
-		ConnectRate:    s.UDPConnectRate,
-		Logger:         log,
+		Store:           store,
+		Allowed:         isAllowed,
+		Admit:           admit,
+		AdmitFullScrape: admitFullScrape,
+		Interval:        s.Interval,
+		DefaultNumWant:  s.NumWant,
+		MaxNumWant:      s.MaxNumWant,
+		AllowIPField:    s.AllowIPField,
+		ConnectRate:     s.UDPConnectRate,
+		Logger:          log,
 	}
 	core, err := tracker.New(coreCfg)
 	if err != nil {
