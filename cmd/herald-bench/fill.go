@@ -80,33 +80,46 @@ func fill(ctx context.Context, cfg fillConfig) (fillResult, counters, error) {
 
 // steadyResult is what the re-announces after a fill measured.
 type steadyResult struct {
-	Seconds    float64 `json:"seconds"`
-	Passes     int     `json:"passes"`
-	Held       uint64  `json:"held"`
-	Retries    uint64  `json:"retries"`
-	RSSAfter   int64   `json:"rss_after_bytes,omitempty"`
-	RSSPerPeer float64 `json:"rss_bytes_per_peer,omitempty"`
+	Seconds     float64 `json:"seconds"`
+	PassSeconds float64 `json:"pass_seconds"` // the first pass over every peer
+	Passes      int     `json:"passes"`       // whole passes; the last may be cut
+	Held        uint64  `json:"held"`
+	Retries     uint64  `json:"retries"`
+	RSSAfter    int64   `json:"rss_after_bytes,omitempty"`
+	RSSPerPeer  float64 `json:"rss_bytes_per_peer,omitempty"`
 }
 
 // reannounce announces every fill peer again (event none, as a client
-// does every interval), pass after pass, until d has passed, at least once;
-// then counts the peers the tracker holds. A tracker whose peer timeout is
-// d or less has by then expired anything it would expire, cleaned, and
-// reused what the fill left: its steady state with these peers. If a pass
-// takes longer than the tracker's peer timeout, peers expire between their
-// announces and Held falls short.
+// does every interval), pass after pass, for d: the first pass runs to its
+// end however long it takes, a later one stops at d. Then it counts the
+// peers the tracker holds. No peer goes longer than one pass without an
+// announce, so a tracker whose peer timeout exceeds a pass keeps them all;
+// with a timeout of d it has by then expired what it would expire, cleaned
+// and reused what the fill left: its steady state with these peers. If a
+// pass takes longer than the timeout, peers expire and Held falls short.
 func reannounce(ctx context.Context, cfg fillConfig, d time.Duration) (steadyResult, counters, error) {
 	var res steadyResult
 	var total counters
 	hashes := infoHashes(cfg.seed, cfg.torrents)
 	start := time.Now()
-	for res.Passes == 0 || time.Since(start) < d {
-		c, retries, err := announceAll(ctx, cfg, hashes, udpEventNone)
+	cut, cancel := context.WithDeadline(ctx, start.Add(d))
+	defer cancel()
+	for passCtx := ctx; ; passCtx = cut {
+		c, retries, err := announceAll(passCtx, cfg, hashes, udpEventNone)
 		total.merge(&c)
 		res.Retries += retries
-		res.Passes++
+		if err != nil && cut.Err() != nil && ctx.Err() == nil && res.Passes > 0 {
+			break // stopped at d
+		}
 		if err != nil {
-			return res, total, fmt.Errorf("re-announce pass %d: %w", res.Passes, err)
+			return res, total, fmt.Errorf("re-announce pass %d: %w", res.Passes+1, err)
+		}
+		res.Passes++
+		if res.Passes == 1 {
+			res.PassSeconds = time.Since(start).Seconds()
+		}
+		if cut.Err() != nil {
+			break
 		}
 	}
 	res.Seconds = time.Since(start).Seconds()

@@ -127,7 +127,7 @@ func parseOptions(mode string, args []string) (*options, error) {
 	fs.StringVar(&o.workload, "workload", "", "label: workload name, copied to the JSON line (default the mode)")
 	fs.StringVar(&o.metricsURL, "metrics", "", "udp, http: the tracker's Prometheus `URL`; report its own response-time quantiles over the window")
 	fs.StringVar(&o.histogram, "metrics-histogram", "", "with -metrics: the histogram `NAME` (in seconds; default: found by protocol label and name)")
-	fs.DurationVar(&o.steady, "steady", 0, "fill: then re-announce every peer, pass after pass, for this long (at least one pass) and measure again: the steady state")
+	fs.DurationVar(&o.steady, "steady", 0, "fill: then re-announce every peer, pass after pass, for this long (at least one whole pass) and measure again: the steady state")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -513,7 +513,7 @@ func (r *result) write(out io.Writer, jsonLine bool) error {
 		}
 		fmt.Fprintln(w)
 		if s := f.Steady; s != nil {
-			fmt.Fprintf(w, "  steady: %d re-announce passes in %.1fs (%d re-sent); tracker holds %d", s.Passes, s.Seconds, s.Retries, s.Held)
+			fmt.Fprintf(w, "  steady: re-announced for %.1fs, %d whole passes (the first %.1fs), %d re-sent; tracker holds %d", s.Seconds, s.Passes, s.PassSeconds, s.Retries, s.Held)
 			if s.RSSAfter > 0 {
 				fmt.Fprintf(w, "; RSS +%.1f MiB = %.1f bytes/peer", float64(s.RSSAfter-f.RSSBefore)/(1<<20), s.RSSPerPeer)
 			}

@@ -205,33 +205,45 @@ func TestFillLoadsEveryPeerDespiteDrops(t *testing.T) {
 }
 
 func TestReannounceKeepsEveryPeerForTheWholeTime(t *testing.T) {
-	ft := startFakeTracker(t, 0, 50)
-	cfg := fillConfig{
-		target: ft.addr(), sources: []netip.Addr{netip.MustParseAddr("127.0.0.1")},
-		peers: 2000, torrents: 100, window: 16, timeout: 200 * time.Millisecond, seed: 1,
-	}
-	if _, _, err := fill(context.Background(), cfg); err != nil {
-		t.Fatal(err)
-	}
-	ft.mu.Lock()
-	filled := ft.announces
-	ft.mu.Unlock()
-	res, c, err := reannounce(context.Background(), cfg, 300*time.Millisecond)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if res.Held != 2000 {
-		t.Errorf("tracker holds %d peers after re-announcing, want 2000", res.Held)
-	}
-	if res.Seconds < 0.3 || res.Passes < 1 {
-		t.Errorf("%d passes in %.2fs, want at least one and at least 0.3s", res.Passes, res.Seconds)
-	}
-	ft.mu.Lock()
-	again := ft.announces - filled
-	ft.mu.Unlock()
-	// Every pass announces every peer once, plus the re-sent drops.
-	if again < res.Passes*2000 || c.valid[kindAnnounce] != uint64(res.Passes*2000) {
-		t.Errorf("%d passes: tracker saw %d announces, %d valid; want %d valid", res.Passes, again, c.valid[kindAnnounce], res.Passes*2000)
+	for _, tc := range []struct {
+		name      string
+		dropEvery int
+		d         time.Duration
+	}{
+		// Passes of a few ms: many whole passes, the last cut at d.
+		{"cut at d", 0, 300 * time.Millisecond},
+		// Every 50th announce is dropped and re-sent after 200 ms, so the
+		// first pass outlasts d and runs to its end anyway.
+		{"first pass longer than d", 50, 100 * time.Millisecond},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ft := startFakeTracker(t, 0, tc.dropEvery)
+			cfg := fillConfig{
+				target: ft.addr(), sources: []netip.Addr{netip.MustParseAddr("127.0.0.1")},
+				peers: 2000, torrents: 100, window: 16, timeout: 200 * time.Millisecond, seed: 1,
+			}
+			if _, _, err := fill(context.Background(), cfg); err != nil {
+				t.Fatal(err)
+			}
+			res, c, err := reannounce(context.Background(), cfg, tc.d)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Held != 2000 {
+				t.Errorf("tracker holds %d peers after re-announcing, want 2000", res.Held)
+			}
+			if res.Passes < 1 || res.PassSeconds <= 0 || res.Seconds < res.PassSeconds {
+				t.Errorf("%d whole passes, the first %.3fs, in all %.3fs", res.Passes, res.PassSeconds, res.Seconds)
+			}
+			switch valid := c.valid[kindAnnounce]; {
+			case res.PassSeconds < tc.d.Seconds() && (res.Seconds < tc.d.Seconds() || res.Seconds > tc.d.Seconds()+0.15):
+				t.Errorf("re-announced for %.3fs, want %v (a cut pass stops at once)", res.Seconds, tc.d)
+			case res.PassSeconds >= tc.d.Seconds() && (res.Passes != 1 || res.Seconds > res.PassSeconds+0.05):
+				t.Errorf("%d passes in %.3fs, the first %.3fs: want the first pass only", res.Passes, res.Seconds, res.PassSeconds)
+			case valid < uint64(res.Passes)*2000 || valid >= uint64(res.Passes+1)*2000:
+				t.Errorf("%d whole passes but %d valid announces", res.Passes, valid)
+			}
+		})
 	}
 }
 
