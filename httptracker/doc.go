@@ -89,7 +89,8 @@
 // (tracker.Config.AdmitFullScrape: herald gives a client one per announce
 // interval, loopback exempt); over either it gets the rate-limit failure.
 // At most Config.MaxFullScrapes run at once; more get 503 with
-// Retry-After. The
+// Retry-After. A client that reads slower than 64 KiB per 30 s is cut off,
+// so that slow readers cannot hold the slots for Config.WriteTimeout. The
 // store hands torrents out in hash order one shard at a time, so a full
 // scrape streams with one shard's copy in memory (fullscrape.go).
 //

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"compress/gzip"
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"strconv"
@@ -60,11 +61,12 @@ func (h *Handler) fullScrape(w http.ResponseWriter, r *http.Request) {
 	hdr := w.Header()
 	hdr["Content-Type"] = octetStream
 	hdr["Vary"] = acceptEncoding
-	var out io.Writer = w
+	paced := &pacedWriter{w: w, rc: http.NewResponseController(w), end: time.Now().Add(h.cfg.WriteTimeout)}
+	var out io.Writer = paced
 	var gz *gzip.Writer
 	if acceptsGzip(r.Header.Values("Accept-Encoding")) {
 		hdr["Content-Encoding"] = gzipEncoding
-		gz = h.gzipWriter(w)
+		gz = h.gzipWriter(paced)
 		defer h.gzipWriters.Put(gz)
 		out = gz
 	}
@@ -78,6 +80,33 @@ func (h *Handler) fullScrape(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.counts.Request(counters.HTTP, counters.FullScrape, counters.OK)
+}
+
+// fullScrapeStall is how long one write of a full scrape (at most a
+// fullScrapeChunk) may take: a client reading slower than 64 KiB per 30 s
+// (about 2 KiB/s) is cut off, so that two slow readers cannot hold both
+// full-scrape slots for the whole WriteTimeout (issue 14 item 3).
+var fullScrapeStall = 30 * time.Second
+
+// pacedWriter gives each write to the client fullScrapeStall, within the
+// reply's overall deadline end.
+type pacedWriter struct {
+	w   io.Writer
+	rc  *http.ResponseController
+	end time.Time
+}
+
+func (p *pacedWriter) Write(b []byte) (int, error) {
+	deadline := time.Now().Add(fullScrapeStall)
+	if deadline.After(p.end) {
+		deadline = p.end
+	}
+	// A writer without deadlines (a Handler mounted elsewhere, a test
+	// recorder) is written unpaced.
+	if err := p.rc.SetWriteDeadline(deadline); err != nil && !errors.Is(err, http.ErrNotSupported) {
+		return 0, err
+	}
+	return p.w.Write(b)
 }
 
 // writeFullScrape writes the reply body from the store, the torrents the

@@ -498,3 +498,42 @@ func TestShutdownDuringFullScrape(t *testing.T) {
 		t.Errorf("full scrapes %v: want the one cut off only", fs)
 	}
 }
+
+// Issue 14 item 3: a full scrape to a client that stops reading is cut off
+// once one write has waited fullScrapeStall, and its slot is free again at
+// once, instead of being held for the whole WriteTimeout (15 minutes).
+func TestFullScrapeToStalledReaderCutOffIssue14(t *testing.T) {
+	defer func(d time.Duration) { fullScrapeStall = d }(fullScrapeStall)
+	fullScrapeStall = 300 * time.Millisecond
+	store := newTestStore(t, swarm.Config{})
+	// About 6.8 MB of reply: more than the kernel buffers between the two
+	// sockets hold for a client that reads nothing.
+	for i := range 100000 {
+		var h swarm.InfoHash
+		binary.BigEndian.PutUint32(h[:], uint32(i))
+		if _, _, err := store.Announce(&swarm.Announce{InfoHash: h, Addr: netip.MustParseAddrPort("10.0.0.1:1"), Left: 1}, 0, swarm.Peers{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	srv := startServer(t, "127.0.0.1:0", Config{Tracker: testTracker(t, tracker.Config{Store: store}), MaxFullScrapes: 1})
+	stalled, err := net.Dial("tcp", srv.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stalled.Close()
+	if _, err := stalled.Write([]byte("GET /scrape HTTP/1.1\r\nHost: tracker\r\n\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	servetest.WaitFor(t, "the stalled full scrape to be cut off", 10*time.Second, func() bool {
+		return httpCounts(srv.handler).Faults[counters.HTTP][counters.FullScrapeCut] == 1
+	})
+	resp, err := http.Get("http://" + srv.Addr().String() + "/scrape")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || err != nil || n < 6e6 {
+		t.Fatalf("the next full scrape: %d, %d bytes, %v", resp.StatusCode, n, err)
+	}
+}
