@@ -60,8 +60,10 @@
 // Every frontend counts into one counters.Set, and the metrics are loops
 // over its enums: herald_requests_total{protocol,action,outcome} (protocol
 // udp, http or ws; outcome ok, failure, rate_limited, error or dropped),
-// herald_errors_total{protocol,reason} (why: malformed, refused,
-// rate_limited, connection_id_mismatch, not_found, send_failed...),
+// herald_errors_total{protocol,reason} (why: every tracker.Reason by its
+// label, the same for each protocol, such as not_allowed, rate_limited,
+// bad_connection_id; then the frontends' own, such as not_found, dropped,
+// send_failed),
 // herald_request_duration_seconds{protocol}, and per protocol that keeps
 // connections (http, ws) herald_<protocol>_connections,
 // herald_<protocol>_connections_limit,

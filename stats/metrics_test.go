@@ -271,3 +271,18 @@ func TestLimitsAbsentWhenOff(t *testing.T) {
 		t.Errorf("%d herald_store_refusals_total series, want torrent_limit, peer_limit and invalid_address", refusals)
 	}
 }
+
+// TestErrorReasonsDistinct: herald_errors_total's reason label holds the
+// tracker's refusal reasons and the frontends' faults side by side, so no
+// label may be both (it would make two series with one label set).
+func TestErrorReasonsDistinct(t *testing.T) {
+	reasons := map[string]bool{}
+	for r := range tracker.NumReasons {
+		reasons[tracker.Reason(r).Label()] = true
+	}
+	for f := range counters.NumFaults {
+		if reasons[f.Label()] {
+			t.Errorf("fault %q is also a tracker reason", f.Label())
+		}
+	}
+}
