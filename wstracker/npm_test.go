@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"herald/internal/servetest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -80,8 +81,9 @@ func TestNPMClientsConnectThroughTracker(t *testing.T) {
 	}
 
 	seederCmd, seederOut := run("seeder", "0")
-	// The leecher's offers need someone to go to.
-	waitFor(t, "the seeder to announce", func() bool { return gauge(s.handler, counters.Peers) == 1 })
+	// The leecher's offers need someone to go to. Node and its WebRTC
+	// stack take seconds to start on a loaded machine (5 s was too short in CI).
+	servetest.WaitFor(t, "the seeder to announce", 30*time.Second, func() bool { return gauge(s.handler, counters.Peers) == 1 })
 	leecherCmd, leecherOut := run("leecher", "1000")
 	leecher := result(leecherCmd, leecherOut)
 	seeder := result(seederCmd, seederOut)
