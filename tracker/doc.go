@@ -4,7 +4,36 @@
 // rate limit, numwant, intervals, event names and the words of every
 // refusal are decided once, in this package, for all three.
 //
+// # Request path
+//
+// A frontend parses an announce into an AnnounceRequest (a swarm.Announce
+// plus what only the rules read: the address the client states, the
+// families and the frontend's own cap on peers) and calls
+// Tracker.Announce, which runs Prepare and then swarm.Store.Announce:
+//
+//	Prepare    access list (a lock-free set lookup), then the client's rate
+//	           limit (a hash and a lock): the cheap check first, and a
+//	           refused torrent costs its client no token; then numwant
+//	           (default, tracker cap, frontend cap) and the listed address
+//	Announce   the store's update and peer pick under one shard lock, the
+//	           BEP 7 second address, and the reply's jittered intervals
+//
+// WebSocket peers are connections, not addresses, so the WebSocket
+// frontend calls Prepare alone and keeps the peer in its own swarms. A
+// scrape asks AdmitScrape (AdmitFullScrape for a full one) and then
+// ScrapeCounts per hash, which reads a torrent the access list refuses as
+// unknown. A UDP connect never charges a client's rate limit, its address
+// being unproven; ConnectWindow (connect.go) bounds connects for all
+// clients together instead.
+//
+// # Refusals
+//
 // A refusal is a *ClientError: a Reason (a small enum that counters index
 // and metrics label) and the text the client reads. The texts live in one
-// table (reason.go), so a refusal reads the same over every protocol.
+// table (reason.go), so a refusal reads the same over every protocol
+// (TestRefusalReadsTheSameOverEveryProtocolIssue16 drives real servers of
+// all three); only Malformed carries the frontend's own words, about its
+// own syntax. Count (count.go) counts every refusal the same way whatever
+// protocol carried it. Any other error is internal: logged (at 1, 2, 4,
+// ... occurrences) and answered with Internal's generic text.
 package tracker
