@@ -161,11 +161,17 @@ func New(cfg Config) (*Monitor, error) {
 		ErrorLog:      slogPrinter{m},
 		ErrorHandling: promhttp.ContinueOnError,
 	})
+	// The process metrics read /proc through a descriptor opened now, so
+	// that they survive a chroot; client_golang's collector, off Linux.
+	var process prometheus.Collector = collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})
+	if pc, err := newProcessCollector(); err == nil {
+		process = pc
+	}
 	for _, c := range []prometheus.Collector{
 		metricsCollector{m},
 		buildInfoGauge(version.Read()),
 		collectors.NewGoCollector(),
-		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		process,
 	} {
 		if err := cfg.Registry.Register(c); err != nil {
 			return nil, fmt.Errorf("stats: register metrics: %w", err)
