@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"net/netip"
 	"os"
 	"strconv"
@@ -44,6 +45,7 @@ type Settings struct {
 	AccessReload time.Duration
 	StatsNets    []netip.Prefix
 	ProxyNets    []netip.Prefix
+	ProxyHeader  string
 	StatsPath    string
 
 	RootDir     string
@@ -113,6 +115,7 @@ func Defaults() Settings {
 		MaxPeers:              maxPeers,
 		AccessReload:          5 * time.Second,
 		StatsPath:             "stats",
+		ProxyHeader:           "X-Forwarded-For",
 		Interval:              30 * time.Minute,
 		PeerTimeout:           swarm.DefaultPeerTimeout,
 		NumWant:               50,
@@ -176,8 +179,20 @@ var directives = []directive{
 		set: durSetter(func(s *Settings) *time.Duration { return &s.AccessReload }), def: durDef(func(s *Settings) time.Duration { return s.AccessReload })},
 	{key: "access.stats", flag: "stats-net", arg: "net", usage: "network (ip or CIDR) allowed to read /stats (repeatable)",
 		set: prefixSetter(func(s *Settings) *[]netip.Prefix { return &s.StatsNets })},
-	{key: "access.proxy", flag: "proxy-net", arg: "net", usage: "trusted reverse proxy network whose X-Forwarded-For is honoured (repeatable)",
+	{key: "access.proxy", flag: "proxy-net", arg: "net", usage: "trusted reverse proxy network whose access.proxy_header is honoured (repeatable)",
 		set: prefixSetter(func(s *Settings) *[]netip.Prefix { return &s.ProxyNets })},
+	{key: "access.proxy_header", flag: "proxy-header", arg: "name", usage: "the one header trusted proxies name the client in, X-Forwarded-For or X-Real-IP (nginx's real_ip_header); a request it names no untrusted client in is refused",
+		set: func(s *Settings, v string) error {
+			switch http.CanonicalHeaderKey(v) {
+			case "X-Forwarded-For":
+				s.ProxyHeader = "X-Forwarded-For"
+			case "X-Real-Ip":
+				s.ProxyHeader = "X-Real-IP"
+			default:
+				return fmt.Errorf("%q is not X-Forwarded-For or X-Real-IP", v)
+			}
+			return nil
+		}, def: func(s *Settings) string { return s.ProxyHeader }},
 	{key: "access.stats_path", flag: "stats-path", arg: "name", usage: "path of the stats page",
 		set: func(s *Settings, v string) error { s.StatsPath = strings.Trim(v, "/"); return nil }, def: func(s *Settings) string { return s.StatsPath }},
 	{key: "tracker.rootdir", flag: "rootdir", arg: "dir", usage: "chroot into dir after binding (as root)",

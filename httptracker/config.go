@@ -31,13 +31,19 @@ type Config struct {
 	// RedirectURL is where GET / is redirected (302); empty gives 404.
 	RedirectURL string
 
-	// TrustedProxies are the networks of reverse proxies whose
-	// X-Forwarded-For (or, without it, X-Real-IP) names the client. The
-	// client is the rightmost address in X-Forwarded-For that is not a
-	// trusted proxy: entries to its left were written by the client itself
-	// and prove nothing (opentracker takes the leftmost, so any client
-	// behind a proxy can choose its own address).
+	// TrustedProxies are the networks of reverse proxies whose ProxyHeader
+	// names the client. The client is the rightmost address in it that is
+	// not a trusted proxy: entries to its left were written by the client
+	// itself and prove nothing (opentracker takes the leftmost, so any
+	// client behind a proxy can choose its own address). When there is
+	// none (no header, a garbled hop, every hop trusted) the client is
+	// unknown: its announces and scrapes are refused (UnknownClient) and
+	// Stats gets an invalid address.
 	TrustedProxies []netip.Prefix
+	// ProxyHeader is the one header trusted proxies name the client in,
+	// as nginx's real_ip_header: "X-Forwarded-For" (the default) or
+	// "X-Real-IP". The other is ignored, so a client cannot pick one.
+	ProxyHeader string
 	// Stats, if set, answers requests for StatsPaths with the client's
 	// address as ClientAddr resolves it (through trusted proxies), so the
 	// stats access check sees the address announces see. Paths are given
@@ -140,6 +146,14 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.MaxHeaderBytes == 0 {
 		c.MaxHeaderBytes = DefaultMaxHeaderBytes
+	}
+	switch http.CanonicalHeaderKey(c.ProxyHeader) {
+	case "", "X-Forwarded-For":
+		c.ProxyHeader = "X-Forwarded-For"
+	case "X-Real-Ip":
+		c.ProxyHeader = "X-Real-IP"
+	default:
+		return c, fmt.Errorf("httptracker: proxy header %q: want X-Forwarded-For or X-Real-IP", c.ProxyHeader)
 	}
 	if c.MaxConnections == 0 {
 		c.MaxConnections = DefaultMaxConnections

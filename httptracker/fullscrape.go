@@ -39,12 +39,14 @@ var (
 )
 
 func (h *Handler) fullScrape(w http.ResponseWriter, r *http.Request) {
+	ce := tracker.UnknownClient.Err()
 	if addr, ok := h.ClientAddr(r); ok {
-		if ce := h.tracker.AdmitFullScrape(addr, time.Now()); ce != nil {
-			tracker.Count(h.counts, counters.HTTP, counters.FullScrape, ce.Reason)
-			writeBody(w, textPlain, appendFailure(nil, ce.Text))
-			return
-		}
+		ce = h.tracker.AdmitFullScrape(addr, time.Now())
+	}
+	if ce != nil {
+		tracker.Count(h.counts, counters.HTTP, counters.FullScrape, ce.Reason)
+		writeBody(w, textPlain, appendFailure(nil, ce.Text))
+		return
 	}
 	select {
 	case h.fullScrapeSlots <- struct{}{}:

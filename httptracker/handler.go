@@ -177,39 +177,32 @@ func (h *Handler) ClientAddr(r *http.Request) (netip.Addr, bool) {
 	if !h.trustedProxy(addr) {
 		return addr, true
 	}
-	return h.forwardedClient(addr, r.Header["X-Forwarded-For"], r.Header.Get("X-Real-IP")), true
+	return h.forwardedClient(r.Header.Values(h.cfg.ProxyHeader))
 }
 
-// forwardedClient returns the client a trusted proxy at addr forwarded
-// for, given the request's X-Forwarded-For values and X-Real-IP.
-func (h *Handler) forwardedClient(addr netip.Addr, xff []string, realIP string) netip.Addr {
-	if len(xff) > 0 {
-		// Walk from the nearest hop back, across repeated headers.
-		for i := len(xff) - 1; i >= 0; i-- {
-			list := xff[i]
-			for list != "" {
-				var item string
-				if k := strings.LastIndexByte(list, ','); k >= 0 {
-					list, item = list[:k], list[k+1:]
-				} else {
-					list, item = "", list
-				}
-				hop, ok := parseHop(item)
-				if !ok {
-					return addr // a garbled hop: trust nothing beyond it
-				}
-				if !h.trustedProxy(hop) {
-					return hop
-				}
-				addr = hop
+// forwardedClient returns the client a trusted proxy forwarded for, given
+// the values of Config.ProxyHeader, and false when it named none.
+func (h *Handler) forwardedClient(values []string) (netip.Addr, bool) {
+	// Walk from the nearest hop back, across repeated headers.
+	for i := len(values) - 1; i >= 0; i-- {
+		list := values[i]
+		for list != "" {
+			var item string
+			if k := strings.LastIndexByte(list, ','); k >= 0 {
+				list, item = list[:k], list[k+1:]
+			} else {
+				list, item = "", list
+			}
+			hop, ok := parseHop(item)
+			if !ok {
+				return netip.Addr{}, false // a garbled hop: trust nothing beyond it
+			}
+			if !h.trustedProxy(hop) {
+				return hop, true
 			}
 		}
-		return addr
 	}
-	if hop, ok := parseHop(realIP); ok {
-		return hop
-	}
-	return addr
+	return netip.Addr{}, false
 }
 
 // parseHop reads one forwarded address: "ip", "ip:port" or "[v6]:port".
@@ -249,7 +242,7 @@ func (h *Handler) answerAnnounce(st *requestState, query string, addr netip.Addr
 		return h.answerError(st, err, counters.Announce)
 	}
 	if !ok {
-		return h.answerError(st, tracker.BadAddress.Err(), counters.Announce)
+		return h.answerError(st, tracker.UnknownClient.Err(), counters.Announce)
 	}
 	req := &st.req
 	st.ann = tracker.AnnounceRequest{
@@ -297,10 +290,11 @@ func (h *Handler) answerScrape(st *requestState, query string, addr netip.Addr, 
 	if err != nil {
 		return h.answerError(st, err, counters.Scrape)
 	}
-	if ok {
-		if ce := h.tracker.AdmitScrape(addr, time.Now()); ce != nil {
-			return h.answerError(st, ce, counters.Scrape)
-		}
+	if !ok {
+		return h.answerError(st, tracker.UnknownClient.Err(), counters.Scrape)
+	}
+	if ce := h.tracker.AdmitScrape(addr, time.Now()); ce != nil {
+		return h.answerError(st, ce, counters.Scrape)
 	}
 	// Keys of the files dictionary must be sorted and unique (BEP 3).
 	hashes := st.hashes[:n]

@@ -33,11 +33,18 @@ type requestHead struct {
 	keepAlive bool // the client keeps the connection open after the reply
 	forwarded [maxForwarded]string
 	nForward  int
-	realIP    string
+	realIP    [1]string
+	nRealIP   int
 }
 
-// forwardedFor returns the X-Forwarded-For header values in order.
-func (h *requestHead) forwardedFor() []string { return h.forwarded[:h.nForward] }
+// proxyHeader returns the values of the header Config.ProxyHeader names
+// (X-Forwarded-For or X-Real-IP), in order.
+func (h *requestHead) proxyHeader(name string) []string {
+	if name == "X-Real-IP" {
+		return h.realIP[:h.nRealIP]
+	}
+	return h.forwarded[:h.nForward]
+}
 
 var headEnd = []byte("\r\n\r\n")
 
@@ -99,9 +106,11 @@ func parseRequestHead(b []byte, h *requestHead) (int, headResult) {
 			h.forwarded[h.nForward] = aliasString(value)
 			h.nForward++
 		case equalFold(name, "x-real-ip"):
-			if h.realIP == "" {
-				h.realIP = aliasString(value)
+			if h.nRealIP == len(h.realIP) {
+				return 0, headOther
 			}
+			h.realIP[h.nRealIP] = aliasString(value)
+			h.nRealIP++
 		}
 	}
 	// HTTP/1.1 requires exactly one Host; net/http answers the rest 400.

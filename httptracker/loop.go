@@ -445,7 +445,7 @@ func (l *eventLoop) answer(c *conn, rt route, query string) {
 	defer l.h.observe(time.Now())
 	addr := c.remote
 	if l.h.trustedProxy(addr) {
-		addr = l.h.forwardedClient(addr, l.head.forwardedFor(), l.head.realIP)
+		addr, _ = l.h.forwardedClient(l.head.proxyHeader(l.h.cfg.ProxyHeader))
 	}
 	var badRequest bool
 	if rt == routeAnnounce {

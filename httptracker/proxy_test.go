@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -18,6 +19,9 @@ import (
 // Issue 5: the client address behind trusted proxies is the rightmost
 // X-Forwarded-For hop that is not a trusted proxy; headers from anyone else
 // are ignored, so a client cannot choose the address it is handed out as.
+// Issue 14 item 5: only the configured header counts (X-Real-IP is not a
+// fallback), and a chain with no untrusted hop, or a garbled one, leaves
+// the client unknown rather than the proxy's own address.
 func TestClientAddrBehindProxies(t *testing.T) {
 	h := newTestHandler(t, Config{TrustedProxies: []netip.Prefix{
 		netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("10.9.0.0/16"), netip.MustParsePrefix("fd00::/8"),
@@ -35,9 +39,11 @@ func TestClientAddrBehindProxies(t *testing.T) {
 		{"untrusted hop stops the walk", "127.0.0.1:5000", map[string][]string{"X-Forwarded-For": {"203.0.113.9, 10.8.1.1"}}, "10.8.1.1"},
 		{"IPv6 and ports", "[fd00::1]:443", map[string][]string{"X-Forwarded-For": {"[2001:db8::7]:51413"}}, "2001:db8::7"},
 		{"mapped IPv4", "[::ffff:127.0.0.1]:80", map[string][]string{"X-Forwarded-For": {"::ffff:198.51.100.4"}}, "198.51.100.4"},
-		{"garbled hop", "127.0.0.1:5000", map[string][]string{"X-Forwarded-For": {"203.0.113.9, not-an-ip"}}, "127.0.0.1"},
-		{"X-Real-IP without X-Forwarded-For", "127.0.0.1:5000", map[string][]string{"X-Real-Ip": {"198.51.100.8"}}, "198.51.100.8"},
-		{"all hops trusted", "127.0.0.1:5000", map[string][]string{"X-Forwarded-For": {"10.9.0.5"}}, "10.9.0.5"},
+		{"garbled hop", "127.0.0.1:5000", map[string][]string{"X-Forwarded-For": {"203.0.113.9, not-an-ip"}}, ""},
+		{"X-Real-IP without X-Forwarded-For", "127.0.0.1:5000", map[string][]string{"X-Real-Ip": {"198.51.100.8"}}, ""},
+		{"X-Real-IP beside X-Forwarded-For", "127.0.0.1:5000", map[string][]string{"X-Real-Ip": {"198.51.100.8"}, "X-Forwarded-For": {"203.0.113.9"}}, "203.0.113.9"},
+		{"all hops trusted", "127.0.0.1:5000", map[string][]string{"X-Forwarded-For": {"10.9.0.5"}}, ""},
+		{"no header from a proxy", "127.0.0.1:5000", nil, ""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -47,6 +53,12 @@ func TestClientAddrBehindProxies(t *testing.T) {
 				r.Header[k] = v
 			}
 			got, ok := h.ClientAddr(r)
+			if c.want == "" {
+				if ok || got.IsValid() {
+					t.Fatalf("ClientAddr = %v %v, want the client unknown", got, ok)
+				}
+				return
+			}
 			if !ok || got != netip.MustParseAddr(c.want) {
 				t.Fatalf("ClientAddr = %v %v, want %s", got, ok, c.want)
 			}
@@ -179,5 +191,45 @@ func TestWebSocketUpgradesRouted(t *testing.T) {
 	h.ServeHTTP(httptest.NewRecorder(), r)
 	if resp := serve(h, "GET", "/announce?"+announceBase, "", "192.0.2.5:1"); resp.StatusCode != 200 || upgrades != 1 {
 		t.Fatalf("upgrades %d, plain announce %d; want the upgrade alone to reach the WebSocket handler", upgrades, resp.StatusCode)
+	}
+}
+
+// Issue 14 item 5: with ProxyHeader X-Real-IP that header alone names the
+// client; and a client the proxy did not name gets its announce refused,
+// no stats and no rate-limit exemption, on both paths (event loop and
+// net/http).
+func TestProxyHeaderAndUnknownClient(t *testing.T) {
+	h := newTestHandler(t, Config{TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}, ProxyHeader: "X-Real-IP"})
+	r := httptest.NewRequest("GET", "/announce", nil)
+	r.RemoteAddr = "127.0.0.1:5000"
+	r.Header.Set("X-Forwarded-For", "203.0.113.9")
+	r.Header.Set("X-Real-IP", "198.51.100.8")
+	if got, ok := h.ClientAddr(r); !ok || got != netip.MustParseAddr("198.51.100.8") {
+		t.Fatalf("ClientAddr with ProxyHeader X-Real-IP = %v %v, want 198.51.100.8", got, ok)
+	}
+
+	var statsFor []netip.Addr
+	store := newTestStore(t, swarm.Config{})
+	srv := startServer(t, "127.0.0.1:0", Config{
+		Tracker:        testTracker(t, tracker.Config{Store: store}),
+		TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")},
+		Stats: func(w http.ResponseWriter, _ *http.Request, a netip.Addr) {
+			statsFor = append(statsFor, a)
+		},
+		StatsPaths: []string{"stats"},
+	})
+	// An Expect header sends the request to net/http.
+	for _, extra := range []string{"", "Expect: 100-continue\r\n"} {
+		resp, body := exchange(t, srv, "GET /announce?"+announceBase+"&left=1 HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 127.0.0.5\r\n"+extra+"\r\n")
+		if resp.StatusCode != 200 || !strings.Contains(string(body), "failure reason") {
+			t.Errorf("announce from a client the proxy did not name: %s %q, want a failure", resp.Status, body)
+		}
+	}
+	if n := store.Peers(); n != 0 {
+		t.Errorf("%d peers stored for an unknown client", n)
+	}
+	exchange(t, srv, "GET /stats HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 127.0.0.5\r\n\r\n")
+	if len(statsFor) != 1 || statsFor[0].IsValid() {
+		t.Errorf("stats asked for %v, want an unknown (invalid) address", statsFor)
 	}
 }

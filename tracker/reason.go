@@ -35,6 +35,9 @@ const (
 	// sender; OffererGone: to a peer that has left.
 	UnknownOffer
 	OffererGone
+	// UnknownClient: a trusted reverse proxy sent the request without
+	// naming the client (no untrusted hop in its header).
+	UnknownClient
 	// Internal: anything the tracker did not expect; logged, never
 	// described to the client.
 	Internal
@@ -61,6 +64,7 @@ var reasons = [NumReasons]struct{ label, text string }{
 	PeerIDInUse:     {"peer_id_in_use", "peer_id is in use by another connection"},
 	UnknownOffer:    {"unknown_offer", "answer to an unknown offer: no such offer_id was relayed to you from to_peer_id"},
 	OffererGone:     {"offerer_gone", "answer to a peer that has left the swarm"},
+	UnknownClient:   {"unknown_client", "The proxy in front of this tracker did not say who you are."},
 	Internal:        {"internal", "Internal tracker error."},
 }
 

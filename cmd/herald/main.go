@@ -198,6 +198,7 @@ func run(s *config.Settings, log *slog.Logger) (err error) {
 		Tracker:        core,
 		RedirectURL:    s.RedirectURL,
 		TrustedProxies: s.ProxyNets,
+		ProxyHeader:    s.ProxyHeader,
 		Stats:          mon.Serve,
 		StatsPaths:     statsPaths(s.StatsPath),
 		Counters:       counts,
