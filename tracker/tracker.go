@@ -156,7 +156,7 @@ func (t *Tracker) Prepare(r *AnnounceRequest, now time.Time) *ClientError {
 	if !t.Allowed(r.InfoHash) {
 		return NotAllowed.Err()
 	}
-	if !t.Admit(r.Addr.Addr(), now) {
+	if !t.admit(r.Addr.Addr(), now) {
 		return RateLimited.Err()
 	}
 	n := r.NumWant
@@ -242,15 +242,16 @@ func (t *Tracker) Allowed(h swarm.InfoHash) bool {
 	return t.cfg.Allowed == nil || t.cfg.Allowed(h)
 }
 
-// Admit charges a request from client to the rate limit at now and
+// admit charges a request from client to the rate limit at now and
 // reports whether it is under it.
-func (t *Tracker) Admit(client netip.Addr, now time.Time) bool {
+func (t *Tracker) admit(client netip.Addr, now time.Time) bool {
 	return t.cfg.Admit == nil || t.cfg.Admit(client, now)
 }
 
-// AdmitScrape is Admit for a scrape, as a refusal: nil or RateLimited.
+// AdmitScrape charges a scrape to its client's rate limit: nil, or
+// RateLimited over it.
 func (t *Tracker) AdmitScrape(client netip.Addr, now time.Time) *ClientError {
-	if !t.Admit(client, now) {
+	if !t.admit(client, now) {
 		return RateLimited.Err()
 	}
 	return nil
@@ -259,7 +260,7 @@ func (t *Tracker) AdmitScrape(client netip.Addr, now time.Time) *ClientError {
 // AdmitFullScrape is AdmitScrape for a full scrape, which also takes the
 // client's share of full scrapes.
 func (t *Tracker) AdmitFullScrape(client netip.Addr, now time.Time) *ClientError {
-	if !t.Admit(client, now) || t.cfg.AdmitFullScrape != nil && !t.cfg.AdmitFullScrape(client, now) {
+	if !t.admit(client, now) || t.cfg.AdmitFullScrape != nil && !t.cfg.AdmitFullScrape(client, now) {
 		return RateLimited.Err()
 	}
 	return nil
