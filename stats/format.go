@@ -163,6 +163,39 @@ var httpErrorNames = [...]string{
 	"400 Not Modest", "402 Payment Required", "403 Access Denied", "404 Not found", "500 Internal Server Error",
 }
 
+// httpErrorCounts are the counts of httpErrorNames.
+func httpErrorCounts(s *Snapshot) [len(httpErrorNames)]uint64 {
+	faults := &s.Counters.Faults[counters.HTTP]
+	return [len(httpErrorNames)]uint64{
+		0: s.served(counters.HTTP, counters.Redirect),
+		1: faults[counters.BadRequest],
+		6: s.StatsDenied,
+		7: faults[counters.NotFound],
+		8: s.Counters.Refusals[counters.HTTP][tracker.Internal],
+	}
+}
+
+// httpErrorLabels are mode=herr's line labels, opentracker's, for the
+// httpErrorNames they print (opentracker leaves out 400 Not Modest and
+// 402).
+var httpErrorLabels = [...]struct {
+	label string
+	index int
+}{{"302 RED", 0}, {"400 ...", 1}, {"400 PAR", 2}, {"400 COM", 3}, {"403 IP ", 6}, {"404 INV", 7}, {"500 SRV", 8}}
+
+// appendHTTPErrors appends mode=herr: one "code label count" line per
+// HTTP error opentracker counts, in its order.
+func appendHTTPErrors(dst []byte, s *Snapshot) []byte {
+	counts := httpErrorCounts(s)
+	for _, l := range httpErrorLabels {
+		dst = append(dst, l.label...)
+		dst = append(dst, ' ')
+		dst = strconv.AppendUint(dst, counts[l.index], 10)
+		dst = append(dst, '\n')
+	}
+	return dst
+}
+
 // appendEverything appends opentracker's XML document. Herald keeps no
 // re-announce age histogram and takes no global lock, so <renew> and
 // <mutex_stall> are left out; livesync is 0 until clustering exists.
@@ -202,14 +235,7 @@ func appendEverything(dst []byte, s *Snapshot, trackerID uint32, version string)
 	dst = append(dst, "    </udp>\n    <livesync>\n"...)
 	tag("      ", "count", 0)
 	dst = append(dst, "    </livesync>\n  </connections>\n  <debug>\n    <http_error>\n"...)
-	faults := &s.Counters.Faults[counters.HTTP]
-	counts := [len(httpErrorNames)]uint64{
-		0: s.served(counters.HTTP, counters.Redirect),
-		1: faults[counters.BadRequest],
-		6: s.StatsDenied,
-		7: faults[counters.NotFound],
-		8: s.Counters.Refusals[counters.HTTP][tracker.Internal],
-	}
+	counts := httpErrorCounts(s)
 	for i, name := range httpErrorNames {
 		dst = append(dst, "      <count code=\""...)
 		dst = append(dst, name...)

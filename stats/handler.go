@@ -90,16 +90,29 @@ func (m *Monitor) serveStats(w http.ResponseWriter, r *http.Request) {
 		writeText(w, http.StatusBadRequest, err.Error()+"; modes: "+ModeList()+"\n")
 		return
 	}
+	switch mode {
+	case ModeTPBS:
+		m.serveTPBS(w, ParseFormat(r.URL.RawQuery))
+		return
+	case ModeStatedump:
+		m.serveStatedump(w)
+		return
+	case ModeSubnets:
+		m.serveSubnets(w)
+		return
+	}
 	contentType := "text/plain; charset=utf-8"
 	var body []byte
 	switch mode {
-	case ModePeer, ModeCompleted, ModeEverything:
+	case ModePeer, ModeCompleted, ModeEverything, ModeHTTPErrors:
 		s := m.Snapshot()
 		switch mode {
 		case ModePeer:
 			body = appendPeers(body, &s)
 		case ModeCompleted:
 			body = appendCompleted(body, &s)
+		case ModeHTTPErrors:
+			body = appendHTTPErrors(body, &s)
 		default:
 			contentType = "text/xml; charset=utf-8"
 			body = appendEverything(body, &s, m.trackerID, m.cfg.Version)

@@ -26,6 +26,10 @@ const (
 	ModeEverything
 	ModeVersion
 	ModeBusy
+	ModeHTTPErrors
+	ModeTPBS
+	ModeStatedump
+	ModeSubnets
 	numModes
 )
 
@@ -43,6 +47,10 @@ var modeNames = [numModes]string{
 	ModeEverything: "everything",
 	ModeVersion:    "version",
 	ModeBusy:       "busy",
+	ModeHTTPErrors: "herr",
+	ModeTPBS:       "tpbs",
+	ModeStatedump:  "statedump",
+	ModeSubnets:    "s24s",
 }
 
 // String returns the mode's query value.
@@ -98,6 +106,39 @@ func ParseQuery(rawQuery string) (Mode, error) {
 		return 0, fmt.Errorf("%w %q", ErrUnknownMode, unknown)
 	}
 	return mode, nil
+}
+
+// Format is mode=tpbs's format= parameter: one record per torrent.
+type Format uint8
+
+// The tpbs formats, as opentracker names them; FormatBinary is the default.
+const (
+	FormatBinary   Format = iota // bin: hash, seeders and leechers as uint32 big-endian
+	FormatBencoded               // ben: the full scrape's dictionary
+	FormatText                   // txt: HEX:seeders:leechers
+	FormatTextPlus               // txtp: HEX:seeders:leechers:downloaded
+	FormatURL                    // url: %xx-escaped hash:seeders:leechers
+	numFormats
+)
+
+var formatNames = [numFormats]string{"bin", "ben", "txt", "txtp", "url"}
+
+// ParseFormat reads format= from a /stats query (the last one wins); an
+// absent or unknown format is FormatBinary, as in opentracker.
+func ParseFormat(rawQuery string) Format {
+	f := FormatBinary
+	for rawQuery != "" {
+		var pair string
+		pair, rawQuery, _ = strings.Cut(rawQuery, "&")
+		if value, ok := strings.CutPrefix(pair, "format="); ok {
+			for i, name := range formatNames {
+				if value == name {
+					f = Format(i)
+				}
+			}
+		}
+	}
+	return f
 }
 
 // ModeList is the modes herald serves, for the 400 an unknown mode gets.

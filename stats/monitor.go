@@ -31,6 +31,7 @@ type Store interface {
 	Config() swarm.Config // its MaxTorrents and MaxPeers are reported
 	Totals() swarm.Totals
 	Range(fn func(swarm.TorrentCounts) bool)
+	Dump(fn func(*swarm.TorrentState) error) error // every peer, for mode=s24s
 }
 
 // Sources are the numbers the monitor reports. Every source is read with

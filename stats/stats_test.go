@@ -386,7 +386,7 @@ func TestStatsRefusals(t *testing.T) {
 	}{
 		{"info_hash guard", "127.0.0.1:1", "/stats?info_hash=%11%11%11%11%11%11%11%11%11%11%11%11%11%11%11%11%11%11%11%11&port=1", 400, "not an announce URL"},
 		{"info_hash after mode", "127.0.0.1:1", "/stats?mode=peer&info_hash=x", 400, "not an announce URL"},
-		{"unknown mode lists modes", "127.0.0.1:1", "/stats?mode=s24s", 400, "peer conn scrp udp4 tcp4 torr fscr completed top10 top100 everything version busy"},
+		{"unknown mode lists modes", "127.0.0.1:1", "/stats?mode=renew", 400, "peer conn scrp udp4 tcp4 torr fscr completed top10 top100 everything version busy herr tpbs statedump s24s"},
 		{"outside the stats nets", "192.0.2.7:1", "/stats", 403, "access denied"},
 		{"metrics outside the stats nets", "192.0.2.7:1", "/metrics", 403, "access denied"},
 		{"dashboard outside the stats nets", "[2001:db8::1]:1", "/dashboard", 403, "access denied"},
