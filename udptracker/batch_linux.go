@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"runtime"
 	"syscall"
 	"unsafe"
 
@@ -28,8 +29,17 @@ var oobLen = unix.CmsgSpace(unix.SizeofInet6Pktinfo)
 // internal/socket/sys_posix.go parseInetAddr), two allocations per
 // datagram that this path avoids. Headers, iovecs, addresses and control
 // buffers are allocated once per socket.
+//
+// The socket is in blocking mode and outside Go's netpoller: its reader
+// sleeps in recvmmsg itself (MSG_WAITFORONE: block for the first datagram,
+// then take whatever else is queued). Through the netpoller, a datagram
+// arriving at an idle server cost an epoll_pwait, a recvmmsg that found
+// nothing, the goroutine's wake-up through the scheduler (futex) and a
+// second recvmmsg; now it costs the one recvmmsg that returns it (see
+// docs/benchmarks.md, "UDP read path"). The reader holds an OS thread
+// while it waits, one per socket, as a blocked system call does.
 type linuxConn struct {
-	conn    *net.UDPConn
+	file    *os.File // the blocking socket; Close wakes its reader with shutdown(2)
 	raw     syscall.RawConn
 	local   netip.AddrPort
 	family  int  // unix.AF_INET or unix.AF_INET6
@@ -80,49 +90,88 @@ func listenBatch(network, addr string, receiveBuffer int) (batchConn, error) {
 		return nil, err
 	}
 	conn := pc.(*net.UDPConn)
-	c := &linuxConn{conn: conn, local: conn.LocalAddr().(*net.UDPAddr).AddrPort(), rx: newMmsgs(batchLen), tx: newMmsgs(batchLen)}
+	c := &linuxConn{local: conn.LocalAddr().(*net.UDPAddr).AddrPort(), rx: newMmsgs(batchLen), tx: newMmsgs(batchLen)}
 	c.local = netip.AddrPortFrom(c.local.Addr().Unmap(), c.local.Port())
 	c.recvFunc, c.sendFunc = c.recv, c.send
-	if c.raw, err = conn.SyscallConn(); err != nil {
+	raw, err := conn.SyscallConn()
+	if err != nil {
 		conn.Close()
 		return nil, err
 	}
+	var fd int
 	var serr error
-	err = c.raw.Control(func(fd uintptr) {
-		if c.family, serr = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_DOMAIN); serr != nil {
+	err = raw.Control(func(sysfd uintptr) {
+		if c.family, serr = unix.GetsockoptInt(int(sysfd), unix.SOL_SOCKET, unix.SO_DOMAIN); serr != nil {
 			serr = os.NewSyscallError("getsockopt SO_DOMAIN", serr)
 			return
 		}
 		// Best effort: SO_RCVBUFFORCE passes net.core.rmem_max when we run
 		// as root (Listen comes before the privilege drop); else the
 		// kernel clamps SO_RCVBUF to rmem_max.
-		if unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, receiveBuffer) != nil {
-			_ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, receiveBuffer)
+		if unix.SetsockoptInt(int(sysfd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, receiveBuffer) != nil {
+			_ = unix.SetsockoptInt(int(sysfd), unix.SOL_SOCKET, unix.SO_RCVBUF, receiveBuffer)
 		}
-		if !c.local.Addr().IsUnspecified() {
-			return
+		if c.local.Addr().IsUnspecified() {
+			c.pktinfo = true
+			if c.family == unix.AF_INET6 {
+				// On a dual-stack socket this also reports the local address
+				// of IPv4 datagrams, as a mapped address.
+				serr = unix.SetsockoptInt(int(sysfd), unix.IPPROTO_IPV6, unix.IPV6_RECVPKTINFO, 1)
+			} else {
+				serr = unix.SetsockoptInt(int(sysfd), unix.IPPROTO_IP, unix.IP_PKTINFO, 1)
+			}
+			if serr != nil {
+				serr = os.NewSyscallError("setsockopt PKTINFO", serr)
+				return
+			}
 		}
-		c.pktinfo = true
-		if c.family == unix.AF_INET6 {
-			// On a dual-stack socket this also reports the local address
-			// of IPv4 datagrams, as a mapped address.
-			serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_IPV6, unix.IPV6_RECVPKTINFO, 1)
-		} else {
-			serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_PKTINFO, 1)
+		// Take the socket out of the netpoller: a copy of the descriptor
+		// outlives conn.Close, which deregisters and closes the original.
+		if fd, serr = unix.FcntlInt(sysfd, unix.F_DUPFD_CLOEXEC, 0); serr != nil {
+			serr = os.NewSyscallError("fcntl F_DUPFD_CLOEXEC", serr)
 		}
-		serr = os.NewSyscallError("setsockopt PKTINFO", serr)
 	})
+	conn.Close()
 	if err = errors.Join(err, serr); err != nil {
-		conn.Close()
+		return nil, err
+	}
+	// O_NONBLOCK belongs to the open file, which the copy shares; cleared,
+	// os.NewFile leaves the descriptor out of the netpoller too.
+	if err := unix.SetNonblock(fd, false); err != nil {
+		unix.Close(fd)
+		return nil, os.NewSyscallError("fcntl O_NONBLOCK", err)
+	}
+	c.file = os.NewFile(uintptr(fd), "udp "+c.local.String())
+	if c.raw, err = c.file.SyscallConn(); err != nil {
+		c.file.Close()
 		return nil, err
 	}
 	return c, nil
 }
 
 func (c *linuxConn) LocalAddr() netip.AddrPort { return c.local }
-func (c *linuxConn) Close() error              { return c.conn.Close() }
+
+// Close wakes a reader blocked in recvmmsg: shutdown(SHUT_RD) makes it
+// return, and its next read fails with net.ErrClosed. The descriptor
+// itself is closed once no system call uses it any more, so its number
+// cannot be reused under a reader.
+func (c *linuxConn) Close() error {
+	// On an unconnected socket shutdown reports ENOTCONN but still marks
+	// the socket shut and wakes its waiters (Linux inet_shutdown).
+	if err := c.raw.Control(func(fd uintptr) { _ = unix.Shutdown(int(fd), unix.SHUT_RD) }); err != nil {
+		return net.ErrClosed
+	}
+	return c.file.Close()
+}
 
 func (c *linuxConn) ReadBatch(msgs []message) (int, error) {
+	// The reader never parks in the scheduler (it blocks in the kernel),
+	// so to sysmon it looks like one goroutine running for good: every
+	// 10 ms sysmon takes its P and then polls every 20 µs for the next
+	// millisecond. Yielding once per batch keeps sysmon asleep (0.5 → 0.1
+	// of its wake-ups per datagram at one request outstanding) and lets
+	// other goroutines on this P run.
+	runtime.Gosched()
 	b := &c.rx
 	b.vlen = min(len(msgs), len(b.hdrs))
 	for i := range b.vlen {
@@ -178,12 +227,11 @@ func (c *linuxConn) WriteBatch(msgs []message) (int, error) {
 	return c.do(b, c.raw.Write, c.sendFunc, "sendmmsg")
 }
 
-// do runs one recvmmsg or sendmmsg over b through the runtime poller,
-// which parks the goroutine while the socket would block.
-func (c *linuxConn) do(b *mmsgs, wait func(func(uintptr) bool) error, fn func(uintptr) bool, name string) (int, error) {
+// do runs one recvmmsg or sendmmsg over b on the blocking socket.
+func (c *linuxConn) do(b *mmsgs, call func(func(uintptr) bool) error, fn func(uintptr) bool, name string) (int, error) {
 	c.op, c.opN, c.opErr = b, 0, 0
-	if err := wait(fn); err != nil {
-		return 0, err // net.ErrClosed after Close
+	if call(fn) != nil {
+		return 0, net.ErrClosed // the file is closed or closing
 	}
 	if c.opErr != 0 {
 		return c.opN, os.NewSyscallError(name, c.opErr)
@@ -191,23 +239,25 @@ func (c *linuxConn) do(b *mmsgs, wait func(func(uintptr) bool) error, fn func(ui
 	return c.opN, nil
 }
 
-func (c *linuxConn) recv(fd uintptr) bool { return c.mmsg(fd, unix.SYS_RECVMMSG) }
-func (c *linuxConn) send(fd uintptr) bool { return c.mmsg(fd, unix.SYS_SENDMMSG) }
+func (c *linuxConn) recv(fd uintptr) bool { return c.mmsg(fd, unix.SYS_RECVMMSG, unix.MSG_WAITFORONE) }
+func (c *linuxConn) send(fd uintptr) bool { return c.mmsg(fd, unix.SYS_SENDMMSG, 0) }
 
-func (c *linuxConn) mmsg(fd uintptr, trap uintptr) bool {
+// mmsg makes the system call, which blocks until it can do something, so
+// it always reports done. A recvmmsg woken by Close returns 0 datagrams.
+func (c *linuxConn) mmsg(fd, trap, flags uintptr) bool {
 	b := c.op
-	n, _, errno := unix.Syscall6(trap, fd, uintptr(unsafe.Pointer(&b.hdrs[0])), uintptr(b.vlen), unix.MSG_DONTWAIT, 0, 0)
-	switch errno {
-	case unix.EAGAIN:
-		return false // wait for the poller
-	case unix.EINTR:
-		return c.mmsg(fd, trap)
-	case 0:
-		c.opN = int(n)
-	default:
-		c.opErr = errno
+	for {
+		n, _, errno := unix.Syscall6(trap, fd, uintptr(unsafe.Pointer(&b.hdrs[0])), uintptr(b.vlen), flags, 0, 0)
+		switch errno {
+		case unix.EINTR:
+			continue
+		case 0:
+			c.opN = int(n)
+		default:
+			c.opErr = errno
+		}
+		return true
 	}
-	return true
 }
 
 // decodeSockaddr reads a sockaddr_in or sockaddr_in6 the kernel filled in.

@@ -1,6 +1,7 @@
 package udptracker
 
 import (
+	"errors"
 	"net"
 	"net/netip"
 	"os"
@@ -157,7 +158,15 @@ func BenchmarkLoopbackAnnounce(b *testing.B) {
 	}
 	s := startServer(b, "127.0.0.1:0", Config{Tracker: testTracker(b, tracker.Config{Store: store}), Sockets: 1})
 	client := listenTestBatch(b, "udp4", "127.0.0.1:0")
-	client.conn.SetReadDeadline(time.Now().Add(time.Minute))
+	// The socket blocks: a lost reply fails the read after a minute
+	// instead of hanging the benchmark.
+	if err := client.raw.Control(func(fd uintptr) {
+		if err := unix.SetsockoptTimeval(int(fd), unix.SOL_SOCKET, unix.SO_RCVTIMEO, &unix.Timeval{Sec: 60}); err != nil {
+			b.Fatal(err)
+		}
+	}); err != nil {
+		b.Fatal(err)
+	}
 	const window = batchLen
 	tx, rx := newMessages(window, maxPacketLen), newMessages(window, maxPacketLen)
 	exchange := func(n int) {
@@ -201,5 +210,41 @@ func BenchmarkLoopbackAnnounce(b *testing.B) {
 	}
 	if c := s.cfg.Counters.Read(); c.NotOK(counters.UDP) != 0 || c.Faults[counters.UDP][counters.SendFailed] != 0 {
 		b.Fatalf("%d requests not served, %d sends failed", c.NotOK(counters.UDP), c.Faults[counters.UDP][counters.SendFailed])
+	}
+}
+
+// TestCloseWakesBlockedRead: a reader asleep in recvmmsg on the blocking
+// socket returns when the socket is closed (Shutdown depends on it), and
+// reads after that report net.ErrClosed.
+func TestCloseWakesBlockedRead(t *testing.T) {
+	for _, tc := range []struct{ network, bind string }{{"udp4", "127.0.0.1:0"}, {"udp", "[::]:0"}} {
+		t.Run(tc.bind, func(t *testing.T) {
+			bc, err := listenBatch(tc.network, tc.bind, DefaultReceiveBuffer)
+			if err != nil {
+				t.Fatal(err)
+			}
+			read := make(chan error)
+			go func() {
+				rx := newMessages(batchLen, maxPacketLen)
+				for {
+					if _, err := bc.ReadBatch(rx); err != nil {
+						read <- err
+						return
+					}
+				}
+			}()
+			time.Sleep(50 * time.Millisecond) // let the reader block
+			if err := bc.Close(); err != nil {
+				t.Fatalf("Close: %v", err)
+			}
+			select {
+			case err := <-read:
+				if !errors.Is(err, net.ErrClosed) {
+					t.Fatalf("read after Close: %v, want net.ErrClosed", err)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("reader still blocked 5s after Close")
+			}
+		})
 	}
 }

@@ -235,6 +235,9 @@ func (s *Server) read(c batchConn, h *handler) error {
 			h.counts.Fault(counters.UDP, counters.ReadFailed)
 			continue
 		}
+		if n == 0 {
+			continue // woken by Close; the next read reports it
+		}
 		start := time.Now()
 		if err := serveBatch(c, h, rx[:n], tx, start.Unix()); err != nil {
 			return nil // closed while sending
