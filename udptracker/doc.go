@@ -6,9 +6,10 @@
 //
 // Four files take a datagram to its reply. server.go runs one reader
 // goroutine per socket (Config.Sockets SO_REUSEPORT sockets on one
-// address, GOMAXPROCS by default), which reads up to 64 datagrams per
-// recvmmsg (batch_linux.go), answers each in handler.go and sends the
-// replies with one sendmmsg. handler.go checks the header and the
+// address, GOMAXPROCS by default), which sleeps in a blocking recvmmsg
+// outside Go's netpoller and wakes with up to 64 datagrams
+// (batch_linux.go), answers each in handler.go and sends the replies with
+// one sendmmsg. handler.go checks the header and the
 // connection id (connid.go) before it parses the body (announce.go,
 // scrape.go, options.go); it then hands the request to the tracker core
 // (tracker/tracker.go: access list, rate limit, numwant, interval, then
