@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"herald/internal/heraldtest"
 )
 
 // trackerCase is one family of trackers a client test runs against: a herald
@@ -20,7 +22,7 @@ type trackerCase struct {
 
 // forEachTracker runs test once per family and scheme, with one herald per
 // family.
-func forEachTracker(t *testing.T, cases []trackerCase, test func(t *testing.T, h *heraldProcess, scheme string)) {
+func forEachTracker(t *testing.T, cases []trackerCase, test func(t *testing.T, h *heraldtest.Herald, scheme string)) {
 	for _, c := range cases {
 		t.Run(c.family, func(t *testing.T) {
 			h := startHerald(t, c.host)
@@ -43,17 +45,17 @@ func TestTransmissionDownload(t *testing.T) {
 		// "Could not connect to tracker" and sends nothing.
 		{"ipv6", "::1", []string{"http"}},
 	}
-	forEachTracker(t, cases, func(t *testing.T, h *heraldProcess, scheme string) {
+	forEachTracker(t, cases, func(t *testing.T, h *heraldtest.Herald, scheme string) {
 		dir := t.TempDir()
 		// Transmission fetches slowly from libtorrent on loopback (about
 		// 200 kB/s), so its file is smaller.
 		data, dataFile := writePayload(t, dir, 256<<10)
 		torrent := filepath.Join(dir, "payload.torrent")
-		infoHash := makeTorrent(t, torrent, dataFile, scheme+"://"+h.addr()+"/announce")
+		infoHash := makeTorrent(t, torrent, dataFile, scheme+"://"+h.Addr+"/announce")
 		// Transmission 3.00 never dials a loopback peer, so the seeder
 		// re-announces every second, learns Transmission's address from
 		// herald and connects to it.
-		seeder := startPeerScript(t, "seed", torrent, filepath.Join(dir, "seed"), h.host, seconds(2*transferDeadline), "1")
+		seeder := startPeerScript(t, "seed", torrent, filepath.Join(dir, "seed"), h.Host, seconds(2*transferDeadline), "1")
 		seeder.waitLine(t, "ready", transferDeadline+10*time.Second)
 
 		config := filepath.Join(dir, "transmission")
@@ -66,20 +68,20 @@ func TestTransmissionDownload(t *testing.T) {
 			t.Fatal(err)
 		}
 		download := filepath.Join(dir, "download")
-		port := strconv.Itoa(freePort(t, h.host))
-		tr := startProcess(t, dir, bin, "-g", config, "-w", download, "-p", port, "-M", torrent)
+		port := strconv.Itoa(heraldtest.FreePort(t, h.Host))
+		tr := heraldtest.StartProcess(t, dir, bin, "-g", config, "-w", download, "-p", port, "-M", torrent)
 		waitForDownload(t, tr, filepath.Join(download, "payload.bin"), data)
-		wantScrapeHTTP(t, h.addr(), infoHash, "after Transmission completed", 2, 0, 1)
+		wantScrapeHTTP(t, h.Addr, infoHash, "after Transmission completed", 2, 0, 1)
 
 		// The seeder leaves; Transmission, a seeder now, stays. Transmission
 		// itself is not checked for "stopped": on SIGINT transmission-cli
 		// 3.00 sends it only if its announce timer fires between pausing and
 		// closing (seen on the wire with herald and with opentracker alike).
 		seeder.stop(t)
-		wantScrapeHTTP(t, h.addr(), infoHash, "after the seeder stopped", 1, 0, 1)
+		wantScrapeHTTP(t, h.Addr, infoHash, "after the seeder stopped", 1, 0, 1)
 		// transmission-cli quits cleanly on SIGINT; SIGTERM kills it.
-		if !tr.signal(os.Interrupt) {
-			t.Errorf("transmission-cli did not exit within 10 s of SIGINT")
+		if !tr.Signal(os.Interrupt) {
+			t.Errorf("transmission-cli did not exit within %v of SIGINT", heraldtest.Timeout)
 		}
 	})
 }
@@ -95,12 +97,12 @@ func TestAria2Download(t *testing.T) {
 		// aria2 sends UDP tracker requests from its IPv4 DHT socket only.
 		{"ipv6", "::1", []string{"http"}},
 	}
-	forEachTracker(t, cases, func(t *testing.T, h *heraldProcess, scheme string) {
+	forEachTracker(t, cases, func(t *testing.T, h *heraldtest.Herald, scheme string) {
 		dir := t.TempDir()
 		data, dataFile := writePayload(t, dir, 1<<20)
 		torrent := filepath.Join(dir, "payload.torrent")
-		infoHash := makeTorrent(t, torrent, dataFile, scheme+"://"+h.addr()+"/announce")
-		seeder := startPeerScript(t, "seed", torrent, filepath.Join(dir, "seed"), h.host, seconds(2*transferDeadline), "0")
+		infoHash := makeTorrent(t, torrent, dataFile, scheme+"://"+h.Addr+"/announce")
+		seeder := startPeerScript(t, "seed", torrent, filepath.Join(dir, "seed"), h.Host, seconds(2*transferDeadline), "0")
 		seeder.waitLine(t, "ready", transferDeadline+10*time.Second)
 
 		download := filepath.Join(dir, "download")
@@ -109,39 +111,39 @@ func TestAria2Download(t *testing.T) {
 		// the only way to the seeder. aria2 announces "completed" only if it
 		// seeds after the download (with --seed-time=0 it goes straight to
 		// "stopped"), so it seeds for 3 s, then exits.
-		ar := startProcess(t, dir, bin, "--no-conf", "--dir="+download, "--seed-time=0.05",
+		ar := heraldtest.StartProcess(t, dir, bin, "--no-conf", "--dir="+download, "--seed-time=0.05",
 			"--enable-dht=true", "--enable-dht6=false",
-			"--dht-listen-port="+strconv.Itoa(freePort(t, "127.0.0.1")), "--dht-file-path="+filepath.Join(dir, "dht.dat"),
-			"--listen-port="+strconv.Itoa(freePort(t, h.host)),
+			"--dht-listen-port="+strconv.Itoa(heraldtest.FreePort(t, "127.0.0.1")), "--dht-file-path="+filepath.Join(dir, "dht.dat"),
+			"--listen-port="+strconv.Itoa(heraldtest.FreePort(t, h.Host)),
 			"--bt-enable-lpd=false", "--enable-peer-exchange=false", "--file-allocation=none",
 			"--summary-interval=0", "--console-log-level=notice", "--log=-", "--log-level=info",
 			torrent)
 		select {
-		case <-ar.exited:
-			if ar.err != nil {
-				t.Fatalf("aria2c failed: %v", ar.err)
+		case <-ar.Exited():
+			if ar.Err() != nil {
+				t.Fatalf("aria2c failed: %v", ar.Err())
 			}
 		case <-time.After(transferDeadline):
 			t.Fatalf("aria2c did not finish the download within %v", transferDeadline)
 		}
 		checkDownload(t, filepath.Join(download, "payload.bin"), data)
-		wantScrapeHTTP(t, h.addr(), infoHash, "after aria2 completed and stopped", 1, 0, 1)
+		wantScrapeHTTP(t, h.Addr, infoHash, "after aria2 completed and stopped", 1, 0, 1)
 		seeder.stop(t)
-		wantScrapeHTTP(t, h.addr(), infoHash, "after the seeder stopped", 0, 0, 1)
+		wantScrapeHTTP(t, h.Addr, infoHash, "after the seeder stopped", 0, 0, 1)
 	})
 }
 
 // waitForDownload waits up to transferDeadline until the file at path holds
 // exactly want, failing early if the client exits.
-func waitForDownload(t *testing.T, client *process, path string, want []byte) {
+func waitForDownload(t *testing.T, client *heraldtest.Process, path string, want []byte) {
 	t.Helper()
 	deadline := time.Now().Add(transferDeadline)
 	for {
 		if got, err := os.ReadFile(path); err == nil && bytes.Equal(got, want) {
 			return
 		}
-		if !client.running() {
-			t.Fatalf("%s exited (%v) before %s was complete", filepath.Base(client.name), client.err, path)
+		if !client.Running() {
+			t.Fatalf("%s exited (%v) before %s was complete", filepath.Base(client.Name), client.Err(), path)
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("%s was not complete within %v", path, transferDeadline)

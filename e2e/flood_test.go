@@ -21,6 +21,8 @@ import (
 
 	"herald/swarm"
 	"herald/udptracker"
+
+	"herald/internal/heraldtest"
 )
 
 // TestFloodUniqueInfoHashes floods herald with 1,000,000 announces for
@@ -45,18 +47,18 @@ func TestFloodUniqueInfoHashes(t *testing.T) {
 	dir := t.TempDir()
 	data, dataFile := writePayload(t, dir, 1<<20)
 	torrent := filepath.Join(dir, "payload.torrent")
-	infoHash := makeTorrent(t, torrent, dataFile, "udp://"+h.addr()+"/announce")
+	infoHash := makeTorrent(t, torrent, dataFile, "udp://"+h.Addr+"/announce")
 	// The peers must outlive the flood, which takes from 15 s to a minute
 	// on a busy 2-core machine, so their deadlines are generous.
 	peerDeadline := seconds(3 * transferDeadline)
-	seeder := startPeerScript(t, "seed", torrent, filepath.Join(dir, "seed"), h.host, peerDeadline, "0")
+	seeder := startPeerScript(t, "seed", torrent, filepath.Join(dir, "seed"), h.Host, peerDeadline, "0")
 	seederPort := seeder.waitLine(t, "ready", transferDeadline+10*time.Second)
 
-	torrentsBefore, err := heraldMetric(h.addr(), "herald_torrents")
+	torrentsBefore, err := heraldMetric(h.Addr, "herald_torrents")
 	if err != nil {
 		t.Fatal(err)
 	}
-	rssBefore, err := vmRSS(h.cmd.Process.Pid)
+	rssBefore, err := vmRSS(h.Cmd.Process.Pid)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +75,7 @@ func TestFloodUniqueInfoHashes(t *testing.T) {
 	start := time.Now()
 	var floodTime time.Duration
 	go func() {
-		err := flood(h.addr(), floodHashes, &counts)
+		err := flood(h.Addr, floodHashes, &counts)
 		floodTime = time.Since(start)
 		floodDone <- err
 	}()
@@ -85,7 +87,7 @@ func TestFloodUniqueInfoHashes(t *testing.T) {
 		case <-time.After(10 * time.Millisecond):
 		}
 	}
-	leecher := startPeerScript(t, "leech", torrent, filepath.Join(dir, "download"), h.host, peerDeadline)
+	leecher := startPeerScript(t, "leech", torrent, filepath.Join(dir, "download"), h.Host, peerDeadline)
 	leecherPort := leecher.waitLine(t, "finished", transferDeadline+10*time.Second)
 	answeredAtFinish := counts.accepted.Load() + counts.refused.Load()
 	checkDownload(t, filepath.Join(dir, "download", "payload.bin"), data)
@@ -96,7 +98,7 @@ func TestFloodUniqueInfoHashes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	torrentsAfter, err := heraldMetric(h.addr(), "herald_torrents")
+	torrentsAfter, err := heraldMetric(h.Addr, "herald_torrents")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,18 +121,18 @@ func TestFloodUniqueInfoHashes(t *testing.T) {
 	}
 	// An operator sees the bound and the refusals in the metrics: each
 	// refused announce once, or more often if it was sent again.
-	if limit, err := heraldMetric(h.addr(), "herald_torrents_limit"); err != nil || limit != maxTorrents {
+	if limit, err := heraldMetric(h.Addr, "herald_torrents_limit"); err != nil || limit != maxTorrents {
 		t.Errorf("herald_torrents_limit = %d (%v), want %d", limit, err, maxTorrents)
 	}
-	metricRefusals, err := heraldMetric(h.addr(), `herald_store_refusals_total{reason="torrent_limit"}`)
+	metricRefusals, err := heraldMetric(h.Addr, `herald_store_refusals_total{reason="torrent_limit"}`)
 	if resent := int(counts.resent.Load()); err != nil || metricRefusals < refused || metricRefusals > refused+resent {
 		t.Errorf("herald_store_refusals_total{reason=\"torrent_limit\"} = %d (%v), want %d refused (+ up to %d resent)",
 			metricRefusals, err, refused, resent)
 	}
 
 	// The swarm still works: both libtorrent peers are counted and handed out.
-	wantScrapeHTTP(t, h.addr(), infoHash, "after the flood", 2, 0, 1)
-	c, err := dialUDPTracker(h.addr())
+	wantScrapeHTTP(t, h.Addr, infoHash, "after the flood", 2, 0, 1)
+	c, err := dialUDPTracker(h.Addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -324,7 +326,7 @@ func (c *udpTrackerClient) exchange(reqs map[uint32][]byte, handle func(reply []
 
 // sampleHerald reads herald's VmRSS and herald_torrents every 100 ms until
 // the returned function is called, which returns the highest of each.
-func sampleHerald(h *heraldProcess) func() (rss, torrents int, err error) {
+func sampleHerald(h *heraldtest.Herald) func() (rss, torrents int, err error) {
 	stop, done := make(chan struct{}), make(chan struct{})
 	var maxRSS, maxTorrents int
 	var sampleErr error
@@ -333,8 +335,8 @@ func sampleHerald(h *heraldProcess) func() (rss, torrents int, err error) {
 		tick := time.NewTicker(100 * time.Millisecond)
 		defer tick.Stop()
 		for {
-			rss, err := vmRSS(h.cmd.Process.Pid)
-			torrents, err2 := heraldMetric(h.addr(), "herald_torrents")
+			rss, err := vmRSS(h.Cmd.Process.Pid)
+			torrents, err2 := heraldMetric(h.Addr, "herald_torrents")
 			if err = errors.Join(err, err2); err != nil {
 				sampleErr = err
 				return

@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"herald/bencode"
+
+	"herald/internal/heraldtest"
 )
 
 // debianPython is the interpreter Debian's python3-libtorrent is built for;
@@ -53,7 +55,7 @@ func TestLibtorrentDownload(t *testing.T) {
 			h := startHerald(t, family.host)
 			for _, scheme := range []string{"http", "udp"} {
 				t.Run(scheme, func(t *testing.T) {
-					testLibtorrentTransfer(t, scheme+"://"+h.addr()+"/announce", family.host, h.addr())
+					testLibtorrentTransfer(t, scheme+"://"+h.Addr+"/announce", family.host, h.Addr)
 				})
 			}
 		})
@@ -74,7 +76,7 @@ func TestLibtorrentDownloadOpentracker(t *testing.T) {
 			// start, so the torrent is made first.
 			dir := t.TempDir()
 			data, dataFile := writePayload(t, dir, 1<<20)
-			port := freePort(t, "127.0.0.1")
+			port := heraldtest.FreePort(t, "127.0.0.1")
 			addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 			torrent := filepath.Join(dir, "payload.torrent")
 			infoHash := makeTorrent(t, torrent, dataFile, scheme+"://"+addr+"/announce")
@@ -156,14 +158,14 @@ type peerProcess struct {
 	cmd    *exec.Cmd
 	stdin  io.WriteCloser
 	lines  chan string
-	stderr logBuffer
+	stderr heraldtest.LogBuffer
 	done   chan struct{}
 	err    error // from Wait, valid once done is closed
 }
 
 func startPeerScript(t *testing.T, args ...string) *peerProcess {
 	t.Helper()
-	if err := statInputs(); err != nil {
+	if err := statScripts(); err != nil {
 		t.Fatal(err)
 	}
 	p := &peerProcess{lines: make(chan string, 8), done: make(chan struct{})}
@@ -320,7 +322,7 @@ func startOpentracker(t *testing.T, bin string, port int, infoHash [20]byte) {
 		t.Fatal(err)
 	}
 	p := strconv.Itoa(port)
-	ot := startProcess(t, dir, bin, "-i", "127.0.0.1", "-p", p, "-P", p, "-w", whitelist, "-u", "nobody")
+	ot := heraldtest.StartProcess(t, dir, bin, "-i", "127.0.0.1", "-p", p, "-P", p, "-w", whitelist, "-u", "nobody")
 	addr := net.JoinHostPort("127.0.0.1", p)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -329,7 +331,7 @@ func startOpentracker(t *testing.T, bin string, port int, infoHash [20]byte) {
 			conn.Close()
 			return
 		}
-		if !ot.running() || time.Now().After(deadline) {
+		if !ot.Running() || time.Now().After(deadline) {
 			t.Fatalf("opentracker did not accept TCP on %s within 10 s: %v", addr, err)
 		}
 		time.Sleep(20 * time.Millisecond)

@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"herald/internal/heraldtest"
 )
 
 // nodeDir holds the npm client, its lockfile and tracker_client.mjs.
@@ -38,9 +40,9 @@ func TestNPMTrackerClient(t *testing.T) {
 		url  string
 		host string // the address herald sees the client's peers on
 	}{
-		{"http-ipv4", "http://" + h.addrOn("127.0.0.1") + "/announce", "127.0.0.1"},
-		{"http-ipv6", "http://" + h.addrOn("::1") + "/announce", "::1"},
-		{"udp-ipv4", "udp://" + h.addrOn("127.0.0.1"), "127.0.0.1"},
+		{"http-ipv4", "http://" + h.AddrOn("127.0.0.1") + "/announce", "127.0.0.1"},
+		{"http-ipv6", "http://" + h.AddrOn("::1") + "/announce", "::1"},
+		{"udp-ipv4", "udp://" + h.AddrOn("127.0.0.1"), "127.0.0.1"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -148,13 +150,13 @@ type trackerReply struct {
 type trackerClient struct {
 	stdin   io.WriteCloser
 	replies chan trackerReply
-	stderr  logBuffer
+	stderr  heraldtest.LogBuffer
 	nextID  int
 }
 
 func startTrackerClient(t *testing.T) *trackerClient {
 	t.Helper()
-	if err := statInputs(); err != nil {
+	if err := statScripts(); err != nil {
 		t.Fatal(err)
 	}
 	c := &trackerClient{replies: make(chan trackerReply)}

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"herald/version"
+
+	"herald/internal/heraldtest"
 )
 
 // The alert rules in dist/prometheus are valid and fire as their unit tests
@@ -54,12 +56,12 @@ scrape_configs:
   - job_name: herald
     static_configs:
       - targets: [%q]
-`, rules, net.JoinHostPort(h.host, strconv.Itoa(h.port)))
+`, rules, h.Addr)
 	if err := os.WriteFile(filepath.Join(dir, "prometheus.yml"), []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	web := net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t, "127.0.0.1")))
-	startProcess(t, dir, "prometheus",
+	web := net.JoinHostPort("127.0.0.1", strconv.Itoa(heraldtest.FreePort(t, "127.0.0.1")))
+	heraldtest.StartProcess(t, dir, "prometheus",
 		"--config.file=prometheus.yml", "--storage.tsdb.path=data",
 		"--web.listen-address="+web)
 
@@ -85,7 +87,7 @@ scrape_configs:
 		time.Sleep(200 * time.Millisecond)
 	}
 	m := got.Data.Result[0].Metric
-	if m["version"] != version.Release || m["instance"] != net.JoinHostPort(h.host, strconv.Itoa(h.port)) || got.Data.Result[0].Value[1] != "1" {
+	if m["version"] != version.Release || m["instance"] != h.Addr || got.Data.Result[0].Value[1] != "1" {
 		t.Errorf("herald_build_info from Prometheus: %+v = %v, want version %s, value 1", m, got.Data.Result[0].Value, version.Release)
 	}
 	checkGrafanaQueries(t, web)

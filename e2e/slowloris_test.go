@@ -55,10 +55,10 @@ const (
 func TestSlowloris(t *testing.T) {
 	requireClient(t, "python3-libtorrent", libtorrentInstalled())
 	h := startHerald(t, "127.0.0.1", "-http-header-timeout", headerTimeout.String())
-	pid := h.cmd.Process.Pid
+	pid := h.Cmd.Process.Pid
 	baseline := countFDs(t, pid)
 
-	f := startSlowloris(t, h.addr())
+	f := startSlowloris(t, h.Addr)
 	held := waitFDs(t, pid, "accepting the flood", func(n int) bool {
 		return n >= baseline+(idleConns+trickleConns+unreadConns+stuffedConns)*9/10
 	})
@@ -67,16 +67,16 @@ func TestSlowloris(t *testing.T) {
 	var infoHash [20]byte
 	rand.Read(infoHash[:])
 	seeder := peerOf(6881)
-	if _, err := announceHTTP(client, h.addr(), infoHash, seeder); err != nil {
+	if _, err := announceHTTP(client, h.Addr, infoHash, seeder); err != nil {
 		t.Fatalf("announce under the flood: %v", err)
 	}
 	stop := make(chan struct{})
 	stopAnnouncing := sync.OnceFunc(func() { close(stop) })
 	t.Cleanup(stopAnnouncing)
 	announced := make(chan announceTally, 1)
-	go func() { announced <- announceUntil(client, h.addr(), infoHash, seeder, stop) }()
+	go func() { announced <- announceUntil(client, h.Addr, infoHash, seeder, stop) }()
 
-	testLibtorrentTransfer(t, "http://"+h.addr()+"/announce", "127.0.0.1", h.addr())
+	testLibtorrentTransfer(t, "http://"+h.Addr+"/announce", "127.0.0.1", h.Addr)
 	// Announcing goes on until herald has timed out the first connection of
 	// every redialled slot: thousands of connections close at once.
 	f.firstEnded.Wait()

@@ -26,7 +26,7 @@ func TestWebSocketInStats(t *testing.T) {
 		t.Fatal(err)
 	}
 	h := startHerald(t, "127.0.0.1", "-whitelist", list)
-	url := "ws://" + h.addr() + "/announce"
+	url := "ws://" + h.Addr + "/announce"
 	c := startTrackerClient(t)
 	announce := func(peer, infoHash string, left int) trackerReply {
 		t.Helper()
@@ -45,7 +45,7 @@ func TestWebSocketInStats(t *testing.T) {
 		t.Fatalf("scrape: %+v, want 1 seeder and 1 leecher", r)
 	}
 
-	base := "http://" + h.addr()
+	base := "http://" + h.Addr
 	metrics := get(t, base+"/metrics")
 	for _, want := range []string{
 		`herald_requests_total{action="announce",outcome="ok",protocol="ws"} 2`,

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"herald/counters"
-	"herald/internal/servetest"
 	"herald/swarm"
 	"herald/tracker"
 )
@@ -175,8 +174,7 @@ func TestMaxConnections(t *testing.T) {
 		defer c.Close()
 		idle = append(idle, c)
 	}
-	open := func() int64 { return httpCounts(srv.handler).Gauges[counters.HTTP][counters.Connections] }
-	waitFor(t, "2 open connections", func() bool { return open() == 2 })
+	waitOpen(t, srv, 2)
 	extra, err := net.Dial("tcp", srv.Addr().String())
 	if err != nil {
 		t.Fatal(err)
@@ -190,7 +188,7 @@ func TestMaxConnections(t *testing.T) {
 		t.Errorf("refused %d open %d, want 1 and 2", c.Events[counters.HTTP][counters.Turned], c.Gauges[counters.HTTP][counters.Connections])
 	}
 	idle[0].Close()
-	waitFor(t, "a freed slot", func() bool { return open() == 1 })
+	waitOpen(t, srv, 1) // a freed slot
 	resp, body := exchange(t, srv, "GET /announce?info_hash="+q20+"&port=1 HTTP/1.1\r\nHost: x\r\n\r\n")
 	if resp.StatusCode != 200 || !bytes.Contains(body, []byte("interval")) {
 		t.Errorf("announce in the freed slot: %s %q", resp.Status, body)
@@ -230,14 +228,7 @@ func TestDeadlines(t *testing.T) {
 		t.Logf("%s closed after %v", name, time.Since(start))
 	}
 	// The client sees the close before the server's count drops.
-	waitFor(t, "no open connection after the deadlines", func() bool {
-		return httpCounts(srv.handler).Gauges[counters.HTTP][counters.Connections] == 0
-	})
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	servetest.WaitFor(t, what, 10*time.Second, cond)
+	waitOpen(t, srv, 0)
 }
 
 // FuzzParseRequestHead checks the fast path's parser against net/http's:

@@ -26,7 +26,7 @@ func TestConnectionsPerClient(t *testing.T) {
 		}
 		defer c.Close()
 	}
-	waitFor(t, "the client's connections open", func() bool { return httpCounts(srv.handler).Gauges[counters.HTTP][counters.Connections] == perClient })
+	waitOpen(t, srv, perClient) // the client's connections
 	extra, err := net.Dial("tcp", srv.Addr().String())
 	if err != nil {
 		t.Fatal(err)

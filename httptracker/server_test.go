@@ -493,7 +493,12 @@ func TestShutdownDuringFullScrape(t *testing.T) {
 	fullScrapes := func() [counters.NumOutcomes]uint64 {
 		return httpCounts(srv.handler).Requests[counters.HTTP][counters.FullScrape]
 	}
-	servetest.WaitFor(t, "the full scrape counted as cut off", 5*time.Second, func() bool { return fullScrapes()[counters.Error] == 1 })
+	servetest.WaitFor(t, 5*time.Second, func() error {
+		if fs := fullScrapes(); fs[counters.Error] != 1 {
+			return fmt.Errorf("full scrapes %v: want one counted as cut off", fs)
+		}
+		return nil
+	})
 	if fs := fullScrapes(); fs[counters.OK] != 0 {
 		t.Errorf("full scrapes %v: want the one cut off only", fs)
 	}
@@ -524,8 +529,11 @@ func TestFullScrapeToStalledReaderCutOffIssue14(t *testing.T) {
 	if _, err := stalled.Write([]byte("GET /scrape HTTP/1.1\r\nHost: tracker\r\n\r\n")); err != nil {
 		t.Fatal(err)
 	}
-	servetest.WaitFor(t, "the stalled full scrape to be cut off", 10*time.Second, func() bool {
-		return httpCounts(srv.handler).Faults[counters.HTTP][counters.FullScrapeCut] == 1
+	servetest.WaitFor(t, 10*time.Second, func() error {
+		if n := httpCounts(srv.handler).Faults[counters.HTTP][counters.FullScrapeCut]; n != 1 {
+			return fmt.Errorf("%d full scrapes cut off, want the stalled one", n)
+		}
+		return nil
 	})
 	resp, err := http.Get("http://" + srv.Addr().String() + "/scrape")
 	if err != nil {
@@ -536,4 +544,15 @@ func TestFullScrapeToStalledReaderCutOffIssue14(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || err != nil || n < 6e6 {
 		t.Fatalf("the next full scrape: %d, %d bytes, %v", resp.StatusCode, n, err)
 	}
+}
+
+// waitOpen waits until srv counts n open connections.
+func waitOpen(t *testing.T, srv *Server, n int64) {
+	t.Helper()
+	servetest.WaitFor(t, 10*time.Second, func() error {
+		if open := httpCounts(srv.handler).Gauges[counters.HTTP][counters.Connections]; open != n {
+			return fmt.Errorf("%d open connections, want %d", open, n)
+		}
+		return nil
+	})
 }

@@ -3,6 +3,7 @@ package udptracker
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -420,9 +421,11 @@ func TestLatencySeesEveryRequest(t *testing.T) {
 	c.scrape(id, swarm.InfoHash{1})
 	// The reply leaves before the batch is observed.
 	var l counters.Latency
-	servetest.WaitFor(t, "2 requests timed (connect and scrape)", 5*time.Second, func() bool {
-		l = s.cfg.Counters.Read().Latency[counters.UDP]
-		return l.Count == 2
+	servetest.WaitFor(t, 5*time.Second, func() error {
+		if l = s.cfg.Counters.Read().Latency[counters.UDP]; l.Count != 2 {
+			return fmt.Errorf("%d requests timed, want 2 (connect and scrape)", l.Count)
+		}
+		return nil
 	})
 	if l.Sum <= 0 {
 		t.Errorf("latency sum %v, want above 0", l.Sum)

@@ -11,6 +11,7 @@ import (
 	"github.com/gobwas/ws/wsutil"
 
 	"herald/counters"
+	"herald/internal/servetest"
 )
 
 // sdp is an offer of typical size: a browser's data-channel offer without
@@ -132,5 +133,10 @@ func BenchmarkOfferRelay(b *testing.B) {
 	}
 	b.ReportMetric(float64(want)/elapsed.Seconds(), "offers/s")
 	// The counter moves just after the write a receiver may already have read.
-	waitFor(b, "the relayed-offers counter", func() bool { return event(s.handler, counters.OfferRelayed) >= uint64(want) })
+	servetest.WaitFor(b, 5*time.Second, func() error {
+		if n := event(s.handler, counters.OfferRelayed); n < uint64(want) {
+			return fmt.Errorf("%d offers relayed, want %d", n, want)
+		}
+		return nil
+	})
 }

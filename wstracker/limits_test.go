@@ -15,6 +15,7 @@ import (
 	"github.com/gobwas/ws"
 
 	"herald/counters"
+	"herald/internal/servetest"
 )
 
 // Issue 14 item 7: on listen.ws, a connection that made one plain HTTP
@@ -50,7 +51,12 @@ func TestOwnListenerTimesOutAndCapsConnections(t *testing.T) {
 		}
 		defer c.Close()
 	}
-	waitFor(t, "two connections accepted", func() bool { return s.open.Load() == 2 })
+	servetest.WaitFor(t, 5*time.Second, func() error {
+		if n := s.open.Load(); n != 2 {
+			return fmt.Errorf("%d connections accepted, want 2", n)
+		}
+		return nil
+	})
 	third, err := net.Dial("tcp", s.Addr().String())
 	if err != nil {
 		t.Fatal(err)

@@ -76,7 +76,7 @@ func TestMemoryPerIdleConnection(t *testing.T) {
 		t.Fatalf("%.0f B of heap and stack per idle connection, want at most 4 KiB", heapPer)
 	}
 	stdin.Close()
-	waitFor(t, "the clients to go", func() bool { return gauge(h, counters.Connections) == 0 })
+	waitGauge(t, h, counters.Connections, 0) // the clients went
 	if p, n := gauge(h, counters.Peers), gauge(h, counters.Swarms); p != 0 || n != 0 {
 		t.Fatalf("after every connection closed: %d peers in %d swarms", p, n)
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"herald/internal/servetest"
 	"os"
 	"os/exec"
@@ -83,7 +84,12 @@ func TestNPMClientsConnectThroughTracker(t *testing.T) {
 	seederCmd, seederOut := run("seeder", "0")
 	// The leecher's offers need someone to go to. Node and its WebRTC
 	// stack take seconds to start on a loaded machine (5 s was too short in CI).
-	servetest.WaitFor(t, "the seeder to announce", 30*time.Second, func() bool { return gauge(s.handler, counters.Peers) == 1 })
+	servetest.WaitFor(t, 30*time.Second, func() error {
+		if n := gauge(s.handler, counters.Peers); n != 1 {
+			return fmt.Errorf("%d peers, want the seeder", n)
+		}
+		return nil
+	})
 	leecherCmd, leecherOut := run("leecher", "1000")
 	leecher := result(leecherCmd, leecherOut)
 	seeder := result(seederCmd, seederOut)

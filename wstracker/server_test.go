@@ -54,15 +54,26 @@ func startServer(t testing.TB, cfg Config) *Server {
 	}
 	// Cleanups run last first: this one runs once Serve has returned.
 	t.Cleanup(func() {
-		waitFor(t, "goroutines to end", func() bool { return runtime.NumGoroutine() <= before })
+		servetest.WaitFor(t, 5*time.Second, func() error {
+			if n := runtime.NumGoroutine(); n > before {
+				return fmt.Errorf("%d goroutines, %d before the server started", n, before)
+			}
+			return nil
+		})
 	})
 	servetest.Serve(t, s.Serve, 5*time.Second)
 	return s
 }
 
-func waitFor(t testing.TB, what string, cond func() bool) {
+// waitGauge waits until h's gauge g reads n.
+func waitGauge(t testing.TB, h *Handler, g counters.Gauge, n int64) {
 	t.Helper()
-	servetest.WaitFor(t, what, 5*time.Second, cond)
+	servetest.WaitFor(t, 5*time.Second, func() error {
+		if got := gauge(h, g); got != n {
+			return fmt.Errorf("%s %d, want %d", g.Label(), got, n)
+		}
+		return nil
+	})
 }
 
 // client is a test WebSocket client speaking the tracker protocol.
@@ -327,7 +338,7 @@ func TestClosedSocketRemovesItsPeers(t *testing.T) {
 	want(t, b.recv(), "complete", 1)
 
 	a.nc.Close()
-	waitFor(t, "A's peers to go", func() bool { return gauge(s.handler, counters.Peers) == 1 })
+	waitGauge(t, s.handler, counters.Peers, 1) // A's peers went
 	b.send(fmt.Sprintf(`{"action":"scrape","info_hash":[%s,%s]}`, bin(hashA), bin(hashB)))
 	r := b.recv()
 	want(t, r, "action", "scrape")
@@ -372,7 +383,7 @@ func TestPeerIDOfAnotherConnection(t *testing.T) {
 	// Once the first connection is gone, the id is free again (a browser
 	// reconnecting).
 	a.nc.Close()
-	waitFor(t, "A to leave", func() bool { return gauge(s.handler, counters.Peers) == 0 })
+	waitGauge(t, s.handler, counters.Peers, 0) // A left
 	b.send(announce(hashA, peerA, `,"left":1`))
 	want(t, b.recv(), "incomplete", 1)
 }
@@ -518,7 +529,7 @@ func TestIdleConnectionDropped(t *testing.T) {
 	c.send(announce(hashA, peerA, `,"left":1`))
 	c.recv()
 	start := time.Now()
-	waitFor(t, "the idle peer to go", func() bool { return gauge(s.handler, counters.Connections) == 0 })
+	waitGauge(t, s.handler, counters.Connections, 0) // the idle peer went
 	if d := time.Since(start); d < time.Second {
 		t.Fatalf("dropped after %v, before the idle timeout", d)
 	}

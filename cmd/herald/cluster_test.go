@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/hex"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -12,6 +13,8 @@ import (
 	"time"
 
 	natsserver "github.com/nats-io/nats-server/v2/server"
+
+	"herald/internal/servetest"
 )
 
 // Issue 8, wired end to end: two herald processes configured with one NATS
@@ -39,33 +42,25 @@ func TestTwoInstancesShareSwarmsThroughNATS(t *testing.T) {
 	args := []string{"-snapshot", "off", "-cluster-nats-url", ns.ClientURL(), "-cluster-flush", "50ms", "-cluster-shared-key", keyFile}
 	a := startHerald(t, freePort(t), append(args, "-cluster-node", "a")...)
 	b := startHerald(t, freePort(t), append(args, "-cluster-node", "b", "-blacklist", blacklist)...)
-	get(t, announceURL(a.base, refused, 4001, 1, 0))
+	get(t, announceURL(a.URL, refused, 4001, 1, 0))
 
-	get(t, announceURL(a.base, hashOf(1), 4001, 1, 0))
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		d := get(t, announceURL(b.base, hashOf(1), 4002, 1, 50))
-		if peers, _ := d["peers"].(string); len(peers) == 6 && peers[4] == 4001>>8 && peers[5] == 4001&0xff {
-			break
+	get(t, announceURL(a.URL, hashOf(1), 4001, 1, 0))
+	servetest.WaitFor(t, 10*time.Second, func() error {
+		d := get(t, announceURL(b.URL, hashOf(1), 4002, 1, 50))
+		if peers, _ := d["peers"].(string); len(peers) != 6 || peers[4] != 4001>>8 || peers[5] != 4001&0xff {
+			return fmt.Errorf("instance b does not hand out a's peer: %v", d)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("instance b never learned a's peer: %v", d)
+		return nil
+	})
+	get(t, announceURL(a.URL, hashOf(1), 4001, 1, 0)+"&event=stopped")
+	servetest.WaitFor(t, 10*time.Second, func() error {
+		d := get(t, announceURL(b.URL, hashOf(1), 4002, 1, 50))
+		if peers, _ := d["peers"].(string); peers != "" {
+			return fmt.Errorf("the stop has not reached instance b: %v", d)
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	get(t, announceURL(a.base, hashOf(1), 4001, 1, 0)+"&event=stopped")
-	deadline = time.Now().Add(10 * time.Second)
-	for {
-		d := get(t, announceURL(b.base, hashOf(1), 4002, 1, 50))
-		if peers, _ := d["peers"].(string); peers == "" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the stop never reached instance b: %v", d)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	resp, err := http.Get(a.base + "/metrics")
+		return nil
+	})
+	resp, err := http.Get(a.URL + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +69,7 @@ func TestTwoInstancesShareSwarmsThroughNATS(t *testing.T) {
 	if !strings.Contains(string(body), "\nherald_cluster_connected 1\n") {
 		t.Errorf("metrics do not show the cluster connected:\n%s", body)
 	}
-	resp, err = http.Get(b.base + "/metrics")
+	resp, err = http.Get(b.URL + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}

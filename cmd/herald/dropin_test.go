@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"herald/bencode"
+	"herald/internal/heraldtest"
+	"herald/internal/servetest"
 	"herald/swarm"
 )
 
@@ -61,61 +63,27 @@ access.fifo_add /tmp/adder.fifo
 tracker.interval 10m
 snapshot.path off
 `, port, list)), 0o644)
-	cmd := exec.Command(heraldBin, "-f", conf)
-	h := &heraldProc{cmd: cmd, base: fmt.Sprintf("http://127.0.0.1:%d", port), done: make(chan error, 1), log: new(strings.Builder)}
-	startProc(t, h)
+	h := heraldtest.Start(t, fmt.Sprintf("127.0.0.1:%d", port), "-f", conf)
 
-	d, fr := announceReply(t, h.base, hashOf(1), 5000)
+	d, fr := announceReply(t, h.URL, hashOf(1), 5000)
 	if fr != "" {
 		t.Fatalf("listed torrent refused: %s", fr)
 	}
 	if iv := d["interval"].(int64); iv < 540 || iv > 660 {
 		t.Errorf("interval %d, want 10m ± 10%%", iv)
 	}
-	if _, fr := announceReply(t, h.base, hashOf(2), 5000); !strings.Contains(fr, "not authorized") {
+	if _, fr := announceReply(t, h.URL, hashOf(2), 5000); !strings.Contains(fr, "not authorized") {
 		t.Errorf("unlisted torrent: failure %q, want the not-authorized failure", fr)
 	}
-	if !strings.Contains(h.log.String(), "access.fifo_add: ignored") {
-		t.Errorf("no warning for the unsupported directive:\n%s", h.log)
+	if !strings.Contains(h.Output(), "access.fifo_add: ignored") {
+		t.Errorf("no warning for the unsupported directive:\n%s", h.Output())
 	}
-}
-
-// startProc starts an already built command as a herald under test.
-func startProc(t *testing.T, h *heraldProc) {
-	t.Helper()
-	h.cmd.Stderr = h.log
-	if err := h.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { h.done <- h.cmd.Wait() }()
-	t.Cleanup(func() {
-		h.cmd.Process.Kill()
-		<-h.done
-		if t.Failed() {
-			t.Logf("herald log:\n%s", h.log)
-		}
-	})
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case err := <-h.done:
-			h.done <- err
-			t.Fatalf("herald exited at start: %v\n%s", err, h.log)
-		default:
-		}
-		if resp, err := http.Get(h.base + "/scrape?info_hash=x"); err == nil {
-			resp.Body.Close()
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("herald did not answer within 30s\n%s", h.log)
 }
 
 func TestBadConfigLineStopsStart(t *testing.T) {
 	conf := filepath.Join(t.TempDir(), "bad.conf")
 	os.WriteFile(conf, []byte("listen.tcp_udp 127.0.0.1:0\n\ntracker.intervall 30m\n"), 0o644)
-	out, err := exec.Command(heraldBin, "-f", conf).CombinedOutput()
+	out, err := exec.Command(heraldtest.Binary(t), "-f", conf).CombinedOutput()
 	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 {
 		t.Fatalf("exit %v, want status 2", err)
 	}
@@ -141,7 +109,7 @@ func TestListReloadUnderLoad(t *testing.T) {
 	h := startHerald(t, port, "-w", list, "-snapshot", "off", "-access-reload", "50ms")
 	for i := range 10 {
 		for p := range 5 {
-			if _, fr := announceReply(t, h.base, hashOf(i), 6000+p); fr != "" {
+			if _, fr := announceReply(t, h.URL, hashOf(i), 6000+p); fr != "" {
 				t.Fatal(fr)
 			}
 		}
@@ -159,7 +127,7 @@ func TestListReloadUnderLoad(t *testing.T) {
 					return
 				default:
 				}
-				resp, err := client.Get(announceURL(h.base, hashOf(n%10), 6000+n%5, 1, 50))
+				resp, err := client.Get(announceURL(h.URL, hashOf(n%10), 6000+n%5, 1, 50))
 				if err != nil {
 					failures.Store(fmt.Sprint(w, n), err.Error())
 					continue
@@ -175,7 +143,7 @@ func TestListReloadUnderLoad(t *testing.T) {
 	}
 	for round := range 20 {
 		write(10 + round)
-		h.cmd.Process.Signal(syscall.SIGHUP)
+		h.Cmd.Process.Signal(syscall.SIGHUP)
 		time.Sleep(30 * time.Millisecond)
 	}
 	close(stop)
@@ -185,13 +153,13 @@ func TestListReloadUnderLoad(t *testing.T) {
 		t.Errorf("only %d announces during the reloads; the test proves little", served.Load())
 	}
 	for i := range 10 {
-		d := get(t, h.base+"/scrape?info_hash="+url.QueryEscape(hashKey(i)))
+		d := get(t, h.URL+"/scrape?info_hash="+url.QueryEscape(hashKey(i)))
 		f := d["files"].(map[string]any)[hashKey(i)].(map[string]any)
 		if f["incomplete"] != int64(5) {
 			t.Errorf("torrent %d has %v leechers after the reloads, want 5", i, f["incomplete"])
 		}
 	}
-	if _, fr := announceReply(t, h.base, hashOf(25), 6000); fr != "" {
+	if _, fr := announceReply(t, h.URL, hashOf(25), 6000); fr != "" {
 		t.Errorf("hash added by the last reload refused: %s", fr)
 	}
 }
@@ -213,32 +181,27 @@ func TestPrivilegeDrop(t *testing.T) {
 	port := freePort(t)
 	h := startHerald(t, port, "-d", root, "-u", "nobody", "-w", list, "-snapshot", "off")
 
-	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", h.cmd.Process.Pid))
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", h.Cmd.Process.Pid))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(string(status), "\nUid:\t"+nobody.Uid+"\t"+nobody.Uid) {
 		t.Errorf("herald still runs as %q, want uid %s", grepLine(string(status), "Uid:"), nobody.Uid)
 	}
-	if link, err := os.Readlink(fmt.Sprintf("/proc/%d/root", h.cmd.Process.Pid)); err != nil || link != root {
+	if link, err := os.Readlink(fmt.Sprintf("/proc/%d/root", h.Cmd.Process.Pid)); err != nil || link != root {
 		t.Errorf("herald's root is %q (%v), want %s", link, err, root)
 	}
-	if _, fr := announceReply(t, h.base, hashOf(1), 7000); fr != "" {
+	if _, fr := announceReply(t, h.URL, hashOf(1), 7000); fr != "" {
 		t.Errorf("listed torrent refused after the drop: %s", fr)
 	}
 	os.WriteFile(list, []byte(hexOf(hashOf(1))+"\n"+hexOf(hashOf(2))+"\n"), 0o644)
-	h.cmd.Process.Signal(syscall.SIGHUP)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		_, fr := announceReply(t, h.base, hashOf(2), 7000)
-		if fr == "" {
-			break
+	h.Cmd.Process.Signal(syscall.SIGHUP)
+	servetest.WaitFor(t, 10*time.Second, func() error {
+		if _, fr := announceReply(t, h.URL, hashOf(2), 7000); fr != "" {
+			return fmt.Errorf("list not reloaded inside the chroot: %s", fr)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("list not reloaded inside the chroot: %s", fr)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // The config file shipped by Debian's opentracker package starts herald as
@@ -254,10 +217,10 @@ func TestDebianConfigStarts(t *testing.T) {
 	}
 	port := freePort(t)
 	h := startHerald(t, port, "-f", conf, "-snapshot", "off")
-	if _, fr := announceReply(t, h.base, hashOf(1), 7000); !strings.Contains(fr, "not authorized") {
+	if _, fr := announceReply(t, h.URL, hashOf(1), 7000); !strings.Contains(fr, "not authorized") {
 		t.Errorf("with the shipped empty whitelist an announce got %q, want refused", fr)
 	}
-	status, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", h.cmd.Process.Pid))
+	status, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", h.Cmd.Process.Pid))
 	u, err := user.Lookup("_opentracker")
 	if err == nil && !strings.Contains(string(status), "\nUid:\t"+u.Uid+"\t") {
 		t.Errorf("not running as _opentracker: %s", grepLine(string(status), "Uid:"))
@@ -283,7 +246,7 @@ func TestForwardedForOnlyFromTrustedProxy(t *testing.T) {
 		return &http.Client{Transport: &http.Transport{DialContext: d.DialContext}}
 	}
 	send := func(c *http.Client, peerPort int) {
-		req, _ := http.NewRequest("GET", announceURL(h.base, hashOf(1), peerPort, 1, 0), nil)
+		req, _ := http.NewRequest("GET", announceURL(h.URL, hashOf(1), peerPort, 1, 0), nil)
 		req.Header.Set("X-Forwarded-For", "203.0.113.50")
 		resp, err := c.Do(req)
 		if err != nil {
@@ -293,7 +256,7 @@ func TestForwardedForOnlyFromTrustedProxy(t *testing.T) {
 	}
 	send(from("127.0.0.1"), 1001) // a client spoofing the header
 	send(from("127.0.0.2"), 1002) // the trusted proxy
-	d := get(t, announceURL(h.base, hashOf(1), 1003, 1, 50))
+	d := get(t, announceURL(h.URL, hashOf(1), 1003, 1, 50))
 	peers := d["peers"].(string)
 	got := map[string]bool{}
 	for j := 0; j+6 <= len(peers); j += 6 {
@@ -318,12 +281,12 @@ func TestStatsAccess(t *testing.T) {
 	open := startHerald(t, freePort(t), "-snapshot", "off")
 	closed := startHerald(t, freePort(t), "-snapshot", "off", "-stats-net", "10.0.0.0/8", "-stats-path", "admin")
 	for _, path := range []string{"/stats?mode=peer", "/metrics", "/dashboard"} {
-		if got := status(open.base, path); got != 200 {
+		if got := status(open.URL, path); got != 200 {
 			t.Errorf("default config, loopback client: %s answered %d, want 200", path, got)
 		}
 	}
 	for _, path := range []string{"/admin?mode=peer", "/metrics", "/dashboard"} {
-		if got := status(closed.base, path); got != 403 {
+		if got := status(closed.URL, path); got != 403 {
 			t.Errorf("stats for 10.0.0.0/8 only: %s answered %d to 127.0.0.1, want 403", path, got)
 		}
 	}

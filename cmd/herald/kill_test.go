@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -286,7 +285,7 @@ func TestKillUnderLoadKeepsLastSnapshot(t *testing.T) {
 	// under 2000).
 	args := []string{"-snapshot", snap, "-snapshot-interval", "200ms", "-max-numwant", "2000"}
 	h := startHerald(t, port, args...)
-	load := startAnnounceLoad(h.base, 4)
+	load := startAnnounceLoad(h.URL, 4)
 	defer func() {
 		select {
 		case <-load.stop:
@@ -318,9 +317,7 @@ func TestKillUnderLoadKeepsLastSnapshot(t *testing.T) {
 		}
 	}()
 	udp.waitAnswered(t, time.Time{}, 20, "UDP before the kill")
-	h.cmd.Process.Signal(syscall.SIGKILL)
-	<-h.done
-	h.done <- nil
+	h.Kill()
 
 	data, err := os.ReadFile(snap)
 	if err != nil {
@@ -398,7 +395,7 @@ func TestKillUnderLoadKeepsLastSnapshot(t *testing.T) {
 	// Every swarm of the last snapshot is back, with every one of its peers.
 	lost := 0
 	for i, peers := range saved {
-		served := servedPorts(t, h.base, i)
+		served := servedPorts(t, h.URL, i)
 		if len(served) >= 2000 {
 			t.Fatalf("torrent %d has %d peers, more than one reply shows", i, len(served))
 		}

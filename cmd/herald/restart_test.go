@@ -3,88 +3,33 @@ package main
 import (
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/netip"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"herald/bencode"
+	"herald/internal/heraldtest"
 	"herald/snapshot"
 	"herald/swarm"
 )
 
-var heraldBin string
+func TestMain(m *testing.M) { os.Exit(heraldtest.Main(m)) }
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "herald-bin")
-	if err != nil {
-		panic(err)
-	}
-	heraldBin = filepath.Join(dir, "herald")
-	if out, err := exec.Command("go", "build", "-o", heraldBin, ".").CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "building herald: %v\n%s", err, out)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+// startHerald runs herald on 127.0.0.1:port with args.
+func startHerald(t *testing.T, port int, args ...string) *heraldtest.Herald {
+	t.Helper()
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	return heraldtest.Start(t, addr, append([]string{"-listen", addr}, args...)...)
 }
 
 // freePort returns a port free for both TCP and UDP on 127.0.0.1.
-func freePort(t *testing.T) int {
-	t.Helper()
-	for range 20 {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := ln.Addr().(*net.TCPAddr).Port
-		pc, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
-		ln.Close()
-		if err == nil {
-			pc.Close()
-			return port
-		}
-	}
-	t.Fatal("no free port")
-	return 0
-}
-
-type heraldProc struct {
-	cmd  *exec.Cmd
-	base string
-	done chan error
-	log  *strings.Builder
-}
-
-// startHerald runs the herald binary on 127.0.0.1:port and waits until it
-// answers HTTP.
-func startHerald(t *testing.T, port int, args ...string) *heraldProc {
-	t.Helper()
-	args = append([]string{"-listen", fmt.Sprintf("127.0.0.1:%d", port)}, args...)
-	p := &heraldProc{cmd: exec.Command(heraldBin, args...), base: fmt.Sprintf("http://127.0.0.1:%d", port), done: make(chan error, 1), log: new(strings.Builder)}
-	startProc(t, p)
-	return p
-}
-
-func (p *heraldProc) stop(t *testing.T, sig syscall.Signal) {
-	t.Helper()
-	p.cmd.Process.Signal(sig)
-	select {
-	case <-p.done:
-		p.done <- nil
-	case <-time.After(30 * time.Second):
-		t.Fatalf("herald did not exit on %v", sig)
-	}
-}
+func freePort(t *testing.T) int { return heraldtest.FreePort(t, "127.0.0.1") }
 
 func hashOf(i int) swarm.InfoHash {
 	var h swarm.InfoHash
@@ -150,17 +95,17 @@ func TestRestartKeepsSwarms(t *testing.T) {
 	h := startHerald(t, port, "-snapshot", snap)
 	const torrents = 20
 	for i := range 300 {
-		u := announceURL(h.base, hashOf(i%torrents), 10000+i, i%3, 0)
+		u := announceURL(h.URL, hashOf(i%torrents), 10000+i, i%3, 0)
 		if i%5 == 0 {
 			u += "&event=completed"
 		}
 		get(t, u)
 	}
-	before := swarmView(t, h.base, torrents)
-	h.stop(t, syscall.SIGTERM)
+	before := swarmView(t, h.URL, torrents)
+	h.Stop(t)
 
 	h = startHerald(t, port, "-snapshot", snap)
-	after := swarmView(t, h.base, torrents)
+	after := swarmView(t, h.URL, torrents)
 	for i := range torrents {
 		if before[i] != after[i] {
 			t.Errorf("torrent %d after restart:\n got %s\nwant %s", i, after[i], before[i])
@@ -195,9 +140,7 @@ func TestKillDuringSnapshotKeepsPrevious(t *testing.T) {
 	for !caught && time.Now().Before(deadline) {
 		tmps, _ := filepath.Glob(snap + ".tmp-*")
 		if len(tmps) > 0 {
-			h.cmd.Process.Signal(syscall.SIGKILL)
-			<-h.done
-			h.done <- nil
+			h.Kill()
 			caught = true
 		}
 	}
@@ -219,7 +162,7 @@ func TestKillDuringSnapshotKeepsPrevious(t *testing.T) {
 		t.Fatalf("snapshot after kill holds %+v, want %+v", got, want)
 	}
 	h = startHerald(t, port, "-snapshot", snap)
-	d := get(t, h.base+"/scrape?info_hash="+url.QueryEscape(hashKey(7)))
+	d := get(t, h.URL+"/scrape?info_hash="+url.QueryEscape(hashKey(7)))
 	files := d["files"].(map[string]any)
 	f, ok := files[hashKey(7)].(map[string]any)
 	c, _ := store.Scrape(hashOf(7))
@@ -264,10 +207,10 @@ func TestDamagedSnapshotMovedAside(t *testing.T) {
 			if kept, _ := os.ReadFile(aside[0]); string(kept) != string(content) {
 				t.Fatal("the moved-aside file differs from the damaged snapshot")
 			}
-			if !strings.Contains(h.log.String(), "snapshot unusable, moved aside") {
-				t.Errorf("no clear log line:\n%s", h.log)
+			if !strings.Contains(h.Output(), "snapshot unusable, moved aside") {
+				t.Errorf("no clear log line:\n%s", h.Output())
 			}
-			if d := get(t, announceURL(h.base, hashOf(1), 5, 1, 50)); d["incomplete"] != int64(1) {
+			if d := get(t, announceURL(h.URL, hashOf(1), 5, 1, 50)); d["incomplete"] != int64(1) {
 				t.Errorf("herald did not start empty: %v", d)
 			}
 		})

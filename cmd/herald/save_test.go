@@ -12,6 +12,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"herald/internal/heraldtest"
+	"herald/internal/servetest"
 )
 
 // Issue 14 item 15: a snapshot path that cannot be written stops the start
@@ -32,40 +35,37 @@ func TestSnapshotSavesReportedAndFinalFailureExits(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "state")
 	os.Mkdir(dir, 0o755)
 	h := startHerald(t, freePort(t), "-snapshot", filepath.Join(dir, "herald.snapshot"), "-snapshot-interval", "1s")
-	announceReply(t, h.base, hashOf(1), 7000)
-	deadline := time.Now().Add(10 * time.Second)
+	announceReply(t, h.URL, hashOf(1), 7000)
 	var metrics string
-	for !strings.Contains(metrics, "herald_snapshot_last_save_timestamp_seconds ") && time.Now().Before(deadline) {
-		time.Sleep(200 * time.Millisecond)
-		resp, err := http.Get(h.base + "/metrics")
+	servetest.WaitFor(t, 10*time.Second, func() error {
+		resp, err := http.Get(h.URL + "/metrics")
 		if err != nil {
-			t.Fatal(err)
+			return err
 		}
 		b, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		metrics = string(b)
-	}
+		if metrics = string(b); !strings.Contains(metrics, "herald_snapshot_last_save_timestamp_seconds ") {
+			return errors.New("no save in /metrics yet")
+		}
+		return nil
+	})
 	for _, want := range []string{"herald_snapshot_last_save_timestamp_seconds ", "herald_snapshot_last_save_duration_seconds ",
 		"herald_snapshot_last_save_bytes ", "herald_snapshot_save_failures_total 0"} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("/metrics lacks %q", want)
 		}
 	}
-	if !strings.Contains(h.log.String(), `level=INFO msg="snapshot written"`) || !strings.Contains(h.log.String(), "bytes=") {
-		t.Errorf("no INFO line with the size for a save:\n%s", h.log)
+	if !strings.Contains(h.Output(), `level=INFO msg="snapshot written"`) || !strings.Contains(h.Output(), "bytes=") {
+		t.Errorf("no INFO line with the size for a save:\n%s", h.Output())
 	}
 
 	os.RemoveAll(dir) // the final save cannot be written
-	h.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case err := <-h.done:
-		h.done <- err
-		var ee *exec.ExitError
-		if !errors.As(err, &ee) || ee.ExitCode() != 1 {
-			t.Errorf("exit after a failed final save: %v, want status 1", err)
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("herald did not stop")
+	if !h.Signal(syscall.SIGTERM) {
+		t.Fatalf("herald did not exit within %v of SIGTERM", heraldtest.Timeout)
+	}
+	var ee *exec.ExitError
+	if err := h.Err(); !errors.As(err, &ee) || ee.ExitCode() != 1 {
+		t.Errorf("exit after a failed final save: %v, want status 1", err)
 	}
 }
 

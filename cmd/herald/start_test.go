@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"herald/internal/heraldtest"
 )
 
 // startFails runs herald with args and returns its output once it has
@@ -17,7 +19,7 @@ func startFails(t *testing.T, args ...string) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, heraldBin, args...).CombinedOutput()
+	out, err := exec.CommandContext(ctx, heraldtest.Binary(t), args...).CombinedOutput()
 	if ctx.Err() != nil {
 		t.Fatalf("herald %v still running after 10s, want it to refuse to start\n%s", args, out)
 	}
@@ -41,10 +43,7 @@ func TestSecondHeraldOnServedPortFails(t *testing.T) {
 		{"wildcard over the served address", "-listen-udp", "-listen-udp=[::]:" + fmt.Sprint(port), fmt.Sprintf("udptracker: listen [::]:%d", port)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			p := &heraldProc{cmd: exec.Command(heraldBin, "-snapshot", "off", "-listen-tcp", fmt.Sprintf("127.0.0.1:%d", freePort(t)), tc.serving, first),
-				done: make(chan error, 1), log: new(strings.Builder)}
-			p.base = "http://" + p.cmd.Args[4]
-			startProc(t, p)
+			heraldtest.Run(t, "-snapshot", "off", tc.serving, first).WaitUDP(t, first)
 
 			args := []string{"-snapshot", "off", tc.second}
 			if !strings.Contains(tc.second, "=") {

@@ -15,7 +15,7 @@ import (
 // is answered, and a second peer's offer reaches the first.
 func TestWebSocketTrackerOnHTTPPort(t *testing.T) {
 	h := startHerald(t, freePort(t), "-snapshot", "off")
-	url := "ws" + strings.TrimPrefix(h.base, "http") + "/announce"
+	url := "ws" + strings.TrimPrefix(h.URL, "http") + "/announce"
 	dial := func() *wsConn {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()

@@ -1,6 +1,6 @@
 // Package servetest runs a frontend's server for a test: the pattern every
 // frontend's tests share (serve until the test ends, then check that the
-// server stops cleanly and promptly).
+// server stops cleanly and promptly), and waits for the state it reaches.
 package servetest
 
 import (
@@ -30,12 +30,19 @@ func Serve(t testing.TB, serve func(context.Context) error, stop time.Duration) 
 	})
 }
 
-// WaitFor polls cond until it holds, failing the test after within.
-func WaitFor(t testing.TB, what string, within time.Duration, cond func() bool) {
+// WaitFor calls check until it returns nil, failing the test with check's
+// last error if that has not happened within the given time.
+func WaitFor(t testing.TB, within time.Duration, check func() error) {
 	t.Helper()
-	for deadline := time.Now().Add(within); !cond(); time.Sleep(5 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("no %s after %v", what, within)
+	deadline := time.Now().Add(within)
+	for {
+		err := check()
+		if err == nil {
+			return
 		}
+		if time.Now().After(deadline) {
+			t.Fatalf("still after %v: %v", within, err)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
