@@ -1,0 +1,346 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"herald/access"
+	"herald/cluster"
+	"herald/config"
+	"herald/counters"
+	"herald/httptracker"
+	"herald/privdrop"
+	"herald/snapshot"
+	"herald/stats"
+	"herald/swarm"
+	"herald/tracker"
+	"herald/udptracker"
+	"herald/wstracker"
+)
+
+// The lifecycle: herald starts in three steps, each a function below.
+// start builds every component from its configuration (wiring.go), restores
+// the state and binds every address, all with the privileges herald was
+// started with; dropPrivileges gives them up and opens the access list;
+// serve runs everything until a signal, then stops it and saves the state.
+
+func run(s *config.Settings, log *slog.Logger) error {
+	d, err := start(s, log)
+	if err != nil {
+		return err
+	}
+	if err := d.dropPrivileges(); err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return d.serve(ctx, stop)
+}
+
+// server is what each frontend offers once bound.
+type server interface {
+	Serve(ctx context.Context) error
+}
+
+// daemon is herald's components, built and bound.
+type daemon struct {
+	s   *config.Settings
+	log *slog.Logger
+
+	node  *cluster.Node // nil when serving alone
+	store *swarm.Store
+	plan  *privdrop.Plan // nil when privileges stay
+	// counts is the one set of counters: every frontend counts into it,
+	// the monitor reads it.
+	counts   *counters.Set
+	registry *prometheus.Registry
+	mon      *stats.Monitor
+	ws       *wstracker.Handler
+	// servers are the frontends, each bound to one address.
+	servers []server
+
+	// snapshot is the snapshot file as named after the drop, snapshotNow
+	// as named before it; both "" when off. saves writes it, once the drop
+	// has shown that it can.
+	snapshot, snapshotNow string
+	saves                 *saver
+	// connIDSecret is what UDP connection ids are derived from, kept in
+	// the snapshot so that ids survive a restart.
+	connIDSecret []byte
+	// listPath and listMode name the access list file, read after the drop
+	// into list; allowed is its check, nil until then and without a list
+	// (isAllowed is what the components ask).
+	listPath string
+	listMode access.Mode
+	list     *access.List
+	allowed  func(swarm.InfoHash) bool
+}
+
+// isAllowed is the access check every component is given: the list's once
+// it is open, every torrent until then and without a list.
+func (d *daemon) isAllowed(h swarm.InfoHash) bool { return d.allowed == nil || d.allowed(h) }
+
+// start builds the components, restores the state and binds every
+// address, before privileges are dropped: a port in use fails the start,
+// and ports below 1024 work.
+func start(s *config.Settings, log *slog.Logger) (d *daemon, err error) {
+	d = &daemon{s: s, log: log}
+	// The cluster node exists before the store, whose sink it is. It reads
+	// its credential files now, before privileges are dropped.
+	if len(s.Cluster.URLs) > 0 {
+		if d.node, err = cluster.New(clusterConfig(s, d.isAllowed), log); err != nil {
+			return nil, err
+		}
+	}
+	storeCfg := storeConfig(s)
+	if d.node != nil { // a nil *Node in the interface would not be nil
+		storeCfg.Sink = d.node
+	}
+	if d.store, err = swarm.New(storeCfg); err != nil {
+		return nil, err
+	}
+
+	// Files are resolved now, as they will be named after a chroot.
+	if d.plan, err = privdrop.Prepare(s.RootDir, s.User); err != nil {
+		return nil, err
+	}
+	if d.plan != nil && os.Geteuid() != 0 {
+		log.Warn("not running as root: no chroot, no user change", "rootdir", s.RootDir, "user", s.User)
+		d.plan = nil
+	}
+	if s.Snapshot != "" {
+		if d.snapshotNow, d.snapshot, err = d.plan.Paths(s.Snapshot); err != nil {
+			return nil, err
+		}
+	}
+	if d.listPath, d.listMode = accessList(s); d.listPath != "" {
+		if _, d.listPath, err = d.plan.Paths(d.listPath); err != nil {
+			return nil, err
+		}
+	}
+
+	// The state is read before the drop: the file may be writable only from
+	// inside the chroot, but the previous state must not depend on that.
+	d.store.SetNow(time.Now())
+	if d.connIDSecret, err = restoreState(d.snapshotNow, s.Statedump, d.store, log); err != nil {
+		return nil, err
+	}
+	if err := d.bind(); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// bind builds the stats monitor and the frontends and binds every address.
+func (d *daemon) bind() (err error) {
+	s := d.s
+	d.counts = counters.New()
+	f := frontends{log: d.log, unlimited: unlimited(s), connIDSecret: d.connIDSecret, counts: d.counts}
+	admit, err := newAdmit(rateLimitConfig(s))
+	if err != nil {
+		return err
+	}
+	admitFullScrape, err := newAdmit(fullScrapeLimit(s))
+	if err != nil {
+		return err
+	}
+	rules := trackerConfig(s, d.store, d.isAllowed, admit, admitFullScrape, d.log)
+	if f.core, err = tracker.New(rules); err != nil {
+		return err
+	}
+	// WebSocket gets the same rules with its own, shorter interval.
+	rules.Interval = s.WSInterval
+	if f.wsCore, err = tracker.New(rules); err != nil {
+		return err
+	}
+	d.registry = prometheus.NewRegistry()
+	if d.node != nil {
+		d.registry.MustRegister(d.node.Collector())
+	}
+	if d.mon, err = stats.New(statsConfig(s, d.store, d.counts, d.registry, d.log)); err != nil {
+		return err
+	}
+	f.mon = d.mon
+	httpCfg := httpConfig(s, f)
+	if d.ws, err = wstracker.NewHandler(wsConfig(s, f)); err != nil {
+		return err
+	}
+	if s.WSOnHTTP {
+		httpCfg.WebSocket, httpCfg.IsWebSocket = d.ws, wstracker.IsUpgrade
+	}
+	for _, addr := range s.WSListens {
+		srv, err := d.ws.Listen(addr)
+		if err != nil {
+			return err
+		}
+		d.servers = append(d.servers, srv)
+	}
+	udpCfg := udpConfig(s, f)
+	for _, l := range s.Listens {
+		if l.TCP {
+			srv, err := httptracker.Listen(l.Addr, httpCfg)
+			if err != nil {
+				return err
+			}
+			d.servers = append(d.servers, srv)
+		}
+		if l.UDP {
+			srv, err := udptracker.Listen(l.Addr, udpCfg)
+			if err != nil {
+				return err
+			}
+			d.servers = append(d.servers, srv)
+		}
+	}
+	return nil
+}
+
+// dropPrivileges chroots and changes user as configured, then checks that
+// the snapshot can be written and reads the access list, as the user and
+// from where herald will save and reload them.
+func (d *daemon) dropPrivileges() (err error) {
+	if d.plan != nil {
+		if err := d.plan.Drop(); err != nil {
+			return err
+		}
+		d.log.Info("privileges dropped", "rootdir", d.plan.RootDir, "user", d.plan.User, "uid", os.Getuid())
+	}
+	if d.snapshot != "" {
+		// A state that can never be saved must not be found late.
+		if err := checkWritable(d.snapshot, d.snapshotNow, d.plan); err != nil {
+			return err
+		}
+		d.saves = &saver{path: d.snapshot, store: d.store, secret: d.connIDSecret, log: d.log}
+		d.registry.MustRegister(d.saves)
+	}
+	if d.listPath != "" {
+		if d.list, err = access.Open(d.listPath, d.listMode, d.log); err != nil {
+			return err
+		}
+		d.allowed = d.list.Allowed
+	}
+	return nil
+}
+
+// serve runs every component until ctx is done or a frontend fails (which
+// calls stop), then waits for all of them and saves the state.
+func (d *daemon) serve(ctx context.Context, stop context.CancelFunc) error {
+	var wg sync.WaitGroup
+	wg.Go(func() { d.store.Run(ctx) })
+	wg.Go(func() { d.mon.Run(ctx) })
+	if d.node != nil {
+		wg.Go(func() {
+			if err := d.node.Run(ctx, d.store); err != nil {
+				d.log.Error("cluster sync not running; serving alone", "err", err)
+			}
+		})
+	}
+	if d.saves != nil {
+		wg.Go(func() { d.saves.every(ctx, d.s.SnapshotInterval) })
+	}
+	if d.list != nil {
+		wg.Go(func() { d.list.Watch(ctx, d.s.AccessReload) })
+		wg.Go(func() { reloadOnHangup(ctx, d.list, d.log) })
+	}
+	errs := make(chan error, len(d.servers))
+	for _, srv := range d.servers {
+		wg.Go(func() {
+			if err := srv.Serve(ctx); err != nil {
+				errs <- err
+				stop()
+			}
+		})
+	}
+	<-ctx.Done()
+	d.log.Info("shutting down")
+	d.ws.Close() // net/http's shutdown leaves hijacked connections alone
+	wg.Wait()
+	close(errs)
+	var all []error
+	for err := range errs {
+		all = append(all, err)
+	}
+	if d.saves != nil {
+		if err := d.saves.save(); err != nil {
+			all = append(all, fmt.Errorf("final %w", err))
+		}
+	}
+	return errors.Join(all...)
+}
+
+// reloadOnHangup reloads the access list on SIGHUP, as opentracker does.
+func reloadOnHangup(ctx context.Context, list *access.List, log *slog.Logger) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			if err := list.Reload(); err != nil {
+				log.Error("access list not reloaded; keeping the last good list", "err", err)
+			}
+		}
+	}
+}
+
+// restoreState loads the snapshot and the opentracker statedump, if any, and
+// returns the UDP connection-id secret to use: the snapshot's, so that ids
+// issued before the restart stay valid, or a new one. A damaged or
+// future-version snapshot is moved aside, never deleted, and herald starts
+// empty; a snapshot it cannot read at all stops the start, so that the next
+// save does not overwrite state it never saw.
+func restoreState(snapPath, statedump string, store *swarm.Store, log *slog.Logger) ([]byte, error) {
+	secret := udptracker.NewConnIDSecret()
+	if snapPath != "" {
+		// A save killed mid-write leaves its temporary file behind.
+		stale, _ := filepath.Glob(snapPath + ".tmp-*")
+		for _, f := range stale {
+			if err := os.Remove(f); err == nil {
+				log.Warn("removed an unfinished snapshot left by an earlier crash", "path", f)
+			}
+		}
+		t0 := time.Now()
+		info, err := snapshot.Load(snapPath, store, t0)
+		switch {
+		case errors.Is(err, snapshot.ErrCorrupt) || errors.Is(err, snapshot.ErrVersion):
+			aside := fmt.Sprintf("%s.bad-%s", snapPath, t0.UTC().Format("20060102T150405Z"))
+			if rerr := os.Rename(snapPath, aside); rerr != nil {
+				return nil, fmt.Errorf("%w; moving it aside failed: %w", err, rerr)
+			}
+			log.Error("snapshot unusable, moved aside; starting empty", "err", err, "moved_to", aside)
+		case err != nil:
+			return nil, err
+		case info.Bytes > 0:
+			if len(info.ConnIDSecret) > 0 {
+				secret = info.ConnIDSecret
+			}
+			log.Info("snapshot restored", "path", snapPath, "torrents", store.Torrents(), "peers", store.Peers(),
+				"saved_peers", info.Peers, "age", t0.Sub(info.Created).Round(time.Second), "took", time.Since(t0).Round(time.Millisecond))
+		}
+	}
+	if statedump != "" {
+		f, err := os.Open(statedump)
+		if err != nil {
+			return nil, fmt.Errorf("statedump: %w", err)
+		}
+		defer f.Close()
+		n, err := snapshot.ImportStatedump(f, store)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", statedump, err)
+		}
+		log.Info("opentracker statedump imported", "path", statedump, "torrents", n)
+	}
+	return secret, nil
+}
