@@ -15,9 +15,8 @@ import (
 	"testing"
 	"time"
 
-	"herald/version"
-
 	"herald/internal/heraldtest"
+	"herald/version"
 )
 
 // The alert rules in dist/prometheus are valid and fire as their unit tests

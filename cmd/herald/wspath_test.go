@@ -21,9 +21,9 @@ func TestWebSocketUpgradeOnBareURL(t *testing.T) {
 	h := startHerald(t, freePort(t), "-snapshot", "off", "-listen-ws", fmt.Sprintf("127.0.0.1:%d", wsPort))
 	hash := strings.Repeat("h", 20)
 	for i, url := range []string{
-		"ws" + strings.TrimPrefix(h.base, "http"),
-		"ws" + strings.TrimPrefix(h.base, "http") + "/",
-		"ws" + strings.TrimPrefix(h.base, "http") + "/announce",
+		"ws" + strings.TrimPrefix(h.URL, "http"),
+		"ws" + strings.TrimPrefix(h.URL, "http") + "/",
+		"ws" + strings.TrimPrefix(h.URL, "http") + "/announce",
 		fmt.Sprintf("ws://127.0.0.1:%d", wsPort),
 		fmt.Sprintf("ws://127.0.0.1:%d/announce", wsPort),
 	} {
@@ -42,7 +42,7 @@ func TestWebSocketUpgradeOnBareURL(t *testing.T) {
 		}
 		c.Close()
 	}
-	resp, err := http.Get(h.base + "/")
+	resp, err := http.Get(h.URL + "/")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +63,7 @@ func TestUpgradedConnectionsLeaveHTTPLimit(t *testing.T) {
 		var c net.Conn
 		var err error
 		for deadline := time.Now().Add(3 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-			if c, _, _, err = ws.Dial(context.Background(), "ws"+strings.TrimPrefix(h.base, "http")+"/announce"); err == nil || time.Now().After(deadline) {
+			if c, _, _, err = ws.Dial(context.Background(), "ws"+strings.TrimPrefix(h.URL, "http")+"/announce"); err == nil || time.Now().After(deadline) {
 				break
 			}
 		}
@@ -72,7 +72,7 @@ func TestUpgradedConnectionsLeaveHTTPLimit(t *testing.T) {
 		}
 		defer c.Close()
 	}
-	if _, fr := announceReply(t, h.base, hashOf(1), 7000); fr != "" {
+	if _, fr := announceReply(t, h.URL, hashOf(1), 7000); fr != "" {
 		t.Fatalf("HTTP announce with three WebSocket connections open: %q", fr)
 	}
 }

@@ -194,30 +194,40 @@ func (p *Process) Kill() {
 // Herald is one running herald serving HTTP and UDP on one address.
 type Herald struct {
 	*Process
-	// Host and Port are where clients reach it; Addr is both as host:port,
-	// URL is "http://" + Addr.
+	// Host and Port are where clients reach it (set by Start); Addr is
+	// both as host:port, URL is "http://" + Addr.
 	Host string
 	Port int
 	Addr string
 	URL  string
 }
 
-// Start runs herald with args in a new temporary directory (for the files
-// it writes, such as a snapshot) and returns once both its HTTP and UDP
-// sides answer at addr (host:port, where args or the config file they name
-// make it listen). When the test ends it fails the test unless herald, if
-// still running, exits cleanly on SIGTERM.
+// Start runs herald with args (see Run) and returns once both its HTTP and
+// UDP sides answer at addr (host:port, where args or the config file they
+// name make it listen).
 func Start(t testing.TB, addr string, args ...string) *Herald {
 	t.Helper()
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		t.Fatalf("herald's address %q: %v", addr, err)
 	}
-	h := &Herald{Host: host, Addr: addr, URL: "http://" + addr}
+	h := Run(t, args...)
+	h.Host, h.Addr, h.URL = host, addr, "http://"+addr
 	if h.Port, err = strconv.Atoi(port); err != nil {
 		t.Fatalf("herald's address %q: %v", addr, err)
 	}
-	h.Process = StartProcess(t, t.TempDir(), Binary(t), args...)
+	h.WaitTCP(t, addr)
+	h.WaitUDP(t, addr)
+	return h
+}
+
+// Run runs herald with args in a new temporary directory (for the files it
+// writes, such as a snapshot), without waiting for it to serve. When the
+// test ends it fails the test unless herald, if still running, exits
+// cleanly on SIGTERM.
+func Run(t testing.TB, args ...string) *Herald {
+	t.Helper()
+	h := &Herald{Process: StartProcess(t, t.TempDir(), Binary(t), args...)}
 	// Runs before StartProcess's cleanup, which logs the output on failure.
 	t.Cleanup(func() {
 		if !h.Running() {
@@ -229,7 +239,6 @@ func Start(t testing.TB, addr string, args ...string) *Herald {
 			t.Errorf("herald did not exit cleanly on SIGTERM: %v", h.err)
 		}
 	})
-	h.waitReady(t)
 	return h
 }
 
@@ -251,9 +260,9 @@ func (h *Herald) AddrOn(host string) string {
 	return net.JoinHostPort(host, strconv.Itoa(h.Port))
 }
 
-// waitReady polls the TCP port until herald accepts, then sends BEP 15
-// connect requests until its UDP side answers one.
-func (h *Herald) waitReady(t testing.TB) {
+// WaitTCP polls addr until herald accepts a TCP connection there, failing
+// the test if it exits or Timeout passes first.
+func (h *Herald) WaitTCP(t testing.TB, addr string) {
 	t.Helper()
 	deadline := time.Now().Add(Timeout)
 	for {
@@ -262,17 +271,24 @@ func (h *Herald) waitReady(t testing.TB) {
 			t.Fatalf("herald exited before serving: %v", h.err)
 		default:
 		}
-		conn, err := net.DialTimeout("tcp", h.Addr, 200*time.Millisecond)
+		conn, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
 		if err == nil {
 			conn.Close()
-			break
+			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("herald did not accept TCP on %s within %v: %v", h.Addr, Timeout, err)
+			t.Fatalf("herald did not accept TCP on %s within %v: %v", addr, Timeout, err)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	conn, err := net.Dial("udp", h.Addr)
+}
+
+// WaitUDP sends BEP 15 connect requests to addr until herald answers one,
+// failing the test if it exits or Timeout passes first.
+func (h *Herald) WaitUDP(t testing.TB, addr string) {
+	t.Helper()
+	deadline := time.Now().Add(Timeout)
+	conn, err := net.Dial("udp", addr)
 	if err != nil {
 		t.Fatalf("dialing herald's UDP side: %v", err)
 	}
@@ -283,6 +299,11 @@ func (h *Herald) waitReady(t testing.TB) {
 	binary.BigEndian.PutUint32(req[12:], 0x68657261)   // transaction id
 	resp := make([]byte, 64)
 	for {
+		select {
+		case <-h.exited:
+			t.Fatalf("herald exited before serving: %v", h.err)
+		default:
+		}
 		if _, err := conn.Write(req); err != nil && time.Now().After(deadline) {
 			t.Fatalf("sending a UDP connect to herald: %v", err)
 		}
@@ -293,7 +314,7 @@ func (h *Herald) waitReady(t testing.TB) {
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("herald did not answer a BEP 15 connect on udp %s within %v (last read: %d bytes, %v)",
-				h.Addr, Timeout, n, err)
+				addr, Timeout, n, err)
 		}
 	}
 }
