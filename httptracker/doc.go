@@ -4,14 +4,17 @@
 //
 // # Request path
 //
-// Each core runs an event loop (loop.go) on its own SO_REUSEPORT socket:
+// On Linux, each core runs an event loop (loop_linux.go, epoll) on its own
+// SO_REUSEPORT socket (server_linux.go):
 // it accepts, reads the request head into a reused buffer and, when
 // head.go recognises a plain GET of an announce or scrape (what nearly
 // every client sends), answers it itself: accept, read, send, close, four
 // system calls, no goroutine and no allocation per connection. Every other
 // request (stats, full scrape, WebSocket upgrades, unusual but legal HTTP)
 // is handed with the bytes read so far to a net/http server, whose
-// behaviour and errors it then gets. Both paths route with the same rules
+// behaviour and errors it then gets. The loop reaches the tracker through
+// one entry point (fastpath_linux.go). Elsewhere net/http answers every
+// request (server_other.go). Both paths route with the same rules
 // (handler.go) and answer through the same code: query.go decodes the
 // parameters from the raw query into fixed arrays, handler.go hands the
 // announce to the tracker core (tracker/tracker.go: access list, rate
@@ -68,6 +71,11 @@
 //   - compact: "0" asks for the dictionary model (a list of "ip"/"port"
 //     dictionaries), which opentracker refuses with 400; anything else is
 //     compact.
+//   - ip, ipv4, ipv6: addresses the client states itself, used only with
+//     Config.AllowClientIP: ip= (BEP 3) replaces the connection's address;
+//     ipv4= and ipv6= (BEP 7, "addr" or "addr:port") register the client's
+//     address in the other family as a second peer. An unreadable or
+//     unspecified address, or one of the wrong family, is ignored.
 //
 // # Replies
 //

@@ -556,3 +556,31 @@ func waitOpen(t *testing.T, srv *Server, n int64) {
 		return nil
 	})
 }
+
+// exchange sends request on a new connection and reads one response.
+func exchange(t *testing.T, srv *Server, chunks ...string) (*http.Response, []byte) {
+	t.Helper()
+	conn, err := net.Dial("tcp", srv.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	for i, c := range chunks {
+		if i > 0 {
+			time.Sleep(50 * time.Millisecond) // lands in a later read
+		}
+		if _, err := io.WriteString(conn, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("%q: %v", chunks, err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, body
+}

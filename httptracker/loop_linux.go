@@ -1,23 +1,20 @@
+//go:build !nofastpath
+
 package httptracker
 
 import (
 	"bytes"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
 	"os"
-	"strconv"
-	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
-
-	"herald/counters"
-	"herald/ratelimit"
 )
 
 // Most trackers' HTTP traffic is one announce per TCP connection, and
@@ -25,8 +22,9 @@ import (
 // request's maps, deadline timers, two epoll registrations) than
 // opentracker spends on the whole connection. An eventLoop answers them
 // itself: it accepts on its own SO_REUSEPORT socket, reads the request
-// into a buffer it reuses, answers through the same Handler code, writes
-// and closes, with no goroutine and no allocation per connection. Whatever
+// into a buffer it reuses, answers through the same Handler code (its one
+// entry point, fastpath_linux.go), writes and closes, with no goroutine
+// and no allocation per connection. Whatever
 // it does not recognise (parseRequestHead) it hands to net/http with the
 // bytes read so far, so behaviour and errors stay net/http's there.
 //
@@ -34,10 +32,28 @@ import (
 // fd is readable when it has events), so the loop blocks no thread and
 // shares the process's GOMAXPROCS with everything else.
 
+// loopConfig is everything an event loop is given: its bounds, its
+// logger, the one entry point into the tracker it answers for, and where
+// the rest goes.
+type loopConfig struct {
+	// answer appends the reply to a request the loop has read whole
+	// (Handler.fastAnswerer).
+	answer answerFunc
+	// handoff passes a connection from the client at the address, with
+	// the bytes read from it so far, to net/http.
+	handoff func(net.Conn, netip.Addr, []byte)
+	// limit counts the loop's connections against the Server's bounds.
+	limit *connLimit
+	// readHeaderTimeout, readTimeout and idleTimeout are Config's.
+	readHeaderTimeout, readTimeout, idleTimeout time.Duration
+	// maxHeaderBytes is Config.MaxHeaderBytes.
+	maxHeaderBytes int
+	logger         *slog.Logger
+}
+
 // eventLoop serves one listening socket.
 type eventLoop struct {
-	h      *Handler
-	limit  *connLimit
+	cfg    loopConfig
 	lfd    int      // the listening socket, non-blocking
 	ep     *os.File // the epoll instance, registered with Go's netpoller
 	epfd   int
@@ -48,14 +64,12 @@ type eventLoop struct {
 	in     []byte // read buffer, reused for every read
 	out    []byte // reply buffer
 	head   requestHead
-	st     *requestState
 	now    time.Time
 	date   []byte // the Date header's value, renewed each second
 	// acceptPaused is when accepting stopped because the process ran out of
 	// file descriptors; zero while accepting.
 	acceptPaused time.Time
 	stopping     atomic.Bool
-	handoff      func(net.Conn, netip.Addr, []byte)
 }
 
 // conn is a connection the loop waits on: a request not complete yet, a
@@ -84,68 +98,14 @@ const (
 	keepBuffer = 16 << 10
 )
 
-// connLimit counts the open connections of a Server, the fast path's and
-// those handed to net/http, against Config.MaxConnections, and each
-// client's against Config.MaxConnectionsPerClient.
-type connLimit struct {
-	max    int64
-	open   atomic.Int64
-	counts *counters.Set
-
-	perClient int
-	unlimited func(netip.Addr) bool
-	mu        sync.Mutex
-	clients   map[[8]byte]int // open connections per ratelimit.Key; guarded by mu
-}
-
-func (l *connLimit) admit(client netip.Addr) bool {
-	if l.open.Add(1) > l.max {
-		l.open.Add(-1)
-		l.counts.Event(counters.HTTP, counters.Turned)
-		return false
-	}
-	if l.unlimited == nil || !l.unlimited(client) {
-		k := ratelimit.Key(client)
-		l.mu.Lock()
-		n := l.clients[k]
-		if n < l.perClient {
-			l.clients[k] = n + 1
-		}
-		l.mu.Unlock()
-		if n >= l.perClient {
-			l.open.Add(-1)
-			l.counts.Event(counters.HTTP, counters.Turned)
-			return false
-		}
-	}
-	l.counts.Event(counters.HTTP, counters.Accepted)
-	return true
-}
-
-func (l *connLimit) release(client netip.Addr) {
-	l.open.Add(-1)
-	if l.unlimited != nil && l.unlimited(client) {
-		return
-	}
-	k := ratelimit.Key(client)
-	l.mu.Lock()
-	if n := l.clients[k]; n > 1 {
-		l.clients[k] = n - 1
-	} else {
-		delete(l.clients, k)
-	}
-	l.mu.Unlock()
-}
-
 // newEventLoop takes ownership of the listening socket lfd.
-func newEventLoop(h *Handler, lfd int, limit *connLimit, handoff func(net.Conn, netip.Addr, []byte)) (*eventLoop, error) {
-	l := &eventLoop{h: h, limit: limit, lfd: lfd, epfd: -1, timer: -1, handoff: handoff,
+func newEventLoop(lfd int, cfg loopConfig) (*eventLoop, error) {
+	l := &eventLoop{cfg: cfg, lfd: lfd, epfd: -1, timer: -1,
 		conns:  make(map[int32]*conn),
 		events: make([]unix.EpollEvent, 128),
 		// net/http reads 4 KiB beyond MaxHeaderBytes before answering 431;
 		// a head that fills this buffer goes to it for that answer.
-		in: make([]byte, 0, h.cfg.MaxHeaderBytes+4096),
-		st: h.states.New().(*requestState),
+		in: make([]byte, 0, cfg.maxHeaderBytes+4096),
 	}
 	err := l.open()
 	if err != nil {
@@ -306,14 +266,14 @@ func (l *eventLoop) accept() {
 			if err := l.ctl(unix.EPOLL_CTL_DEL, l.lfd, 0); err == nil {
 				l.acceptPaused = l.now
 			}
-			l.h.cfg.Logger.Warn("httptracker: accept failed; pausing", "err", errno, "pause", acceptPause)
+			l.cfg.logger.Warn("httptracker: accept failed; pausing", "err", errno, "pause", acceptPause)
 			return
 		default:
-			l.h.cfg.Logger.Warn("httptracker: accept failed", "err", errno)
+			l.cfg.logger.Warn("httptracker: accept failed", "err", errno)
 			return
 		}
 		remote := sockaddrAddr(&sa)
-		if !l.limit.admit(remote) {
+		if !l.cfg.limit.admit(remote) {
 			unix.Close(fd)
 			continue
 		}
@@ -352,7 +312,7 @@ func (l *eventLoop) newConn(fd int, remote netip.Addr) *conn {
 		c = new(conn)
 	}
 	c.fd, c.remote = fd, remote
-	c.deadline = l.now.Add(l.h.cfg.ReadHeaderTimeout)
+	c.deadline = l.now.Add(l.cfg.readHeaderTimeout)
 	return c
 }
 
@@ -374,7 +334,7 @@ func (l *eventLoop) recycle(c *conn) {
 
 func (l *eventLoop) close(c *conn) {
 	rawSyscall(unix.SYS_CLOSE, uintptr(c.fd), 0, 0, 0) // also removes it from the epoll set
-	l.limit.release(c.remote)
+	l.cfg.limit.release(c.remote)
 	l.recycle(c)
 }
 
@@ -398,12 +358,9 @@ func (l *eventLoop) read(c *conn) {
 func (l *eventLoop) serve(c *conn, data []byte) {
 	for {
 		n, res := parseRequestHead(data, &l.head)
-		rt, query := routeNotFound, ""
 		if res == headFast {
-			var path string
-			var hasQuery bool
-			path, query, hasQuery = strings.Cut(l.head.target, "?")
-			if rt = l.h.routeOf(path, hasQuery); rt != routeAnnounce && rt != routeScrape {
+			var answered bool
+			if l.out, answered = l.cfg.answer(l.out[:0], &l.head, c.remote, l.date); !answered {
 				res = headOther
 			}
 		}
@@ -413,13 +370,12 @@ func (l *eventLoop) serve(c *conn, data []byte) {
 			return
 		case res == headIncomplete:
 			if len(data) > 0 && c.idle {
-				c.idle, c.deadline = false, l.now.Add(l.h.cfg.ReadHeaderTimeout)
+				c.idle, c.deadline = false, l.now.Add(l.cfg.readHeaderTimeout)
 			}
 			c.in = append(c.in[:0], data...)
 			l.waitRead(c)
 			return
 		}
-		l.answer(c, rt, query)
 		data = data[n:]
 		c.closeAfter = !l.head.keepAlive
 		if !l.write(c, l.out) {
@@ -435,53 +391,8 @@ func (l *eventLoop) serve(c *conn, data []byte) {
 		}
 		// Idle until the next request starts: the next pass waits for it,
 		// or, with pipelined bytes already here, answers or times it.
-		c.idle, c.deadline = true, l.now.Add(l.h.cfg.IdleTimeout)
+		c.idle, c.deadline = true, l.now.Add(l.cfg.idleTimeout)
 	}
-}
-
-// answer puts the reply to the request in l.head, whose query is query,
-// into l.out.
-func (l *eventLoop) answer(c *conn, rt route, query string) {
-	defer l.h.observe(time.Now())
-	addr := c.remote
-	if l.h.trustedProxy(addr) {
-		addr, _ = l.h.forwardedClient(l.head.proxyHeader(l.h.cfg.ProxyHeader))
-	}
-	var badRequest bool
-	if rt == routeAnnounce {
-		badRequest = l.h.answerAnnounce(l.st, query, addr, addr.IsValid())
-	} else {
-		badRequest = l.h.answerScrape(l.st, query, addr, addr.IsValid())
-	}
-	l.out = appendReply(l.out[:0], badRequest, l.st.body, &l.head, l.date)
-}
-
-// appendReply appends an HTTP response with body: 200 with a bencoded
-// body, or 400 with a text one; the headers are the ones net/http sends.
-func appendReply(dst []byte, badRequest bool, body []byte, head *requestHead, date []byte) []byte {
-	// A client speaking HTTP/1.0 gets an HTTP/1.0 reply, as from net/http.
-	if head.http10 {
-		dst = append(dst, "HTTP/1.0"...)
-	} else {
-		dst = append(dst, "HTTP/1.1"...)
-	}
-	if badRequest {
-		dst = append(dst, " 400 Bad Request\r\nContent-Type: text/plain\r\nX-Content-Type-Options: nosniff\r\n"...)
-	} else {
-		dst = append(dst, " 200 OK\r\nContent-Type: text/plain\r\n"...)
-	}
-	dst = append(dst, "Content-Length: "...)
-	dst = strconv.AppendInt(dst, int64(len(body)), 10)
-	dst = append(dst, "\r\nDate: "...)
-	dst = append(dst, date...)
-	switch {
-	case !head.keepAlive:
-		dst = append(dst, "\r\nConnection: close"...)
-	case head.http10:
-		dst = append(dst, "\r\nConnection: keep-alive"...)
-	}
-	dst = append(dst, "\r\n\r\n"...)
-	return append(dst, body...)
 }
 
 // write sends b, or keeps what the socket did not take in c.out and waits
@@ -509,7 +420,7 @@ func (l *eventLoop) write(c *conn, b []byte) bool {
 	// A fast-path reply is small: a client that does not take it within
 	// ReadTimeout is gone or hostile (WriteTimeout is sized for full
 	// scrapes).
-	c.deadline = l.now.Add(l.h.cfg.ReadTimeout)
+	c.deadline = l.now.Add(l.cfg.readTimeout)
 	l.waitWrite(c)
 	return false
 }
@@ -526,7 +437,7 @@ func (l *eventLoop) flush(c *conn) {
 		l.close(c)
 		return
 	}
-	c.idle, c.deadline = true, l.now.Add(l.h.cfg.IdleTimeout)
+	c.idle, c.deadline = true, l.now.Add(l.cfg.idleTimeout)
 	l.serve(c, c.in) // the requests that came meanwhile, or a wait for the next
 }
 
@@ -547,7 +458,7 @@ func (l *eventLoop) register(c *conn, events uint32, writing bool) {
 		op = unix.EPOLL_CTL_MOD
 	}
 	if err := l.ctl(op, c.fd, events); err != nil {
-		l.h.cfg.Logger.Warn("httptracker: cannot wait on connection", "err", err)
+		l.cfg.logger.Warn("httptracker: cannot wait on connection", "err", err)
 		l.close(c)
 		return
 	}
@@ -583,11 +494,11 @@ func (l *eventLoop) handOff(c *conn, data []byte) {
 	nc, err := net.FileConn(f)
 	f.Close()
 	if err != nil {
-		l.h.cfg.Logger.Warn("httptracker: cannot hand connection to net/http", "err", err)
-		l.limit.release(c.remote)
+		l.cfg.logger.Warn("httptracker: cannot hand connection to net/http", "err", err)
+		l.cfg.limit.release(c.remote)
 		l.recycle(c)
 		return
 	}
-	l.handoff(nc, c.remote, bytes.Clone(data))
+	l.cfg.handoff(nc, c.remote, bytes.Clone(data))
 	l.recycle(c)
 }

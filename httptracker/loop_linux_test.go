@@ -1,3 +1,5 @@
+//go:build !nofastpath
+
 package httptracker
 
 import (
@@ -8,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -17,34 +18,6 @@ import (
 	"herald/swarm"
 	"herald/tracker"
 )
-
-// exchange sends request on a new connection and reads one response.
-func exchange(t *testing.T, srv *Server, chunks ...string) (*http.Response, []byte) {
-	t.Helper()
-	conn, err := net.Dial("tcp", srv.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(10 * time.Second))
-	for i, c := range chunks {
-		if i > 0 {
-			time.Sleep(50 * time.Millisecond) // lands in a later read
-		}
-		if _, err := io.WriteString(conn, c); err != nil {
-			t.Fatal(err)
-		}
-	}
-	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
-	if err != nil {
-		t.Fatalf("%q: %v", chunks, err)
-	}
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp, body
-}
 
 // TestFastPathAnswersAsNetHTTP sends each request twice: as clients send
 // it, which the event loop answers, and with the path's first letter
@@ -229,50 +202,4 @@ func TestDeadlines(t *testing.T) {
 	}
 	// The client sees the close before the server's count drops.
 	waitOpen(t, srv, 0)
-}
-
-// FuzzParseRequestHead checks the fast path's parser against net/http's:
-// every head it takes must be one net/http reads as the same GET, with the
-// same target, connection persistence and forwarding headers.
-func FuzzParseRequestHead(f *testing.F) {
-	for _, s := range []string{
-		"GET /announce?info_hash=aaaaaaaaaaaaaaaaaaaa&port=1 HTTP/1.1\r\nHost: x\r\n\r\n",
-		"GET /scrape HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
-		"GET /a HTTP/1.1\r\nHost: x\r\nConnection: keep-alive, close\r\nX-Forwarded-For: 1.2.3.4, 5.6.7.8\r\nX-Real-IP: 9.9.9.9\r\n\r\n",
-		"GET /a HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
-		"GET /a HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\nGET /b HTTP/1.1\r\n",
-		"GET /a HTTP/1.1\nHost: x\n\n",
-		"GET /%61 HTTP/1.1\r\nHost: x\r\n\r\n",
-		"POST /a HTTP/1.1\r\nHost: x\r\n\r\n",
-		"GET /a HTTP/1.1\r\nHost: x\r\n folded\r\n\r\n",
-	} {
-		f.Add([]byte(s))
-	}
-	f.Fuzz(func(t *testing.T, b []byte) {
-		var h requestHead
-		n, res := parseRequestHead(b, &h)
-		if res != headFast {
-			return
-		}
-		if n > len(b) || !bytes.HasSuffix(b[:n], headEnd) {
-			t.Fatalf("consumed %d of %d bytes: %q", n, len(b), b)
-		}
-		req, err := http.ReadRequest(bufio.NewReader(bytes.NewReader(b[:n])))
-		if err != nil {
-			t.Fatalf("fast path takes %q, net/http refuses it: %v", b[:n], err)
-		}
-		if req.Method != "GET" || req.RequestURI != h.target || req.Close == h.keepAlive ||
-			h.http10 != (req.ProtoMinor == 0) {
-			t.Fatalf("%q: fast path target %q keep-alive %v 1.0 %v; net/http %s %q close %v %s",
-				b[:n], h.target, h.keepAlive, h.http10, req.Method, req.RequestURI, req.Close, req.Proto)
-		}
-		for _, name := range []string{"X-Forwarded-For", "X-Real-IP"} {
-			if !slices.Equal(h.proxyHeader(name), req.Header.Values(name)) {
-				t.Fatalf("%q: %s %q; net/http %q", b[:n], name, h.proxyHeader(name), req.Header.Values(name))
-			}
-		}
-		if _, _, hasQuery := strings.Cut(h.target, "?"); hasQuery != (req.URL.RawQuery != "" || req.URL.ForceQuery) {
-			t.Fatalf("%q: query disagreement", b[:n])
-		}
-	})
 }

@@ -1,0 +1,70 @@
+//go:build !nofastpath
+
+package httptracker
+
+import (
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// answerFunc is the event loops' one entry point into the tracker: it
+// appends to dst the whole HTTP reply to the request in head, from the
+// client at remote, with date as its Date header; or it returns false for
+// a request it leaves to net/http (anything but an announce or a scrape).
+type answerFunc func(dst []byte, head *requestHead, remote netip.Addr, date []byte) ([]byte, bool)
+
+// fastAnswerer returns h's answerFunc for one event loop: it answers
+// through the same code as ServeHTTP, in scratch space of its own, so it
+// is not safe for concurrent use.
+func (h *Handler) fastAnswerer() answerFunc {
+	st := h.states.New().(*requestState)
+	return func(dst []byte, head *requestHead, remote netip.Addr, date []byte) ([]byte, bool) {
+		path, query, hasQuery := strings.Cut(head.target, "?")
+		rt := h.routeOf(path, hasQuery)
+		if rt != routeAnnounce && rt != routeScrape {
+			return dst, false
+		}
+		defer h.observe(time.Now())
+		addr := remote
+		if h.trustedProxy(addr) {
+			addr, _ = h.forwardedClient(head.proxyHeader(h.cfg.ProxyHeader))
+		}
+		var badRequest bool
+		if rt == routeAnnounce {
+			badRequest = h.answerAnnounce(st, query, addr, addr.IsValid())
+		} else {
+			badRequest = h.answerScrape(st, query, addr, addr.IsValid())
+		}
+		return appendReply(dst, badRequest, st.body, head, date), true
+	}
+}
+
+// appendReply appends an HTTP response with body: 200 with a bencoded
+// body, or 400 with a text one; the headers are the ones net/http sends.
+func appendReply(dst []byte, badRequest bool, body []byte, head *requestHead, date []byte) []byte {
+	// A client speaking HTTP/1.0 gets an HTTP/1.0 reply, as from net/http.
+	if head.http10 {
+		dst = append(dst, "HTTP/1.0"...)
+	} else {
+		dst = append(dst, "HTTP/1.1"...)
+	}
+	if badRequest {
+		dst = append(dst, " 400 Bad Request\r\nContent-Type: text/plain\r\nX-Content-Type-Options: nosniff\r\n"...)
+	} else {
+		dst = append(dst, " 200 OK\r\nContent-Type: text/plain\r\n"...)
+	}
+	dst = append(dst, "Content-Length: "...)
+	dst = strconv.AppendInt(dst, int64(len(body)), 10)
+	dst = append(dst, "\r\nDate: "...)
+	dst = append(dst, date...)
+	switch {
+	case !head.keepAlive:
+		dst = append(dst, "\r\nConnection: close"...)
+	case head.http10:
+		dst = append(dst, "\r\nConnection: keep-alive"...)
+	}
+	dst = append(dst, "\r\n\r\n"...)
+	return append(dst, body...)
+}
