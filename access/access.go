@@ -103,7 +103,6 @@ type List struct {
 	// changed is the file's stamp at the last check, when it differed
 	// from stamp: the file is loaded once a check finds it unchanged.
 	changed fileStamp
-	reloads atomic.Uint64
 }
 
 type fileStamp struct {
@@ -124,15 +123,6 @@ func Open(path string, mode Mode, log *slog.Logger) (*List, error) {
 	}
 	return l, nil
 }
-
-// Mode returns the list's mode.
-func (l *List) Mode() Mode { return l.mode }
-
-// Len returns the number of info hashes in the list.
-func (l *List) Len() int { return len(*l.set.Load()) }
-
-// Reloads returns how many times the list was loaded.
-func (l *List) Reloads() uint64 { return l.reloads.Load() }
 
 // Allowed reports whether the tracker serves the torrent. It takes no lock.
 func (l *List) Allowed(h swarm.InfoHash) bool {
@@ -168,7 +158,6 @@ func (l *List) reloadLocked() error {
 	}
 	l.set.Store(&set)
 	l.stamp = fileStamp{st.ModTime(), st.Size()}
-	l.reloads.Add(1)
 	l.log.Info("access list loaded", "mode", l.mode, "path", l.path, "torrents", len(set), "bad_lines", len(bad))
 	return nil
 }

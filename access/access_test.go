@@ -102,7 +102,7 @@ func TestReloadKeepsLastGoodList(t *testing.T) {
 	if err := l.Reload(); err == nil {
 		t.Fatal("reload of a missing file reported no error")
 	}
-	if !l.Allowed(hash(hashA)) || !l.Allowed(hash(hashB)) || l.Len() != 2 {
+	if !l.Allowed(hash(hashA)) || !l.Allowed(hash(hashB)) || len(*l.set.Load()) != 2 {
 		t.Fatal("a missing file replaced the last good list")
 	}
 }
@@ -185,7 +185,7 @@ func TestInPlaceRewriteNotLoadedHalfWritten(t *testing.T) {
 			t.Fatal(err)
 		}
 		if !l.Allowed(hash(hashA)) || !l.Allowed(hash(hashB)) {
-			t.Fatalf("%s: the half-written file replaced the list (%d torrents)", what, l.Len())
+			t.Fatalf("%s: the half-written file replaced the list (%d torrents)", what, len(*l.set.Load()))
 		}
 	}
 	step("truncated")
@@ -196,7 +196,7 @@ func TestInPlaceRewriteNotLoadedHalfWritten(t *testing.T) {
 	if err := l.poll(); err != nil {
 		t.Fatal(err)
 	}
-	if !l.Allowed(hash(hashC)) || l.Len() != 3 {
-		t.Fatalf("the file, unchanged across two checks, was not loaded (%d torrents)", l.Len())
+	if !l.Allowed(hash(hashC)) || len(*l.set.Load()) != 3 {
+		t.Fatalf("the file, unchanged across two checks, was not loaded (%d torrents)", len(*l.set.Load()))
 	}
 }

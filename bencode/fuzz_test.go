@@ -30,9 +30,9 @@ func FuzzDecode(f *testing.F) {
 			}
 			return
 		}
-		out, err := AppendValue(nil, v)
+		out, err := appendValue(nil, v)
 		if err != nil {
-			t.Fatalf("AppendValue(Decode(%q)): %v", in, err)
+			t.Fatalf("appendValue(Decode(%q)): %v", in, err)
 		}
 		if !bytes.Equal(out, in) {
 			t.Fatalf("round trip changed the bytes:\n in  %q\n out %q", in, out)

@@ -15,7 +15,6 @@ import (
 	"hash/maphash"
 	"net/netip"
 	"sync"
-	"sync/atomic"
 	"time"
 )
 
@@ -34,13 +33,12 @@ type Config struct {
 
 // Limiter is safe for concurrent use.
 type Limiter struct {
-	rate   float64 // tokens per millisecond
-	burst  float32
-	seed   maphash.Seed
-	sets   []set
-	mask   uint64
-	epoch  time.Time
-	denied atomic.Uint64
+	rate  float64 // tokens per millisecond
+	burst float32
+	seed  maphash.Seed
+	sets  []set
+	mask  uint64
+	epoch time.Time
 }
 
 type set struct {
@@ -117,9 +115,6 @@ func (l *Limiter) Allow(addr netip.Addr, now time.Time) bool {
 				sl.tokens--
 			}
 			s.mu.Unlock()
-			if !ok {
-				l.denied.Add(1)
-			}
 			return ok
 		}
 		if sl.key == 0 || (s.slots[victim].key != 0 && sl.last < s.slots[victim].last) {
@@ -130,6 +125,3 @@ func (l *Limiter) Allow(addr netip.Addr, now time.Time) bool {
 	s.mu.Unlock()
 	return true
 }
-
-// Denied returns how many requests Allow refused.
-func (l *Limiter) Denied() uint64 { return l.denied.Load() }

@@ -24,16 +24,6 @@ type Server struct {
 	open atomic.Int64
 }
 
-// Listen checks cfg and binds addr ("host:port"; port 0 picks one), so the
-// caller can drop privileges before Serve.
-func Listen(addr string, cfg Config) (*Server, error) {
-	h, err := NewHandler(cfg)
-	if err != nil {
-		return nil, err
-	}
-	return h.Listen(addr)
-}
-
 // Listen binds addr for h: peers connecting there share h's swarms with
 // those of every other server h is mounted in. Serve closes h's
 // connections when it ends.

@@ -23,8 +23,15 @@ import (
 	"herald/tracker"
 )
 
-// startServer boots a tracker on 127.0.0.1:0 and stops it, checking that
-// Serve returns and leaves no goroutine behind, when the test ends.
+// listen builds a handler from cfg and binds addr for it.
+func listen(addr string, cfg Config) (*Server, error) {
+	h, err := NewHandler(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return h.Listen(addr)
+}
+
 // testTracker returns the rules of cfg, with WebSocket's interval unless
 // cfg sets one.
 func testTracker(t testing.TB, cfg tracker.Config) *tracker.Tracker {
@@ -39,6 +46,8 @@ func testTracker(t testing.TB, cfg tracker.Config) *tracker.Tracker {
 	return tr
 }
 
+// startServer boots a tracker on 127.0.0.1:0 and stops it, checking that
+// Serve returns and leaves no goroutine behind, when the test ends.
 func startServer(t testing.TB, cfg Config) *Server {
 	t.Helper()
 	before := runtime.NumGoroutine()
@@ -48,7 +57,7 @@ func startServer(t testing.TB, cfg Config) *Server {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	s, err := Listen("127.0.0.1:0", cfg)
+	s, err := listen("127.0.0.1:0", cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -539,7 +548,7 @@ func TestIdleConnectionDropped(t *testing.T) {
 }
 
 func TestShutdownClosesConnections(t *testing.T) {
-	s, err := Listen("127.0.0.1:0", Config{Tracker: testTracker(t, tracker.Config{}), Logger: slog.New(slog.DiscardHandler)})
+	s, err := listen("127.0.0.1:0", Config{Tracker: testTracker(t, tracker.Config{}), Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -562,7 +571,7 @@ func TestShutdownClosesConnections(t *testing.T) {
 // the close frame hold up shutdown for closeLinger only, not for the idle
 // timeout.
 func TestShutdownWithSilentClients(t *testing.T) {
-	s, err := Listen("127.0.0.1:0", Config{Tracker: testTracker(t, tracker.Config{}), Logger: slog.New(slog.DiscardHandler)})
+	s, err := listen("127.0.0.1:0", Config{Tracker: testTracker(t, tracker.Config{}), Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
