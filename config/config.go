@@ -22,9 +22,6 @@ import (
 	"time"
 
 	"herald/cluster"
-	"herald/httptracker"
-	"herald/swarm"
-	"herald/wstracker"
 )
 
 // Listen is one address to serve on.
@@ -53,47 +50,47 @@ type Settings struct {
 	RedirectURL string
 	Statedump   string
 
-	Interval     time.Duration
-	PeerTimeout  time.Duration
-	NumWant      int
-	MaxNumWant   int
-	MaxPeersUDP4 int
-	MaxPeersUDP6 int
-	MaxTorrents  int
-	MaxPeers     int
-	AllowIPField bool
-	DecoyPeers   int
-	RateLimit    float64
-	RateBurst    int
+	Interval       time.Duration
+	PeerTimeout    time.Duration
+	DefaultNumWant int
+	MaxNumWant     int
+	UDPMaxPeers4   int
+	UDPMaxPeers6   int
+	MaxTorrents    int
+	MaxPeers       int
+	AllowIPField   bool
+	DecoyPeers     int
+	RateLimit      float64
+	RateBurst      int
 	// UDPConnectRate bounds the UDP connects answered per second on each
 	// UDP address, for all clients together.
 	UDPConnectRate int
 
 	// HTTP frontend bounds, each per HTTP listen address.
-	HTTPMaxConns          int
-	HTTPMaxConnsPerClient int
-	HTTPHeaderTimeout     time.Duration
-	HTTPReadTimeout       time.Duration
-	HTTPIdleTimeout       time.Duration
-	HTTPWriteTimeout      time.Duration
-	HTTPMaxHeaderBytes    int
-	HTTPMaxScrapeHashes   int
-	HTTPMaxFullScrapes    int // 0: full scrapes off
+	HTTPMaxConnections          int
+	HTTPMaxConnectionsPerClient int
+	HTTPReadHeaderTimeout       time.Duration
+	HTTPReadTimeout             time.Duration
+	HTTPIdleTimeout             time.Duration
+	HTTPWriteTimeout            time.Duration
+	HTTPMaxHeaderBytes          int
+	HTTPMaxScrapeHashes         int
+	HTTPMaxFullScrapes          int // 0: full scrapes off
 
 	Snapshot         string
 	SnapshotInterval time.Duration
 
 	// WebSocket (WebTorrent) tracker: on the HTTP port when WSOnHTTP,
 	// and on each of WSListens.
-	WSOnHTTP              bool
-	WSListens             []string
-	WSInterval            time.Duration
-	WSMaxOffers           int
-	WSMaxConns            int
-	WSMaxConnsPerClient   int
-	WSFirstMessageTimeout time.Duration
-	WSMessageRate         float64
-	WSMessageBurst        int
+	WSOnHTTP                  bool
+	WSListens                 []string
+	WSInterval                time.Duration
+	WSMaxOffers               int
+	WSMaxConnections          int
+	WSMaxConnectionsPerClient int
+	WSFirstMessageTimeout     time.Duration
+	WSMessageRate             float64
+	WSMessageBurst            int
 
 	// Cluster is off while Cluster.URLs is empty.
 	Cluster cluster.Config
@@ -107,45 +104,23 @@ type Settings struct {
 	ShowVersion bool
 }
 
-// Defaults returns the settings herald runs with when told nothing.
+// Defaults returns the defaults that are herald's own: bounds sized to the
+// memory, the snapshot, the log level, how often the access list is
+// checked and WebSocket on the HTTP port (and DefaultListen). The defaults
+// of the components' settings are theirs, in their packages: cmd/herald
+// adds them before it hands the whole to ParseArgs, so that every default
+// has one source and config needs none of those packages.
 func Defaults() Settings {
 	maxTorrents, maxPeers := memoryBounds()
 	return Settings{
-		MaxTorrents:           maxTorrents,
-		MaxPeers:              maxPeers,
-		AccessReload:          5 * time.Second,
-		StatsPath:             "stats",
-		ProxyHeader:           "X-Forwarded-For",
-		Interval:              30 * time.Minute,
-		PeerTimeout:           swarm.DefaultPeerTimeout,
-		NumWant:               50,
-		MaxNumWant:            swarm.DefaultMaxNumWant,
-		MaxPeersUDP4:          200,
-		MaxPeersUDP6:          66,
-		RateLimit:             50,
-		RateBurst:             500,
-		UDPConnectRate:        100000,
-		WSOnHTTP:              true,
-		WSInterval:            2 * time.Minute,
-		WSMaxOffers:           10,
-		WSMessageRate:         20,
-		WSMessageBurst:        200,
-		WSMaxConns:            wsMaxConnections(),
-		WSMaxConnsPerClient:   wstracker.DefaultMaxConnectionsPerClient,
-		WSFirstMessageTimeout: wstracker.DefaultReadHeaderTimeout,
-		Snapshot:              "herald.snapshot",
-		SnapshotInterval:      5 * time.Minute,
-		LogLevel:              slog.LevelInfo,
-
-		HTTPMaxConns:          httptracker.DefaultMaxConnections,
-		HTTPMaxConnsPerClient: httptracker.DefaultMaxConnectionsPerClient,
-		HTTPHeaderTimeout:     httptracker.DefaultReadHeaderTimeout,
-		HTTPReadTimeout:       httptracker.DefaultReadTimeout,
-		HTTPIdleTimeout:       httptracker.DefaultIdleTimeout,
-		HTTPWriteTimeout:      httptracker.DefaultWriteTimeout,
-		HTTPMaxHeaderBytes:    httptracker.DefaultMaxHeaderBytes,
-		HTTPMaxScrapeHashes:   httptracker.DefaultMaxScrapeHashes,
-		HTTPMaxFullScrapes:    httptracker.DefaultMaxFullScrapes,
+		MaxTorrents:      maxTorrents,
+		MaxPeers:         maxPeers,
+		AccessReload:     5 * time.Second,
+		WSOnHTTP:         true,
+		WSMaxConnections: wsMaxConnections(),
+		Snapshot:         "herald.snapshot",
+		SnapshotInterval: 5 * time.Minute,
+		LogLevel:         slog.LevelInfo,
 	}
 }
 
@@ -206,13 +181,13 @@ var directives = []directive{
 	{key: "tracker.peer_timeout", flag: "peer-timeout", arg: "duration", usage: "a peer that does not re-announce within this is dropped",
 		set: durSetter(func(s *Settings) *time.Duration { return &s.PeerTimeout }), def: durDef(func(s *Settings) time.Duration { return s.PeerTimeout })},
 	{key: "tracker.numwant", flag: "numwant", arg: "n", usage: "peers returned when the client does not ask for a number",
-		set: intSetter(func(s *Settings) *int { return &s.NumWant }, 0, 10000), def: intDef(func(s *Settings) int { return s.NumWant })},
+		set: intSetter(func(s *Settings) *int { return &s.DefaultNumWant }, 0, 10000), def: intDef(func(s *Settings) int { return s.DefaultNumWant })},
 	{key: "tracker.max_numwant", flag: "max-numwant", arg: "n", usage: "most peers returned to one announce",
 		set: intSetter(func(s *Settings) *int { return &s.MaxNumWant }, 0, 10000), def: intDef(func(s *Settings) int { return s.MaxNumWant })},
 	{key: "tracker.udp_max_peers4", flag: "udp-max-peers4", arg: "n", usage: "most IPv4 peers in one UDP reply (keeps it in one packet)",
-		set: intSetter(func(s *Settings) *int { return &s.MaxPeersUDP4 }, 0, 1000), def: intDef(func(s *Settings) int { return s.MaxPeersUDP4 })},
+		set: intSetter(func(s *Settings) *int { return &s.UDPMaxPeers4 }, 0, 1000), def: intDef(func(s *Settings) int { return s.UDPMaxPeers4 })},
 	{key: "tracker.udp_max_peers6", flag: "udp-max-peers6", arg: "n", usage: "most IPv6 peers in one UDP reply",
-		set: intSetter(func(s *Settings) *int { return &s.MaxPeersUDP6 }, 0, 1000), def: intDef(func(s *Settings) int { return s.MaxPeersUDP6 })},
+		set: intSetter(func(s *Settings) *int { return &s.UDPMaxPeers6 }, 0, 1000), def: intDef(func(s *Settings) int { return s.UDPMaxPeers6 })},
 	{key: "tracker.max_torrents", flag: "max-torrents", arg: "n", usage: "most torrents held; new ones beyond get a failure (default: a quarter of the memory at 512 bytes each; 0: no limit)",
 		set: intSetter(func(s *Settings) *int { return &s.MaxTorrents }, 0, 1<<40), def: intDef(func(s *Settings) int { return s.MaxTorrents })},
 	{key: "tracker.max_peers", flag: "max-peers", arg: "n", usage: "most peers held; new ones beyond get a failure (default: half of the memory at 80 bytes each; 0: no limit)",
@@ -228,11 +203,11 @@ var directives = []directive{
 	{key: "tracker.udp_connect_rate", flag: "udp-connect-rate", arg: "n", usage: "UDP connects answered per second per UDP address, all clients together; more are dropped (a connect's address is unproven, so it never counts against tracker.rate_limit) (0: no bound)",
 		set: intSetter(func(s *Settings) *int { return &s.UDPConnectRate }, 0, 1<<30), def: intDef(func(s *Settings) int { return s.UDPConnectRate })},
 	{key: "tracker.http_max_connections", flag: "http-max-connections", arg: "n", usage: "most open HTTP connections per HTTP address; beyond it new ones are closed at once (keep it below the file descriptor limit)",
-		set: intSetter(func(s *Settings) *int { return &s.HTTPMaxConns }, 1, 1<<24), def: intDef(func(s *Settings) int { return s.HTTPMaxConns })},
+		set: intSetter(func(s *Settings) *int { return &s.HTTPMaxConnections }, 1, 1<<24), def: intDef(func(s *Settings) int { return s.HTTPMaxConnections })},
 	{key: "tracker.http_max_connections_per_client", flag: "http-max-connections-per-client", arg: "n", usage: "most open HTTP connections of one client (IPv4 address, IPv6 /64) per HTTP address; beyond it its new ones are closed at once (loopback and access.proxy are exempt)",
-		set: intSetter(func(s *Settings) *int { return &s.HTTPMaxConnsPerClient }, 1, 1<<24), def: intDef(func(s *Settings) int { return s.HTTPMaxConnsPerClient })},
+		set: intSetter(func(s *Settings) *int { return &s.HTTPMaxConnectionsPerClient }, 1, 1<<24), def: intDef(func(s *Settings) int { return s.HTTPMaxConnectionsPerClient })},
 	{key: "tracker.http_header_timeout", flag: "http-header-timeout", arg: "duration", usage: "time an HTTP client has to send a request's line and headers (bounds slowloris)",
-		set: durSetter(func(s *Settings) *time.Duration { return &s.HTTPHeaderTimeout }), def: durDef(func(s *Settings) time.Duration { return s.HTTPHeaderTimeout })},
+		set: durSetter(func(s *Settings) *time.Duration { return &s.HTTPReadHeaderTimeout }), def: durDef(func(s *Settings) time.Duration { return s.HTTPReadHeaderTimeout })},
 	{key: "tracker.http_read_timeout", flag: "http-read-timeout", arg: "duration", usage: "time an HTTP client has to send a whole request, and to take an announce or scrape reply",
 		set: durSetter(func(s *Settings) *time.Duration { return &s.HTTPReadTimeout }), def: durDef(func(s *Settings) time.Duration { return s.HTTPReadTimeout })},
 	{key: "tracker.http_idle_timeout", flag: "http-idle-timeout", arg: "duration", usage: "how long an idle keep-alive HTTP connection stays open",
@@ -262,9 +237,9 @@ var directives = []directive{
 	{key: "websocket.max_offers", flag: "ws-max-offers", arg: "n", usage: "most WebRTC offers relayed for one announce",
 		set: intSetter(func(s *Settings) *int { return &s.WSMaxOffers }, 1, 100), def: intDef(func(s *Settings) int { return s.WSMaxOffers })},
 	{key: "websocket.max_connections", flag: "ws-max-connections", arg: "n", usage: "most open WebSocket connections, upgraded or not on listen.ws (default from memory: an eighth at 8 KiB each; 0: no limit)",
-		set: intSetter(func(s *Settings) *int { return &s.WSMaxConns }, 0, 1<<30), def: intDef(func(s *Settings) int { return s.WSMaxConns })},
+		set: intSetter(func(s *Settings) *int { return &s.WSMaxConnections }, 0, 1<<30), def: intDef(func(s *Settings) int { return s.WSMaxConnections })},
 	{key: "websocket.max_connections_per_client", flag: "ws-max-connections-per-client", arg: "n", usage: "most open WebSocket connections of one client (IPv4 address, IPv6 /64); beyond it its upgrades get 503 (loopback and access.proxy are exempt)",
-		set: intSetter(func(s *Settings) *int { return &s.WSMaxConnsPerClient }, 1, 1<<30), def: intDef(func(s *Settings) int { return s.WSMaxConnsPerClient })},
+		set: intSetter(func(s *Settings) *int { return &s.WSMaxConnectionsPerClient }, 1, 1<<30), def: intDef(func(s *Settings) int { return s.WSMaxConnectionsPerClient })},
 	{key: "websocket.first_message_timeout", flag: "ws-first-message-timeout", arg: "duration", usage: "time a new WebSocket connection has to send its first message",
 		set: durSetter(func(s *Settings) *time.Duration { return &s.WSFirstMessageTimeout }), def: durDef(func(s *Settings) time.Duration { return s.WSFirstMessageTimeout })},
 	{key: "websocket.message_rate", flag: "ws-message-rate", arg: "n", usage: "messages per second one WebSocket connection may send",
@@ -289,15 +264,15 @@ var directives = []directive{
 		set: func(s *Settings, v string) error { s.Cluster.KeyFile = v; return nil }},
 	{key: "cluster.shared_key", flag: "cluster-shared-key", arg: "file", usage: "file with a key (32 bytes or more) all instances share: messages are authenticated with it, others dropped (default: none)",
 		set: func(s *Settings, v string) error { s.Cluster.SharedKeyFile = v; return nil }},
-	{key: "cluster.subject_prefix", flag: "cluster-prefix", arg: "name", usage: "first NATS subject token, so several trackers can share one NATS (default herald)",
+	{key: "cluster.subject_prefix", flag: "cluster-prefix", arg: "name", usage: "first NATS subject token, so several trackers can share one NATS (default " + cluster.DefaultPrefix + ")",
 		set: func(s *Settings, v string) error { s.Cluster.Prefix = v; return nil }},
 	{key: "cluster.node_name", flag: "cluster-node", arg: "name", usage: "this instance's name in logs and NATS (default hostname and 4 hex digits)",
 		set: func(s *Settings, v string) error { s.Cluster.NodeName = v; return nil }},
-	{key: "cluster.flush_interval", flag: "cluster-flush", arg: "duration", usage: "how often changes are published to the cluster (default 1s; sooner when a batch fills)",
+	{key: "cluster.flush_interval", flag: "cluster-flush", arg: "duration", usage: "how often changes are published to the cluster (default " + cluster.DefaultFlushInterval.String() + "; sooner when a batch fills)",
 		set: durSetter(func(s *Settings) *time.Duration { return &s.Cluster.FlushInterval })},
-	{key: "cluster.batch_bytes", flag: "cluster-batch-bytes", arg: "n", usage: "bytes per cluster message (default 65536; below the NATS max_payload)",
+	{key: "cluster.batch_bytes", flag: "cluster-batch-bytes", arg: "n", usage: "bytes per cluster message (default " + strconv.Itoa(cluster.DefaultBatchBytes) + "; below the NATS max_payload)",
 		set: intSetter(func(s *Settings) *int { return &s.Cluster.BatchBytes }, 1024, 8<<20)},
-	{key: "cluster.buffer_bytes", flag: "cluster-buffer-bytes", arg: "n", usage: "changes kept while NATS is unreachable; beyond, the oldest are dropped (default 8 MiB)",
+	{key: "cluster.buffer_bytes", flag: "cluster-buffer-bytes", arg: "n", usage: "changes kept while NATS is unreachable; beyond, the oldest are dropped (default " + strconv.Itoa(cluster.DefaultBufferBytes>>20) + " MiB)",
 		set: intSetter(func(s *Settings) *int { return &s.Cluster.BufferBytes }, 1024, 1<<30)},
 	{key: "cluster.republish_after", flag: "cluster-republish-after", arg: "duration", usage: "least time between re-sends of a plain refresh of one peer (default peer_timeout/3)",
 		set: durSetter(func(s *Settings) *time.Duration { return &s.Cluster.RepublishAfter })},
@@ -524,13 +499,13 @@ func (s *Settings) Validate() error {
 	if len(s.Listens) == 0 {
 		s.Listens = []Listen{{Addr: DefaultListen, TCP: true, UDP: true}}
 	}
-	if s.NumWant > s.MaxNumWant {
-		return fmt.Errorf("config: tracker.numwant %d is above tracker.max_numwant %d", s.NumWant, s.MaxNumWant)
+	if s.DefaultNumWant > s.MaxNumWant {
+		return fmt.Errorf("config: tracker.numwant %d is above tracker.max_numwant %d", s.DefaultNumWant, s.MaxNumWant)
 	}
 	// net/http's ReadTimeout also bounds the headers: a longer header
 	// timeout would hold only on the fast path.
-	if s.HTTPHeaderTimeout > s.HTTPReadTimeout {
-		return fmt.Errorf("config: tracker.http_header_timeout %v is above tracker.http_read_timeout %v", s.HTTPHeaderTimeout, s.HTTPReadTimeout)
+	if s.HTTPReadHeaderTimeout > s.HTTPReadTimeout {
+		return fmt.Errorf("config: tracker.http_header_timeout %v is above tracker.http_read_timeout %v", s.HTTPReadHeaderTimeout, s.HTTPReadTimeout)
 	}
 	if s.Snapshot == "off" {
 		s.Snapshot = ""

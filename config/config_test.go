@@ -15,11 +15,19 @@ import (
 	"testing"
 	"time"
 
-	"herald/httptracker"
+	"herald/swarm"
 )
 
-func TestParseFile(t *testing.T) {
+// defaults is Defaults plus the component default that Validate compares
+// settings with, as cmd/herald adds it.
+func defaults() Settings {
 	s := Defaults()
+	s.MaxNumWant = swarm.DefaultMaxNumWant
+	return s
+}
+
+func TestParseFile(t *testing.T) {
+	s := defaults()
 	if err := s.ParseFile("testdata/herald.conf"); err != nil {
 		t.Fatal(err)
 	}
@@ -49,7 +57,7 @@ func TestParseFile(t *testing.T) {
 	check("User", s.User, "nobody")
 	check("Interval", s.Interval, 20*time.Minute)
 	check("PeerTimeout", s.PeerTimeout, time.Hour)
-	check("NumWant", s.NumWant, 30)
+	check("NumWant", s.DefaultNumWant, 30)
 	check("Snapshot", s.Snapshot, "")
 	check("LogLevel", s.LogLevel, slog.LevelDebug)
 	if len(s.Warnings) != 3 || !strings.Contains(s.Warnings[0], "herald.conf:14: livesync.cluster.listen: ignored: livesync") {
@@ -99,7 +107,7 @@ func TestBadLinesNameFileLineKey(t *testing.T) {
 }
 
 func TestFlagsApplyInOrder(t *testing.T) {
-	s, err := ParseArgs([]string{"-p", "80", "-i", "127.0.0.1", "-p", "6969", "-P", "6969", "-i", "::1", "-P", "7000",
+	s, err := ParseArgs(defaults(), []string{"-p", "80", "-i", "127.0.0.1", "-p", "6969", "-P", "6969", "-i", "::1", "-P", "7000",
 		"-A", "10.1.0.0/16", "-f", "testdata/herald.conf", "-interval", "10m"}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
@@ -120,48 +128,40 @@ func TestFlagsApplyInOrder(t *testing.T) {
 }
 
 func TestValidate(t *testing.T) {
-	if _, err := ParseArgs([]string{"-w", "a", "-b", "b"}, io.Discard); err == nil {
+	if _, err := ParseArgs(defaults(), []string{"-w", "a", "-b", "b"}, io.Discard); err == nil {
 		t.Error("whitelist and blacklist together were accepted")
 	}
-	s, err := ParseArgs(nil, io.Discard)
+	s, err := ParseArgs(defaults(), nil, io.Discard)
 	if err != nil || len(s.Listens) != 1 || s.Listens[0] != (Listen{DefaultListen, true, true}) {
 		t.Errorf("defaults: %v %v", s, err)
 	}
-	if _, err := ParseArgs([]string{"-f", "testdata/missing.conf"}, io.Discard); err == nil || !strings.Contains(err.Error(), "missing.conf") {
+	if _, err := ParseArgs(defaults(), []string{"-f", "testdata/missing.conf"}, io.Discard); err == nil || !strings.Contains(err.Error(), "missing.conf") {
 		t.Errorf("missing file: %v", err)
 	}
 }
 
 // The HTTP frontend's bounds (issue 10) come from a config file and flags,
-// default to httptracker's, and a header timeout that net/http's read
-// timeout would cut short is refused.
+// and a header timeout that net/http's read timeout would cut short is
+// refused. (Their defaults are httptracker's: cmd/herald's TestHelpShowsDefaults.)
 func TestHTTPLimits(t *testing.T) {
-	s, err := ParseArgs(nil, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if s.HTTPMaxConns != httptracker.DefaultMaxConnections || s.HTTPHeaderTimeout != httptracker.DefaultReadHeaderTimeout ||
-		s.HTTPMaxFullScrapes != httptracker.DefaultMaxFullScrapes {
-		t.Errorf("defaults: max connections %d, header timeout %v, full scrapes %d", s.HTTPMaxConns, s.HTTPHeaderTimeout, s.HTTPMaxFullScrapes)
-	}
 	conf := filepath.Join(t.TempDir(), "limits.conf")
-	err = os.WriteFile(conf, []byte("tracker.http_max_connections 1000\ntracker.http_header_timeout 3s\ntracker.http_read_timeout 5\n"+
+	err := os.WriteFile(conf, []byte("tracker.http_max_connections 1000\ntracker.http_header_timeout 3s\ntracker.http_read_timeout 5\n"+
 		"tracker.http_idle_timeout 20s\ntracker.http_write_timeout 2m\ntracker.http_max_header_bytes 4096\n"+
 		"tracker.http_max_scrape_hashes 10\ntracker.http_max_full_scrapes 0\n"), 0o644)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err = ParseArgs([]string{"-f", conf, "-http-max-connections", "2000"}, io.Discard)
+	s, err := ParseArgs(defaults(), []string{"-f", conf, "-http-max-connections", "2000"}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := []any{s.HTTPMaxConns, s.HTTPHeaderTimeout, s.HTTPReadTimeout, s.HTTPIdleTimeout, s.HTTPWriteTimeout,
+	got := []any{s.HTTPMaxConnections, s.HTTPReadHeaderTimeout, s.HTTPReadTimeout, s.HTTPIdleTimeout, s.HTTPWriteTimeout,
 		s.HTTPMaxHeaderBytes, s.HTTPMaxScrapeHashes, s.HTTPMaxFullScrapes}
 	want := []any{2000, 3 * time.Second, 5 * time.Second, 20 * time.Second, 2 * time.Minute, 4096, 10, 0}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("read %v, want %v", got, want)
 	}
-	_, err = ParseArgs([]string{"-http-header-timeout", "20s"}, io.Discard)
+	_, err = ParseArgs(defaults(), []string{"-http-read-timeout", "15s", "-http-header-timeout", "20s"}, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "tracker.http_header_timeout 20s is above tracker.http_read_timeout 15s") {
 		t.Errorf("header timeout above the read timeout: %v", err)
 	}
@@ -169,7 +169,7 @@ func TestHTTPLimits(t *testing.T) {
 
 func TestHelpListsEveryDirective(t *testing.T) {
 	var out strings.Builder
-	if _, err := ParseArgs([]string{"-h"}, &out); !errors.Is(err, flag.ErrHelp) {
+	if _, err := ParseArgs(defaults(), []string{"-h"}, &out); !errors.Is(err, flag.ErrHelp) {
 		t.Fatal(err)
 	}
 	for _, d := range directives {
@@ -177,7 +177,7 @@ func TestHelpListsEveryDirective(t *testing.T) {
 			t.Errorf("-h does not mention %s", d.key)
 		}
 	}
-	if !strings.Contains(out.String(), "(default 30m0s)") || !strings.Contains(out.String(), "[config: tracker.http_max_connections] (default 16384)") {
+	if !strings.Contains(out.String(), "[config: snapshot.interval] (default 5m0s)") {
 		t.Errorf("-h does not show defaults:\n%s", out.String())
 	}
 }
@@ -258,7 +258,7 @@ func TestNonFiniteRatesRefused(t *testing.T) {
 				t.Errorf("%s %s: error %v, want one starting %q", key, v, err, want)
 			}
 			flagName := lookup(key).flag
-			if _, err := ParseArgs([]string{"-" + flagName, v}, io.Discard); err == nil {
+			if _, err := ParseArgs(defaults(), []string{"-" + flagName, v}, io.Discard); err == nil {
 				t.Errorf("-%s %s accepted", flagName, v)
 			}
 		}

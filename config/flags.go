@@ -9,13 +9,14 @@ import (
 	"strings"
 )
 
-// ParseArgs builds Settings from the defaults and the command line. Flags
+// ParseArgs builds Settings from defaults (Defaults and the components'
+// defaults) and the command line. Flags
 // apply in order, opentracker's way: -f reads a config file at that point,
 // -i sets the address that the following -p (TCP) and -P (UDP) bind. Every
 // config file directive is also a long flag (-listen, -interval, ...).
 // Help goes to out; ParseArgs returns flag.ErrHelp after printing it.
-func ParseArgs(args []string, out io.Writer) (*Settings, error) {
-	s := Defaults()
+func ParseArgs(defaults Settings, args []string, out io.Writer) (*Settings, error) {
+	s := defaults
 	fs := flag.NewFlagSet("herald", flag.ContinueOnError)
 	fs.SetOutput(out)
 	bindIP := "::"

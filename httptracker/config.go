@@ -111,6 +111,7 @@ const (
 	DefaultMaxConnections    = 16384
 	// DefaultMaxConnectionsPerClient is a 64th of DefaultMaxConnections.
 	DefaultMaxConnectionsPerClient = 256
+	DefaultProxyHeader             = "X-Forwarded-For"
 )
 
 func (c Config) withDefaults() (Config, error) {
@@ -148,8 +149,8 @@ func (c Config) withDefaults() (Config, error) {
 		c.MaxHeaderBytes = DefaultMaxHeaderBytes
 	}
 	switch http.CanonicalHeaderKey(c.ProxyHeader) {
-	case "", "X-Forwarded-For":
-		c.ProxyHeader = "X-Forwarded-For"
+	case "", DefaultProxyHeader:
+		c.ProxyHeader = DefaultProxyHeader
 	case "X-Real-Ip":
 		c.ProxyHeader = "X-Real-IP"
 	default:

@@ -20,6 +20,14 @@ import (
 
 const ways = 4
 
+// DefaultRate and DefaultBurst are the limit herald applies unless told
+// otherwise (tracker.rate_limit, tracker.rate_burst): far above what any
+// client needs (one announce per torrent per interval), far below a flood.
+const (
+	DefaultRate  = 50
+	DefaultBurst = 500
+)
+
 // Config sets the limit per client.
 type Config struct {
 	// Rate is the sustained requests per second a client may make.

@@ -181,9 +181,13 @@ func start(t *testing.T, proto string, e *env, lim limits) client {
 		servetest.Serve(t, s.Serve, 10*time.Second)
 		return &httpClient{base: "http://" + s.Addr().String()}
 	}
-	s, err := wstracker.Listen("127.0.0.1:0", wstracker.Config{
+	h, err := wstracker.NewHandler(wstracker.Config{
 		Tracker: core, MaxTorrents: lim.torrents, MaxPeers: lim.peers, MaxSwarmsPerConn: lim.swarmsPerConn, Logger: quiet,
 	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := h.Listen("127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,6 +17,9 @@ const (
 	DefaultInterval   = 30 * time.Minute
 	DefaultNumWant    = 50
 	DefaultMaxNumWant = swarm.DefaultMaxNumWant
+	// DefaultConnectRate is the ConnectRate herald applies unless told
+	// otherwise (tracker.udp_connect_rate); Config's zero is no bound.
+	DefaultConnectRate = 100000
 	// The default jitter is a tenth of the interval: opentracker's 1800±180 s.
 	defaultJitterFraction = 10
 )

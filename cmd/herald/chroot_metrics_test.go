@@ -23,10 +23,10 @@ func TestProcessMetricsUnderChroot(t *testing.T) {
 	root := t.TempDir()
 	os.Chmod(root, 0o755)
 	h := startHerald(t, freePort(t), "-d", root, "-u", "nobody", "-snapshot", "off")
-	if link, err := os.Readlink(fmt.Sprintf("/proc/%d/root", h.cmd.Process.Pid)); err != nil || link != root {
+	if link, err := os.Readlink(fmt.Sprintf("/proc/%d/root", h.Cmd.Process.Pid)); err != nil || link != root {
 		t.Fatalf("herald's root is %q (%v), want %s", link, err, filepath.Clean(root))
 	}
-	resp, err := http.Get(h.base + "/metrics")
+	resp, err := http.Get(h.URL + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}

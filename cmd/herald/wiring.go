@@ -28,6 +28,40 @@ import (
 // configuration, and nothing else. What starts, binds and stops the
 // components is in lifecycle.go.
 
+// defaultSettings are the settings herald runs with when told nothing:
+// config's own defaults, and each component's from its package, so that
+// every default has one source.
+func defaultSettings() config.Settings {
+	s := config.Defaults()
+	s.PeerTimeout = swarm.DefaultPeerTimeout
+	s.Interval = tracker.DefaultInterval
+	s.DefaultNumWant = tracker.DefaultNumWant
+	s.MaxNumWant = tracker.DefaultMaxNumWant
+	s.UDPConnectRate = tracker.DefaultConnectRate
+	s.RateLimit, s.RateBurst = ratelimit.DefaultRate, ratelimit.DefaultBurst
+	s.StatsPath = stats.DefaultStatsPath
+	s.UDPMaxPeers4, s.UDPMaxPeers6 = udptracker.DefaultMaxPeers4, udptracker.DefaultMaxPeers6
+
+	s.ProxyHeader = httptracker.DefaultProxyHeader
+	s.HTTPMaxConnections = httptracker.DefaultMaxConnections
+	s.HTTPMaxConnectionsPerClient = httptracker.DefaultMaxConnectionsPerClient
+	s.HTTPReadHeaderTimeout = httptracker.DefaultReadHeaderTimeout
+	s.HTTPReadTimeout = httptracker.DefaultReadTimeout
+	s.HTTPIdleTimeout = httptracker.DefaultIdleTimeout
+	s.HTTPWriteTimeout = httptracker.DefaultWriteTimeout
+	s.HTTPMaxHeaderBytes = httptracker.DefaultMaxHeaderBytes
+	s.HTTPMaxScrapeHashes = httptracker.DefaultMaxScrapeHashes
+	s.HTTPMaxFullScrapes = httptracker.DefaultMaxFullScrapes
+
+	s.WSInterval = wstracker.DefaultInterval
+	s.WSMaxOffers = wstracker.DefaultMaxOffers
+	s.WSMaxConnectionsPerClient = wstracker.DefaultMaxConnectionsPerClient
+	s.WSFirstMessageTimeout = wstracker.DefaultReadHeaderTimeout
+	s.WSMessageRate = wstracker.DefaultMessageRate
+	s.WSMessageBurst = wstracker.DefaultMessageBurst
+	return s
+}
+
 func storeConfig(s *config.Settings) swarm.Config {
 	return swarm.Config{
 		PeerTimeout: s.PeerTimeout,
@@ -92,7 +126,7 @@ func trackerConfig(s *config.Settings, store *swarm.Store, allowed func(swarm.In
 		Admit:           admit,
 		AdmitFullScrape: admitFullScrape,
 		Interval:        s.Interval,
-		DefaultNumWant:  s.NumWant,
+		DefaultNumWant:  s.DefaultNumWant,
 		MaxNumWant:      s.MaxNumWant,
 		AllowIPField:    s.AllowIPField,
 		ConnectRate:     s.UDPConnectRate,
@@ -131,10 +165,10 @@ func httpConfig(s *config.Settings, f frontends) httptracker.Config {
 		Counters:       f.counts,
 		Logger:         f.log,
 
-		MaxConnections:          s.HTTPMaxConns,
-		MaxConnectionsPerClient: s.HTTPMaxConnsPerClient,
+		MaxConnections:          s.HTTPMaxConnections,
+		MaxConnectionsPerClient: s.HTTPMaxConnectionsPerClient,
 		Unlimited:               f.unlimited,
-		ReadHeaderTimeout:       s.HTTPHeaderTimeout,
+		ReadHeaderTimeout:       s.HTTPReadHeaderTimeout,
 		ReadTimeout:             s.HTTPReadTimeout,
 		IdleTimeout:             s.HTTPIdleTimeout,
 		WriteTimeout:            s.HTTPWriteTimeout,
@@ -148,8 +182,8 @@ func httpConfig(s *config.Settings, f frontends) httptracker.Config {
 func udpConfig(s *config.Settings, f frontends) udptracker.Config {
 	return udptracker.Config{
 		Tracker:      f.core,
-		MaxPeers4:    s.MaxPeersUDP4,
-		MaxPeers6:    s.MaxPeersUDP6,
+		MaxPeers4:    s.UDPMaxPeers4,
+		MaxPeers6:    s.UDPMaxPeers6,
 		Sockets:      s.UDPSockets,
 		ConnIDSecret: f.connIDSecret,
 		Counters:     f.counts,
@@ -161,8 +195,8 @@ func wsConfig(s *config.Settings, f frontends) wstracker.Config {
 	return wstracker.Config{
 		Tracker:                 f.wsCore,
 		MaxOffers:               s.WSMaxOffers,
-		MaxConnections:          s.WSMaxConns,
-		MaxConnectionsPerClient: s.WSMaxConnsPerClient,
+		MaxConnections:          s.WSMaxConnections,
+		MaxConnectionsPerClient: s.WSMaxConnectionsPerClient,
 		Unlimited:               f.unlimited,
 		FirstMessageTimeout:     s.WSFirstMessageTimeout,
 		MessageRate:             s.WSMessageRate,
