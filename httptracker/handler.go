@@ -103,7 +103,7 @@ func (h *Handler) routeOf(path string, hasQuery bool) route {
 // ServeHTTP routes a request and answers it.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if h.cfg.WebSocket != nil && h.cfg.IsWebSocket(r) {
-		h.cfg.WebSocket.ServeHTTP(w, r)
+		h.cfg.WebSocket.ServeHTTP(w, h.forwarded(r))
 		return
 	}
 	rt := h.routeOf(r.URL.Path, r.URL.RawQuery != "" || r.URL.ForceQuery)
@@ -161,6 +161,21 @@ func (h *Handler) notFound(w http.ResponseWriter) {
 func (h *Handler) invalid(why counters.Fault) {
 	h.counts.Request(counters.HTTP, counters.Invalid, counters.Failure)
 	h.counts.Fault(counters.HTTP, why)
+}
+
+// forwarded returns r as sent by its client as ClientAddr resolves it,
+// for a handler that reads r.RemoteAddr (the WebSocket tracker charges its
+// rate limit and per-client cap to it): behind a trusted proxy, without
+// it, every client would be the proxy.
+func (h *Handler) forwarded(r *http.Request) *http.Request {
+	client, ok := h.ClientAddr(r)
+	conn, err := netip.ParseAddrPort(r.RemoteAddr)
+	if !ok || err != nil || client == conn.Addr().Unmap() {
+		return r
+	}
+	r = r.Clone(r.Context())
+	r.RemoteAddr = netip.AddrPortFrom(client, conn.Port()).String()
+	return r
 }
 
 // ClientAddr returns the address of the client that sent r, the address the

@@ -66,6 +66,31 @@ func TestClientAddrBehindProxies(t *testing.T) {
 	}
 }
 
+// Issue 16: a WebSocket upgrade through a trusted proxy reaches the
+// WebSocket tracker as sent by the client the proxy forwarded it for, so
+// that its rate limit and per-client cap do not lump every client behind
+// the proxy together; from anyone else the headers change nothing.
+func TestWebSocketSeesForwardedClient(t *testing.T) {
+	var seen string
+	h := newTestHandler(t, Config{
+		TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")},
+		WebSocket:      http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) { seen = r.RemoteAddr }),
+		IsWebSocket:    func(*http.Request) bool { return true },
+	})
+	for _, tc := range []struct{ remote, want string }{
+		{"127.0.0.1:5000", "203.0.113.9:5000"},
+		{"192.0.2.1:5000", "192.0.2.1:5000"},
+	} {
+		r := httptest.NewRequest("GET", "/announce", nil)
+		r.RemoteAddr = tc.remote
+		r.Header.Set("X-Forwarded-For", "203.0.113.9")
+		h.ServeHTTP(httptest.NewRecorder(), r)
+		if seen != tc.want {
+			t.Errorf("upgrade from %s: the WebSocket tracker saw %s, want %s", tc.remote, seen, tc.want)
+		}
+	}
+}
+
 // The address announces register is the proxied one, end to end.
 func TestAnnounceThroughProxy(t *testing.T) {
 	store := newTestStore(t, swarm.Config{})
