@@ -224,8 +224,6 @@ func (s *Store) Run(ctx context.Context) {
 	}
 }
 
-func (s *Store) stamp() uint8 { return uint8(s.clock.Load() / s.tickSecs) }
-
 func (s *Store) shardOf(h *InfoHash) *shard {
 	// Leading bits, so that shards in order hold hashes in order: Range
 	// and Dump then need to sort only within a shard.
