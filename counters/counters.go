@@ -132,16 +132,18 @@ type Event uint8
 
 // The events.
 const (
-	Accepted      Event = iota // connection accepted
-	Turned                     // connection closed on arrival: its limit reached, or shutting down
-	OfferRelayed               // WebSocket offer sent on to a peer
-	AnswerRelayed              // WebSocket answer sent on to its offerer
+	Accepted         Event = iota // connection accepted
+	Turned                        // connection closed on arrival: its limit reached, or shutting down
+	OfferRelayed                  // WebSocket offer sent on to a peer
+	AnswerRelayed                 // WebSocket answer sent on to its offerer
+	SlowReaderClosed              // WebSocket connection closed: relays to it overflowed its queue
 	NumEvents
 )
 
 var eventLabels = [NumEvents]string{
 	Accepted: "connections_accepted", Turned: "connections_refused",
 	OfferRelayed: "offers_relayed", AnswerRelayed: "answers_relayed",
+	SlowReaderClosed: "slow_readers_closed",
 }
 
 // Label names the event's counter after its protocol's: "herald_" +
@@ -151,7 +153,7 @@ func (e Event) Label() string { return eventLabels[e] }
 // Events lists the events each protocol counts, as Actions does.
 var Events = [NumProtocols][]Event{
 	HTTP: {Accepted, Turned},
-	WS:   {Accepted, Turned, OfferRelayed, AnswerRelayed},
+	WS:   {Accepted, Turned, OfferRelayed, AnswerRelayed, SlowReaderClosed},
 }
 
 // Gauge is a value a frontend keeps and the Set reads through Watch.

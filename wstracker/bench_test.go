@@ -3,6 +3,7 @@ package wstracker
 import (
 	"bytes"
 	"fmt"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -67,7 +68,8 @@ func BenchmarkAppendOffer(b *testing.B) {
 // iteration is one announce; the offers/s metric is the throughput.
 func BenchmarkOfferRelay(b *testing.B) {
 	const receivers, senders, perAnnounce = 100, 4, 5
-	s := startServer(b, Config{MessageRate: 1e9, MessageBurst: 1 << 30})
+	// Every client dials from loopback: the per-client cap must not apply.
+	s := startServer(b, Config{MessageRate: 1e9, MessageBurst: 1 << 30, Unlimited: func(netip.Addr) bool { return true }})
 	var received atomic.Int64
 	var readers sync.WaitGroup
 	for i := range receivers {

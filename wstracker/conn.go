@@ -14,6 +14,7 @@ import (
 
 	"github.com/gobwas/ws"
 
+	"herald/counters"
 	"herald/swarm"
 )
 
@@ -32,6 +33,14 @@ type conn struct {
 	r io.Reader
 
 	wmu sync.Mutex // serialises frames written to nc
+
+	// Frames other connections relay to this one wait in out, written by
+	// a goroutine of their own (see relay).
+	omu      sync.Mutex
+	out      []*[]byte // guarded by omu
+	outBytes int       // guarded by omu
+	writing  bool      // guarded by omu; a writer goroutine runs
+	slow     bool      // guarded by omu; closed for a full queue
 
 	mu        sync.Mutex
 	closed    atomic.Bool                  // set under mu
@@ -159,9 +168,9 @@ func (c *conn) allow(now time.Time, rate float64, burst int) bool {
 	return true
 }
 
-// send writes payload as one text frame. A peer that does not take it
-// within Config.WriteTimeout is cut off: a stuck reader must not hold up
-// the peers relaying to it for longer than that.
+// send writes payload, a reply to c's own message, as one text frame. A
+// peer that does not take it within Config.WriteTimeout is cut off. Frames
+// from other connections go through relay.
 func (c *conn) send(payload []byte) error {
 	buf := getBuffer()
 	defer putBuffer(buf)
@@ -179,6 +188,127 @@ func (c *conn) send(payload []byte) error {
 		return fmt.Errorf("wstracker: write to %v: %w", c.nc.RemoteAddr(), err)
 	}
 	return nil
+}
+
+// maxQueuedBytes bounds the frames relayed to one connection and not yet
+// written: a few offers of the largest SDP. Beyond it the connection is
+// closed as a reader too slow for its swarms.
+const maxQueuedBytes = 256 << 10
+
+// relay queues payload as one text frame for c and returns at once: a
+// peer that does not read delays only itself, never the peers relaying
+// to it. A writer goroutine runs while frames wait (an idle connection
+// has none). A full queue closes c, and relay reports false, as for a
+// write that failed.
+func (c *conn) relay(payload []byte) bool {
+	buf := getBuffer()
+	*buf = append(appendFrameHeader((*buf)[:0], ws.OpText, len(payload)), payload...)
+	c.omu.Lock()
+	if c.outBytes+len(*buf) > maxQueuedBytes {
+		c.omu.Unlock()
+		putBuffer(buf)
+		if c.markSlow() {
+			c.h.counts.Event(counters.WS, counters.SlowReaderClosed)
+			c.nc.Close() // its read goroutine cleans up
+		}
+		return false
+	}
+	if c.writing || len(c.out) > 0 {
+		c.out = append(c.out, buf)
+		c.outBytes += len(*buf)
+		c.omu.Unlock()
+		return true
+	}
+	// Nothing waits: write now what the socket takes at once, and queue
+	// only the rest, for a writer goroutine of its own.
+	c.writing = true
+	c.omu.Unlock()
+	if n := c.writeNow(*buf); n < len(*buf) {
+		*buf = (*buf)[:copy(*buf, (*buf)[n:])]
+		c.omu.Lock()
+		c.out = append(c.out, buf)
+		c.outBytes += len(*buf)
+		c.omu.Unlock()
+		go c.writeQueued()
+		return true
+	}
+	putBuffer(buf)
+	c.omu.Lock()
+	if len(c.out) == 0 {
+		c.writing = false
+		c.omu.Unlock()
+		return true
+	}
+	c.omu.Unlock()
+	go c.writeQueued() // frames queued meanwhile
+	return true
+}
+
+// writeNow writes as much of frame as the socket takes within a
+// millisecond and returns how much it wrote.
+func (c *conn) writeNow(frame []byte) int {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.closing() || c.nc.SetWriteDeadline(time.Now().Add(time.Millisecond)) != nil {
+		return len(frame) // dropped, as writeQueued drops after a close
+	}
+	n, _ := c.nc.Write(frame)
+	return n
+}
+
+// closing reports whether a close frame went out: nothing may follow it
+// (RFC 6455 5.5.1).
+func (c *conn) closing() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closeSent
+}
+
+// writeQueued writes the queued frames until none is left, each within
+// Config.WriteTimeout; a failed write closes the connection and drops the
+// rest.
+func (c *conn) writeQueued() {
+	var failed bool
+	for {
+		c.omu.Lock()
+		if len(c.out) == 0 {
+			c.writing = false
+			c.omu.Unlock()
+			return
+		}
+		buf := c.out[0]
+		c.out[0] = nil
+		c.out = c.out[1:]
+		c.outBytes -= len(*buf)
+		c.omu.Unlock()
+		if !failed {
+			c.wmu.Lock()
+			err := errClientClosed
+			if !c.closing() {
+				err = c.nc.SetWriteDeadline(time.Now().Add(c.h.cfg.WriteTimeout))
+			}
+			if err == nil {
+				_, err = c.nc.Write(*buf)
+			}
+			c.wmu.Unlock()
+			if err != nil {
+				failed = true
+				c.nc.Close()
+			}
+		}
+		putBuffer(buf)
+	}
+}
+
+// markSlow reports whether c was not already closed for a full queue.
+func (c *conn) markSlow() bool {
+	c.omu.Lock()
+	defer c.omu.Unlock()
+	if c.slow {
+		return false
+	}
+	c.slow = true
+	return true
 }
 
 // sendClose writes a close frame once; later calls do nothing. From then

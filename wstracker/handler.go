@@ -368,7 +368,7 @@ func (h *Handler) announce(c *conn, w *work) error {
 		w.out = AppendOffer(w.out[:0], &r.InfoHash, &r.PeerID, o)
 		// A failed write has closed the receiver, whose own goroutine
 		// cleans it up; the sender is not at fault.
-		if t.conn.send(w.out) == nil {
+		if t.conn.relay(w.out) {
 			h.counts.Event(counters.WS, counters.OfferRelayed)
 		}
 	}
@@ -389,7 +389,7 @@ func (h *Handler) answer(c *conn, w *work) error {
 	}
 	h.counts.Request(counters.WS, counters.Answer, counters.OK)
 	w.out = AppendAnswer(w.out, &r.InfoHash, &r.PeerID, &r.OfferID, r.Answer)
-	if to.send(w.out) == nil {
+	if to.relay(w.out) {
 		h.counts.Event(counters.WS, counters.AnswerRelayed)
 	}
 	return nil

@@ -9,10 +9,12 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/gobwas/ws"
+	"github.com/gobwas/ws/wsutil"
 
 	"herald/counters"
 	"herald/internal/servetest"
@@ -105,4 +107,36 @@ func TestSilentUpgradeAndConnectionsPerClient(t *testing.T) {
 	if n := event(s.handler, counters.Turned); n != 1 {
 		t.Errorf("%d connections refused, want 1", n)
 	}
+}
+
+// Issue 14 item 10: a peer that never reads does not stall the peers that
+// relay offers to it (each relay waited up to WriteTimeout once its socket
+// buffers were full): relays queue per receiver, and a receiver whose
+// queue overflows is closed and counted.
+func TestPeerThatNeverReadsDoesNotStallRelays(t *testing.T) {
+	s := startServer(t, Config{WriteTimeout: 10 * time.Second, MessageBurst: 1000, MessageRate: 1000})
+	sink := dial(t, s) // announces once, then never reads again
+	sink.send(announce(hashA, peerB, `,"numwant":0`))
+	sink.recv()
+
+	relayer := dial(t, s)
+	sdp := strings.Repeat("a", 30<<10)
+	const announces = 300 // 9 MB of offers for the sink, beyond any socket buffer
+	go func() {
+		for i := range announces {
+			o := id(fmt.Sprintf("offer-%d", i))
+			wsutil.WriteClientText(relayer.nc, []byte(announce(hashA, peerA,
+				`,"numwant":1,"offers":[{"offer":{"type":"offer","sdp":"`+sdp+`"},"offer_id":`+bin(o)+`}]`)))
+		}
+	}()
+	// Every reply comes well within WriteTimeout.
+	relayer.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for i := range announces {
+		if _, err := wsutil.ReadServerText(relayer.nc); err != nil {
+			t.Fatalf("reply %d of %d to the relaying peer: %v", i+1, announces, err)
+		}
+	}
+	waitFor(t, "the sink closed as a slow reader", func() bool {
+		return s.handler.counts.Read().Events[counters.WS][counters.SlowReaderClosed] == 1
+	})
 }
