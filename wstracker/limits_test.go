@@ -136,7 +136,10 @@ func TestPeerThatNeverReadsDoesNotStallRelays(t *testing.T) {
 			t.Fatalf("reply %d of %d to the relaying peer: %v", i+1, announces, err)
 		}
 	}
-	waitFor(t, "the sink closed as a slow reader", func() bool {
-		return s.handler.counts.Read().Events[counters.WS][counters.SlowReaderClosed] == 1
+	servetest.WaitFor(t, 5*time.Second, func() error {
+		if n := s.handler.counts.Read().Events[counters.WS][counters.SlowReaderClosed]; n != 1 {
+			return fmt.Errorf("%d slow readers closed, want the sink", n)
+		}
+		return nil
 	})
 }
