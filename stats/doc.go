@@ -70,6 +70,7 @@
 // herald_<protocol>_connections_accepted_total and
 // herald_<protocol>_connections_refused_total; the WebSocket tracker adds
 // herald_ws_offers_relayed_total, herald_ws_answers_relayed_total,
+// herald_ws_slow_readers_closed_total,
 // herald_ws_torrents, herald_ws_peers and their _limit gauges. From the
 // store: herald_store_refusals_total{reason} (torrent_limit, peer_limit),
 // herald_torrents, herald_peers{family,role}, herald_torrent_downloads;

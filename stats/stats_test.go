@@ -307,6 +307,7 @@ herald 0.1-test
       <connections_refused>0</connections_refused>
       <offers_relayed>0</offers_relayed>
       <answers_relayed>0</answers_relayed>
+      <slow_readers_closed>0</slow_readers_closed>
       <connections>38</connections>
       <connections_limit>1000</connections_limit>
       <torrents>0</torrents>
