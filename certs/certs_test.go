@@ -1,0 +1,181 @@
+package certs
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// writePair writes a self-signed certificate for 127.0.0.1 with the given
+// serial and its key to cert and key.
+func writePair(t *testing.T, cert, key string, serial int64) {
+	t.Helper()
+	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(serial),
+		Subject:      pkix.Name{CommonName: "herald test"},
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &priv.PublicKey, priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cert, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(key, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// servedSerial makes a TLS handshake with ln and returns the serial of the
+// certificate it was shown.
+func servedSerial(t *testing.T, ln net.Listener) int64 {
+	t.Helper()
+	c, err := tls.Dial("tcp", ln.Addr().String(), &tls.Config{InsecureSkipVerify: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	return c.ConnectionState().PeerCertificates[0].SerialNumber.Int64()
+}
+
+// serveTLS accepts on a loopback listener with cfg and completes every
+// handshake, as an HTTPS listener would.
+func serveTLS(t *testing.T, cfg *tls.Config) net.Listener {
+	t.Helper()
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				c.(*tls.Conn).Handshake()
+				c.Read(make([]byte, 1))
+				c.Close()
+			}()
+		}
+	}()
+	return ln
+}
+
+// A pair replaced on disk is served from the next handshake on; a
+// connection made before keeps the certificate it was shown; a broken pair
+// (a key written before its certificate) leaves the previous one in place.
+func TestFilesReload(t *testing.T) {
+	dir := t.TempDir()
+	cert, key := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	writePair(t, cert, key, 1)
+	p, err := New(Config{CertFile: cert, KeyFile: key, Reload: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln := serveTLS(t, p.TLSConfig())
+	early, err := tls.Dial("tcp", ln.Addr().String(), &tls.Config{InsecureSkipVerify: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer early.Close()
+
+	if swapped, err := p.Reload(); swapped || err != nil {
+		t.Fatalf("Reload of unchanged files = %v, %v; want no swap", swapped, err)
+	}
+	writePair(t, cert, key, 2)
+	if swapped, err := p.Reload(); !swapped || err != nil {
+		t.Fatalf("Reload after the swap = %v, %v", swapped, err)
+	}
+	if got := servedSerial(t, ln); got != 2 {
+		t.Errorf("after the swap the listener served serial %d, want 2", got)
+	}
+	if got := early.ConnectionState().PeerCertificates[0].SerialNumber.Int64(); got != 1 {
+		t.Errorf("the connection made before the swap shows serial %d, want 1", got)
+	}
+
+	// Half-written: a new key beside the old certificate.
+	other := filepath.Join(dir, "other")
+	writePair(t, other+".cert", other+".key", 3)
+	keyPEM, err := os.ReadFile(other + ".key")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(key, keyPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if swapped, err := p.Reload(); swapped || err == nil || !strings.Contains(err.Error(), cert) {
+		t.Fatalf("Reload of a mismatched pair = %v, %v; want an error naming %s", swapped, err, cert)
+	}
+	if got := servedSerial(t, ln); got != 2 {
+		t.Errorf("after a failed reload the listener served serial %d, want 2 (the last good pair)", got)
+	}
+	if s := p.Stats(); s.Loads != 2 || s.Failures != 1 {
+		t.Errorf("Stats = %+v, want 2 loads and 1 failure", s)
+	}
+}
+
+// Run notices a changed pair by itself.
+func TestFilesWatched(t *testing.T) {
+	dir := t.TempDir()
+	cert, key := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	writePair(t, cert, key, 1)
+	p, err := New(Config{CertFile: cert, KeyFile: key, Reload: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	go p.Run(ctx)
+	ln := serveTLS(t, p.TLSConfig())
+	// A distinct modification time, even on a coarse-grained file system.
+	time.Sleep(10 * time.Millisecond)
+	writePair(t, cert, key, 7)
+	deadline := time.Now().Add(5 * time.Second)
+	for servedSerial(t, ln) != 7 {
+		if time.Now().After(deadline) {
+			t.Fatal("the swapped pair was not served within 5 s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	dir := t.TempDir()
+	for _, c := range []struct {
+		cfg  Config
+		want string
+	}{
+		{Config{}, "needs tls.cert_file and tls.key_file, or tls.acme_domain"},
+		{Config{CertFile: "a"}, "go together"},
+		{Config{CertFile: "a", KeyFile: "b", ACMEDomains: []string{"x.example"}}, "exclusive"},
+		{Config{CertFile: filepath.Join(dir, "missing.pem"), KeyFile: filepath.Join(dir, "k.pem")}, "missing.pem"},
+		{Config{ACMEDomains: []string{"x.example"}, ACMECache: dir, ACMEDirectoryCA: filepath.Join(dir, "none.pem")}, "tls.acme_directory_ca"},
+	} {
+		if _, err := New(c.cfg); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("New(%+v) = %v, want an error with %q", c.cfg, err, c.want)
+		}
+	}
+}
