@@ -21,6 +21,7 @@ import (
 	"strings"
 	"time"
 
+	"herald/certs"
 	"herald/cluster"
 )
 
@@ -95,6 +96,11 @@ type Settings struct {
 	// Cluster is off while Cluster.URLs is empty.
 	Cluster cluster.Config
 
+	// TLSListens serve HTTPS announce, scrape and pages and wss://
+	// WebTorrent, with certificates from TLS.
+	TLSListens []string
+	TLS        certs.Config
+
 	LogLevel slog.Level
 	LogJSON  bool
 
@@ -118,6 +124,7 @@ func Defaults() Settings {
 		AccessReload:     5 * time.Second,
 		WSOnHTTP:         true,
 		WSMaxConnections: wsMaxConnections(),
+		TLS:              certs.Config{ACMEDirectory: certs.DefaultACMEDirectory, ACMECache: certs.DefaultACMECache},
 		Snapshot:         "herald.snapshot",
 		SnapshotInterval: 5 * time.Minute,
 		LogLevel:         slog.LevelInfo,
@@ -276,6 +283,32 @@ var directives = []directive{
 		set: intSetter(func(s *Settings) *int { return &s.Cluster.BufferBytes }, 1024, 1<<30)},
 	{key: "cluster.republish_after", flag: "cluster-republish-after", arg: "duration", usage: "least time between re-sends of a plain refresh of one peer (default peer_timeout/3)",
 		set: durSetter(func(s *Settings) *time.Duration { return &s.Cluster.RepublishAfter })},
+	{key: "listen.tls", flag: "listen-tls", arg: "addr", usage: "serve HTTPS announce, scrape and stats and wss:// WebTorrent on addr (repeatable; needs tls.cert_file and tls.key_file, or tls.acme_domain)",
+		set: func(s *Settings, v string) error {
+			addr, err := normalizeAddr(v, "443")
+			s.TLSListens = append(s.TLSListens, addr)
+			return err
+		}},
+	{key: "tls.cert_file", flag: "tls-cert-file", arg: "file", usage: "PEM certificate chain for listen.tls, leaf first; reloaded when it changes and on SIGHUP",
+		set: strSetter(func(s *Settings) *string { return &s.TLS.CertFile })},
+	{key: "tls.key_file", flag: "tls-key-file", arg: "file", usage: "PEM private key of tls.cert_file",
+		set: strSetter(func(s *Settings) *string { return &s.TLS.KeyFile })},
+	{key: "tls.acme_domain", flag: "tls-acme-domain", arg: "name", usage: "obtain and renew a certificate for name over ACME (repeatable; HTTP-01 on the HTTP port, TLS-ALPN-01 on listen.tls)",
+		set: func(s *Settings, v string) error {
+			if v == "" || strings.ContainsAny(v, "/: ") {
+				return fmt.Errorf("%q is not a domain name", v)
+			}
+			s.TLS.ACMEDomains = append(s.TLS.ACMEDomains, v)
+			return nil
+		}},
+	{key: "tls.acme_directory", flag: "tls-acme-directory", arg: "url", usage: "ACME server's directory URL",
+		set: strSetter(func(s *Settings) *string { return &s.TLS.ACMEDirectory }), def: func(s *Settings) string { return s.TLS.ACMEDirectory }},
+	{key: "tls.acme_email", flag: "tls-acme-email", arg: "address", usage: "contact address given to the ACME server (expiry notices)",
+		set: strSetter(func(s *Settings) *string { return &s.TLS.ACMEEmail })},
+	{key: "tls.acme_cache", flag: "tls-acme-cache", arg: "dir", usage: "directory keeping the ACME account key and certificates across restarts",
+		set: strSetter(func(s *Settings) *string { return &s.TLS.ACMECache }), def: func(s *Settings) string { return s.TLS.ACMECache }},
+	{key: "tls.acme_directory_ca", flag: "tls-acme-directory-ca", arg: "file", usage: "PEM CA certificates trusted for a private ACME server's own HTTPS (default: system roots)",
+		set: strSetter(func(s *Settings) *string { return &s.TLS.ACMEDirectoryCA })},
 	{key: "log.level", flag: "log-level", arg: "level", usage: "debug, info, warn or error",
 		set: func(s *Settings, v string) error { return s.LogLevel.UnmarshalText([]byte(v)) }, def: func(s *Settings) string { return s.LogLevel.String() }},
 	{key: "log.json", flag: "log-json", arg: "bool", usage: "log as JSON instead of text",
@@ -402,6 +435,23 @@ func intDef(field func(*Settings) int) func(*Settings) string {
 	return func(s *Settings) string { return strconv.Itoa(field(s)) }
 }
 
+func strSetter(field func(*Settings) *string) func(*Settings, string) error {
+	return func(s *Settings, v string) error {
+		*field(s) = v
+		return nil
+	}
+}
+
+// servesHTTP reports whether some listen address serves plain HTTP.
+func (s *Settings) servesHTTP() bool {
+	for _, l := range s.Listens {
+		if l.TCP {
+			return true
+		}
+	}
+	return false
+}
+
 func boolSetter(field func(*Settings) *bool) func(*Settings, string) error {
 	return func(s *Settings, v string) error {
 		b, err := strconv.ParseBool(v)
@@ -509,6 +559,17 @@ func (s *Settings) Validate() error {
 	}
 	if s.Snapshot == "off" {
 		s.Snapshot = ""
+	}
+	tlsSource := s.TLS.CertFile != "" || s.TLS.KeyFile != "" || len(s.TLS.ACMEDomains) > 0
+	switch {
+	case len(s.TLSListens) > 0 && !tlsSource:
+		return errors.New("config: listen.tls needs tls.cert_file and tls.key_file, or tls.acme_domain")
+	case len(s.TLSListens) == 0 && tlsSource:
+		return errors.New("config: tls.cert_file, tls.key_file and tls.acme_domain need a listen.tls address")
+	case len(s.TLS.ACMEDomains) > 0 && !s.servesHTTP():
+		// HTTP-01 is answered on the plain HTTP port; TLS-ALPN-01 alone
+		// works too, but Let's Encrypt may pick either.
+		return errors.New("config: tls.acme_domain needs a plain HTTP address (listen.tcp_udp or listen.tcp, port 80 for Let's Encrypt) for HTTP-01 challenges")
 	}
 	return nil
 }
