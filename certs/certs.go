@@ -163,14 +163,13 @@ func (p *Provider) TLSConfig() *tls.Config {
 	}
 }
 
-// HTTPHandler wraps the plain HTTP port's handler: with ACME it answers
-// HTTP-01 challenges under /.well-known/acme-challenge/ and passes every
-// other request to next; with files it is next.
-func (p *Provider) HTTPHandler(next http.Handler) http.Handler {
+// ACMEChallenge answers HTTP-01 challenges (requests under
+// /.well-known/acme-challenge/) for the plain HTTP port; nil with files.
+func (p *Provider) ACMEChallenge() http.Handler {
 	if p.manager == nil {
-		return next
+		return nil
 	}
-	return p.manager.HTTPHandler(next)
+	return p.manager.HTTPHandler(http.NotFoundHandler())
 }
 
 // Reload reads the certificate files again if they changed since the last

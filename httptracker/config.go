@@ -57,6 +57,10 @@ type Config struct {
 	// for a WebTorrent tracker on the same port), before any other route.
 	WebSocket   http.Handler
 	IsWebSocket func(*http.Request) bool
+	// ACMEChallenge, if set, answers every request under
+	// /.well-known/acme-challenge/ (RFC 8555 HTTP-01), so herald can obtain
+	// certificates for listen.tls on its plain HTTP port.
+	ACMEChallenge http.Handler
 
 	// Counters receives the request counts, the connection counts and how
 	// long each announce and scrape took to answer (full scrapes and stats
@@ -179,3 +183,7 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	return c, nil
 }
+
+// acmeChallengePath is where an ACME server fetches HTTP-01 key
+// authorizations (RFC 8555 section 8.3).
+const acmeChallengePath = "/.well-known/acme-challenge/"

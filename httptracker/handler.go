@@ -102,6 +102,10 @@ func (h *Handler) routeOf(path string, hasQuery bool) route {
 
 // ServeHTTP routes a request and answers it.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if h.cfg.ACMEChallenge != nil && strings.HasPrefix(r.URL.Path, acmeChallengePath) {
+		h.cfg.ACMEChallenge.ServeHTTP(w, r)
+		return
+	}
 	if h.cfg.WebSocket != nil && h.cfg.IsWebSocket(r) {
 		h.cfg.WebSocket.ServeHTTP(w, h.forwarded(r))
 		return

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"herald/access"
+	"herald/certs"
 	"herald/cluster"
 	"herald/config"
 	"herald/counters"
@@ -66,6 +67,7 @@ type daemon struct {
 	registry *prometheus.Registry
 	mon      *stats.Monitor
 	ws       *wstracker.Handler
+	certs    *certs.Provider // nil without listen.tls
 	// servers are the frontends, each bound to one address.
 	servers []server
 
@@ -185,6 +187,25 @@ func (d *daemon) bind() (err error) {
 		}
 		d.servers = append(d.servers, srv)
 	}
+	if len(s.TLSListens) > 0 {
+		certCfg := s.TLS
+		certCfg.Logger = d.log
+		if d.certs, err = certs.New(certCfg); err != nil {
+			return err
+		}
+		httpCfg.ACMEChallenge = d.certs.ACMEChallenge()
+		tlsCfg := d.certs.TLSConfig()
+		for _, addr := range s.TLSListens {
+			cfg, latency := httpCfg, stats.NewHistogram()
+			cfg.Observe = latency.Observe
+			srv, err := httptracker.ListenTLS(addr, cfg, tlsCfg)
+			if err != nil {
+				return err
+			}
+			d.mon.AddHTTP(srv, latency)
+			d.servers = append(d.servers, srv)
+		}
+	}
 	udpCfg := udpConfig(s, f)
 	for _, l := range s.Listens {
 		if l.TCP {
@@ -248,9 +269,25 @@ func (d *daemon) serve(ctx context.Context, stop context.CancelFunc) error {
 	if d.saves != nil {
 		wg.Go(func() { d.saves.every(ctx, d.s.SnapshotInterval) })
 	}
+	var onHangup []func()
 	if d.list != nil {
 		wg.Go(func() { d.list.Watch(ctx, d.s.AccessReload) })
-		wg.Go(func() { reloadOnHangup(ctx, d.list, d.log) })
+		onHangup = append(onHangup, func() {
+			if err := d.list.Reload(); err != nil {
+				d.log.Error("access list not reloaded; keeping the last good list", "err", err)
+			}
+		})
+	}
+	if d.certs != nil {
+		wg.Go(func() { d.certs.Run(ctx) })
+		onHangup = append(onHangup, func() {
+			if _, err := d.certs.Reload(); err != nil {
+				d.log.Error("certificate not reloaded; serving the previous one", "err", err)
+			}
+		})
+	}
+	if len(onHangup) > 0 {
+		wg.Go(func() { reloadOnHangup(ctx, onHangup) })
 	}
 	errs := make(chan error, len(d.servers))
 	for _, srv := range d.servers {
@@ -278,8 +315,9 @@ func (d *daemon) serve(ctx context.Context, stop context.CancelFunc) error {
 	return errors.Join(all...)
 }
 
-// reloadOnHangup reloads the access list on SIGHUP, as opentracker does.
-func reloadOnHangup(ctx context.Context, list *access.List, log *slog.Logger) {
+// reloadOnHangup runs every reload on SIGHUP: the access list, as
+// opentracker does, and the TLS certificate files.
+func reloadOnHangup(ctx context.Context, reloads []func()) {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -288,8 +326,8 @@ func reloadOnHangup(ctx context.Context, list *access.List, log *slog.Logger) {
 		case <-ctx.Done():
 			return
 		case <-hup:
-			if err := list.Reload(); err != nil {
-				log.Error("access list not reloaded; keeping the last good list", "err", err)
+			for _, reload := range reloads {
+				reload()
 			}
 		}
 	}
