@@ -169,7 +169,7 @@ func startPeerScript(t *testing.T, args ...string) *peerProcess {
 		t.Fatal(err)
 	}
 	p := &peerProcess{lines: make(chan string, 8), done: make(chan struct{})}
-	p.cmd = exec.Command(debianPython, append([]string{peerScript}, args...)...)
+	p.cmd = clientCommand(debianPython, append([]string{peerScript}, args...)...)
 	p.cmd.Stderr = &p.stderr
 	var err error
 	if p.stdin, err = p.cmd.StdinPipe(); err != nil {

@@ -160,7 +160,7 @@ func startTrackerClient(t *testing.T) *trackerClient {
 		t.Fatal(err)
 	}
 	c := &trackerClient{replies: make(chan trackerReply)}
-	cmd := exec.Command("node", "tracker_client.mjs")
+	cmd := clientCommand("node", "tracker_client.mjs")
 	cmd.Dir = nodeDir
 	cmd.Stderr = &c.stderr
 	stdin, err := cmd.StdinPipe()

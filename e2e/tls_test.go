@@ -279,7 +279,7 @@ func testWebTorrentPair(t *testing.T, url string) {
 		requireClient(t, "npm @roamhq/wrtc (wstracker/testdata)", false)
 	}
 	run := func(name, left string) (*exec.Cmd, *bytes.Buffer) {
-		cmd := exec.Command("node", "--import", "./webrtc-polyfill-loader.mjs", "trackerclient.mjs", url, name, left)
+		cmd := clientCommand("node", "--import", "./webrtc-polyfill-loader.mjs", "trackerclient.mjs", url, name, left)
 		cmd.Dir = wsClientDir
 		var out bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &out, &out
