@@ -2,6 +2,7 @@ package httptracker
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -31,6 +32,35 @@ type Server struct {
 // Listen checks cfg and binds addr ("host:port"; port 0 picks one), so the
 // caller can drop privileges before Serve.
 func Listen(addr string, cfg Config) (*Server, error) {
+	s, err := newServer(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.listen(addr); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// ListenTLS is Listen for HTTPS (listen.tls): announces, scrapes, the
+// stats pages and WebSocket upgrades (wss://) over HTTP/1.1 with
+// keep-alive, each handshake's certificate from tlsConfig. net/http
+// answers every request, on every platform: the handshake and record layer
+// cost far more than the parse the event loops save.
+func ListenTLS(addr string, cfg Config, tlsConfig *tls.Config) (*Server, error) {
+	s, err := newServer(cfg)
+	if err != nil {
+		return nil, err
+	}
+	ln, err := s.listenPlain(addr)
+	if err != nil {
+		return nil, err
+	}
+	s.listener = tls.NewListener(ln, tlsConfig)
+	return s, nil
+}
+
+func newServer(cfg Config) (*Server, error) {
 	h, err := NewHandler(cfg)
 	if err != nil {
 		return nil, err
@@ -40,12 +70,40 @@ func Listen(addr string, cfg Config) (*Server, error) {
 	s.limit.perClient = h.cfg.MaxConnectionsPerClient
 	s.limit.unlimited = h.cfg.Unlimited
 	s.limit.clients = make(map[[8]byte]int)
-	if err := s.listen(addr); err != nil {
-		return nil, err
-	}
 	h.counts.Watch(counters.HTTP, counters.Connections, s.limit.open.Load)
 	h.counts.Watch(counters.HTTP, counters.ConnectionLimit, func() int64 { return s.limit.max })
 	return s, nil
+}
+
+// listenPlain binds addr for net/http alone, within the connection limits.
+func (s *Server) listenPlain(addr string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("httptracker: listen %s: %w", addr, err)
+	}
+	s.addr = ln.Addr().(*net.TCPAddr).AddrPort()
+	return &limitListener{Listener: ln, limit: &s.limit}, nil
+}
+
+// limitListener closes the connections beyond the limits as it accepts
+// them, as the event loops do.
+type limitListener struct {
+	net.Listener
+	limit *connLimit
+}
+
+func (l *limitListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		client := c.RemoteAddr().(*net.TCPAddr).AddrPort().Addr().Unmap()
+		if l.limit.admit(client) {
+			return &handedConn{Conn: c, limit: l.limit, client: client}, nil
+		}
+		c.Close()
+	}
 }
 
 // Addr returns the address the server is bound to.

@@ -152,7 +152,9 @@ func (f *fastPath) stop() {
 		l.stop()
 	}
 	f.running.Wait()
-	f.handed.drain()
+	if f.handed != nil { // nil for ListenTLS: no loops
+		f.handed.drain()
+	}
 }
 
 // handOff passes a connection from a loop to net/http.
