@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -26,6 +27,7 @@ type httpConfig struct {
 	sources     []netip.Addr
 	concurrency int
 	keepAlive   bool
+	tls         bool // HTTPS, without verifying the certificate
 	rate        float64
 	timeout     time.Duration
 	wl          *workload
@@ -192,6 +194,15 @@ func (r *httpRunner) request(w *httpWorker, rng *rand.Rand) (errKind, int) {
 		conn, err := d.Dial("tcp", r.host)
 		if err != nil {
 			return errConnect, action
+		}
+		if r.cfg.tls {
+			tc := tls.Client(conn, &tls.Config{InsecureSkipVerify: true})
+			_ = tc.SetDeadline(time.Now().Add(r.cfg.timeout))
+			if err := tc.Handshake(); err != nil {
+				conn.Close()
+				return errConnect, action
+			}
+			conn = tc
 		}
 		w.conn = conn
 		w.br.Reset(conn)

@@ -92,6 +92,7 @@ type options struct {
 	window      int
 	concurrency int
 	keepAlive   bool
+	tls         bool
 	tracker     string
 	workload    string
 	metricsURL  string
@@ -123,6 +124,7 @@ func parseOptions(mode string, args []string) (*options, error) {
 	fs.IntVar(&o.window, "window", 0, "requests in flight per socket (default 32, fill 16; open loop 4096)")
 	fs.IntVar(&o.concurrency, "concurrency", 32, "http: connections (one request in flight each)")
 	fs.BoolVar(&o.keepAlive, "keepalive", false, "http: reuse connections")
+	fs.BoolVar(&o.tls, "tls", false, "http: HTTPS (the tracker's certificate is not verified)")
 	fs.StringVar(&o.tracker, "tracker", "", "label: tracker name, copied to the JSON line")
 	fs.StringVar(&o.workload, "workload", "", "label: workload name, copied to the JSON line (default the mode)")
 	fs.StringVar(&o.metricsURL, "metrics", "", "udp, http: the tracker's Prometheus `URL`; report its own response-time quantiles over the window")
@@ -263,9 +265,9 @@ func runLoad(mode string, args []string, out io.Writer) error {
 			return err
 		}
 	case "http":
-		res.Concurrency, res.KeepAlive = o.concurrency, o.keepAlive
+		res.Concurrency, res.KeepAlive, res.TLS = o.concurrency, o.keepAlive, o.tls
 		r = newHTTPRunner(httpConfig{
-			target: target, sources: sources, concurrency: o.concurrency, keepAlive: o.keepAlive,
+			target: target, sources: sources, concurrency: o.concurrency, keepAlive: o.keepAlive, tls: o.tls,
 			rate: o.rate, timeout: o.timeout, wl: wl,
 		}, clk, win)
 	}
@@ -423,6 +425,7 @@ type result struct {
 	Window      int               `json:"window,omitempty"`
 	Concurrency int               `json:"concurrency,omitempty"`
 	KeepAlive   bool              `json:"keepalive,omitempty"`
+	TLS         bool              `json:"tls,omitempty"`
 	Rate        float64           `json:"rate,omitempty"`
 	Seconds     float64           `json:"seconds"`
 	Valid       uint64            `json:"valid"`
