@@ -396,7 +396,7 @@ func durSetter(field func(*Settings) *time.Duration) func(*Settings, string) err
 }
 
 func durDef(field func(*Settings) time.Duration) func(*Settings) string {
-	return func(s *Settings) string { return field(s).String() }
+	return func(s *Settings) string { return durationText(field(s)) }
 }
 
 func intSetter(field func(*Settings) *int, lo, hi int) func(*Settings, string) error {
@@ -514,7 +514,11 @@ func (s *Settings) Parse(name string, r io.Reader) error {
 		}
 		d := lookup(key)
 		if d == nil {
-			errs = append(errs, &Error{name, n, key, "unknown directive"})
+			what := "unknown directive"
+			if near, ok := closest(key, directiveKeys()); ok {
+				what += " (did you mean " + near + "?)"
+			}
+			errs = append(errs, &Error{name, n, key, what})
 			continue
 		}
 		if value == "" {
@@ -538,6 +542,15 @@ func lookup(key string) *directive {
 		}
 	}
 	return nil
+}
+
+// directiveKeys lists every config file key.
+func directiveKeys() []string {
+	keys := make([]string, len(directives))
+	for i, d := range directives {
+		keys[i] = d.key
+	}
+	return keys
 }
 
 // Validate checks settings that depend on each other and fills in the

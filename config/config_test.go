@@ -177,7 +177,7 @@ func TestHelpListsEveryDirective(t *testing.T) {
 			t.Errorf("-h does not mention %s", d.key)
 		}
 	}
-	if !strings.Contains(out.String(), "[config: snapshot.interval] (default 5m0s)") {
+	if !regexp.MustCompile(`--snapshot-interval duration   \[snapshot.interval\]\n.*\(default 5m\)`).MatchString(out.String()) {
 		t.Errorf("-h does not show defaults:\n%s", out.String())
 	}
 }

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -18,9 +19,11 @@ import (
 func ParseArgs(defaults Settings, args []string, out io.Writer) (*Settings, error) {
 	s := defaults
 	fs := flag.NewFlagSet("herald", flag.ContinueOnError)
-	fs.SetOutput(out)
+	// Errors are returned, help is written by writeHelp: the flag package
+	// prints neither.
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
 	bindIP := "::"
-	argOf := map[string]string{} // flag name -> what its value is, for -h
 	listenOn := func(tcp, udp bool) func(string) error {
 		return func(v string) error {
 			port, err := strconv.ParseUint(v, 10, 16)
@@ -32,42 +35,40 @@ func ParseArgs(defaults Settings, args []string, out io.Writer) (*Settings, erro
 			return nil
 		}
 	}
-	fs.Func("f", "read a config file (opentracker format; repeatable, applied in order)", s.ParseFile)
-	fs.Func("i", "bind this address for the -p and -P flags that follow (default ::, dual stack)", func(v string) error {
-		a, err := netip.ParseAddr(strings.Trim(v, "[]"))
-		if err != nil {
-			return fmt.Errorf("%q is not an IP address", v)
+	set := map[string]func(string) error{
+		"f": s.ParseFile,
+		"i": func(v string) error {
+			a, err := netip.ParseAddr(strings.Trim(v, "[]"))
+			if err != nil {
+				return fmt.Errorf("%q is not an IP address", v)
+			}
+			bindIP = a.String()
+			return nil
+		},
+		"p": listenOn(true, false),
+		"P": listenOn(false, true),
+		"A": func(v string) error {
+			p, err := ParsePrefix(v)
+			if err != nil {
+				return err
+			}
+			s.StatsNets = append(s.StatsNets, p)
+			s.ProxyNets = append(s.ProxyNets, p)
+			return nil
+		},
+		"l": func(v string) error { s.Statedump = v; return nil },
+	}
+	for name, key := range map[string]string{"w": "access.whitelist", "b": "access.blacklist",
+		"r": "tracker.redirect_url", "d": "tracker.rootdir", "u": "tracker.user"} {
+		d := lookup(key)
+		set[name] = func(v string) error { return d.set(&s, v) }
+	}
+	for _, f := range opentrackerFlags {
+		if f.name == "v" {
+			continue
 		}
-		bindIP = a.String()
-		return nil
-	})
-	fs.Func("p", "serve HTTP on this port at the -i address (repeatable)", listenOn(true, false))
-	fs.Func("P", "serve UDP on this port at the -i address (repeatable)", listenOn(false, true))
-	fs.Func("A", "bless a network: it may read stats and is a trusted proxy (repeatable)", func(v string) error {
-		p, err := ParsePrefix(v)
-		if err != nil {
-			return err
-		}
-		s.StatsNets = append(s.StatsNets, p)
-		s.ProxyNets = append(s.ProxyNets, p)
-		return nil
-	})
-	short := []struct{ name, arg, key string }{
-		{"w", "file", "access.whitelist"},
-		{"b", "file", "access.blacklist"},
-		{"r", "url", "tracker.redirect_url"},
-		{"d", "dir", "tracker.rootdir"},
-		{"u", "user", "tracker.user"},
+		fs.Func(f.name, f.usage, set[f.name])
 	}
-	for _, sf := range short {
-		d := lookup(sf.key)
-		argOf[sf.name] = sf.arg
-		fs.Func(sf.name, "same as config directive "+sf.key, func(v string) error { return d.set(&s, v) })
-	}
-	for name, arg := range map[string]string{"f": "file", "i": "ip", "p": "port", "P": "port", "A": "ip[/bits]", "l": "file"} {
-		argOf[name] = arg
-	}
-	fs.Func("l", "import an opentracker statedump (completed counts) at start", func(v string) error { s.Statedump = v; return nil })
 	for _, name := range []string{"v", "version"} {
 		fs.BoolFunc(name, "print the version and exit", func(string) error { s.ShowVersion = true; return nil })
 	}
@@ -76,27 +77,50 @@ func ParseArgs(defaults Settings, args []string, out io.Writer) (*Settings, erro
 		if d.flag == "" {
 			continue
 		}
-		usage := d.usage + " [config: " + d.key + "]"
-		if d.def != nil {
-			usage += fmt.Sprintf(" (default %s)", d.def(&s))
+		apply := func(v string) error { return d.set(&s, v) }
+		if d.arg == "bool" {
+			// -log-json alone means true, as GNU tools read a bare switch.
+			fs.Var(boolFlag(apply), d.flag, d.usage)
+			continue
 		}
-		argOf[d.flag] = d.arg
-		fs.Func(d.flag, usage, func(v string) error { return d.set(&s, v) })
-	}
-	fs.Usage = func() {
-		fmt.Fprintf(out, "Usage: herald [flags]\n\nWith no flags herald serves HTTP and UDP on %s. Flags apply in order.\n\n", DefaultListen)
-		fs.VisitAll(func(f *flag.Flag) {
-			fmt.Fprintf(out, "  -%s %s\n    \t%s\n", f.Name, argOf[f.Name], f.Usage)
-		})
+		fs.Func(d.flag, d.usage, apply)
 	}
 	if err := fs.Parse(args); err != nil {
-		return nil, err
+		if errors.Is(err, flag.ErrHelp) {
+			writeHelp(out, &s)
+			return nil, err
+		}
+		return nil, explainFlagError(err, fs)
 	}
 	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+		return nil, fmt.Errorf("unexpected argument %q (flags take -name value; herald -h lists them)", fs.Arg(0))
 	}
 	if err := s.Validate(); err != nil {
 		return nil, err
 	}
 	return &s, nil
+}
+
+// boolFlag is a true/false setting as a flag: given alone it means true.
+type boolFlag func(string) error
+
+func (f boolFlag) String() string     { return "" }
+func (f boolFlag) Set(v string) error { return f(v) }
+func (f boolFlag) IsBoolFlag() bool   { return true }
+
+// explainFlagError turns the flag package's error into one line that says
+// what is wrong, suggests the flag the user probably meant, and points to
+// -h instead of printing the whole usage.
+func explainFlagError(err error, fs *flag.FlagSet) error {
+	const hint = "; herald -h lists every setting"
+	msg := err.Error()
+	if name, ok := strings.CutPrefix(msg, "flag provided but not defined: -"); ok {
+		var names []string
+		fs.VisitAll(func(f *flag.Flag) { names = append(names, f.Name) })
+		if near, ok := closest(name, names); ok {
+			return fmt.Errorf("unknown flag -%s (did you mean --%s?)%s", name, near, hint)
+		}
+		return fmt.Errorf("unknown flag -%s%s", name, hint)
+	}
+	return errors.New(msg + hint)
 }

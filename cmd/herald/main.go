@@ -18,7 +18,7 @@ import (
 )
 
 func main() {
-	s, err := config.ParseArgs(defaultSettings(), os.Args[1:], os.Stderr)
+	s, err := config.ParseArgs(defaultSettings(), os.Args[1:], os.Stdout)
 	if errors.Is(err, flag.ErrHelp) {
 		os.Exit(0)
 	}
