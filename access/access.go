@@ -130,6 +130,9 @@ func (l *List) Allowed(h swarm.InfoHash) bool {
 	return listed == (l.mode == Whitelist)
 }
 
+// Len is the number of info hashes on the list.
+func (l *List) Len() int { return len(*l.set.Load()) }
+
 // Reload reads the file again and swaps the new list in. Bad lines are
 // logged with their numbers and skipped. If the file cannot be read, the
 // last good list stays and the error is returned.

@@ -106,6 +106,8 @@ type Settings struct {
 
 	// Warnings are directives accepted but not honoured, with the reason.
 	Warnings []string
+	// ConfigFiles are the config files read, in order.
+	ConfigFiles []string
 	// ShowVersion is set by -v, -version or --version.
 	ShowVersion bool
 }
@@ -487,6 +489,7 @@ func (s *Settings) ParseFile(path string) error {
 		return fmt.Errorf("config: %w", err)
 	}
 	defer f.Close()
+	s.ConfigFiles = append(s.ConfigFiles, path)
 	return s.Parse(path, f)
 }
 

@@ -43,10 +43,21 @@ func memoryBounds() (torrents, peers int) {
 // memoryLimit is the memory herald may use: its cgroup's limit if it has
 // one, else the machine's; 0 when neither can be read.
 func memoryLimit() uint64 {
+	mem, _ := MemoryLimit()
+	return mem
+}
+
+// MemoryLimit is the memory the memory-derived defaults are computed
+// from, and where that figure comes from ("cgroup memory.max",
+// "MemTotal", or "unknown" with 0).
+func MemoryLimit() (bytes uint64, from string) {
 	if mem := cgroupMemoryMax(); mem != 0 {
-		return mem
+		return mem, "cgroup memory.max"
 	}
-	return memTotal()
+	if mem := memTotal(); mem != 0 {
+		return mem, "MemTotal"
+	}
+	return 0, "unknown"
 }
 
 // cgroupMemoryMax reads cgroup v2's memory.max; 0 when unset ("max") or

@@ -43,6 +43,7 @@ func run(s *config.Settings, log *slog.Logger) error {
 	if err := d.dropPrivileges(); err != nil {
 		return err
 	}
+	d.logSummary()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	return d.serve(ctx, stop)
