@@ -1,14 +1,8 @@
 package certs
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
+	"herald/internal/testcert"
 	"net"
 	"os"
 	"path/filepath"
@@ -16,37 +10,6 @@ import (
 	"testing"
 	"time"
 )
-
-// writePair writes a self-signed certificate for 127.0.0.1 with the given
-// serial and its key to cert and key.
-func writePair(t *testing.T, cert, key string, serial int64) {
-	t.Helper()
-	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(serial),
-		Subject:      pkix.Name{CommonName: "herald test"},
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &priv.PublicKey, priv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(priv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(cert, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(key, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-}
 
 // servedSerial makes a TLS handshake with ln and returns the serial of the
 // certificate it was shown.
@@ -91,7 +54,8 @@ func serveTLS(t *testing.T, cfg *tls.Config) net.Listener {
 func TestFilesReload(t *testing.T) {
 	dir := t.TempDir()
 	cert, key := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	writePair(t, cert, key, 1)
+	ca := testcert.NewCA(t, dir)
+	ca.Issue(t, cert, key, 1)
 	p, err := New(Config{CertFile: cert, KeyFile: key, Reload: -1})
 	if err != nil {
 		t.Fatal(err)
@@ -106,7 +70,7 @@ func TestFilesReload(t *testing.T) {
 	if swapped, err := p.Reload(); swapped || err != nil {
 		t.Fatalf("Reload of unchanged files = %v, %v; want no swap", swapped, err)
 	}
-	writePair(t, cert, key, 2)
+	ca.Issue(t, cert, key, 2)
 	if swapped, err := p.Reload(); !swapped || err != nil {
 		t.Fatalf("Reload after the swap = %v, %v", swapped, err)
 	}
@@ -119,7 +83,7 @@ func TestFilesReload(t *testing.T) {
 
 	// Half-written: a new key beside the old certificate.
 	other := filepath.Join(dir, "other")
-	writePair(t, other+".cert", other+".key", 3)
+	ca.Issue(t, other+".cert", other+".key", 3)
 	keyPEM, err := os.ReadFile(other + ".key")
 	if err != nil {
 		t.Fatal(err)
@@ -142,7 +106,8 @@ func TestFilesReload(t *testing.T) {
 func TestFilesWatched(t *testing.T) {
 	dir := t.TempDir()
 	cert, key := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	writePair(t, cert, key, 1)
+	ca := testcert.NewCA(t, dir)
+	ca.Issue(t, cert, key, 1)
 	p, err := New(Config{CertFile: cert, KeyFile: key, Reload: 20 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
@@ -152,7 +117,7 @@ func TestFilesWatched(t *testing.T) {
 	ln := serveTLS(t, p.TLSConfig())
 	// A distinct modification time, even on a coarse-grained file system.
 	time.Sleep(10 * time.Millisecond)
-	writePair(t, cert, key, 7)
+	ca.Issue(t, cert, key, 7)
 	deadline := time.Now().Add(5 * time.Second)
 	for servedSerial(t, ln) != 7 {
 		if time.Now().After(deadline) {

@@ -16,6 +16,7 @@ import (
 
 	"herald/internal/heraldtest"
 	"herald/internal/servetest"
+	"herald/internal/testcert"
 )
 
 // clientCommand makes the command that runs a client (libtorrent, the npm
@@ -73,9 +74,9 @@ func TestTLSACME(t *testing.T) {
 
 	// Pebble's own HTTPS (its directory) needs a certificate; herald is told
 	// to trust its CA with tls.acme_directory_ca.
-	ca := newTestCA(t, dir)
+	ca := testcert.NewCA(t, dir)
 	pebbleCert, pebbleKey := filepath.Join(dir, "pebble.pem"), filepath.Join(dir, "pebble.key")
-	ca.issue(t, pebbleCert, pebbleKey, 10)
+	ca.Issue(t, pebbleCert, pebbleKey, 10)
 	dns, directory, management := free(), free(), free()
 
 	// pebble-challtestsrv answers every name with 127.0.0.1 (no AAAA), so
@@ -88,7 +89,7 @@ func TestTLSACME(t *testing.T) {
 	h := startHerald(t, "127.0.0.1", "-listen-tls", tlsAddr, "-snapshot", "off",
 		"-tls-acme-domain", domain,
 		"-tls-acme-directory", "https://127.0.0.1:"+directory+"/dir",
-		"-tls-acme-directory-ca", ca.pem,
+		"-tls-acme-directory-ca", ca.File,
 		"-tls-acme-cache", filepath.Join(dir, "acme"),
 		"-tls-acme-email", "ops@example.org")
 	_, tlsPort, _ := net.SplitHostPort(tlsAddr)
@@ -114,7 +115,7 @@ func TestTLSACME(t *testing.T) {
 
 	// Pebble makes a new root for each run; fetch it to trust what it issues.
 	mgmt := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
-		TLSClientConfig: &tls.Config{RootCAs: rootsFrom(t, ca.pem)}}}
+		TLSClientConfig: &tls.Config{RootCAs: rootsFrom(t, ca.File)}}}
 	var rootPEM []byte
 	servetest.WaitFor(t, 30*time.Second, func() error {
 		resp, err := mgmt.Get("https://127.0.0.1:" + management + "/roots/0")

@@ -3,17 +3,11 @@ package e2e
 import (
 	"bufio"
 	"bytes"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -28,85 +22,8 @@ import (
 
 	"herald/bencode"
 	"herald/internal/heraldtest"
+	"herald/internal/testcert"
 )
-
-// testCA is a certificate authority made for one test.
-type testCA struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-	pem  string // its certificate's file
-}
-
-func newTestCA(t *testing.T, dir string) *testCA {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1000),
-		Subject:               pkix.Name{CommonName: "herald e2e CA"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca := &testCA{cert: cert, key: key, pem: filepath.Join(dir, "ca.pem")}
-	writePEM(t, ca.pem, "CERTIFICATE", der)
-	return ca
-}
-
-// issue writes a certificate for 127.0.0.1, ::1 and localhost with the
-// given serial, and its key, to certFile and keyFile, each by an atomic
-// rename (as an operator's renewal script would), the certificate first.
-func (ca *testCA) issue(t *testing.T, certFile, keyFile string, serial int64) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(serial),
-		Subject:      pkix.Name{CommonName: "localhost"},
-		DNSNames:     []string{"localhost"},
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	writePEM(t, certFile+".new", "CERTIFICATE", der)
-	writePEM(t, keyFile+".new", "PRIVATE KEY", keyDER)
-	for _, f := range []string{certFile, keyFile} {
-		if err := os.Rename(f+".new", f); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
-func writePEM(t *testing.T, path, kind string, der []byte) {
-	t.Helper()
-	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: kind, Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-}
 
 // rootsFrom is a pool of the PEM certificates in file.
 func rootsFrom(t *testing.T, file string) *x509.CertPool {
@@ -175,14 +92,14 @@ func checkAnnounceReply(resp *http.Response) error {
 func TestTLSCertificateFiles(t *testing.T) {
 	requireClient(t, "npm bittorrent-tracker (e2e/testdata/node)", npmClientInstalled())
 	dir := t.TempDir()
-	ca := newTestCA(t, dir)
+	ca := testcert.NewCA(t, dir)
 	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	ca.issue(t, certFile, keyFile, 1)
+	ca.Issue(t, certFile, keyFile, 1)
 	tlsAddr := net.JoinHostPort("127.0.0.1", strconv.Itoa(heraldtest.FreePort(t, "127.0.0.1")))
 	h := startHerald(t, "127.0.0.1", "-listen-tls", tlsAddr,
 		"-tls-cert-file", certFile, "-tls-key-file", keyFile, "-snapshot", "off", "-ws-interval", "5s")
 	h.WaitTCP(t, tlsAddr)
-	roots := rootsFrom(t, ca.pem)
+	roots := rootsFrom(t, ca.File)
 
 	// A client announcing over HTTPS, on new connections, all along.
 	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
@@ -238,10 +155,10 @@ func TestTLSCertificateFiles(t *testing.T) {
 		}
 	}
 	waitSerial(1, "at start", 5*time.Second)
-	ca.issue(t, certFile, keyFile, 2)
+	ca.Issue(t, certFile, keyFile, 2)
 	h.Cmd.Process.Signal(syscall.SIGHUP)
 	waitSerial(2, "after SIGHUP", 5*time.Second)
-	ca.issue(t, certFile, keyFile, 3)
+	ca.Issue(t, certFile, keyFile, 3)
 	waitSerial(3, "watching the files", 20*time.Second)
 
 	// The connection made at the start still works, on its first certificate.
@@ -259,7 +176,7 @@ func TestTLSCertificateFiles(t *testing.T) {
 
 	// The npm client (WebTorrent's tracker client) over https, trusting
 	// the CA through Node's own setting.
-	t.Setenv("NODE_EXTRA_CA_CERTS", ca.pem)
+	t.Setenv("NODE_EXTRA_CA_CERTS", ca.File)
 	testSwarmLifecycle(t, "https://"+tlsAddr+"/announce", "127.0.0.1")
 	testWebTorrentPair(t, "wss://"+tlsAddr+"/announce")
 }

@@ -3,8 +3,10 @@ package main
 import (
 	"fmt"
 	"os/exec"
+	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"herald/httptracker"
 	"herald/internal/heraldtest"
@@ -28,8 +30,19 @@ func TestHelpShowsDefaults(t *testing.T) {
 		"tracker.http_header_timeout":  httptracker.DefaultReadHeaderTimeout,
 		"websocket.interval":           wstracker.DefaultInterval,
 	} {
-		if want := fmt.Sprintf("[config: %s] (default %v)", key, value); !strings.Contains(string(out), want) {
-			t.Errorf("herald -h does not show %q", want)
+		text := fmt.Sprint(value)
+		if d, ok := value.(time.Duration); ok { // -h prints 30m, not 30m0s
+			text = d.String()
+			if m, ok := strings.CutSuffix(text, "m0s"); ok {
+				text = m + "m"
+			}
+			if h, ok := strings.CutSuffix(text, "h0m"); ok {
+				text = h + "h"
+			}
+		}
+		want := regexp.MustCompile(`\[` + regexp.QuoteMeta(key) + `\]\n[^\n]*\(default ` + regexp.QuoteMeta(text) + `\)`)
+		if !want.Match(out) {
+			t.Errorf("herald -h does not show %s's default %s", key, text)
 		}
 	}
 }

@@ -197,13 +197,10 @@ func (d *daemon) bind() (err error) {
 		httpCfg.ACMEChallenge = d.certs.ACMEChallenge()
 		tlsCfg := d.certs.TLSConfig()
 		for _, addr := range s.TLSListens {
-			cfg, latency := httpCfg, stats.NewHistogram()
-			cfg.Observe = latency.Observe
-			srv, err := httptracker.ListenTLS(addr, cfg, tlsCfg)
+			srv, err := httptracker.ListenTLS(addr, httpCfg, tlsCfg)
 			if err != nil {
 				return err
 			}
-			d.mon.AddHTTP(srv, latency)
 			d.servers = append(d.servers, srv)
 		}
 	}
