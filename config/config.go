@@ -89,6 +89,7 @@ type Settings struct {
 	WSMaxOffers               int
 	WSMaxConnections          int
 	WSMaxConnectionsPerClient int
+	WSMaxPeers                int // also bounds the WebSocket torrents: each has a peer
 	WSFirstMessageTimeout     time.Duration
 	WSMessageRate             float64
 	WSMessageBurst            int
@@ -127,6 +128,7 @@ func Defaults() Settings {
 		WSOnHTTP:         true,
 		WSMaxConnections: wsMaxConnections(),
 		TLS:              certs.Config{ACMEDirectory: certs.DefaultACMEDirectory, ACMECache: certs.DefaultACMECache},
+		WSMaxPeers:       wsMaxPeers(),
 		Snapshot:         "herald.snapshot",
 		SnapshotInterval: 5 * time.Minute,
 		LogLevel:         slog.LevelInfo,
@@ -245,8 +247,10 @@ var directives = []directive{
 		set: durSetter(func(s *Settings) *time.Duration { return &s.WSInterval }), def: durDef(func(s *Settings) time.Duration { return s.WSInterval })},
 	{key: "websocket.max_offers", flag: "ws-max-offers", arg: "n", usage: "most WebRTC offers relayed for one announce",
 		set: intSetter(func(s *Settings) *int { return &s.WSMaxOffers }, 1, 100), def: intDef(func(s *Settings) int { return s.WSMaxOffers })},
-	{key: "websocket.max_connections", flag: "ws-max-connections", arg: "n", usage: "most open WebSocket connections, upgraded or not on listen.ws (default from memory: an eighth at 8 KiB each; 0: no limit)",
+	{key: "websocket.max_connections", flag: "ws-max-connections", arg: "n", usage: "most open WebSocket connections, upgraded or not on listen.ws (default from memory: a sixteenth at 8 KiB each; 0: no limit)",
 		set: intSetter(func(s *Settings) *int { return &s.WSMaxConnections }, 0, 1<<30), def: intDef(func(s *Settings) int { return s.WSMaxConnections })},
+	{key: "websocket.max_peers", flag: "ws-max-peers", arg: "n", usage: "most WebSocket swarm joins (peers), and torrents, apart from tracker.max_peers (default from memory: a sixteenth at 640 B each; 0: no limit)",
+		set: intSetter(func(s *Settings) *int { return &s.WSMaxPeers }, 0, 1<<40), def: intDef(func(s *Settings) int { return s.WSMaxPeers })},
 	{key: "websocket.max_connections_per_client", flag: "ws-max-connections-per-client", arg: "n", usage: "most open WebSocket connections of one client (IPv4 address, IPv6 /64); beyond it its upgrades get 503 (loopback and access.proxy are exempt)",
 		set: intSetter(func(s *Settings) *int { return &s.WSMaxConnectionsPerClient }, 1, 1<<30), def: intDef(func(s *Settings) int { return s.WSMaxConnectionsPerClient })},
 	{key: "websocket.first_message_timeout", flag: "ws-first-message-timeout", arg: "duration", usage: "time a new WebSocket connection has to send its first message",

@@ -22,15 +22,21 @@ const (
 	bytesPerTorrent = 512
 )
 
-// WebSocket connections get an eighth of the memory of their own, apart
-// from the store's three quarters: an idle connection measured 3.4 KB
-// (wstracker's memory_test.go), bytesPerWSConn leaves room for its
-// buffers while it works.
-const bytesPerWSConn = 8 << 10
+// WebSocket gets an eighth of the memory of its own, apart from the
+// store's three quarters: half for connections, half for their swarm
+// joins. An idle connection measured 3.4 KB (wstracker's memory_test.go),
+// and bytesPerWSConn leaves room for its buffers while it works; a swarm
+// join measured about 533 B.
+const (
+	bytesPerWSConn = 8 << 10
+	bytesPerWSPeer = 640
+)
 
-// wsMaxConnections returns the default bound on WebSocket connections, 0
-// (no bound) when the memory cannot be read.
-func wsMaxConnections() int { return int(memoryLimit() / 8 / bytesPerWSConn) }
+// wsMaxConnections and wsMaxPeers return the default bounds on WebSocket
+// connections and swarm joins, 0 (no bound) when the memory cannot be
+// read.
+func wsMaxConnections() int { return int(memoryLimit() / 16 / bytesPerWSConn) }
+func wsMaxPeers() int       { return int(memoryLimit() / 16 / bytesPerWSPeer) }
 
 // memoryBounds returns default bounds derived from the memory herald may
 // use: its cgroup's limit if it has one, else the machine's. They are 0

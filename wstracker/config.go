@@ -66,7 +66,8 @@ type Config struct {
 	MaxTorrents int
 	MaxPeers    int
 	// MaxSwarmsPerConn bounds how many swarms one connection may be in (a
-	// browser uses one connection for all its torrents). Default 1000.
+	// browser uses one connection for all its torrents). Default 100: at
+	// about 533 B a join, 53 KB per connection.
 	MaxSwarmsPerConn int
 
 	// ReadHeaderTimeout and MaxHeaderBytes bound the upgrade request when
@@ -98,7 +99,7 @@ const (
 	DefaultMaxMessageBytes         = 64 << 10
 	DefaultMessageRate             = 20
 	DefaultMessageBurst            = 200
-	DefaultMaxSwarmsPerConn        = 1000
+	DefaultMaxSwarmsPerConn        = 100
 	DefaultMaxConnectionsPerClient = 64
 	DefaultReadHeaderTimeout       = 10 * time.Second
 	DefaultMaxHeaderBytes          = 8192

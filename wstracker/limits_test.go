@@ -143,3 +143,17 @@ func TestPeerThatNeverReadsDoesNotStallRelays(t *testing.T) {
 		return nil
 	})
 }
+
+// Issue 14 item 6: one connection may join DefaultMaxSwarmsPerConn (100)
+// swarms, about 53 KB at 533 B a join; the next announce is refused.
+func TestSwarmsPerConnectionDefault(t *testing.T) {
+	s := startServer(t, Config{MessageBurst: 1000})
+	c := dial(t, s)
+	for i := range 101 {
+		c.send(announce(id(fmt.Sprintf("torrent-%d", i)), peerA, ""))
+		r := c.recv()
+		if fr, refused := r["failure reason"]; refused != (i == 100) {
+			t.Fatalf("announce to swarm %d of one connection: failure %v", i+1, fr)
+		}
+	}
+}

@@ -201,10 +201,11 @@ func wsConfig(s *config.Settings, f frontends) wstracker.Config {
 		FirstMessageTimeout:     s.WSFirstMessageTimeout,
 		MessageRate:             s.WSMessageRate,
 		MessageBurst:            s.WSMessageBurst,
-		MaxTorrents:             s.MaxTorrents,
-		MaxPeers:                s.MaxPeers,
-		Counters:                f.counts,
-		Logger:                  f.log,
+		// Their own budget (websocket.max_peers), not the store's again.
+		MaxTorrents: s.WSMaxPeers,
+		MaxPeers:    s.WSMaxPeers,
+		Counters:    f.counts,
+		Logger:      f.log,
 	}
 }
 

@@ -76,3 +76,31 @@ func TestUpgradedConnectionsLeaveHTTPLimit(t *testing.T) {
 		t.Fatalf("HTTP announce with three WebSocket connections open: %q", fr)
 	}
 }
+
+// Issue 14 item 6: WebSocket swarms have a memory budget of their own
+// (websocket.max_peers), not the store's tracker.max_peers a second time:
+// a full store leaves WebSocket announces alone, and the reverse.
+func TestWebSocketSwarmsHaveTheirOwnBudget(t *testing.T) {
+	h := startHerald(t, freePort(t), "-snapshot", "off", "-max-peers", "1", "-ws-max-peers", "2")
+	if _, fr := announceReply(t, h.URL, hashOf(1), 7000); fr != "" {
+		t.Fatalf("HTTP announce into an empty store: %q", fr)
+	}
+	var replies []string
+	for i := range 3 {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		c, _, _, err := ws.Dial(ctx, "ws"+strings.TrimPrefix(h.URL, "http")+"/announce")
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		wc := &wsConn{t: t, conn: c}
+		wc.send(map[string]any{"action": "announce", "info_hash": fmt.Sprintf("%020d", i), "peer_id": fmt.Sprintf("%020d", i), "numwant": 5, "left": 10, "event": "started", "offers": []any{}})
+		fr, _ := wc.read()["failure reason"].(string)
+		replies = append(replies, fr)
+	}
+	if replies[0] != "" || replies[1] != "" || !strings.Contains(replies[2], "full") {
+		t.Fatalf("WebSocket announces with the store full and websocket.max_peers 2: failures %q, want two served and the third refused as full", replies)
+	}
+}
