@@ -41,6 +41,7 @@ func sectionOf(key string) string {
 // man page only the rule.
 var machineKeys = map[string]bool{
 	"tracker.max_torrents": true, "tracker.max_peers": true, "websocket.max_connections": true,
+	"websocket.max_peers": true,
 }
 
 // opentrackerFlag is one of opentracker's short flags, which herald reads

@@ -17,8 +17,11 @@ import (
 // /announce, on the HTTP port and on listen.ws, while a plain GET / on the
 // HTTP port keeps its 404 (or the configured redirect).
 func TestWebSocketUpgradeOnBareURL(t *testing.T) {
-	wsPort := freePort(t)
-	h := startHerald(t, freePort(t), "-snapshot", "off", "-listen-ws", fmt.Sprintf("127.0.0.1:%d", wsPort))
+	port, wsPort := freePort(t), freePort(t)
+	for wsPort == port { // a port just released may come back
+		wsPort = freePort(t)
+	}
+	h := startHerald(t, port, "-snapshot", "off", "-listen-ws", fmt.Sprintf("127.0.0.1:%d", wsPort))
 	hash := strings.Repeat("h", 20)
 	for i, url := range []string{
 		"ws" + strings.TrimPrefix(h.URL, "http"),
