@@ -103,8 +103,12 @@ func TestNPMClientsConnectThroughTracker(t *testing.T) {
 	if leecher.Update.Complete != 1 || leecher.Update.Incomplete != 1 {
 		t.Fatalf("leecher's announce reply: %+v, want 1 seeder and 1 leecher", leecher.Update)
 	}
-	if leecher.Scrape.Complete != 1 || leecher.Scrape.Incomplete != 1 {
-		t.Fatalf("scrape: %+v, want 1 seeder and 1 leecher", leecher.Scrape)
+	// Each client scrapes once its message arrived, then leaves (a stopped
+	// announce): the one that scrapes first does so while both are there,
+	// the other may find the first gone.
+	both := func(c struct{ Complete, Incomplete, Downloaded int }) bool { return c.Complete == 1 && c.Incomplete == 1 }
+	if !both(seeder.Scrape) && !both(leecher.Scrape) {
+		t.Fatalf("scrapes: seeder's %+v, leecher's %+v; want one to see 1 seeder and 1 leecher", seeder.Scrape, leecher.Scrape)
 	}
 	if len(seeder.Warnings)+len(leecher.Warnings) > 0 {
 		t.Fatalf("client warnings: %q %q", seeder.Warnings, leecher.Warnings)
