@@ -94,13 +94,18 @@ func TestRestartedInstanceCatchesUp(t *testing.T) {
 	took := waitFor(t, 5*time.Second, "the restarted instance catches up", sameAs(want, restarted))
 	st := restarted.node.Stats()
 	t.Logf("restarted instance serves all 3000 peers after %v; catch-up streams %d, peers %d", took, st.CatchUps, st.CatchUpPeers)
-	if st.CatchUps != 1 {
-		t.Errorf("catch-ups %d, want 1", st.CatchUps)
-	}
-	served := ins[0].node.Stats().Served + ins[1].node.Stats().Served - servedBefore
-	if served != 1 {
-		t.Errorf("streams served %d, want exactly 1 (one member of the queue group answers)", served)
-	}
+	// The full catch-up may be followed by one own-peers catch-up from each
+	// sender the node hears for the first time (sync.go); each request is
+	// answered by exactly one node, never by several members of the queue
+	// group, so the streams served match the streams received.
+	waitFor(t, 2*time.Second, "every catch-up stream answered once", func() error {
+		st := restarted.node.Stats()
+		served := ins[0].node.Stats().Served + ins[1].node.Stats().Served - servedBefore
+		if st.CatchUps < 1 || st.CatchUps > 3 || served != st.CatchUps {
+			return fmt.Errorf("catch-ups received %d (want 1 to 3), streams served %d (want as many)", st.CatchUps, served)
+		}
+		return nil
+	})
 	// And it takes part as before.
 	h := hashOf("after-restart")
 	restarted.announce(h, peerAddr(1<<20), swarm.EventStarted, true)
