@@ -284,9 +284,12 @@ func (d *daemon) serve(ctx context.Context, stop context.CancelFunc) error {
 			}
 		})
 	}
-	if len(onHangup) > 0 {
-		wg.Go(func() { reloadOnHangup(ctx, onHangup) })
-	}
+	// SIGHUP is taken before any server runs: its default action ends the
+	// process, so one sent as soon as herald answers must find it handled.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	wg.Go(func() { reloadOnHangup(ctx, hup, onHangup) })
 	errs := make(chan error, len(d.servers))
 	for _, srv := range d.servers {
 		wg.Go(func() {
@@ -313,12 +316,10 @@ func (d *daemon) serve(ctx context.Context, stop context.CancelFunc) error {
 	return errors.Join(all...)
 }
 
-// reloadOnHangup runs every reload on SIGHUP: the access list, as
-// opentracker does, and the TLS certificate files.
-func reloadOnHangup(ctx context.Context, reloads []func()) {
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
+// reloadOnHangup runs every reload on each SIGHUP from hup: the access
+// list, as opentracker does, and the TLS certificate files; with neither,
+// a SIGHUP does nothing.
+func reloadOnHangup(ctx context.Context, hup <-chan os.Signal, reloads []func()) {
 	for {
 		select {
 		case <-ctx.Done():
