@@ -18,6 +18,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -71,9 +72,12 @@ type Provider struct {
 	cfg     Config
 	manager *autocert.Manager // ACME; nil with files
 	current atomic.Pointer[tls.Certificate]
-	stamp   fileStamp // of the files last loaded; touched only by Reload's callers
-	reloads atomic.Uint64
-	fails   atomic.Uint64
+	// reloadMu serialises Reload: the file check (Run) and SIGHUP call it
+	// from different goroutines.
+	reloadMu sync.Mutex
+	stamp    fileStamp // of the files last loaded; guarded by reloadMu
+	reloads  atomic.Uint64
+	fails    atomic.Uint64
 }
 
 // New checks cfg and, with files, loads them: an unreadable or mismatched
@@ -180,6 +184,8 @@ func (p *Provider) Reload() (bool, error) {
 	if p.manager != nil {
 		return false, nil
 	}
+	p.reloadMu.Lock()
+	defer p.reloadMu.Unlock()
 	stamp, err := stampOf(p.cfg.CertFile, p.cfg.KeyFile)
 	if err == nil && stamp == p.stamp && p.current.Load() != nil {
 		return false, nil
@@ -203,10 +209,9 @@ func (p *Provider) Reload() (bool, error) {
 }
 
 // Run checks the files every Config.Reload until ctx ends. With ACME, or a
-// negative Reload, it only waits for ctx.
+// negative Reload, there is nothing to check and it returns at once.
 func (p *Provider) Run(ctx context.Context) {
 	if p.manager != nil || p.cfg.Reload < 0 {
-		<-ctx.Done()
 		return
 	}
 	t := time.NewTicker(p.cfg.Reload)

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -142,5 +143,34 @@ func TestConfigErrors(t *testing.T) {
 		if _, err := New(c.cfg); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("New(%+v) = %v, want an error with %q", c.cfg, err, c.want)
 		}
+	}
+}
+
+// The file check and SIGHUP reload from different goroutines: Reload is
+// safe to call at once from both (go test -race fails without its lock).
+func TestConcurrentReloads(t *testing.T) {
+	dir := t.TempDir()
+	cert, key := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	ca := testcert.NewCA(t, dir)
+	ca.Issue(t, cert, key, 1)
+	p, err := New(Config{CertFile: cert, KeyFile: key, Reload: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Go(func() {
+			for range 50 {
+				p.Reload()
+			}
+		})
+	}
+	ca.Issue(t, cert, key, 2)
+	wg.Wait()
+	if _, err := p.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if got := p.current.Load().Leaf.SerialNumber.Int64(); got != 2 {
+		t.Errorf("after the reloads the certificate has serial %d, want 2", got)
 	}
 }
