@@ -67,15 +67,19 @@ func TestDashboardInBrowser(t *testing.T) {
 		t.Skip(msg)
 	}
 
-	store, err := swarm.New(swarm.Config{})
+	store, err := swarm.New(swarm.Config{MaxTorrents: 40, MaxPeers: 1000})
 	if err != nil {
 		t.Fatal(err)
 	}
 	set := counters.New()
 	var wsConns atomic.Int64
 	set.Watch(counters.WS, counters.Connections, wsConns.Load)
+	set.Watch(counters.WS, counters.ConnectionLimit, func() int64 { return 50 })
+	// A snapshot "saved" every second.
+	start := time.Now()
+	lastSave := func() time.Time { return start.Add(time.Since(start).Truncate(time.Second)) }
 	m, err := New(Config{
-		Sources:     Sources{Store: store, Counters: set},
+		Sources:     Sources{Store: store, Counters: set, LastSave: lastSave},
 		Nets:        testNets,
 		Version:     "herald browser-test",
 		SampleEvery: 200 * time.Millisecond,
@@ -129,7 +133,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	for _, e := range res.Errors {
 		t.Errorf("page: %s", e)
 	}
-	for _, name := range []string{"requests", "errors", "connections", "peers", "torrents"} {
+	for _, name := range []string{"requests", "errors", "latency", "reasons", "connections", "limits", "peers", "torrents", "memory", "cpu", "snapshot"} {
 		c, ok := res.Charts[name]
 		switch {
 		case !ok:
@@ -157,6 +161,28 @@ func TestDashboardInBrowser(t *testing.T) {
 	if tr := res.Charts["torrents"].Max; len(tr) != 1 || tr[0] != 20 {
 		t.Errorf("torrents max %v, want 20", tr)
 	}
+	// Response times: UDP 30 µs, HTTP 300 µs, WebSocket 3 ms (p50, p99).
+	if l := res.Charts["latency"].Max; len(l) != 6 || l[0] < 0.25 || l[0] > 0.5 || l[2] < 0.025 || l[2] > 0.05 || l[4] < 2.5 || l[4] > 5 {
+		t.Errorf("latency max %v (ms: http, udp, ws; p50 then p99 each)", l)
+	}
+	// Errors by reason: the three the load counts, sorted.
+	if r := res.Charts["reasons"]; strings.Join(r.Series, " ") != "dropped not_allowed not_found" || min(r.Max[0], r.Max[1], r.Max[2]) <= 0 {
+		t.Errorf("errors by reason: series %v max %v", r.Series, r.Max)
+	}
+	// Limits: 20 of 40 torrents, at most 210 of 1000 peers, 20 of 50
+	// WebSocket connections.
+	if l := res.Charts["limits"]; strings.Join(l.Series, ", ") != "peers of 1k, torrents of 40, ws connections of 50" || l.Max[1] != 50 || l.Max[2] != 40 {
+		t.Errorf("limits: series %v max %v", l.Series, l.Max)
+	}
+	if mem := res.Charts["memory"].Max; len(mem) != 3 || mem[0] <= 1 || mem[1] <= 0 {
+		t.Errorf("memory max %v MiB (rss, go heap, outside go)", mem)
+	}
+	if cpu := res.Charts["cpu"].Max; len(cpu) != 1 || cpu[0] <= 0 {
+		t.Errorf("cpu max %v", cpu)
+	}
+	if age := res.Charts["snapshot"].Max; len(age) != 1 || age[0] <= 0 || age[0] > 1.5 {
+		t.Errorf("snapshot age max %v, want under the second between saves", age)
+	}
 	if want := loadHash(0); res.TopRows < 10 || res.FirstTopHash != hexLower(want[:]) {
 		t.Errorf("top table: %d rows, first %q, want %x", res.TopRows, res.FirstTopHash, want)
 	}
@@ -180,6 +206,9 @@ func syntheticLoad(ctx context.Context, store *swarm.Store, set *counters.Set, w
 		add(set, counters.HTTP, counters.Announce, counters.OK, noFault, 5)
 		add(set, counters.UDP, counters.Announce, counters.OK, noFault, 10)
 		add(set, counters.WS, counters.Announce, counters.OK, noFault, 2)
+		set.ObserveN(counters.HTTP, 300*time.Microsecond, 5)
+		set.ObserveN(counters.UDP, 30*time.Microsecond, 10)
+		set.ObserveN(counters.WS, 3*time.Millisecond, 2)
 		if n%3 == 0 {
 			add(set, counters.HTTP, counters.Invalid, counters.Failure, counters.NotFound, 1)
 			add(set, counters.UDP, counters.Invalid, counters.Dropped, counters.Runt, 2)

@@ -83,9 +83,17 @@
 // # Dashboard
 //
 // GET /dashboard is a page drawing uPlot charts (vendored in web/, see
-// web/README.md) of requests and errors per second by protocol (HTTP, UDP,
-// WebSocket), open connections (HTTP, WebSocket), peers and torrents, and
-// a table of the busiest torrents. It polls
-// /dashboard/data, which serves the sampler's ring of recent samples; the
-// ring's size is fixed by Config.History.
+// web/README.md), one sample a second: requests and errors per second by
+// protocol (HTTP, UDP, WebSocket); response times p50 and p99 by protocol,
+// estimated from herald_request_duration_seconds's buckets over each
+// sample's second; errors per second by herald_errors_total reason; open
+// connections; the use of every limit that is on (tracker.max_torrents,
+// tracker.max_peers, the connection limits, the WebSocket tracker's own
+// torrents and peers) in percent; peers, seeders and leechers (the store's
+// running totals, fresh at each sample) and torrents; memory (resident
+// set, Go heap, and what is resident outside the Go runtime: the store's
+// off-heap tables and arenas) and CPU; the age of the last snapshot save;
+// and a table of the busiest torrents (a walk of the store, every
+// Config.SlowEvery). It polls /dashboard/data, which serves the sampler's
+// ring of recent samples; the ring's size is fixed by Config.History.
 package stats

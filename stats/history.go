@@ -2,30 +2,58 @@ package stats
 
 import (
 	"encoding/hex"
+	"math"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
 	"herald/counters"
+	"herald/tracker"
 )
+
+// numErrorReasons is how many reasons the dashboard charts errors by: the
+// tracker's refusals (tracker.Reason), then the frontends' faults.
+const numErrorReasons = int(tracker.NumReasons) + int(counters.NumFaults)
+
+// errorReasonLabels are the reasons' metric labels, as herald_errors_total
+// names them.
+var errorReasonLabels = func() (l [numErrorReasons]string) {
+	for r := range tracker.NumReasons {
+		l[r] = tracker.Reason(r).Label()
+	}
+	for f := range counters.NumFaults {
+		l[int(tracker.NumReasons)+int(f)] = f.Label()
+	}
+	return l
+}()
 
 // sample is one sampler tick: cumulative counters and current gauges.
 type sample struct {
 	at                time.Time
 	requests, errors  [counters.NumProtocols]uint64 // cumulative
-	connections       [counters.NumProtocols]int64
+	reasons           [numErrorReasons]uint64       // cumulative, summed over the protocols
+	gauges            [counters.NumProtocols][counters.NumGauges]int64
 	torrents, peers   int
 	seeders, leechers int
+	// p50 and p99 are the response times of the requests answered since
+	// the sample before, per protocol, in seconds; NaN when there were none.
+	p50, p99 [counters.NumProtocols]float64
+	use      usage
+	// lastSave is when the last snapshot save started; zero before the
+	// first or without a snapshot.
+	lastSave time.Time
 }
 
 // history is the dashboard's ring of recent samples and its latest list of
 // busiest torrents. Its memory is fixed at New.
 type history struct {
-	mu    sync.Mutex
-	ring  []sample // guarded by mu
-	next  int      // guarded by mu: where the next sample goes
-	count int      // guarded by mu: samples held, up to len(ring)
-	top   []topRow // guarded by mu
+	mu      sync.Mutex
+	ring    []sample                                // guarded by mu
+	next    int                                     // guarded by mu: where the next sample goes
+	count   int                                     // guarded by mu: samples held, up to len(ring)
+	latency [counters.NumProtocols]counters.Latency // guarded by mu: as of the last sample
+	top     []topRow                                // guarded by mu
 }
 
 // topRow is one busiest torrent as the dashboard shows it.
@@ -38,22 +66,63 @@ type topRow struct {
 
 func newHistory(n int) *history { return &history{ring: make([]sample, n)} }
 
-func (h *history) add(s Snapshot) {
-	t := &s.Totals
+// add records s, the process's usage and the last snapshot save as one
+// sample.
+func (h *history) add(s Snapshot, use usage, lastSave time.Time) {
+	t, c := &s.Totals, &s.Counters
 	smp := sample{
 		at:       s.Time,
 		torrents: s.Torrents, peers: s.Peers,
 		seeders: t.Seeders4 + t.Seeders6, leechers: t.Leechers4 + t.Leechers6,
+		gauges:   c.Gauges,
+		use:      use,
+		lastSave: lastSave,
 	}
 	for p := range counters.NumProtocols {
 		smp.requests[p], smp.errors[p] = s.Requests(p), s.Errors(p)
-		smp.connections[p] = s.Counters.Gauges[p][counters.Connections]
+		for r := range tracker.NumReasons {
+			smp.reasons[r] += c.Refusals[p][r]
+		}
+		for f := range counters.NumFaults {
+			smp.reasons[int(tracker.NumReasons)+int(f)] += c.Faults[p][f]
+		}
 	}
 	h.mu.Lock()
+	defer h.mu.Unlock()
+	for p := range counters.NumProtocols {
+		smp.p50[p] = quantile(&c.Latency[p], &h.latency[p], 0.5)
+		smp.p99[p] = quantile(&c.Latency[p], &h.latency[p], 0.99)
+	}
+	h.latency = c.Latency
 	h.ring[h.next] = smp
 	h.next = (h.next + 1) % len(h.ring)
 	h.count = min(h.count+1, len(h.ring))
-	h.mu.Unlock()
+}
+
+// quantile estimates the q-quantile in seconds of the response times
+// observed between prev and cur (two reads of one histogram), as
+// Prometheus's histogram_quantile does: linearly within the bucket that
+// holds it. One beyond the last bound reports that bound. NaN when nothing
+// was observed.
+func quantile(cur, prev *counters.Latency, q float64) float64 {
+	if cur.Count < prev.Count {
+		prev = &counters.Latency{} // the counters restarted
+	}
+	n := cur.Count - prev.Count
+	if n == 0 {
+		return math.NaN()
+	}
+	rank := q * float64(n)
+	lower, below := 0.0, uint64(0)
+	for i, bound := range counters.LatencyBuckets {
+		upper := bound.Seconds()
+		in := cur.Buckets[i] - prev.Buckets[i] // cumulative: requests at or below bound
+		if float64(in) >= rank {
+			return lower + (upper-lower)*(rank-float64(below))/float64(in-below)
+		}
+		lower, below = upper, in
+	}
+	return lower
 }
 
 func (h *history) setTop(top Top) {
@@ -103,11 +172,29 @@ func perSecond(a, b uint64, dt float64) float64 {
 	return float64(b-a) / dt
 }
 
+// point is a chart value that may be missing (NaN), which JSON has no
+// number for: it is written as null, a gap in the chart.
+type point float64
+
+func (p point) MarshalJSON() ([]byte, error) {
+	if math.IsNaN(float64(p)) || math.IsInf(float64(p), 0) {
+		return []byte("null"), nil
+	}
+	return strconv.AppendFloat(nil, float64(p), 'g', -1, 64), nil
+}
+
+// limitUsage is one configured limit and how much of it is used.
+type limitUsage struct {
+	Limit   int64   `json:"limit"`   // the latest sample's
+	Percent []point `json:"percent"` // used, per sample
+}
+
 // dashboardData is what the dashboard page polls: column arrays ready for
 // uPlot (time in Unix seconds first), one entry per sample after the
 // oldest, since rates need two samples. Per-protocol series are keyed by
 // the protocol's label (udp, http, ws); connections only for protocols
-// that have them.
+// that have them. A missing value (no request to time, no snapshot yet)
+// is null.
 type dashboardData struct {
 	Version         string               `json:"version"`
 	UptimeSeconds   float64              `json:"uptime_seconds"`
@@ -116,12 +203,43 @@ type dashboardData struct {
 	Time            []float64            `json:"time"`
 	RequestRate     map[string][]float64 `json:"requests_per_second"`
 	ErrorRate       map[string][]float64 `json:"errors_per_second"`
-	Connections     map[string][]int64   `json:"connections"`
-	Torrents        []int                `json:"torrents"`
-	Peers           []int                `json:"peers"`
-	Seeders         []int                `json:"seeders"`
-	Leechers        []int                `json:"leechers"`
-	Top             []topRow             `json:"top"`
+	// ErrorsByReason are errors per second, summed over the protocols, by
+	// their herald_errors_total reason; only reasons counted in the window.
+	ErrorsByReason map[string][]float64 `json:"errors_by_reason"`
+	// LatencyP50 and LatencyP99 are response times in milliseconds.
+	LatencyP50  map[string][]point `json:"latency_p50_ms"`
+	LatencyP99  map[string][]point `json:"latency_p99_ms"`
+	Connections map[string][]int64 `json:"connections"`
+	// Limits are the limits that are on, keyed "torrents", "peers",
+	// "http connections", "ws connections", "ws torrents", "ws peers".
+	Limits   map[string]limitUsage `json:"limits"`
+	Torrents []int                 `json:"torrents"`
+	Peers    []int                 `json:"peers"`
+	Seeders  []int                 `json:"seeders"`
+	Leechers []int                 `json:"leechers"`
+	// Memory is in bytes: "rss" the resident set, "go_heap" the Go heap's
+	// objects, "outside_go" what is resident beyond the Go runtime's own
+	// memory (the store's off-heap tables and arenas, thread stacks).
+	Memory     map[string][]point `json:"memory_bytes"`
+	CPUPercent []point            `json:"cpu_percent"` // 100 is one core busy
+	// SnapshotAge is seconds since the last snapshot save began; null
+	// before the first. Snapshot is false when snapshots are off.
+	Snapshot    bool     `json:"snapshot"`
+	SnapshotAge []point  `json:"snapshot_age_seconds"`
+	Top         []topRow `json:"top"`
+}
+
+// gaugeLimits are the frontends' gauges the dashboard charts against
+// their limits, keyed as dashboardData.Limits.
+var gaugeLimits = []struct {
+	key         string
+	p           counters.Protocol
+	used, limit counters.Gauge
+}{
+	{"http connections", counters.HTTP, counters.Connections, counters.ConnectionLimit},
+	{"ws connections", counters.WS, counters.Connections, counters.ConnectionLimit},
+	{"ws torrents", counters.WS, counters.Swarms, counters.SwarmLimit},
+	{"ws peers", counters.WS, counters.Peers, counters.PeerLimit},
 }
 
 func (m *Monitor) dashboardData(now time.Time) *dashboardData {
@@ -135,11 +253,19 @@ func (m *Monitor) dashboardData(now time.Time) *dashboardData {
 		Time:            make([]float64, 0, n),
 		RequestRate:     make(map[string][]float64, counters.NumProtocols),
 		ErrorRate:       make(map[string][]float64, counters.NumProtocols),
+		ErrorsByReason:  make(map[string][]float64),
+		LatencyP50:      make(map[string][]point, counters.NumProtocols),
+		LatencyP99:      make(map[string][]point, counters.NumProtocols),
 		Connections:     make(map[string][]int64, counters.NumProtocols),
+		Limits:          make(map[string]limitUsage),
 		Torrents:        make([]int, 0, n),
 		Peers:           make([]int, 0, n),
 		Seeders:         make([]int, 0, n),
 		Leechers:        make([]int, 0, n),
+		Memory:          make(map[string][]point, 3),
+		CPUPercent:      make([]point, 0, n),
+		Snapshot:        m.cfg.Sources.LastSave != nil,
+		SnapshotAge:     make([]point, 0, n),
 		Top:             top,
 	}
 	if d.Top == nil {
@@ -148,8 +274,44 @@ func (m *Monitor) dashboardData(now time.Time) *dashboardData {
 	for p := range counters.NumProtocols {
 		d.RequestRate[p.Label()] = make([]float64, 0, n)
 		d.ErrorRate[p.Label()] = make([]float64, 0, n)
+		d.LatencyP50[p.Label()] = make([]point, 0, n)
+		d.LatencyP99[p.Label()] = make([]point, 0, n)
 		if hasConnections(p) {
 			d.Connections[p.Label()] = make([]int64, 0, n)
+		}
+	}
+	// A limit is charted when the latest sample has it on.
+	type limited struct {
+		key         string
+		used, limit func(*sample) int64
+	}
+	var limits []limited
+	if n > 0 {
+		last, bounds := &smp[len(smp)-1], m.store.Config()
+		all := []limited{
+			{"torrents", func(s *sample) int64 { return int64(s.torrents) }, func(*sample) int64 { return int64(bounds.MaxTorrents) }},
+			{"peers", func(s *sample) int64 { return int64(s.peers) }, func(*sample) int64 { return int64(bounds.MaxPeers) }},
+		}
+		for _, g := range gaugeLimits {
+			all = append(all, limited{g.key,
+				func(s *sample) int64 { return s.gauges[g.p][g.used] },
+				func(s *sample) int64 { return s.gauges[g.p][g.limit] }})
+		}
+		for _, l := range all {
+			if l.limit(last) > 0 {
+				limits = append(limits, l)
+			}
+		}
+		for _, l := range limits {
+			d.Limits[l.key] = limitUsage{Limit: l.limit(&smp[len(smp)-1]), Percent: make([]point, 0, n)}
+		}
+		for r, label := range errorReasonLabels {
+			if smp[len(smp)-1].reasons[r] != smp[0].reasons[r] {
+				d.ErrorsByReason[label] = make([]float64, 0, n)
+			}
+		}
+		for _, k := range []string{"rss", "go_heap", "outside_go"} {
+			d.Memory[k] = make([]point, 0, n)
 		}
 	}
 	for i := 1; i < len(smp); i++ {
@@ -164,14 +326,40 @@ func (m *Monitor) dashboardData(now time.Time) *dashboardData {
 			l := p.Label()
 			d.RequestRate[l] = append(d.RequestRate[l], rate(prev.requests[p], cur.requests[p]))
 			d.ErrorRate[l] = append(d.ErrorRate[l], rate(prev.errors[p], cur.errors[p]))
+			d.LatencyP50[l] = append(d.LatencyP50[l], point(cur.p50[p]*1000))
+			d.LatencyP99[l] = append(d.LatencyP99[l], point(cur.p99[p]*1000))
 			if hasConnections(p) {
-				d.Connections[l] = append(d.Connections[l], cur.connections[p])
+				d.Connections[l] = append(d.Connections[l], cur.gauges[p][counters.Connections])
 			}
+		}
+		for r, label := range errorReasonLabels {
+			if col, ok := d.ErrorsByReason[label]; ok {
+				d.ErrorsByReason[label] = append(col, rate(prev.reasons[r], cur.reasons[r]))
+			}
+		}
+		for _, l := range limits {
+			u := d.Limits[l.key]
+			pct := math.NaN()
+			if lim := l.limit(cur); lim > 0 {
+				pct = 100 * float64(l.used(cur)) / float64(lim)
+			}
+			u.Percent = append(u.Percent, point(pct))
+			d.Limits[l.key] = u
 		}
 		d.Torrents = append(d.Torrents, cur.torrents)
 		d.Peers = append(d.Peers, cur.peers)
 		d.Seeders = append(d.Seeders, cur.seeders)
 		d.Leechers = append(d.Leechers, cur.leechers)
+		rss, heap, outside := cur.use.memory()
+		d.Memory["rss"] = append(d.Memory["rss"], rss)
+		d.Memory["go_heap"] = append(d.Memory["go_heap"], heap)
+		d.Memory["outside_go"] = append(d.Memory["outside_go"], outside)
+		d.CPUPercent = append(d.CPUPercent, point(cur.use.cpuPercent(&prev.use, dt)))
+		age := math.NaN()
+		if !cur.lastSave.IsZero() {
+			age = max(cur.at.Sub(cur.lastSave).Seconds(), 0)
+		}
+		d.SnapshotAge = append(d.SnapshotAge, point(age))
 	}
 	return d
 }

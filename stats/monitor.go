@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/netip"
+	"os"
 	"sync/atomic"
 	"time"
 
@@ -21,9 +22,9 @@ import (
 )
 
 // Store is what the monitor reads from the swarm store; *swarm.Store has it.
-// Torrents, Peers, Refusals and Config are cheap; Totals and Range walk
-// every shard, one lock at a time, so they run only on demand and on the
-// sampler's slow ticks.
+// Torrents, Peers, Refusals, Totals and Config are cheap (atomic loads);
+// Range walks every shard, one lock at a time, so it runs only on demand
+// and on the sampler's slow ticks.
 type Store interface {
 	Torrents() int
 	Peers() int
@@ -40,6 +41,10 @@ type Sources struct {
 	Store Store // required
 	// Counters is the set every frontend counts into; default an empty one.
 	Counters *counters.Set
+	// LastSave tells when the last successful snapshot save started (zero
+	// before the first), for the dashboard's snapshot age; nil when
+	// snapshots are off.
+	LastSave func() time.Time
 }
 
 // Config holds the monitor's settings. Zero fields take the defaults beside
@@ -64,11 +69,11 @@ type Config struct {
 	// SampleEvery is the dashboard's resolution. Default 1s.
 	SampleEvery time.Duration
 	// History is how many samples the dashboard keeps (bounded memory:
-	// about 100 bytes a sample). Default 900, 15 minutes at 1s.
+	// about 530 bytes a sample). Default 900, 15 minutes at 1s.
 	History int
-	// SlowEvery is how often the sampler walks the store for seeders,
-	// leechers and the busiest torrents. Default 30s: a walk costs about
-	// 1 µs per torrent (BenchmarkRead), one shard lock at a time.
+	// SlowEvery is how often the sampler walks the store for the busiest
+	// torrents. Default 30s: a walk costs about 1 µs per torrent
+	// (BenchmarkRead), one shard lock at a time.
 	SlowEvery time.Duration
 	// TopTorrents is how many busiest torrents the dashboard lists.
 	// Default 10.
@@ -140,6 +145,7 @@ type Monitor struct {
 	statsDenied   atomic.Uint64 // of those, refused with 403
 
 	history *history
+	usage   *usageReader // for Run only
 	metrics http.Handler // promhttp over cfg.Registry
 }
 
@@ -165,9 +171,11 @@ func New(cfg Config) (*Monitor, error) {
 	// The process metrics read /proc through a descriptor opened now, so
 	// that they survive a chroot; client_golang's collector, off Linux.
 	var process prometheus.Collector = collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})
+	var proc *os.Root
 	if pc, err := newProcessCollector(); err == nil {
-		process = pc
+		process, proc = pc, pc.proc
 	}
+	m.usage = newUsageReader(proc)
 	for _, c := range []prometheus.Collector{
 		metricsCollector{m},
 		buildInfoGauge(version.Read()),
@@ -194,7 +202,7 @@ type Snapshot struct {
 	// bounds.
 	Refusals swarm.Refusals
 	// Totals are seeders and leechers by family and the completed counts
-	// of the torrents in the store (a walk over every shard).
+	// of the torrents in the store.
 	Totals swarm.Totals
 	// Counters are every frontend's requests, faults, events, gauges and
 	// response times.
@@ -231,23 +239,23 @@ func (m *Monitor) counters(now time.Time) Snapshot {
 }
 
 // Run samples the sources for the dashboard every SampleEvery until ctx is
-// done. Counters are read on every tick; seeders, leechers and the busiest
-// torrents every SlowEvery, since they walk the store.
+// done. Counters, totals and the process's usage are read on every tick;
+// the busiest torrents every SlowEvery, since they walk the store.
 func (m *Monitor) Run(ctx context.Context) {
 	tick := time.NewTicker(m.cfg.SampleEvery)
 	defer tick.Stop()
 	var lastSlow time.Time
-	var totals swarm.Totals
 	for {
-		now := m.now()
-		s := m.counters(now)
-		if now.Sub(lastSlow) >= m.cfg.SlowEvery {
-			lastSlow = now
-			totals = m.store.Totals()
+		s := m.Snapshot()
+		if s.Time.Sub(lastSlow) >= m.cfg.SlowEvery {
+			lastSlow = s.Time
 			m.history.setTop(m.Top(m.cfg.TopTorrents))
 		}
-		s.Totals = totals
-		m.history.add(s)
+		var lastSave time.Time
+		if m.cfg.Sources.LastSave != nil {
+			lastSave = m.cfg.Sources.LastSave()
+		}
+		m.history.add(s, m.usage.read(), lastSave)
 		select {
 		case <-ctx.Done():
 			return

@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math"
 	"os"
+	"runtime/metrics"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -149,4 +152,86 @@ func softLimit(limits []byte, name string) float64 {
 		return n
 	}
 	return 0
+}
+
+// usage is the process's CPU time and memory at one sample. A figure that
+// could not be read is negative.
+type usage struct {
+	cpu    time.Duration // user and system time since start
+	rss    int64
+	goHeap int64 // bytes in heap objects, live or not yet swept
+	// goResident is what the Go runtime holds from the OS, less what it
+	// has handed back: everything of the process's but memory mapped
+	// outside the runtime (the store's tables and arenas) and the binary.
+	goResident int64
+}
+
+// memory returns the resident set, the Go heap and what is resident
+// outside the Go runtime, in bytes; NaN for what is unknown.
+func (u *usage) memory() (rss, heap, outside point) {
+	rss, heap, outside = point(math.NaN()), point(math.NaN()), point(math.NaN())
+	if u.rss >= 0 {
+		rss = point(u.rss)
+		if u.goResident >= 0 {
+			outside = point(max(u.rss-u.goResident, 0))
+		}
+	}
+	if u.goHeap >= 0 {
+		heap = point(u.goHeap)
+	}
+	return rss, heap, outside
+}
+
+// cpuPercent is the CPU used between prev and u, dt seconds apart, in
+// percent of one core; NaN when unknown.
+func (u *usage) cpuPercent(prev *usage, dt float64) float64 {
+	if u.cpu < 0 || prev.cpu < 0 || u.cpu < prev.cpu {
+		return math.NaN()
+	}
+	return 100 * (u.cpu - prev.cpu).Seconds() / dt
+}
+
+// usageReader reads usage: /proc through a directory opened before any
+// chroot, and the Go runtime's memory classes. It is for one goroutine
+// (the sampler).
+type usageReader struct {
+	proc    *os.Root // nil off Linux
+	samples []metrics.Sample
+}
+
+// The runtime/metrics the dashboard reads, in usageReader.samples order.
+var usageMetrics = []string{
+	"/memory/classes/heap/objects:bytes",
+	"/memory/classes/total:bytes",
+	"/memory/classes/heap/released:bytes",
+}
+
+func newUsageReader(proc *os.Root) *usageReader {
+	r := &usageReader{proc: proc, samples: make([]metrics.Sample, len(usageMetrics))}
+	for i, name := range usageMetrics {
+		r.samples[i].Name = name
+	}
+	return r
+}
+
+func (r *usageReader) read() usage {
+	u := usage{cpu: -1, rss: -1, goHeap: -1, goResident: -1}
+	if r.proc != nil {
+		if st, err := readStat(r.proc); err == nil {
+			u.cpu = time.Duration(st.utime+st.stime) * (time.Second / userHZ)
+			u.rss = int64(st.rssPages) * int64(os.Getpagesize())
+		}
+	}
+	metrics.Read(r.samples)
+	value := func(i int) int64 {
+		if r.samples[i].Value.Kind() != metrics.KindUint64 {
+			return -1
+		}
+		return int64(r.samples[i].Value.Uint64())
+	}
+	u.goHeap = value(0)
+	if total, released := value(1), value(2); total >= 0 && released >= 0 {
+		u.goResident = total - released
+	}
+	return u
 }

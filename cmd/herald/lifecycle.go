@@ -89,6 +89,16 @@ type daemon struct {
 	allowed  func(swarm.InfoHash) bool
 }
 
+// lastSave is when the last successful snapshot save started, for the
+// dashboard; the saver exists from the privilege drop on, before the
+// monitor samples.
+func (d *daemon) lastSave() time.Time {
+	if d.saves == nil {
+		return time.Time{}
+	}
+	return d.saves.lastSave()
+}
+
 // isAllowed is the access check every component is given: the list's once
 // it is open, every torrent until then and without a list.
 func (d *daemon) isAllowed(h swarm.InfoHash) bool { return d.allowed == nil || d.allowed(h) }
@@ -170,7 +180,11 @@ func (d *daemon) bind() (err error) {
 	if d.node != nil {
 		d.registry.MustRegister(d.node.Collector())
 	}
-	if d.mon, err = stats.New(statsConfig(s, d.store, d.counts, d.registry, d.log)); err != nil {
+	statsCfg := statsConfig(s, d.store, d.counts, d.registry, d.log)
+	if d.snapshot != "" {
+		statsCfg.Sources.LastSave = d.lastSave
+	}
+	if d.mon, err = stats.New(statsCfg); err != nil {
 		return err
 	}
 	f.mon = d.mon

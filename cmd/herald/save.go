@@ -65,6 +65,14 @@ func (s *saver) save() error {
 	return nil
 }
 
+// lastSave is when the last successful save started; zero before the
+// first.
+func (s *saver) lastSave() time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.last
+}
+
 var (
 	saveTimeDesc     = prometheus.NewDesc("herald_snapshot_last_save_timestamp_seconds", "When the last successful snapshot save started (Unix time; absent before the first).", nil, nil)
 	saveDurationDesc = prometheus.NewDesc("herald_snapshot_last_save_duration_seconds", "How long the last successful snapshot save took.", nil, nil)
