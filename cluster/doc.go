@@ -96,8 +96,23 @@
 // Losing NATS, regaining it and the buffer overflowing are logged once each,
 // not per message. On reconnect the node catches up again.
 //
-// A node cut off misses the stops announced elsewhere meanwhile, and the
-// catch-up after it returns does not make up for them (a catch-up adds and
-// refreshes peers, it never removes one): such a peer stays listed on that
-// node until it expires. Its own stops wait in its buffer and do go out.
+// # After a partition
+//
+// A node cut off, from NATS or by a split of the NATS cluster, misses the
+// stops announced elsewhere meanwhile; its own stops wait in its buffer
+// and do go out. Each node is the authority on the peers that announced
+// to it, and the others keep with every peer they learned which node it
+// came from (a number of four bits in the store's record, see sync.go).
+// When a node hears from another after missing some of its batches, it
+// asks that node for its own peers, as above, and then also removes the
+// peers from that node that the answer lacks and that were not announced
+// since it asked: the stops it missed. Both sides of a split do this for
+// each other, whichever changed, so afterwards every instance holds the
+// same peers. A peer taken from a full catch-up, from whichever member
+// answered, gets its origin from the direct catch-up that follows.
+//
+// Removing what a node's answer lacks gives whoever can answer for a node
+// the power to remove its peers; whoever can publish announces already
+// can, with stops. Both are the rights docs/nats-server.conf.example keeps
+// to herald nodes, and a shared key keeps to holders of the key.
 package cluster

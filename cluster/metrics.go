@@ -15,14 +15,16 @@ var (
 	descQueued    = prometheus.NewDesc("herald_cluster_queued_batches", "Batches waiting for NATS.", nil, nil)
 	descAnnounces = prometheus.NewDesc("herald_cluster_announces_total", "Announces by what sync did with them.", []string{"outcome"}, nil)
 	descBytes     = prometheus.NewDesc("herald_cluster_bytes_total", "Sync payload bytes.", []string{"direction"}, nil)
-	descEvents    = prometheus.NewDesc("herald_cluster_events_total", "Sync events (unauthenticated: messages dropped for a missing or wrong shared-key tag).", []string{"event"}, nil)
-	descRefused   = prometheus.NewDesc("herald_cluster_refused_total",
+	descEvents    = prometheus.NewDesc("herald_cluster_events_total", "Sync events (unauthenticated: messages dropped for a missing or wrong shared-key tag; origin_unnumbered: batches from a node beyond the 15 origin numbers, whose missed stops are left to expire).", []string{"event"}, nil)
+	descStale     = prometheus.NewDesc("herald_cluster_stale_peers_removed_total",
+		"Peers removed because the instance they came from no longer held them when it answered a catch-up: stops missed while cut off.", nil, nil)
+	descRefused = prometheus.NewDesc("herald_cluster_refused_total",
 		"Peers from other nodes (announced or in catch-ups) refused as the tracker refuses announces, by reason: not_allowed (access list), invalid_address (port 0, unspecified, multicast, broadcast).",
 		[]string{"reason"}, nil)
 )
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descConnected, descCaughtUp, descMembers, descQueued, descAnnounces, descBytes, descEvents, descRefused} {
+	for _, d := range []*prometheus.Desc{descConnected, descCaughtUp, descMembers, descQueued, descAnnounces, descBytes, descEvents, descStale, descRefused} {
 		ch <- d
 	}
 }
@@ -52,6 +54,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(descEvents, s.CatchUpFailures, "catch_up_failure")
 	counter(descEvents, s.Served, "catch_up_served")
 	counter(descEvents, s.Unauthenticated, "unauthenticated")
+	counter(descEvents, s.Unnumbered, "origin_unnumbered")
+	counter(descStale, s.StaleRemoved)
 	counter(descRefused, s.NotAllowed, "not_allowed")
 	counter(descRefused, s.InvalidAddr, "invalid_address")
 }

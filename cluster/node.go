@@ -49,6 +49,7 @@ type Node struct {
 	// only its callback goroutine touches it.
 	senders   map[uint64]*sender
 	lastPrune time.Time
+	origins   origins
 
 	errLogged atomic.Int64 // unix nanoseconds of the last async error logged
 	sealed    []byte       // the publish loop's copy of a batch with its tag
@@ -59,7 +60,7 @@ type Node struct {
 	applied, rejected, received, malformed    atomic.Uint64
 	gaps, catchUps, catchUpFails, catchUpPeer atomic.Uint64
 	served, unauthenticated                   atomic.Uint64
-	notAllowed, invalidAddr                   atomic.Uint64
+	notAllowed, invalidAddr, stale            atomic.Uint64
 }
 
 type sender struct {
@@ -139,6 +140,7 @@ func (n *Node) Run(ctx context.Context, store *swarm.Store) error {
 		window = store.Config().PeerTimeout / 3
 	}
 	n.out.republish.Store(int64(window))
+	n.origins.timeout = store.Config().PeerTimeout
 
 	// nats.go calls handlers from its own goroutine; the closed handler
 	// comes last, so Run waits for it and no handler runs after Run.
@@ -308,6 +310,7 @@ func (n *Node) onAnnounces(msg *nats.Msg) {
 		return
 	}
 	n.received.Add(uint64(len(msg.Data)))
+	origin := n.origins.heard(h.Node, time.Now()) // before track asks for a catch-up that reads it
 	n.track(h)
 	for len(body) > 0 {
 		var r Record
@@ -324,6 +327,7 @@ func (n *Node) onAnnounces(msg *nats.Msg) {
 			continue
 		}
 		a := r.Announce()
+		a.Origin = origin
 		if _, _, err := n.store.Announce(&a, 0, swarm.Peers{}); err != nil {
 			n.rejected.Add(1)
 			continue
@@ -403,6 +407,13 @@ type Stats struct {
 	// CatchUps counts catch-up streams received in full, CatchUpPeers the
 	// peers they carried; CatchUpFailures those cut short.
 	CatchUps, CatchUpPeers, CatchUpFailures uint64
+	// StaleRemoved counts peers removed because the node they came from no
+	// longer held them when it answered a catch-up: stops this node missed.
+	StaleRemoved uint64
+	// Unnumbered counts batches from nodes that got no origin number (more
+	// than swarm.MaxOrigin other nodes heard within a peer timeout): their
+	// peers are only added, never removed by a catch-up.
+	Unnumbered uint64
 	// Served counts catch-up streams sent to other nodes.
 	Served uint64
 }
@@ -430,6 +441,8 @@ func (n *Node) Stats() Stats {
 		CatchUps:         n.catchUps.Load(),
 		CatchUpPeers:     n.catchUpPeer.Load(),
 		CatchUpFailures:  n.catchUpFails.Load(),
+		StaleRemoved:     n.stale.Load(),
+		Unnumbered:       n.origins.none.Load(),
 		Served:           n.served.Load(),
 	}
 }

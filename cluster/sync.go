@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -32,6 +34,17 @@ import (
 // in flight, so a big dump never overruns the asker or the servers' pending
 // limits. A missing number or a silence of SyncTimeout ends the catch-up as
 // failed; what arrived stays merged, and the node asks again later.
+//
+// A direct catch-up also removes what the sender no longer holds. Each
+// node is the authority on the peers that announced to it, and the store
+// keeps with every peer learned from the cluster the sender's number in
+// this node's origin table. Before asking, the node clears the store's
+// marks; the store marks every peer it then stores, from the stream or
+// from announces. At the end of a full stream the peers from that sender
+// left unmarked are those it dropped while this node was not listening
+// (stops it missed across a partition), and they go. A peer announced
+// meanwhile is marked, so a batch that overtakes the stream removes
+// nothing.
 const ackEvery = 16
 
 // queueSync is the queue group of the <prefix>.sync responders.
@@ -78,7 +91,7 @@ func (n *Node) syncLoop(ctx context.Context) {
 		// While NATS is away nothing is attempted; reconnecting asks for
 		// a full catch-up again.
 		if n.nc.IsConnected() && !allDue.IsZero() && !now.Before(allDue) {
-			err := n.catchUp(ctx, n.subjSync, SyncAll)
+			err := n.catchUp(ctx, n.subjSync, SyncAll, 0)
 			switch {
 			case err == nil || errors.Is(err, errNoResponders):
 				allDue = time.Time{}
@@ -108,13 +121,21 @@ func (n *Node) syncLoop(ctx context.Context) {
 			}
 			delete(fromDue, id)
 			lastFrom[id] = time.Now()
-			err := n.catchUp(ctx, n.subjSync+"."+strconv.FormatUint(id, 16), SyncOwn)
+			err := n.catchUp(ctx, n.subjSync+"."+strconv.FormatUint(id, 16), SyncOwn, id)
 			switch {
 			case ctx.Err() != nil:
 				return
-			case err != nil && !errors.Is(err, errNoResponders):
+			case err == nil:
+				continue
+			case !errors.Is(err, errNoResponders):
 				n.catchUpFails.Add(1)
 				n.log.Warn("cluster: catch-up after lost batches failed", "from_node", strconv.FormatUint(id, 16), "err", err)
+			}
+			// A node that still publishes but did not answer (a route
+			// just back may not carry requests to it yet) is asked again
+			// soon: until it answers, what it stopped meanwhile stays.
+			if _, heard := n.origins.lookup(id); time.Since(heard) < 3*n.heartbeatEvery() {
+				fromDue[id] = time.Now().Add(n.cfg.ReconnectWait)
 			}
 		}
 		for id, at := range lastFrom {
@@ -138,9 +159,16 @@ func (n *Node) syncLoop(ctx context.Context) {
 }
 
 // catchUp asks subject for a state stream of the given scope and merges it
-// into the store.
-func (n *Node) catchUp(ctx context.Context, subject string, scope byte) error {
+// into the store. A SyncOwn stream comes from node from, and also removes
+// the peers from that node the stream lacks.
+func (n *Node) catchUp(ctx context.Context, subject string, scope byte, from uint64) error {
 	start := time.Now()
+	var origin uint8
+	if scope == SyncOwn {
+		if origin, _ = n.origins.lookup(from); origin != 0 {
+			n.store.ClearMarks()
+		}
+	}
 	inbox := n.nc.NewInbox()
 	sub, err := n.nc.SubscribeSync(inbox)
 	if err != nil {
@@ -178,6 +206,9 @@ func (n *Node) catchUp(ctx context.Context, subject string, scope byte) error {
 			return fmt.Errorf("catch-up from %s: %w", subject, err)
 		case h.Seq != next:
 			return fmt.Errorf("catch-up from %s: message %d lost", subject, next)
+		case scope == SyncOwn && h.Node != from:
+			n.malformed.Add(1)
+			return fmt.Errorf("catch-up from %s: answered by node %x", subject, h.Node)
 		}
 		next++
 		switch h.Kind {
@@ -190,6 +221,9 @@ func (n *Node) catchUp(ctx context.Context, subject string, scope byte) error {
 				peers += uint64(len(ts.Peers))
 				if !n.validate(&ts) {
 					continue
+				}
+				for i := range ts.Peers {
+					ts.Peers[i].Origin = origin
 				}
 				if _, err := n.store.Restore(&ts); err != nil && failed == nil {
 					failed = err // the store's limits: keep merging what fits
@@ -204,10 +238,17 @@ func (n *Node) catchUp(ctx context.Context, subject string, scope byte) error {
 				n.malformed.Add(1)
 				return fmt.Errorf("catch-up from %s: %w", subject, err)
 			}
+			// A store that refused peers of the stream left them
+			// unmarked: removing by marks is exact only without refusals.
+			removed := 0
+			if origin != 0 && failed == nil {
+				removed = n.store.DropUnmarked(origin)
+				n.stale.Add(uint64(removed))
+			}
 			n.catchUps.Add(1)
 			n.catchUpPeer.Add(peers)
 			n.log.Info("cluster: caught up", "from", end.Name, "own_only", scope == SyncOwn, "torrents", end.Torrents, "peers", end.Peers,
-				"took", time.Since(start).Round(time.Millisecond), "store_err", failed)
+				"stale_removed", removed, "took", time.Since(start).Round(time.Millisecond), "store_err", failed)
 			return nil
 		default:
 			n.malformed.Add(1)
@@ -325,4 +366,56 @@ func (n *Node) serveSync(reply string, ownOnly bool) error {
 	end.Name = n.cfg.NodeName
 	msg := AppendSyncEnd(AppendHeader(chunk[:0], Header{Kind: KindSyncEnd, Node: n.id, Seq: seq + 1}), end)
 	return n.nc.Publish(reply, n.seal(reply, msg))
+}
+
+// origins numbers the nodes heard from 1 to swarm.MaxOrigin; the store
+// keeps a peer's number (swarm.Announce.Origin), so that a direct catch-up
+// from a node can remove the peers it no longer holds. A number goes to
+// another node only once its node has been silent a whole peer timeout:
+// by then every peer stored under it has expired or been announced again
+// under another number. Nodes beyond the numbers heard within a peer
+// timeout get 0, counted: their peers are only ever added, and expire if
+// their stops are missed.
+type origins struct {
+	mu      sync.Mutex
+	timeout time.Duration
+	ids     [swarm.MaxOrigin + 1]uint64    // guarded by mu; index 0 unused
+	last    [swarm.MaxOrigin + 1]time.Time // a batch's arrival; guarded by mu
+	none    atomic.Uint64                  // batches from nodes without a number
+}
+
+// lookup returns node id's number and when a batch of it last arrived, or
+// zeros for a node without a number.
+func (o *origins) lookup(id uint64) (uint8, time.Time) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for i := 1; i < len(o.ids); i++ {
+		if o.ids[i] == id && !o.last[i].IsZero() {
+			return uint8(i), o.last[i]
+		}
+	}
+	return 0, time.Time{}
+}
+
+// heard notes a batch of node id arriving at now and returns the node's
+// number, giving it one if it has none.
+func (o *origins) heard(id uint64, now time.Time) uint8 {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	free := 0
+	for i := 1; i < len(o.ids); i++ {
+		if o.ids[i] == id {
+			o.last[i] = now
+			return uint8(i)
+		}
+		if free == 0 && (o.last[i].IsZero() || now.Sub(o.last[i]) > o.timeout) {
+			free = i
+		}
+	}
+	if free == 0 {
+		o.none.Add(1)
+		return 0
+	}
+	o.ids[free], o.last[free] = id, now
+	return uint8(free)
 }

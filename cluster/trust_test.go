@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -192,5 +193,61 @@ func TestSharedKeyTooShort(t *testing.T) {
 	_, err := cluster.New(cluster.Config{URLs: []string{"nats://127.0.0.1:4222"}, SharedKeyFile: writeKey(t, "short")}, testLogger(t))
 	if err == nil || !strings.Contains(err.Error(), "at least 32") {
 		t.Fatalf("error %v, want one asking for 32 bytes", err)
+	}
+}
+
+// A node asked for its own peers is the authority on them: its answer
+// removes the peers it announced that it no longer holds. So the answer
+// must come from that node: a stream in another node's name is refused and
+// removes nothing.
+func TestOwnCatchUpOnlyFromThatNode(t *testing.T) {
+	ns := startNATS(t, 1)
+	// A second's pause before asking again leaves time to look.
+	in := startInstance(t, "asker", []string{ns.url(0)}, func(c *cluster.Config) { c.ReconnectWait = time.Second })
+	waitFor(t, 5*time.Second, "node caught up", func() error {
+		if !in.node.Stats().CaughtUp {
+			return fmt.Errorf("not yet")
+		}
+		return nil
+	})
+	const sender = 0x4d
+	raw := rawClient(t, ns.url(0))
+	var answers atomic.Int32
+	_, err := raw.Subscribe(fmt.Sprintf("herald.sync.%x", sender), func(m *nats.Msg) {
+		// The first answer claims to be node 99, the next ones are node
+		// 0x4d's: it holds nothing any more.
+		from := uint64(sender)
+		if answers.Add(1) == 1 {
+			from = 99
+		}
+		raw.Publish(m.Reply, cluster.AppendSyncEnd(cluster.AppendHeader(nil, cluster.Header{Kind: cluster.KindSyncEnd, Node: from, Seq: 1}),
+			cluster.SyncEnd{Name: "sender"}))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, addr := hashOf("owned"), netip.MustParseAddrPort("127.0.0.9:6881")
+	// Batch 5 of a node heard for the first time: the asker applies it and
+	// asks the sender for its own peers.
+	batch := cluster.AppendRecord(cluster.AppendHeader(nil, cluster.Header{Kind: cluster.KindAnnounces, Node: sender, Seq: 5}),
+		&swarm.Announce{InfoHash: h, Addr: addr, Event: swarm.EventStarted})
+	if err := raw.Publish("herald.announces", batch); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "the answer in another node's name refused", func() error {
+		if st := in.node.Stats(); st.CatchUpFailures != 1 || st.Malformed != 1 {
+			return fmt.Errorf("%+v", st)
+		}
+		return nil
+	})
+	if err := sameAs(map[string]bool{key(h, addr): true}, in)(); err != nil {
+		t.Errorf("after the refused answer: %v", err)
+	}
+	// The node still publishes, so it is asked again, and its own empty
+	// answer removes its peer.
+	raw.Publish("herald.announces", cluster.AppendHeader(nil, cluster.Header{Kind: cluster.KindAnnounces, Node: sender, Seq: 6}))
+	waitFor(t, 5*time.Second, "the sender's own answer removes its stopped peer", sameAs(map[string]bool{}, in))
+	if st := in.node.Stats(); st.StaleRemoved != 1 {
+		t.Errorf("stats %+v: want 1 stale peer removed", st)
 	}
 }

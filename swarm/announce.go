@@ -80,7 +80,15 @@ type Announce struct {
 	// FromCluster marks an announce learned from another instance: it is
 	// stored with the synced flag and never re-published.
 	FromCluster bool
+	// Origin is the instance a FromCluster announce came from, as a number
+	// from 1 to MaxOrigin the cluster gives it (0: not known); the store
+	// keeps it with the peer for DropUnmarked.
+	Origin uint8
 }
+
+// MaxOrigin is the largest Announce.Origin: the store keeps it in four
+// bits of each peer record.
+const MaxOrigin = 15
 
 // Seeder reports whether the announcing peer has the whole torrent.
 func (a *Announce) Seeder() bool { return a.Left == 0 }

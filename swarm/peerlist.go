@@ -23,6 +23,11 @@ const (
 	flagSeeder    = byte(PeerSeeder)
 	flagCompleted = byte(PeerCompleted)
 	flagSynced    = byte(PeerSynced)
+	// flagMark and the origin bits are the store's own, never handed out:
+	// the mark says Announce or Restore stored the record since the last
+	// ClearMarks, the top four bits are Announce.Origin.
+	flagMark    = 1 << 3
+	originShift = 4
 )
 
 // Above bigThreshold records a list splits into bigBuckets sorted buckets

@@ -22,6 +22,8 @@ type PeerState struct {
 	Seeder    bool
 	Completed bool // sent a completed event
 	Synced    bool // learned from another instance
+	// Origin is as Announce.Origin, for Restore only: Dump leaves it 0.
+	Origin uint8
 	// Age is how long ago the peer last announced.
 	Age time.Duration
 }
@@ -107,7 +109,9 @@ func (s *Store) peerState(r []byte, stamp uint8) PeerState {
 
 // Restore merges ts into the store, as of now. Peers older than the peer
 // timeout are dropped (they expired while the state was on disk); a peer
-// already present keeps the fresher of the two ages. A torrent with neither
+// already present keeps the fresher of the two ages, and with it its flags
+// and origin (an origin it lacks it takes from ts). Every peer of ts the
+// store keeps is marked (ClearMarks). A torrent with neither
 // peers nor a completed count is not created. Limits apply as for announces;
 // Restore reports how many peers it added.
 func (s *Store) Restore(ts *TorrentState) (int, error) {
@@ -162,7 +166,14 @@ func (s *Store) Restore(ts *TorrentState) (int, error) {
 		rec := sh.findRec(sl, key, rl)
 		if rec != nil {
 			if uint8(stamp-rec[rl-1]) <= age {
-				continue // ours is fresher
+				// Ours is fresher. A peer learned from a node not known
+				// then (a full catch-up) takes the origin of the node
+				// that now says it is its own.
+				if rec[rl-2]&flagSynced != 0 && rec[rl-2]>>originShift == 0 {
+					rec[rl-2] |= p.Origin << originShift
+				}
+				rec[rl-2] |= flagMark
+				continue
 			}
 			if rec[rl-2]&flagSeeder != 0 {
 				sh.addSeeder(sl, rl, -1)
@@ -178,7 +189,28 @@ func (s *Store) Restore(ts *TorrentState) (int, error) {
 		if p.Seeder {
 			sh.addSeeder(sl, rl, 1)
 		}
-		rec[rl-2], rec[rl-1] = byte(p.Flags()), stamp-age
+		rec[rl-2], rec[rl-1] = byte(p.Flags())|flagMark|p.Origin<<originShift, stamp-age
 	}
 	return added, nil
+}
+
+// ClearMarks clears every peer's mark. From then on Announce and Restore
+// mark each peer they store, so that after a Restore of everything one
+// instance holds, DropUnmarked can remove what that instance no longer
+// has. One such round runs at a time.
+func (s *Store) ClearMarks() {
+	s.filterPeers(func(r []byte) bool {
+		r[len(r)-2] &^= flagMark
+		return true
+	})
+}
+
+// DropUnmarked removes the peers that came from origin (Announce.Origin,
+// PeerState.Origin) and were neither announced nor restored since
+// ClearMarks, and returns how many.
+func (s *Store) DropUnmarked(origin uint8) int {
+	return s.filterPeers(func(r []byte) bool {
+		f := r[len(r)-2]
+		return f&flagMark != 0 || f>>originShift != origin
+	})
 }

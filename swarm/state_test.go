@@ -1,6 +1,7 @@
 package swarm
 
 import (
+	"maps"
 	"net/netip"
 	"slices"
 	"testing"
@@ -147,5 +148,89 @@ func BenchmarkDumpLockHold(b *testing.B) {
 		slices.Sort(gaps)
 		b.ReportMetric(float64(gaps[len(gaps)-1].Microseconds()), "max-gap-µs")
 		b.ReportMetric(float64(gaps[len(gaps)*999/1000].Microseconds()), "p99.9-gap-µs")
+	}
+}
+
+// A rejoining cluster node restores everything another instance holds as
+// its own, then drops what it had from that instance and did not get back:
+// peers of other origins, its own peers and peers announced meanwhile stay.
+func TestDropUnmarkedRemovesOnlyThatOrigin(t *testing.T) {
+	s := newStore(t, Config{Shards: 4})
+	s.SetNow(time.Now())
+	from := func(origin uint8, h InfoHash, addr netip.AddrPort, seeder bool) Announce {
+		a := Announce{InfoHash: h, Addr: addr, FromCluster: origin != 0, Origin: origin}
+		if !seeder {
+			a.Left = 1
+		}
+		return a
+	}
+	small, big := hashN(1), hashN(2)
+	// Origin 1 holds 0..9 of the small torrent and 0..1499 of the big one
+	// (a bucketed list); origin 2 and the store's own clients hold others.
+	for i := range 10 {
+		announce(t, s, from(1, small, addr4(i, 1), i%2 == 0), FamilyBoth)
+	}
+	for i := range 1500 {
+		announce(t, s, from(1, big, addr4(i, 2), i%3 == 0), FamilyBoth)
+	}
+	announce(t, s, from(2, small, addr4(100, 1), true), FamilyBoth)
+	announce(t, s, from(0, small, addr4(101, 1), false), FamilyBoth)
+
+	s.ClearMarks()
+	// Origin 1 now holds the even peers of the small torrent and the first
+	// 100 of the big one; one of its new peers arrives by announce first.
+	back := []TorrentState{{InfoHash: small}, {InfoHash: big}}
+	for i := 0; i < 10; i += 2 {
+		back[0].Peers = append(back[0].Peers, PeerState{Addr: addr4(i, 1), Seeder: true, Synced: true, Origin: 1})
+	}
+	for i := range 100 {
+		back[1].Peers = append(back[1].Peers, PeerState{Addr: addr4(i, 2), Seeder: i%3 == 0, Synced: true, Origin: 1})
+	}
+	announce(t, s, from(1, small, addr4(50, 1), false), FamilyBoth)
+	for i := range back {
+		if _, err := s.Restore(&back[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := s.DropUnmarked(1); n != 5+1400 {
+		t.Fatalf("dropped %d peers, want the 5 odd ones of the small torrent and 1400 of the big one", n)
+	}
+	want := map[netip.AddrPort]bool{addr4(100, 1): true, addr4(101, 1): true, addr4(50, 1): true}
+	for i := 0; i < 10; i += 2 {
+		want[addr4(i, 1)] = true
+	}
+	got := map[netip.AddrPort]bool{}
+	var seeders int
+	s.Dump(func(ts *TorrentState) error {
+		for _, p := range ts.Peers {
+			if ts.InfoHash == small {
+				got[p.Addr] = true
+			}
+			if p.Seeder {
+				seeders++
+			}
+		}
+		// Origins and marks stay inside the store: a dump encodes and
+		// parses as any other.
+		if _, err := ParseTorrentState(AppendTorrentState(nil, ts), &TorrentState{}); err != nil {
+			t.Fatal(err)
+		}
+		return nil
+	})
+	if !maps.Equal(got, want) {
+		t.Errorf("small torrent holds %v, want %v", got, want)
+	}
+	if c, _ := s.Scrape(big); c.Seeders+c.Leechers != 100 || c.Seeders != 34 {
+		t.Errorf("big torrent counts %+v, want 34 seeders of 100", c)
+	}
+	tot := s.Totals()
+	if s.Peers() != len(want)+100 || tot.Seeders4 != seeders || tot.Seeders4+tot.Leechers4 != s.Peers() {
+		t.Errorf("%d peers, totals %+v, %d seeders dumped: counts out of step", s.Peers(), tot, seeders)
+	}
+	// Another round for origin 2 with nothing restored drops its one peer;
+	// the marks of the first round are gone.
+	s.ClearMarks()
+	if n := s.DropUnmarked(2); n != 1 {
+		t.Errorf("origin 2: dropped %d, want 1", n)
 	}
 }

@@ -318,10 +318,9 @@ func (s *Store) announce(a *Announce, want Family, dst Peers) (Peers, Counts, er
 		sl.completed++
 		sh.totals[totCompleted].Add(1)
 	}
+	flags = flags&^(flagSynced|0xf<<originShift) | flagMark
 	if a.FromCluster {
-		flags |= flagSynced
-	} else {
-		flags &^= flagSynced
+		flags |= flagSynced | a.Origin<<originShift
 	}
 	switch isSeeder := flags&flagSeeder != 0; {
 	case isSeeder && !wasSeeder:
@@ -512,9 +511,19 @@ func (s *Store) Range(fn func(TorrentCounts) bool) {
 // Clean removes expired peers and torrents, one shard lock at a time, and
 // gives back table and arena space they held.
 func (s *Store) Clean() {
+	stamp := uint8(s.clock.Load() / s.tickSecs)
+	s.filterPeers(func(r []byte) bool { return stamp-r[len(r)-1] < s.ttlTicks })
+}
+
+// filterPeers calls keep for every record, one shard lock at a time; keep
+// may change the record's flags (not its seeder flag), and the records it
+// returns false for are removed. Then it removes the torrents left with
+// neither peers nor a recent completed count, gives back table and arena
+// space, and returns how many peers it removed.
+func (s *Store) filterPeers(keep func(r []byte) bool) int {
 	now := s.clock.Load()
-	stamp := uint8(now / s.tickSecs)
-	keep := uint32(s.cfg.TorrentTimeout / time.Second)
+	keepTorrent := uint32(s.cfg.TorrentTimeout / time.Second)
+	total := 0
 	for i := range s.shards {
 		sh := &s.shards[i]
 		sh.mu.Lock()
@@ -528,17 +537,18 @@ func (s *Store) Clean() {
 			var removed int
 			if sl.kind() == kindBig {
 				t := sh.big[sl.index()]
-				removed = s.cleanList(&t.v4, recLen4, stamp) + s.cleanList(&t.v6, recLen6, stamp)
+				removed = filterList(&t.v4, recLen4, keep) + filterList(&t.v6, recLen6, keep)
 				if removed > 0 {
 					sh.maybeFlat(sl)
 				}
 			} else {
-				removed = sh.cleanFlat(sl, stamp, s.ttlTicks)
+				removed = sh.filterFlat(sl, keep)
 			}
 			s.peers.Add(-int64(removed))
+			total += removed
 			after := sh.famCounts(sl)
 			sh.account(before, after)
-			if after != (famCounts{}) || sl.completed != 0 && now-sl.last < keep {
+			if after != (famCounts{}) || sl.completed != 0 && now-sl.last < keepTorrent {
 				k++
 				continue
 			}
@@ -561,11 +571,12 @@ func (s *Store) Clean() {
 		sh.compactArena()
 		sh.mu.Unlock()
 	}
+	return total
 }
 
-// cleanList removes a big torrent's expired records from l and returns
-// how many.
-func (s *Store) cleanList(l *peerList, rl int, stamp uint8) int {
+// filterList removes the records of a big torrent's list l that keep
+// refuses, and returns how many.
+func filterList(l *peerList, rl int, keep func(r []byte) bool) int {
 	if l.total == 0 {
 		return 0
 	}
@@ -575,7 +586,7 @@ func (s *Store) cleanList(l *peerList, rl int, stamp uint8) int {
 		out := in[:0]
 		for off := 0; off < len(in); off += rl {
 			r := in[off : off+rl]
-			if stamp-r[rl-1] >= s.ttlTicks {
+			if !keep(r) {
 				removed++
 				continue
 			}

@@ -254,9 +254,9 @@ func (sh *shard) pick(sl *slot, dst Peers, numwant int, want Family, self []byte
 	return t.pick(dst, numwant, want, self, rl)
 }
 
-// cleanFlat removes a flat torrent's records older than the peer timeout
-// and returns how many it removed.
-func (sh *shard) cleanFlat(sl *slot, stamp, ttl uint8) int {
+// filterFlat removes the records of a flat torrent that keep refuses, and
+// returns how many.
+func (sh *shard) filterFlat(sl *slot, keep func(r []byte) bool) int {
 	used := sl.used()
 	buf := sh.flat(sl, used)
 	out := 0
@@ -266,7 +266,7 @@ func (sh *shard) cleanFlat(sl *slot, stamp, ttl uint8) int {
 		lo, hi := sl.family(rl)
 		for off := lo; off < hi; off += rl {
 			r := buf[off : off+rl]
-			if stamp-r[rl-1] >= ttl {
+			if !keep(r) {
 				continue
 			}
 			if r[rl-2]&flagSeeder != 0 {
