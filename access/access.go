@@ -8,6 +8,7 @@ package access
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/hex"
 	"errors"
@@ -20,6 +21,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"herald/internal/atomicfile"
 	"herald/swarm"
 )
 
@@ -128,6 +130,99 @@ func Open(path string, mode Mode, log *slog.Logger) (*List, error) {
 func (l *List) Allowed(h swarm.InfoHash) bool {
 	_, listed := (*l.set.Load())[h]
 	return listed == (l.mode == Whitelist)
+}
+
+// Mode is what membership in the list means.
+func (l *List) Mode() Mode { return l.mode }
+
+// Contains reports whether h is on the list (listed, whatever the mode).
+func (l *List) Contains(h swarm.InfoHash) bool {
+	_, listed := (*l.set.Load())[h]
+	return listed
+}
+
+// Add puts the info hashes on the list: it appends the ones not listed
+// yet to the file, which it replaces whole (see atomicfile), and loads
+// it. It returns how many were new. The file keeps its comments and
+// permissions, so a restart or a reload finds the change.
+func (l *List) Add(hs ...swarm.InfoHash) (int, error) {
+	return l.edit(func(data []byte, set map[swarm.InfoHash]struct{}) ([]byte, int) {
+		if len(data) > 0 && data[len(data)-1] != '\n' {
+			data = append(data, '\n')
+		}
+		added := 0
+		for _, h := range hs {
+			if _, listed := set[h]; !listed {
+				set[h] = struct{}{}
+				data = append(hex.AppendEncode(data, h[:]), '\n')
+				added++
+			}
+		}
+		return data, added
+	})
+}
+
+// Remove takes the info hashes off the list: it drops their lines from
+// the file, which it replaces whole, and loads it. It returns how many
+// were listed.
+func (l *List) Remove(hs ...swarm.InfoHash) (int, error) {
+	drop := make(map[swarm.InfoHash]struct{}, len(hs))
+	for _, h := range hs {
+		drop[h] = struct{}{}
+	}
+	return l.edit(func(data []byte, set map[swarm.InfoHash]struct{}) ([]byte, int) {
+		removed := 0
+		for h := range drop {
+			if _, listed := set[h]; listed {
+				removed++
+			}
+		}
+		if removed == 0 {
+			return data, 0
+		}
+		var out []byte
+		for line := range bytes.Lines(data) {
+			var h swarm.InfoHash
+			t := bytes.TrimSpace(line)
+			if len(t) >= 40 && (len(t) == 40 || !isHex(t[40])) {
+				if _, err := hex.Decode(h[:], t[:40]); err == nil {
+					if _, gone := drop[h]; gone {
+						continue
+					}
+				}
+			}
+			out = append(out, line...)
+		}
+		return out, removed
+	})
+}
+
+// edit rewrites the list file with fn, which gets the file's bytes and
+// the set they hold and returns the new bytes and how many hashes it
+// changed; nothing is written when none changed.
+func (l *List) edit(fn func(data []byte, set map[swarm.InfoHash]struct{}) ([]byte, int)) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	data, err := os.ReadFile(l.path)
+	if err != nil {
+		return 0, fmt.Errorf("access %s %s: %w", l.mode, l.path, err)
+	}
+	st, err := os.Stat(l.path)
+	if err != nil {
+		return 0, fmt.Errorf("access %s %s: %w", l.mode, l.path, err)
+	}
+	set, _, err := Parse(bytes.NewReader(data))
+	if err != nil {
+		return 0, fmt.Errorf("access %s %s: %w", l.mode, l.path, err)
+	}
+	data, n := fn(data, set)
+	if n == 0 {
+		return 0, nil
+	}
+	if err := atomicfile.WriteFile(l.path, data, st.Mode().Perm()); err != nil {
+		return 0, fmt.Errorf("access %s: %w", l.mode, err)
+	}
+	return n, l.reloadLocked()
 }
 
 // Len is the number of info hashes on the list.

@@ -51,6 +51,8 @@ type Node struct {
 	lastPrune time.Time
 	origins   origins
 
+	admin changes // admin changes' own connection (admin.go)
+
 	errLogged atomic.Int64 // unix nanoseconds of the last async error logged
 	sealed    []byte       // the publish loop's copy of a batch with its tag
 

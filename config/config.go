@@ -39,6 +39,9 @@ type Settings struct {
 	UDPSockets int
 
 	Whitelist, Blacklist string
+	// FIFOAdd and FIFODelete are opentracker's access-list FIFOs: each
+	// line written to one adds or removes an info hash.
+	FIFOAdd, FIFODelete string
 	// AccessReload is how often list files are checked for changes.
 	AccessReload time.Duration
 	StatsNets    []netip.Prefix
@@ -66,6 +69,17 @@ type Settings struct {
 	// UDPConnectRate bounds the UDP connects answered per second on each
 	// UDP address, for all clients together.
 	UDPConnectRate int
+	// BanAfter refusals a minute ban a client for BanDuration (0: never);
+	// BanBadConnectionIDs counts wrong UDP connection ids among them.
+	// Bans are kept in BanFile ("" keeps them in memory).
+	BanAfter            int
+	BanDuration         time.Duration
+	BanBadConnectionIDs bool
+	BanFile             string
+
+	// AdminListen is the admin API's address ("" off), AdminTokenFile the
+	// file holding its bearer token.
+	AdminListen, AdminTokenFile string
 
 	// HTTP frontend bounds, each per HTTP listen address.
 	HTTPMaxConnections          int
@@ -130,6 +144,7 @@ func Defaults() Settings {
 		TLS:              certs.Config{ACMEDirectory: certs.DefaultACMEDirectory, ACMECache: certs.DefaultACMECache},
 		WSMaxPeers:       wsMaxPeers(),
 		Snapshot:         "herald.snapshot",
+		BanFile:          "herald.bans",
 		SnapshotInterval: 5 * time.Minute,
 		LogLevel:         slog.LevelInfo,
 	}
@@ -161,6 +176,10 @@ var directives = []directive{
 		set: func(s *Settings, v string) error { s.Whitelist = v; return nil }},
 	{key: "access.blacklist", flag: "blacklist", arg: "file", usage: "serve every torrent but those listed in file",
 		set: func(s *Settings, v string) error { s.Blacklist = v; return nil }},
+	{key: "access.fifo_add", flag: "fifo-add", arg: "file", usage: "FIFO (mkfifo) whose lines, 40-hex info hashes, are added to the access list and its file, as opentracker's (needs an access list)",
+		set: strSetter(func(s *Settings) *string { return &s.FIFOAdd })},
+	{key: "access.fifo_delete", flag: "fifo-delete", arg: "file", usage: "FIFO whose lines are removed from the access list and its file",
+		set: strSetter(func(s *Settings) *string { return &s.FIFODelete })},
 	{key: "access.reload", flag: "access-reload", arg: "duration", usage: "how often list files are checked for changes; a changed file loads once a check finds it unchanged (SIGHUP reloads at once)",
 		set: durSetter(func(s *Settings) *time.Duration { return &s.AccessReload }), def: durDef(func(s *Settings) time.Duration { return s.AccessReload })},
 	{key: "access.stats", flag: "stats-net", arg: "net", usage: "network (ip or CIDR) allowed to read /stats (repeatable)",
@@ -213,6 +232,14 @@ var directives = []directive{
 		set: intSetter(func(s *Settings) *int { return &s.RateBurst }, 1, 1<<20), def: intDef(func(s *Settings) int { return s.RateBurst })},
 	{key: "tracker.udp_connect_rate", flag: "udp-connect-rate", arg: "n", usage: "UDP connects answered per second per UDP address, all clients together; more are dropped (a connect's address is unproven, so it never counts against tracker.rate_limit) (0: no bound)",
 		set: intSetter(func(s *Settings) *int { return &s.UDPConnectRate }, 0, 1<<30), def: intDef(func(s *Settings) int { return s.UDPConnectRate })},
+	{key: "tracker.ban_after", flag: "ban-after", arg: "n", usage: "refusals a minute (over tracker.rate_limit, and with tracker.ban_bad_connection_ids wrong UDP connection ids) that ban a client (IPv4 address, IPv6 /64) for tracker.ban_duration; loopback is exempt (0: no automatic bans)",
+		set: intSetter(func(s *Settings) *int { return &s.BanAfter }, 0, 1<<30), def: intDef(func(s *Settings) int { return s.BanAfter })},
+	{key: "tracker.ban_duration", flag: "ban-duration", arg: "duration", usage: "how long a ban earned under tracker.ban_after lasts",
+		set: durSetter(func(s *Settings) *time.Duration { return &s.BanDuration }), def: durDef(func(s *Settings) time.Duration { return s.BanDuration })},
+	{key: "tracker.ban_bad_connection_ids", flag: "ban-bad-connection-ids", arg: "bool", usage: "count UDP requests with a wrong connection id towards tracker.ban_after; their source address is unproven, so a spoofer could get another address banned",
+		set: boolSetter(func(s *Settings) *bool { return &s.BanBadConnectionIDs }), def: func(s *Settings) string { return strconv.FormatBool(s.BanBadConnectionIDs) }},
+	{key: "tracker.ban_file", flag: "ban-file", arg: "file", usage: "file the bans (earned and set through the admin API) are kept in across restarts (\"off\": memory only)",
+		set: strSetter(func(s *Settings) *string { return &s.BanFile }), def: func(s *Settings) string { return s.BanFile }},
 	{key: "tracker.http_max_connections", flag: "http-max-connections", arg: "n", usage: "most open HTTP connections per HTTP address; beyond it new ones are closed at once (keep it below the file descriptor limit)",
 		set: intSetter(func(s *Settings) *int { return &s.HTTPMaxConnections }, 1, 1<<24), def: intDef(func(s *Settings) int { return s.HTTPMaxConnections })},
 	{key: "tracker.http_max_connections_per_client", flag: "http-max-connections-per-client", arg: "n", usage: "most open HTTP connections of one client (IPv4 address, IPv6 /64) per HTTP address; beyond it its new ones are closed at once (loopback and access.proxy are exempt)",
@@ -315,6 +342,14 @@ var directives = []directive{
 		set: strSetter(func(s *Settings) *string { return &s.TLS.ACMECache }), def: func(s *Settings) string { return s.TLS.ACMECache }},
 	{key: "tls.acme_directory_ca", flag: "tls-acme-directory-ca", arg: "file", usage: "PEM CA certificates trusted for a private ACME server's own HTTPS (default: system roots)",
 		set: strSetter(func(s *Settings) *string { return &s.TLS.ACMEDirectoryCA })},
+	{key: "listen.admin", flag: "listen-admin", arg: "addr", usage: "serve the admin API (JSON, bearer token from admin.token_file) on addr; a bare port or :port binds 127.0.0.1 (default: off)",
+		set: func(s *Settings, v string) error {
+			var err error
+			s.AdminListen, err = adminAddr(v)
+			return err
+		}},
+	{key: "admin.token_file", flag: "admin-token-file", arg: "file", usage: "file holding the admin API's bearer token (one line, at least 22 characters; must not be readable by group or others)",
+		set: strSetter(func(s *Settings) *string { return &s.AdminTokenFile })},
 	{key: "log.level", flag: "log-level", arg: "level", usage: "debug, info, warn or error",
 		set: func(s *Settings, v string) error { return s.LogLevel.UnmarshalText([]byte(v)) }, def: func(s *Settings) string { return s.LogLevel.String() }},
 	{key: "log.json", flag: "log-json", arg: "bool", usage: "log as JSON instead of text",
@@ -324,8 +359,6 @@ var directives = []directive{
 // ignored are opentracker directives herald accepts but does not honour,
 // with the reason given in the warning.
 var ignored = map[string]string{
-	"access.fifo_add":            "dynamic accesslist FIFOs are not supported; herald reloads list files when they change",
-	"access.fifo_delete":         "dynamic accesslist FIFOs are not supported; herald reloads list files when they change",
 	"livesync.cluster.listen":    "livesync multicast is not supported; herald instances sync through NATS",
 	"livesync.cluster.node_ip":   "livesync multicast is not supported; herald instances sync through NATS",
 	"batchsync.cluster.admin_ip": "batchsync is dead code in opentracker",
@@ -338,6 +371,19 @@ func (s *Settings) addListen(v string, tcp, udp bool) error {
 	}
 	s.Listens = append(s.Listens, Listen{Addr: addr, TCP: tcp, UDP: udp})
 	return nil
+}
+
+// adminAddr reads listen.admin: an address as normalizeAddr, except that
+// a bare port or ":port" binds loopback, not every address.
+func adminAddr(v string) (string, error) {
+	port := strings.TrimPrefix(v, ":")
+	if n, err := strconv.ParseUint(port, 10, 16); err == nil && n > 0 {
+		return "127.0.0.1:" + port, nil
+	}
+	if _, err := netip.ParseAddrPort(v); err != nil {
+		return "", fmt.Errorf("%q is not a port or an ip:port address", v)
+	}
+	return normalizeAddr(v, "")
 }
 
 // normalizeAddr accepts opentracker's forms: "ip", "ip:port", "[v6]:port",
@@ -579,6 +625,18 @@ func (s *Settings) Validate() error {
 	}
 	if s.Snapshot == "off" {
 		s.Snapshot = ""
+	}
+	if s.BanFile == "off" {
+		s.BanFile = ""
+	}
+	switch {
+	case s.AdminListen != "" && s.AdminTokenFile == "":
+		return errors.New("config: listen.admin needs admin.token_file: the admin API does not start without a token")
+	case s.AdminListen == "" && s.AdminTokenFile != "":
+		return errors.New("config: admin.token_file needs a listen.admin address")
+	}
+	if (s.FIFOAdd != "" || s.FIFODelete != "") && s.Whitelist == "" && s.Blacklist == "" {
+		return errors.New("config: access.fifo_add and access.fifo_delete need an access list (access.whitelist or access.blacklist)")
 	}
 	tlsSource := s.TLS.CertFile != "" || s.TLS.KeyFile != "" || len(s.TLS.ACMEDomains) > 0
 	switch {

@@ -14,6 +14,7 @@ var sections = []struct{ name, title string }{
 	{"access", "Access"},
 	{"limits", "Limits"},
 	{"snapshot", "Snapshot"},
+	{"admin", "Admin API"},
 	{"cluster", "Cluster"},
 	{"websocket", "WebSocket (WebTorrent)"},
 	{"tls", "TLS"},
@@ -29,7 +30,7 @@ var limitKeys = map[string]bool{
 
 // sectionOf names the section a directive is listed in.
 func sectionOf(key string) string {
-	if limitKeys[key] || strings.HasPrefix(key, "tracker.http_") {
+	if limitKeys[key] || strings.HasPrefix(key, "tracker.http_") || strings.HasPrefix(key, "tracker.ban_") {
 		return "limits"
 	}
 	prefix, _, _ := strings.Cut(key, ".")

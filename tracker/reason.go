@@ -38,6 +38,9 @@ const (
 	// UnknownClient: a trusted reverse proxy sent the request without
 	// naming the client (no untrusted hop in its header).
 	UnknownClient
+	// Banned: the client's address is banned, by the operator or for
+	// abuse (see package bans).
+	Banned
 	// Internal: anything the tracker did not expect; logged, never
 	// described to the client.
 	Internal
@@ -65,6 +68,7 @@ var reasons = [NumReasons]struct{ label, text string }{
 	UnknownOffer:    {"unknown_offer", "answer to an unknown offer: no such offer_id was relayed to you from to_peer_id"},
 	OffererGone:     {"offerer_gone", "answer to a peer that has left the swarm"},
 	UnknownClient:   {"unknown_client", "The proxy in front of this tracker did not say who you are."},
+	Banned:          {"banned", "Your address is banned from this tracker for a while."},
 	Internal:        {"internal", "Internal tracker error."},
 }
 

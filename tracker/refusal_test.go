@@ -18,6 +18,7 @@ import (
 	"github.com/gobwas/ws"
 	"github.com/gobwas/ws/wsutil"
 
+	"herald/bans"
 	"herald/httptracker"
 	"herald/internal/servetest"
 	"herald/swarm"
@@ -54,6 +55,11 @@ func TestRefusalReadsTheSameOverEveryProtocolIssue16(t *testing.T) {
 		}, nil},
 		{tracker.RateLimited, all, limits{}, func(t *testing.T, c client, e *env) string {
 			e.limited.Store(true)
+			return c.announce(t, announce{hash: hashA, peer: peer1, port: 1001})
+		}, nil},
+		{tracker.Banned, all, limits{}, func(t *testing.T, c client, e *env) string {
+			fill(t, c, announce{hash: hashA, peer: peer1, port: 1001})
+			e.bans.Ban(bans.Ban{Prefix: netip.MustParsePrefix("127.0.0.0/8"), Expires: time.Now().Add(time.Hour), Reason: bans.ReasonManual})
 			return c.announce(t, announce{hash: hashA, peer: peer1, port: 1001})
 		}, nil},
 		{tracker.TorrentLimit, all, limits{torrents: 1}, func(t *testing.T, c client, e *env) string {
@@ -124,6 +130,7 @@ func TestRefusalReadsTheSameOverEveryProtocolIssue16(t *testing.T) {
 type env struct {
 	refusedHash swarm.InfoHash // the access list refuses it
 	limited     atomic.Bool    // once set, the rate limit refuses everyone
+	bans        *bans.Table
 }
 
 // limits are the store's (HTTP, UDP) or the WebSocket swarms' bounds.
@@ -151,7 +158,11 @@ func start(t *testing.T, proto string, e *env, lim limits) client {
 		t.Fatal(err)
 	}
 	quiet := slog.New(slog.DiscardHandler)
+	if e.bans, err = bans.New(bans.Config{Logger: quiet}); err != nil {
+		t.Fatal(err)
+	}
 	rules := tracker.Config{
+		Bans:         e.bans,
 		Store:        store,
 		Allowed:      func(h swarm.InfoHash) bool { return h != e.refusedHash },
 		Admit:        func(netip.Addr, time.Time) bool { return !e.limited.Load() },

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"herald/bans"
 	"herald/swarm"
 )
 
@@ -45,6 +46,12 @@ type Config struct {
 	// rate limit. Safe for concurrent use and cheap. Over UDP it is asked
 	// only once the connection id has proven the address.
 	Admit func(netip.Addr, time.Time) bool
+	// Bans, if set, refuses every announce and scrape of a banned client
+	// first, and earns a ban for a client that keeps going over Admit or
+	// (StrikeBadConnectionID) sending wrong UDP connection ids. A type,
+	// not a func like the others: its check, one atomic load while nobody
+	// is banned, inlines.
+	Bans *bans.Table
 	// AdmitFullScrape, if set, is asked for every full scrape (every
 	// torrent's counts, the costliest reply) after Admit; false means the
 	// client has had its share of them.
@@ -152,10 +159,13 @@ type AnnounceReply struct {
 }
 
 // Prepare applies the rules that come before a store, cheapest first:
-// the access list, the rate limit, then numwant and the listed address,
+// the bans, the access list, the rate limit, then numwant and the listed address,
 // which it writes into r.Announce. A frontend that keeps its own swarms
 // (WebSocket) calls it and stores r.Announce itself.
 func (t *Tracker) Prepare(r *AnnounceRequest, now time.Time) *ClientError {
+	if t.banned(r.Addr.Addr(), now) {
+		return Banned.Err()
+	}
 	if !t.Allowed(r.InfoHash) {
 		return NotAllowed.Err()
 	}
@@ -245,15 +255,37 @@ func (t *Tracker) Allowed(h swarm.InfoHash) bool {
 	return t.cfg.Allowed == nil || t.cfg.Allowed(h)
 }
 
-// admit charges a request from client to the rate limit at now and
-// reports whether it is under it.
-func (t *Tracker) admit(client netip.Addr, now time.Time) bool {
-	return t.cfg.Admit == nil || t.cfg.Admit(client, now)
+// banned reports whether client is banned at now.
+func (t *Tracker) banned(client netip.Addr, now time.Time) bool {
+	return t.cfg.Bans != nil && t.cfg.Bans.Banned(client, now)
 }
 
-// AdmitScrape charges a scrape to its client's rate limit: nil, or
-// RateLimited over it.
+// admit charges a request from client to the rate limit at now and
+// reports whether it is under it; a refusal is a strike towards a ban.
+func (t *Tracker) admit(client netip.Addr, now time.Time) bool {
+	if t.cfg.Admit == nil || t.cfg.Admit(client, now) {
+		return true
+	}
+	if t.cfg.Bans != nil {
+		t.cfg.Bans.Strike(client, now, bans.ReasonRateLimited)
+	}
+	return false
+}
+
+// StrikeBadConnectionID records a UDP request from client with a wrong or
+// expired connection id, a strike towards a ban.
+func (t *Tracker) StrikeBadConnectionID(client netip.Addr, now time.Time) {
+	if t.cfg.Bans != nil {
+		t.cfg.Bans.Strike(client, now, bans.ReasonBadConnectionID)
+	}
+}
+
+// AdmitScrape checks a scrape's client against the bans and charges it
+// to its rate limit: nil, Banned, or RateLimited over it.
 func (t *Tracker) AdmitScrape(client netip.Addr, now time.Time) *ClientError {
+	if t.banned(client, now) {
+		return Banned.Err()
+	}
 	if !t.admit(client, now) {
 		return RateLimited.Err()
 	}
@@ -263,7 +295,10 @@ func (t *Tracker) AdmitScrape(client netip.Addr, now time.Time) *ClientError {
 // AdmitFullScrape is AdmitScrape for a full scrape, which also takes the
 // client's share of full scrapes.
 func (t *Tracker) AdmitFullScrape(client netip.Addr, now time.Time) *ClientError {
-	if !t.admit(client, now) || t.cfg.AdmitFullScrape != nil && !t.cfg.AdmitFullScrape(client, now) {
+	if ce := t.AdmitScrape(client, now); ce != nil {
+		return ce
+	}
+	if t.cfg.AdmitFullScrape != nil && !t.cfg.AdmitFullScrape(client, now) {
 		return RateLimited.Err()
 	}
 	return nil

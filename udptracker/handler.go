@@ -98,6 +98,7 @@ func (h *handler) serve(dst, pkt []byte, from netip.AddrPort, now int64) []byte 
 	}
 	if !h.ids.valid(hdr.ConnectionID, from, now) {
 		tracker.Count(h.counts, counters.UDP, actionOf(hdr.Action), tracker.BadConnectionID)
+		h.tracker.StrikeBadConnectionID(from.Addr(), time.Unix(now, 0))
 		// The source address is unproven here, so the reply must not be
 		// bigger than the request (no amplification): cut the message.
 		msg := tracker.BadConnectionID.Text()

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -49,7 +50,8 @@ func announceReply(t *testing.T, base string, h swarm.InfoHash, port int) (map[s
 func hexOf(h swarm.InfoHash) string { return hex.EncodeToString(h[:]) }
 
 // Issue 5: an opentracker config file of ours, with a whitelist, is served
-// as configured.
+// as configured; issue 15: a hash written to its access.fifo_add FIFO, as
+// opentracker's scripts do, is served from then on.
 func TestServesOpentrackerConfig(t *testing.T) {
 	dir := t.TempDir()
 	list := filepath.Join(dir, "whitelist")
@@ -59,10 +61,10 @@ func TestServesOpentrackerConfig(t *testing.T) {
 	os.WriteFile(conf, []byte(fmt.Sprintf(`# opentracker.conf
 listen.tcp_udp 127.0.0.1:%d
 access.whitelist %s
-access.fifo_add /tmp/adder.fifo
+access.fifo_add %s
 tracker.interval 10m
 snapshot.path off
-`, port, list)), 0o644)
+`, port, list, filepath.Join(dir, "adder.fifo"))), 0o644)
 	h := heraldtest.Start(t, fmt.Sprintf("127.0.0.1:%d", port), "-f", conf)
 
 	d, fr := announceReply(t, h.URL, hashOf(1), 5000)
@@ -75,8 +77,20 @@ snapshot.path off
 	if _, fr := announceReply(t, h.URL, hashOf(2), 5000); !strings.Contains(fr, "not authorized") {
 		t.Errorf("unlisted torrent: failure %q, want the not-authorized failure", fr)
 	}
-	if !strings.Contains(h.Output(), "access.fifo_add: ignored") {
-		t.Errorf("no warning for the unsupported directive:\n%s", h.Output())
+	fifo, err := os.OpenFile(filepath.Join(dir, "adder.fifo"), os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintln(fifo, hexOf(hashOf(2)))
+	fifo.Close()
+	servetest.WaitFor(t, 5*time.Second, func() error {
+		if _, fr := announceReply(t, h.URL, hashOf(2), 5000); fr != "" {
+			return errors.New(fr)
+		}
+		return nil
+	})
+	if data, _ := os.ReadFile(list); !strings.Contains(string(data), hexOf(hashOf(2))) {
+		t.Errorf("the hash from the FIFO is not in the list file:\n%s", data)
 	}
 }
 

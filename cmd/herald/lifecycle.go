@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -15,6 +16,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"herald/access"
+	"herald/admin"
+	"herald/bans"
 	"herald/certs"
 	"herald/cluster"
 	"herald/config"
@@ -87,6 +90,17 @@ type daemon struct {
 	listMode access.Mode
 	list     *access.List
 	allowed  func(swarm.InfoHash) bool
+
+	// bans is the ban table, restored from banFile (as named after the
+	// drop, "" for none) once privileges are dropped.
+	bans    *bans.Table
+	banFile string
+	// admin applies admin changes: from its API on adminListener (nil
+	// when off, with adminToken), from the FIFOs and from the cluster.
+	admin               *admin.Server
+	adminListener       net.Listener
+	adminToken          string
+	fifoAdd, fifoDelete *os.File
 }
 
 // lastSave is when the last successful snapshot save started, for the
@@ -141,6 +155,27 @@ func start(s *config.Settings, log *slog.Logger) (d *daemon, err error) {
 			return nil, err
 		}
 	}
+	if s.BanFile != "" {
+		if _, d.banFile, err = d.plan.Paths(s.BanFile); err != nil {
+			return nil, err
+		}
+	}
+	// The token and the FIFOs may be the superuser's only.
+	if s.AdminListen != "" {
+		if d.adminToken, err = admin.LoadToken(s.AdminTokenFile); err != nil {
+			return nil, err
+		}
+	}
+	for _, fifo := range []struct {
+		path string
+		f    **os.File
+	}{{s.FIFOAdd, &d.fifoAdd}, {s.FIFODelete, &d.fifoDelete}} {
+		if fifo.path != "" {
+			if *fifo.f, err = admin.OpenFIFO(fifo.path); err != nil {
+				return nil, err
+			}
+		}
+	}
 
 	// The state is read before the drop: the file may be writable only from
 	// inside the chroot, but the previous state must not depend on that.
@@ -167,7 +202,11 @@ func (d *daemon) bind() (err error) {
 	if err != nil {
 		return err
 	}
+	if d.bans, err = bans.New(banConfig(s)); err != nil {
+		return err
+	}
 	rules := trackerConfig(s, d.store, d.isAllowed, admit, admitFullScrape, d.log)
+	rules.Bans = d.bans
 	if f.core, err = tracker.New(rules); err != nil {
 		return err
 	}
@@ -177,6 +216,7 @@ func (d *daemon) bind() (err error) {
 		return err
 	}
 	d.registry = prometheus.NewRegistry()
+	d.registry.MustRegister(d.bans)
 	if d.node != nil {
 		d.registry.MustRegister(d.node.Collector())
 	}
@@ -216,6 +256,11 @@ func (d *daemon) bind() (err error) {
 				return err
 			}
 			d.servers = append(d.servers, srv)
+		}
+	}
+	if s.AdminListen != "" {
+		if d.adminListener, err = net.Listen("tcp", s.AdminListen); err != nil {
+			return fmt.Errorf("listen.admin: %w", err)
 		}
 	}
 	udpCfg := udpConfig(s, f)
@@ -262,7 +307,13 @@ func (d *daemon) dropPrivileges() (err error) {
 		}
 		d.allowed = d.list.Allowed
 	}
-	return nil
+	if d.banFile != "" {
+		if err := d.bans.Restore(d.banFile, time.Now()); err != nil {
+			return err
+		}
+	}
+	d.admin, err = admin.New(adminConfig(d))
+	return err
 }
 
 // serve runs every component until ctx is done or a frontend fails (which
@@ -281,6 +332,8 @@ func (d *daemon) serve(ctx context.Context, stop context.CancelFunc) error {
 	if d.saves != nil {
 		wg.Go(func() { d.saves.every(ctx, d.s.SnapshotInterval) })
 	}
+	wg.Go(func() { d.bans.Run(ctx) })
+	d.serveAdmin(ctx, &wg, stop)
 	var onHangup []func()
 	if d.list != nil {
 		wg.Go(func() { d.list.Watch(ctx, d.s.AccessReload) })

@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"herald/access"
+	"herald/bans"
 	"herald/cluster"
 	"herald/config"
 	"herald/counters"
@@ -39,6 +40,7 @@ func defaultSettings() config.Settings {
 	s.MaxNumWant = tracker.DefaultMaxNumWant
 	s.UDPConnectRate = tracker.DefaultConnectRate
 	s.RateLimit, s.RateBurst = ratelimit.DefaultRate, ratelimit.DefaultBurst
+	s.BanAfter, s.BanDuration = bans.DefaultAfter, bans.DefaultDuration
 	s.StatsPath = stats.DefaultStatsPath
 	s.UDPMaxPeers4, s.UDPMaxPeers6 = udptracker.DefaultMaxPeers4, udptracker.DefaultMaxPeers6
 

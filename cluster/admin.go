@@ -1,0 +1,225 @@
+package cluster
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"herald/swarm"
+)
+
+// Changes an operator makes through the admin API (access list, keys,
+// bans) reach the other nodes on <prefix>.admin, one JSON Change per
+// message, sealed like every other message. They travel on a connection
+// of their own, so that a change is never queued behind announce batches.
+// Each node applies a change to its own files (its list, its keys) as if
+// its own API had been called; changes are not caught up: a node that was
+// away reads its files, which the operator keeps in step (or which the
+// change reached before).
+
+// ChangeKind is what a Change does.
+type ChangeKind string
+
+// The change kinds.
+const (
+	ListAdd    ChangeKind = "list_add"    // put InfoHashes on the access list
+	ListRemove ChangeKind = "list_remove" // take InfoHashes off it
+	KeyAdd     ChangeKind = "key_add"     // admit Key
+	KeyRemove  ChangeKind = "key_remove"  // refuse Key
+	Ban        ChangeKind = "ban"         // ban Prefix until Expires
+	Unban      ChangeKind = "unban"       // lift the ban of Prefix
+)
+
+// MaxChangeHashes bounds the info hashes of one list change, so that a
+// change fits the smallest NATS max_payload in use (64 KiB) with room.
+const MaxChangeHashes = 1000
+
+// Change is one admin change as it travels between nodes.
+type Change struct {
+	Kind       ChangeKind       `json:"kind"`
+	InfoHashes []swarm.InfoHash `json:"-"`
+	Key        string           `json:"key,omitempty"`
+	Prefix     netip.Prefix     `json:"prefix,omitzero"`
+	Expires    time.Time        `json:"expires,omitzero"`
+}
+
+// MarshalJSON writes the info hashes as hex.
+func (c Change) MarshalJSON() ([]byte, error) {
+	type plain Change // without the methods
+	w := struct {
+		plain
+		InfoHashes []string `json:"info_hashes,omitempty"`
+	}{plain: plain(c)}
+	for _, h := range c.InfoHashes {
+		w.InfoHashes = append(w.InfoHashes, hex.EncodeToString(h[:]))
+	}
+	return json.Marshal(w)
+}
+
+// ParseChange reads and checks a change from another node: nothing on the
+// bus is trusted, so a message that is not exactly a valid change of a
+// known kind is an error.
+func ParseChange(msg []byte) (Change, error) {
+	type plain Change
+	var w struct {
+		plain
+		InfoHashes []string `json:"info_hashes"`
+	}
+	d := json.NewDecoder(strings.NewReader(string(msg)))
+	d.DisallowUnknownFields()
+	if err := d.Decode(&w); err != nil {
+		return Change{}, fmt.Errorf("change: %w", err)
+	}
+	if d.More() {
+		return Change{}, errors.New("change: data after the JSON object")
+	}
+	c := Change(w.plain)
+	if len(w.InfoHashes) > MaxChangeHashes {
+		return Change{}, fmt.Errorf("change: %d info hashes, at most %d", len(w.InfoHashes), MaxChangeHashes)
+	}
+	for _, s := range w.InfoHashes {
+		var h swarm.InfoHash
+		if len(s) != 40 {
+			return Change{}, fmt.Errorf("change: info hash %q is not 40 hex digits", s)
+		}
+		if _, err := hex.Decode(h[:], []byte(s)); err != nil {
+			return Change{}, fmt.Errorf("change: info hash %q is not 40 hex digits", s)
+		}
+		c.InfoHashes = append(c.InfoHashes, h)
+	}
+	return c, c.Validate()
+}
+
+// Validate checks that c carries what its kind needs and nothing else.
+func (c Change) Validate() error {
+	hashes, key, prefix, expires := len(c.InfoHashes) > 0, c.Key != "", c.Prefix.IsValid(), !c.Expires.IsZero()
+	var ok bool
+	switch c.Kind {
+	case ListAdd, ListRemove:
+		ok = hashes && !key && !prefix && !expires && len(c.InfoHashes) <= MaxChangeHashes
+	case KeyAdd, KeyRemove:
+		ok = !hashes && key && !prefix && !expires
+		if ok && !ValidKey(c.Key) {
+			return fmt.Errorf("change: key %q is not 32 letters and digits", c.Key)
+		}
+	case Ban:
+		ok = !hashes && !key && prefix && expires
+	case Unban:
+		ok = !hashes && !key && prefix && !expires
+	default:
+		return fmt.Errorf("change: unknown kind %q", c.Kind)
+	}
+	if !ok {
+		return fmt.Errorf("change %s: wrong fields for the kind", c.Kind)
+	}
+	if prefix && c.Prefix != c.Prefix.Masked() {
+		return fmt.Errorf("change %s: prefix %s has host bits set", c.Kind, c.Prefix)
+	}
+	return nil
+}
+
+// ValidKey reports whether k has the form of an access key: 32 ASCII
+// letters and digits.
+func ValidKey(k string) bool {
+	if len(k) != 32 {
+		return false
+	}
+	for i := range len(k) {
+		c := k[i]
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z') {
+			return false
+		}
+	}
+	return true
+}
+
+// changes is the node's connection for admin changes, set while
+// RunChanges runs.
+type changes struct {
+	nc                atomic.Pointer[nats.Conn]
+	applied, rejected atomic.Uint64
+}
+
+func (n *Node) subjAdmin() string { return n.cfg.Prefix + ".admin" }
+
+// PublishChange sends c to the other nodes. It fails while RunChanges is
+// not connected; the change stays made on this node.
+func (n *Node) PublishChange(c Change) error {
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	nc := n.admin.nc.Load()
+	if nc == nil || !nc.IsConnected() {
+		return errors.New("cluster: not connected to NATS; the change is made on this node only")
+	}
+	msg, err := json.Marshal(c)
+	if err != nil {
+		return fmt.Errorf("cluster: %w", err)
+	}
+	if err := nc.Publish(n.subjAdmin(), n.seal(n.subjAdmin(), msg)); err != nil {
+		return fmt.Errorf("cluster: publish change: %w", err)
+	}
+	return nc.Flush()
+}
+
+// RunChanges connects to NATS and calls apply for each valid change from
+// another node until ctx is done; a change that is unsealed or invalid is
+// counted, logged at most once a minute, and dropped. Like Run, it keeps
+// trying while NATS is down.
+func (n *Node) RunChanges(ctx context.Context, apply func(Change) error) error {
+	closed := make(chan struct{})
+	opts := append(n.cfg.natsOptions(n.secrets), nats.Name("herald "+n.cfg.NodeName+" admin"),
+		nats.ClosedHandler(func(*nats.Conn) { close(closed) }))
+	nc, err := nats.Connect(strings.Join(n.cfg.URLs, ","), opts...)
+	if err != nil {
+		return fmt.Errorf("cluster: %w", err)
+	}
+	defer func() {
+		n.admin.nc.Store(nil)
+		nc.Close()
+		<-closed
+	}()
+	var lastLog atomic.Int64
+	reject := func(err error) {
+		n.admin.rejected.Add(1)
+		if now := time.Now().UnixNano(); now-lastLog.Load() > int64(time.Minute) {
+			lastLog.Store(now)
+			n.log.Warn("cluster: admin change dropped", "err", err)
+		}
+	}
+	if _, err := nc.Subscribe(n.subjAdmin(), func(m *nats.Msg) {
+		body, ok := n.open(m.Subject, m.Data)
+		if !ok {
+			reject(errors.New("missing or wrong shared-key tag"))
+			return
+		}
+		c, err := ParseChange(body)
+		if err == nil {
+			err = apply(c)
+		}
+		if err != nil {
+			reject(err)
+			return
+		}
+		n.admin.applied.Add(1)
+	}); err != nil {
+		return fmt.Errorf("cluster: subscribe %s: %w", n.subjAdmin(), err)
+	}
+	n.admin.nc.Store(nc)
+	<-ctx.Done()
+	return nil
+}
+
+// ChangeCounts returns how many changes from other nodes were applied and
+// how many were dropped.
+func (n *Node) ChangeCounts() (applied, rejected uint64) {
+	return n.admin.applied.Load(), n.admin.rejected.Load()
+}
