@@ -11,6 +11,7 @@
 //	<prefix>.sync            catch-up requests, queue group "sync": one answers
 //	<prefix>.sync.<node id>  catch-up requests to one node, for its own peers
 //	<prefix>.inbox.>         replies: catch-up streams and their acknowledgements
+//	<prefix>.ws.>            WebTorrent swarms (webtorrent.go)
 //
 // The prefix (default "herald") lets several trackers share one NATS. A
 // node's messages never come back to it (the connection is made with no
@@ -18,7 +19,7 @@
 //
 // # Trust
 //
-// A node publishes and subscribes on those four subject patterns and
+// A node publishes and subscribes on those five subject patterns and
 // nothing else; docs/nats-server.conf.example grants exactly that (tested
 // by permissions_test.go). Whoever else may publish on <prefix>.sync and
 // read <prefix>.inbox.> could ask for every peer address, and whoever may

@@ -159,6 +159,12 @@ const testFlush = 50 * time.Millisecond
 
 func startInstance(t testing.TB, name string, urls []string, tweaks ...func(*cluster.Config)) *instance {
 	t.Helper()
+	return runInstance(t, name, newNode(t, name, urls, tweaks...))
+}
+
+// newNode returns a node with the tests' settings, not yet running.
+func newNode(t testing.TB, name string, urls []string, tweaks ...func(*cluster.Config)) *cluster.Node {
+	t.Helper()
 	cfg := cluster.Config{
 		URLs:          urls,
 		NodeName:      name,
@@ -173,6 +179,12 @@ func startInstance(t testing.TB, name string, urls []string, tweaks ...func(*clu
 	if err != nil {
 		t.Fatal(err)
 	}
+	return node
+}
+
+// runInstance gives node a store and runs both until the test ends.
+func runInstance(t testing.TB, name string, node *cluster.Node) *instance {
+	t.Helper()
 	store, err := swarm.New(swarm.Config{Shards: 16, Sink: node})
 	if err != nil {
 		t.Fatal(err)

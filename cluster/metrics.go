@@ -27,6 +27,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descConnected, descCaughtUp, descMembers, descQueued, descAnnounces, descBytes, descEvents, descStale, descRefused} {
 		ch <- d
 	}
+	describeWebTorrent(ch)
 }
 
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
@@ -58,6 +59,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(descStale, s.StaleRemoved)
 	counter(descRefused, s.NotAllowed, "not_allowed")
 	counter(descRefused, s.InvalidAddr, "invalid_address")
+	(*Node)(c).collectWebTorrent(ch)
 }
 
 func b2f(b bool) float64 {

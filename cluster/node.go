@@ -29,6 +29,7 @@ type Node struct {
 	log     *slog.Logger
 	id      uint64
 	out     *outbox
+	web     *webTorrent // nil unless ServeWebTorrent was called
 
 	subjAnnounces, subjSync, subjDirect string
 
@@ -169,11 +170,19 @@ func (n *Node) Run(ctx context.Context, store *swarm.Store) error {
 	if _, err := nc.Subscribe(n.subjDirect, n.onSyncRequest); err != nil {
 		return fmt.Errorf("cluster: subscribe %s: %w", n.subjDirect, err)
 	}
+	if n.web != nil {
+		if err := n.web.subscribe(nc); err != nil {
+			return fmt.Errorf("cluster: %w", err)
+		}
+	}
 	n.log.Info("cluster node started", "urls", n.cfg.URLs, "prefix", n.cfg.Prefix, "node_id", strconv.FormatUint(n.id, 16))
 
 	var wg sync.WaitGroup
 	wg.Go(func() { n.publishLoop(ctx) })
 	wg.Go(func() { n.syncLoop(ctx) })
+	if n.web != nil {
+		wg.Go(func() { n.web.run(ctx) })
+	}
 	wg.Wait()
 	return nil
 }
@@ -182,6 +191,9 @@ func (n *Node) onConnect(nc *nats.Conn, what string) {
 	n.connected.Store(true)
 	n.log.Info("cluster: "+what, "server", nc.ConnectedUrlRedacted())
 	n.wantCatchUp(0)
+	if n.web != nil {
+		n.web.reconnected()
+	}
 }
 
 func (n *Node) onDisconnect(nc *nats.Conn, err error) {

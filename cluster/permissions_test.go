@@ -15,7 +15,8 @@ import (
 )
 
 // docs/nats-server.conf.example, as shipped: herald nodes with its node
-// permissions sync (batches and a catch-up through the inboxes), and a
+// permissions sync (batches and a catch-up through the inboxes, WebTorrent
+// peers), and a
 // client with the watcher's can neither ask for the peers nor answer.
 func TestNATSPermissionsExample(t *testing.T) {
 	opts, err := server.ProcessConfigFile("../docs/nats-server.conf.example")
@@ -31,7 +32,7 @@ func TestNATSPermissionsExample(t *testing.T) {
 	as := func(user, password string) func(*cluster.Config) {
 		return func(c *cluster.Config) { c.User, c.Password = user, password }
 	}
-	a := startInstance(t, "tracker-1", []string{url}, as("tracker-1", "change-me-1"))
+	a := startWebInstance(t, "tracker-1", []string{url}, as("tracker-1", "change-me-1"))
 	h := hashOf("permissions")
 	want := map[string]bool{}
 	for i := range 20 {
@@ -44,14 +45,17 @@ func TestNATSPermissionsExample(t *testing.T) {
 		}
 		return nil
 	})
-	b := startInstance(t, "tracker-2", []string{url}, as("tracker-2", "change-me-2"))
-	waitFor(t, 5*time.Second, "tracker-2 takes tracker-1's peers by catch-up", sameAs(want, b))
+	b := startWebInstance(t, "tracker-2", []string{url}, as("tracker-2", "change-me-2"))
+	waitFor(t, 5*time.Second, "tracker-2 takes tracker-1's peers by catch-up", sameAs(want, b.instance))
 	b.announce(h, peerAddr(100), swarm.EventStarted, false)
 	want[key(h, peerAddr(100))] = false
-	waitFor(t, 5*time.Second, "tracker-2's announce reaches tracker-1", sameAs(want, a))
+	waitFor(t, 5*time.Second, "tracker-2's announce reaches tracker-1", sameAs(want, a.instance))
 	if st := b.node.Stats(); st.CatchUps == 0 || st.CatchUpPeers < 20 {
 		t.Errorf("tracker-2 %+v: want a catch-up with tracker-1's 20 peers", st)
 	}
+	dialBrowser(t, a.url, "browser-on-1--------").announce(wsHash, 0, "")
+	dialBrowser(t, b.url, "browser-on-2--------").announce(wsHash, 1, "")
+	counts(t, wsHash, [3]int{1, 1, 0}, a, b)
 
 	var mu sync.Mutex
 	var violations []string

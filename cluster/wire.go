@@ -80,7 +80,7 @@ func ParseHeader(msg []byte) (Header, []byte, error) {
 		Node: binary.BigEndian.Uint64(msg[2:]),
 		Seq:  binary.BigEndian.Uint32(msg[10:]),
 	}
-	if h.Kind < KindAnnounces || h.Kind > KindSyncEnd {
+	if (h.Kind < KindAnnounces || h.Kind > KindSyncEnd) && (h.Kind < KindWebPeers || h.Kind > KindWebAnswer) {
 		return Header{}, nil, ErrMalformed
 	}
 	return h, msg[HeaderLen:], nil

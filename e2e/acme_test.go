@@ -150,7 +150,8 @@ func TestTLSACME(t *testing.T) {
 	url := "https://" + net.JoinHostPort(domain, tlsPort) + "/announce"
 	testLibtorrentTransfer(t, url, "127.0.0.1", h.Addr)
 	testSwarmLifecycle(t, url, "127.0.0.1")
-	testWebTorrentPair(t, "wss://"+net.JoinHostPort(domain, tlsPort)+"/announce")
+	wss := "wss://" + net.JoinHostPort(domain, tlsPort) + "/announce"
+	testWebTorrentPair(t, wss, wss)
 
 	// Renewal: a new certificate before the first one expires.
 	servetest.WaitFor(t, certValidity+15*time.Second, func() error {

@@ -178,7 +178,8 @@ func TestTLSCertificateFiles(t *testing.T) {
 	// the CA through Node's own setting.
 	t.Setenv("NODE_EXTRA_CA_CERTS", ca.File)
 	testSwarmLifecycle(t, "https://"+tlsAddr+"/announce", "127.0.0.1")
-	testWebTorrentPair(t, "wss://"+tlsAddr+"/announce")
+	wss := "wss://" + tlsAddr + "/announce"
+	testWebTorrentPair(t, wss, wss)
 }
 
 // wsClientDir holds wstracker's npm WebTorrent tracker client with a real
@@ -186,16 +187,17 @@ func TestTLSCertificateFiles(t *testing.T) {
 const wsClientDir = "../wstracker/testdata"
 
 // testWebTorrentPair runs two npm bittorrent-tracker clients in WebSocket
-// mode against url (wstracker/testdata/trackerclient.mjs): the tracker
-// relays the leecher's offer and the seeder's answer, and the two open a
-// WebRTC data channel and exchange a message. Herald runs with a short
+// mode (wstracker/testdata/trackerclient.mjs), the seeder against
+// seederURL and the leecher against leecherURL: the tracker relays the
+// leecher's offer and the seeder's answer, and the two open a WebRTC data
+// channel and exchange a message. Herald runs with a short
 // websocket.interval, so a leecher that came first re-announces soon.
-func testWebTorrentPair(t *testing.T, url string) {
+func testWebTorrentPair(t *testing.T, seederURL, leecherURL string) {
 	t.Helper()
 	if _, err := os.Stat(filepath.Join(wsClientDir, "node_modules", "@roamhq", "wrtc", "package.json")); err != nil {
 		requireClient(t, "npm @roamhq/wrtc (wstracker/testdata)", false)
 	}
-	run := func(name, left string) (*exec.Cmd, *bytes.Buffer) {
+	run := func(url, name, left string) (*exec.Cmd, *bytes.Buffer) {
 		cmd := clientCommand("node", "--import", "./webrtc-polyfill-loader.mjs", "trackerclient.mjs", url, name, left)
 		cmd.Dir = wsClientDir
 		var out bytes.Buffer
@@ -211,18 +213,18 @@ func testWebTorrentPair(t *testing.T, url string) {
 		err := cmd.Wait()
 		var r struct{ Name, Error, Received string }
 		if jerr := json.Unmarshal(bytes.TrimSpace(out.Bytes()), &r); jerr != nil || err != nil || r.Error != "" {
-			t.Fatalf("trackerclient.mjs over %s: %v\n%s", url, err, out)
+			t.Fatalf("trackerclient.mjs: %v\n%s", err, out)
 		}
 		return r.Received
 	}
 	// Should the leecher announce first, its offers go nowhere; it sends
 	// new ones at herald's next WebSocket interval (5 s here).
-	seeder, seederOut := run("seeder", "0")
-	leecher, leecherOut := run("leecher", "1000")
+	seeder, seederOut := run(seederURL, "seeder", "0")
+	leecher, leecherOut := run(leecherURL, "leecher", "1000")
 	if got := received(leecher, leecherOut); got != "hello from seeder" {
-		t.Errorf("over %s the leecher's data channel got %q", url, got)
+		t.Errorf("over %s the leecher's data channel got %q", leecherURL, got)
 	}
 	if got := received(seeder, seederOut); got != "hello from leecher" {
-		t.Errorf("over %s the seeder's data channel got %q", url, got)
+		t.Errorf("over %s the seeder's data channel got %q", seederURL, got)
 	}
 }

@@ -77,6 +77,10 @@ type Config struct {
 	ReadHeaderTimeout time.Duration
 	MaxHeaderBytes    int
 
+	// Cluster, if set, makes the swarms span the instances of a cluster
+	// (relay.go); the handler is then the cluster's WebTorrentSwarms.
+	Cluster Cluster
+
 	// Counters receives the counts of messages, connections and relayed
 	// offers and answers, how long each message took to answer, and the
 	// swarms' sizes and limits. Default a Set of its own.

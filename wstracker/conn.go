@@ -77,6 +77,8 @@ type pendingOffer struct {
 	infoHash swarm.InfoHash
 	id       OfferID
 	from, to swarm.PeerID
+	// node is the cluster node that holds from, 0 for a local peer.
+	node uint64
 }
 
 func (c *conn) isClosed() bool { return c.closed.Load() }
@@ -136,21 +138,22 @@ func (c *conn) expectAnswer(p pendingOffer) {
 	c.next = (c.next + 1) % pendingOffers
 }
 
-// takeAnswered forgets and reports whether an offer like p was relayed to
-// this connection.
-func (c *conn) takeAnswered(p pendingOffer) bool {
+// takeAnswered forgets and reports whether an offer like p (whatever its
+// node) was relayed to this connection, and returns the node of its peer.
+func (c *conn) takeAnswered(p pendingOffer) (node uint64, ok bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.pending == nil {
-		return false
+		return 0, false
 	}
 	for i := range c.pending {
-		if c.pending[i] == p {
-			c.pending[i] = pendingOffer{}
-			return true
+		if q := &c.pending[i]; q.infoHash == p.infoHash && q.id == p.id && q.from == p.from && q.to == p.to {
+			node = q.node
+			*q = pendingOffer{}
+			return node, true
 		}
 	}
-	return false
+	return 0, false
 }
 
 // allow takes one token of the message rate limit.

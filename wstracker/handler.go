@@ -40,7 +40,7 @@ func NewHandler(cfg Config) (*Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	h := &Handler{cfg: cfg, tracker: cfg.Tracker, swarms: newSwarms(), conns: make(map[*conn]struct{}), clients: make(map[[8]byte]int),
+	h := &Handler{cfg: cfg, tracker: cfg.Tracker, swarms: newSwarms(cfg.Cluster), conns: make(map[*conn]struct{}), clients: make(map[[8]byte]int),
 		counts: cfg.Counters}
 	limit := func(n int) func() int64 { return func() int64 { return int64(n) } }
 	for _, w := range []struct {
@@ -364,6 +364,12 @@ func (h *Handler) announce(c *conn, w *work) error {
 	}
 	for i, t := range targets {
 		o := &r.Offers[i]
+		if t.conn == nil {
+			if h.cfg.Cluster.SendOffer(t.node, r.InfoHash, r.PeerID, t.id, o.ID, o.SDP) {
+				h.counts.Event(counters.WS, counters.OfferRelayed)
+			}
+			continue
+		}
 		t.conn.expectAnswer(pendingOffer{infoHash: r.InfoHash, id: o.ID, from: r.PeerID, to: t.id})
 		w.out = AppendOffer(w.out[:0], &r.InfoHash, &r.PeerID, o)
 		// A failed write has closed the receiver, whose own goroutine
@@ -380,8 +386,18 @@ func (h *Handler) announce(c *conn, w *work) error {
 // names: nobody can push answers to arbitrary peers.
 func (h *Handler) answer(c *conn, w *work) error {
 	r := &w.req
-	if !c.takeAnswered(pendingOffer{infoHash: r.InfoHash, id: r.OfferID, from: r.ToPeerID, to: r.PeerID}) {
+	node, ok := c.takeAnswered(pendingOffer{infoHash: r.InfoHash, id: r.OfferID, from: r.ToPeerID, to: r.PeerID})
+	if !ok {
 		return h.refuse(c, w, counters.Answer, tracker.UnknownOffer.Err())
+	}
+	if node != 0 {
+		// The offerer is on another instance; whether it is still there
+		// is for that instance to find.
+		h.counts.Request(counters.WS, counters.Answer, counters.OK)
+		if h.cfg.Cluster.SendAnswer(node, r.InfoHash, r.PeerID, r.ToPeerID, r.OfferID, r.Answer) {
+			h.counts.Event(counters.WS, counters.AnswerRelayed)
+		}
+		return nil
 	}
 	to := h.swarms.lookup(&r.InfoHash, &r.ToPeerID)
 	if to == nil || to.isClosed() {

@@ -21,7 +21,11 @@ import (
 type swarms struct {
 	shards   [shardCount]shard
 	torrents atomic.Int64
-	peers    atomic.Int64
+	peers    atomic.Int64 // local members
+	remote   atomic.Int64 // members held by other instances (relay.go)
+	// cluster hears of every change to the local members, under the shard
+	// lock, so that a peer's changes go out in order; nil when alone.
+	cluster Cluster
 }
 
 const shardCount = 64
@@ -41,21 +45,26 @@ type torrent struct {
 }
 
 type member struct {
-	id     swarm.PeerID
-	conn   *conn
+	id   swarm.PeerID
+	conn *conn // nil for a peer of another instance
+	// node is the cluster node whose connection holds the peer; 0 for a
+	// local one.
+	node   uint64
 	seeder bool
 	index  int // position in torrent.members
 }
 
 // target is a peer picked to receive an offer, copied out of the shard so
-// the write happens without the lock.
+// the write happens without the lock: a local connection, or the node
+// that holds the peer.
 type target struct {
 	id   swarm.PeerID
 	conn *conn
+	node uint64
 }
 
-func newSwarms() *swarms {
-	s := new(swarms)
+func newSwarms(c Cluster) *swarms {
+	s := &swarms{cluster: c}
 	for i := range s.shards {
 		s.shards[i].torrents = make(map[swarm.InfoHash]*torrent)
 	}
@@ -100,7 +109,18 @@ func (s *swarms) announce(c *conn, r *swarm.Announce, lim limits, dst []target) 
 		t = &torrent{byID: make(map[swarm.PeerID]*member, 1)}
 	}
 	m := t.byID[r.PeerID]
+	changed := m == nil || m.conn == nil
 	switch {
+	case m != nil && m.conn == nil:
+		// Announced on another instance too, which it may just have
+		// left: this connection takes the peer over, its own instance
+		// relays to it from now on.
+		if !c.join(r.InfoHash, r.PeerID, lim.maxSwarmsPerConn) {
+			return dst, t.counts(), tracker.SwarmsPerConn.Err()
+		}
+		m.conn, m.node = c, 0
+		s.remote.Add(-1)
+		s.peers.Add(1)
 	case m != nil && m.conn != c && !m.conn.isClosed():
 		return dst, t.counts(), tracker.PeerIDInUse.Err()
 	case m != nil && m.conn != c:
@@ -128,7 +148,8 @@ func (s *swarms) announce(c *conn, r *swarm.Announce, lim limits, dst []target) 
 		s.peers.Add(1)
 	}
 	seeder := r.Seeder()
-	if r.Event == swarm.EventCompleted && !m.seeder && seeder {
+	completed := r.Event == swarm.EventCompleted && !m.seeder && seeder
+	if completed {
 		t.completed++
 	}
 	// As bittorrent-tracker: a seeder stays one even when a later message
@@ -136,6 +157,10 @@ func (s *swarms) announce(c *conn, r *swarm.Announce, lim limits, dst []target) 
 	if seeder && !m.seeder {
 		m.seeder = true
 		t.seeders++
+		changed = true
+	}
+	if changed && s.cluster != nil {
+		s.cluster.PeerJoined(r.InfoHash, r.PeerID, m.seeder, completed)
 	}
 	return t.pick(dst, m), t.counts(), nil
 }
@@ -154,13 +179,14 @@ func (t *torrent) pick(dst []target, self *member) []target {
 		if m == self {
 			continue
 		}
-		dst = append(dst, target{id: m.id, conn: m.conn})
+		dst = append(dst, target{id: m.id, conn: m.conn, node: m.node})
 		want--
 	}
 	return dst
 }
 
-// remove drops m from t, and t from the shard once it is empty.
+// remove drops m from t, and t from the shard once it is empty; the
+// cluster hears of a local member's leaving.
 func (s *swarms) remove(sh *shard, h *swarm.InfoHash, t *torrent, m *member) {
 	last := len(t.members) - 1
 	t.members[m.index] = t.members[last]
@@ -171,7 +197,15 @@ func (s *swarms) remove(sh *shard, h *swarm.InfoHash, t *torrent, m *member) {
 	if m.seeder {
 		t.seeders--
 	}
-	s.peers.Add(-1)
+	switch {
+	case m.conn == nil:
+		s.remote.Add(-1)
+	case s.cluster != nil:
+		s.cluster.PeerLeft(*h, m.id)
+		fallthrough
+	default:
+		s.peers.Add(-1)
+	}
 	if len(t.members) == 0 {
 		delete(sh.torrents, *h)
 		s.torrents.Add(-1)
@@ -193,7 +227,8 @@ func (s *swarms) leaveAll(c *conn) {
 	}
 }
 
-// lookup returns the connection of peer id in swarm h, if it is there.
+// lookup returns the connection of peer id in swarm h, if it is there and
+// local.
 func (s *swarms) lookup(h *swarm.InfoHash, id *swarm.PeerID) *conn {
 	sh := s.shardOf(h)
 	sh.mu.Lock()

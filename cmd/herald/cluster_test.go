@@ -12,8 +12,7 @@ import (
 	"testing"
 	"time"
 
-	natsserver "github.com/nats-io/nats-server/v2/server"
-
+	"herald/internal/heraldtest"
 	"herald/internal/servetest"
 )
 
@@ -21,15 +20,7 @@ import (
 // server (embedded in the test) share their swarms. Issue 14 item 8: with a
 // shared key; b's access list applies to what a sends.
 func TestTwoInstancesShareSwarmsThroughNATS(t *testing.T) {
-	ns, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go ns.Start()
-	t.Cleanup(ns.Shutdown)
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("NATS not ready")
-	}
+	nats := heraldtest.StartNATS(t)
 	dir := t.TempDir()
 	keyFile, blacklist := filepath.Join(dir, "cluster.key"), filepath.Join(dir, "blacklist")
 	refused := hashOf(2)
@@ -39,7 +30,7 @@ func TestTwoInstancesShareSwarmsThroughNATS(t *testing.T) {
 	if err := os.WriteFile(blacklist, []byte(hex.EncodeToString(refused[:])+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	args := []string{"-snapshot", "off", "-cluster-nats-url", ns.ClientURL(), "-cluster-flush", "50ms", "-cluster-shared-key", keyFile}
+	args := []string{"-snapshot", "off", "-cluster-nats-url", nats, "-cluster-flush", "50ms", "-cluster-shared-key", keyFile}
 	a := startHerald(t, freePort(t), append(args, "-cluster-node", "a")...)
 	b := startHerald(t, freePort(t), append(args, "-cluster-node", "b", "-blacklist", blacklist)...)
 	get(t, announceURL(a.URL, refused, 4001, 1, 0))

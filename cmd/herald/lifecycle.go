@@ -229,8 +229,17 @@ func (d *daemon) bind() (err error) {
 	}
 	f.mon = d.mon
 	httpCfg := httpConfig(s, f)
-	if d.ws, err = wstracker.NewHandler(wsConfig(s, f)); err != nil {
+	wsCfg := wsConfig(s, f)
+	// With a cluster, WebTorrent swarms span it (cluster/webtorrent.go).
+	webCluster := d.node != nil && (s.WSOnHTTP || len(s.WSListens) > 0)
+	if webCluster {
+		wsCfg.Cluster = d.node
+	}
+	if d.ws, err = wstracker.NewHandler(wsCfg); err != nil {
 		return err
+	}
+	if webCluster {
+		d.node.ServeWebTorrent(d.ws)
 	}
 	if s.WSOnHTTP {
 		httpCfg.WebSocket, httpCfg.IsWebSocket = d.ws, wstracker.IsUpgrade

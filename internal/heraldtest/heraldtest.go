@@ -19,6 +19,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	natsserver "github.com/nats-io/nats-server/v2/server"
 )
 
 // Timeout bounds each wait of a herald under test: for it to serve after
@@ -337,4 +339,21 @@ func FreePort(t testing.TB, host string) int {
 	}
 	t.Fatalf("no port on %s is free for both TCP and UDP", host)
 	return 0
+}
+
+// StartNATS runs a NATS server in the test process on a free loopback
+// port, for heralds to cluster through, and returns its client URL. It
+// stops when the test ends.
+func StartNATS(t testing.TB) string {
+	t.Helper()
+	ns, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go ns.Start()
+	t.Cleanup(ns.Shutdown)
+	if !ns.ReadyForConnections(Timeout) {
+		t.Fatal("NATS not ready")
+	}
+	return ns.ClientURL()
 }

@@ -1,7 +1,10 @@
 // Two WebTorrent clients in headless Chromium share a file through the
 // WebSocket tracker listening on the UNIX socket argv[2]:
 //
-//	unshare --net sh -c 'ip link set lo up && exec node webtorrent-browser.mjs SOCKET'
+//	unshare --net sh -c 'ip link set lo up && exec node webtorrent-browser.mjs SOCKET [SOCKET2]'
+//
+// With SOCKET2 the downloading client announces there instead: another
+// instance of a cluster, which must relay between its peers and SOCKET's.
 //
 // Run it in a network namespace with only loopback: outside one, ICE picks
 // the machine's external interface, which leads nowhere here. The tracker
@@ -9,14 +12,14 @@
 // 127.0.0.1 to its UNIX socket, serves the page and the webtorrent bundle
 // from 127.0.0.1 (a secure context), and drives Debian's chromium with
 // playwright-core. One page seeds 256 KiB of random bytes, the other adds
-// the magnet link and downloads them over WebRTC. Prints one JSON line and
+// the info hash and downloads them over WebRTC. Prints one JSON line and
 // exits 0 when the SHA-256 of both sides match; 1 otherwise or after 75 s.
 import fs from 'node:fs'
 import http from 'node:http'
 import net from 'node:net'
 import { chromium } from 'playwright-core'
 
-const trackerSocket = process.argv[2]
+const [seederSocket, leecherSocket = seederSocket] = process.argv.slice(2)
 const result = { steps: [] }
 let browser
 
@@ -39,13 +42,16 @@ function listen (server) {
 }
 
 try {
-  const bridge = net.createServer(c => {
-    const u = net.connect(trackerSocket)
+  const bridge = socket => net.createServer(c => {
+    const u = net.connect(socket)
     c.pipe(u).pipe(c)
     c.on('error', () => u.destroy())
     u.on('error', () => c.destroy())
   })
-  const announce = `ws://127.0.0.1:${await listen(bridge)}/announce`
+  const announce = `ws://127.0.0.1:${await listen(bridge(seederSocket))}/announce`
+  const leecherAnnounce = leecherSocket === seederSocket
+    ? announce
+    : `ws://127.0.0.1:${await listen(bridge(leecherSocket))}/announce`
 
   const bundle = fs.readFileSync(new URL('./node_modules/webtorrent/dist/webtorrent.min.js', import.meta.url))
   const page = '<!doctype html><title>herald</title><script type="module">' +
@@ -103,6 +109,8 @@ try {
   result.seeded = seeded
   result.steps.push('seeding')
 
+  // The bare info hash, not the magnet link: its tracker is the seeder's,
+  // and the client would announce there too.
   const downloaded = await leechPage.evaluate(async ({ magnetURI, announce }) => {
     const client = new WebTorrent({ dht: false, tracker: { rtcConfig: { iceServers: [] } } })
     return new Promise((resolve, reject) => {
@@ -120,7 +128,7 @@ try {
         else torrent.on('done', done)
       })
     })
-  }, { magnetURI: seeded.magnetURI, announce })
+  }, { magnetURI: `magnet:?xt=urn:btih:${seeded.infoHash}`, announce: leecherAnnounce })
   result.downloaded = downloaded
   result.steps.push('downloaded')
 
