@@ -1,9 +1,11 @@
-// Package access holds the torrent allow or deny list: opentracker's
-// whitelist/blacklist files of 40-hex info hashes, reloaded without a restart.
+// Package access holds the torrent allow or deny list (opentracker's
+// whitelist/blacklist files of 40-hex info hashes) and the members' keys of
+// a private tracker (keys.go), both reloaded without a restart.
 //
 // A loaded list is an immutable set published through an atomic pointer:
-// announces read it with no lock, and a reload builds a new set and swaps
-// it in, so serving never pauses and no peer is lost.
+// announces read it with no lock, and a reload (or an edit of the keys)
+// builds a new set and swaps it in, so serving never pauses and no peer is
+// lost.
 package access
 
 import (
@@ -42,15 +44,20 @@ func (m Mode) String() string {
 	return "whitelist"
 }
 
-// LineError is one line of a list file that is not an info hash.
+// LineError is one line of a list file that is not what the file lists.
 type LineError struct {
 	Line int
 	Text string
+	// Want says what the line should have been.
+	Want string
 }
 
 func (e LineError) Error() string {
-	return fmt.Sprintf("line %d: not a 40-hex info hash: %q", e.Line, e.Text)
+	return fmt.Sprintf("line %d: not %s: %q", e.Line, e.Want, e.Text)
 }
+
+// wantInfoHash is the LineError.Want of an access list.
+const wantInfoHash = "a 40-hex info hash"
 
 // Parse reads a list file: one info hash per line as 40 hex digits; as in
 // opentracker, anything after them that starts with a non-hex character (a
@@ -59,28 +66,35 @@ func (e LineError) Error() string {
 func Parse(r io.Reader) (map[swarm.InfoHash]struct{}, []LineError, error) {
 	set := make(map[swarm.InfoHash]struct{})
 	var bad []LineError
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 4096), 1<<20)
-	for n := 1; sc.Scan(); n++ {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || line[0] == '#' {
-			continue
-		}
+	err := scanLines(r, func(n int, line string) {
 		var h swarm.InfoHash
 		if len(line) < 40 || (len(line) > 40 && isHex(line[40])) {
-			bad = append(bad, LineError{n, truncate(line)})
-			continue
+			bad = append(bad, LineError{n, truncate(line), wantInfoHash})
+			return
 		}
 		if _, err := hex.Decode(h[:], []byte(line[:40])); err != nil {
-			bad = append(bad, LineError{n, truncate(line)})
-			continue
+			bad = append(bad, LineError{n, truncate(line), wantInfoHash})
+			return
 		}
 		set[h] = struct{}{}
-	}
-	if err := sc.Err(); err != nil {
+	})
+	if err != nil {
 		return nil, bad, err
 	}
 	return set, bad, nil
+}
+
+// scanLines calls fn with the number and the text, surrounding white space
+// trimmed, of each line of r that is neither blank nor a '#' comment.
+func scanLines(r io.Reader, fn func(n int, line string)) error {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 4096), 1<<20)
+	for n := 1; sc.Scan(); n++ {
+		if line := strings.TrimSpace(sc.Text()); line != "" && line[0] != '#' {
+			fn(n, line)
+		}
+	}
+	return sc.Err()
 }
 
 func isHex(c byte) bool { return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F' }
@@ -95,31 +109,16 @@ func truncate(s string) string {
 // List is an access list bound to its file.
 type List struct {
 	mode Mode
-	path string
-	log  *slog.Logger
-
-	set atomic.Pointer[map[swarm.InfoHash]struct{}]
-
-	mu    sync.Mutex // serialises reloads; guards stamp and changed
-	stamp fileStamp  // of the file last loaded
-	// changed is the file's stamp at the last check, when it differed
-	// from stamp: the file is loaded once a check finds it unchanged.
-	changed fileStamp
-}
-
-type fileStamp struct {
-	mod  time.Time
-	size int64
+	set  atomic.Pointer[map[swarm.InfoHash]struct{}]
+	file watchedFile
 }
 
 // Open loads the list at path. Unlike a later reload, a missing or
 // unreadable file at start is an error: the operator named it, and serving
 // with no list would open (or close) the tracker by surprise.
 func Open(path string, mode Mode, log *slog.Logger) (*List, error) {
-	if log == nil {
-		log = slog.Default()
-	}
-	l := &List{mode: mode, path: path, log: log}
+	l := &List{mode: mode}
+	l.file = newWatchedFile(path, "access "+mode.String(), "access list", log, l.load)
 	if err := l.Reload(); err != nil {
 		return nil, err
 	}
@@ -201,28 +200,29 @@ func (l *List) Remove(hs ...swarm.InfoHash) (int, error) {
 // the set they hold and returns the new bytes and how many hashes it
 // changed; nothing is written when none changed.
 func (l *List) edit(fn func(data []byte, set map[swarm.InfoHash]struct{}) ([]byte, int)) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	data, err := os.ReadFile(l.path)
+	w := &l.file
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	data, err := os.ReadFile(w.path)
 	if err != nil {
-		return 0, fmt.Errorf("access %s %s: %w", l.mode, l.path, err)
+		return 0, fmt.Errorf("access %s %s: %w", l.mode, w.path, err)
 	}
-	st, err := os.Stat(l.path)
+	st, err := os.Stat(w.path)
 	if err != nil {
-		return 0, fmt.Errorf("access %s %s: %w", l.mode, l.path, err)
+		return 0, fmt.Errorf("access %s %s: %w", l.mode, w.path, err)
 	}
 	set, _, err := Parse(bytes.NewReader(data))
 	if err != nil {
-		return 0, fmt.Errorf("access %s %s: %w", l.mode, l.path, err)
+		return 0, fmt.Errorf("access %s %s: %w", l.mode, w.path, err)
 	}
 	data, n := fn(data, set)
 	if n == 0 {
 		return 0, nil
 	}
-	if err := atomicfile.WriteFile(l.path, data, st.Mode().Perm()); err != nil {
+	if err := atomicfile.WriteFile(w.path, data, st.Mode().Perm()); err != nil {
 		return 0, fmt.Errorf("access %s: %w", l.mode, err)
 	}
-	return n, l.reloadLocked()
+	return n, w.reloadLocked()
 }
 
 // Len is the number of info hashes on the list.
@@ -231,42 +231,85 @@ func (l *List) Len() int { return len(*l.set.Load()) }
 // Reload reads the file again and swaps the new list in. Bad lines are
 // logged with their numbers and skipped. If the file cannot be read, the
 // last good list stays and the error is returned.
-func (l *List) Reload() error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.reloadLocked()
+func (l *List) Reload() error { return l.file.reload() }
+
+// Watch reloads the list when its file changes, until ctx is done (see
+// watchedFile.watch).
+func (l *List) Watch(ctx context.Context, interval time.Duration) { l.file.watch(ctx, interval) }
+
+func (l *List) load(r io.Reader) (int, []LineError, error) {
+	set, bad, err := Parse(r)
+	if err != nil {
+		return 0, bad, err
+	}
+	l.set.Store(&set)
+	return len(set), bad, nil
 }
 
-func (l *List) reloadLocked() error {
-	f, err := os.Open(l.path)
+// watchedFile is a list file (info hashes or keys) reloaded when it
+// changes and on demand; load parses it and swaps the result in.
+type watchedFile struct {
+	path string
+	// name is what errors call the file ("access whitelist"), what the
+	// logs do ("access list").
+	name, what string
+	log        *slog.Logger
+	load       func(io.Reader) (entries int, bad []LineError, err error)
+
+	mu    sync.Mutex // serialises reloads and edits; guards stamp and changed
+	stamp fileStamp  // of the file last loaded
+	// changed is the file's stamp at the last check, when it differed
+	// from stamp: the file is loaded once a check finds it unchanged.
+	changed fileStamp
+}
+
+type fileStamp struct {
+	mod  time.Time
+	size int64
+}
+
+func newWatchedFile(path, name, what string, log *slog.Logger, load func(io.Reader) (int, []LineError, error)) watchedFile {
+	if log == nil {
+		log = slog.Default()
+	}
+	return watchedFile{path: path, name: name, what: what, log: log, load: load}
+}
+
+func (w *watchedFile) reload() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.reloadLocked()
+}
+
+func (w *watchedFile) reloadLocked() error {
+	f, err := os.Open(w.path)
 	if err != nil {
-		return fmt.Errorf("access %s %s: %w", l.mode, l.path, err)
+		return fmt.Errorf("%s %s: %w", w.name, w.path, err)
 	}
 	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
-		return fmt.Errorf("access %s %s: %w", l.mode, l.path, err)
+		return fmt.Errorf("%s %s: %w", w.name, w.path, err)
 	}
-	set, bad, err := Parse(f)
+	n, bad, err := w.load(f)
 	if err != nil {
-		return fmt.Errorf("access %s %s: %w", l.mode, l.path, err)
+		return fmt.Errorf("%s %s: %w", w.name, w.path, err)
 	}
 	for _, b := range bad {
-		l.log.Warn("access list line skipped", "path", l.path, "line", b.Line, "text", b.Text)
+		w.log.Warn(w.what+" line skipped", "path", w.path, "line", b.Line, "text", b.Text, "want", b.Want)
 	}
-	l.set.Store(&set)
-	l.stamp = fileStamp{st.ModTime(), st.Size()}
-	l.log.Info("access list loaded", "mode", l.mode, "path", l.path, "torrents", len(set), "bad_lines", len(bad))
+	w.stamp = fileStamp{st.ModTime(), st.Size()}
+	w.log.Info(w.what+" loaded", "name", w.name, "path", w.path, "entries", n, "bad_lines", len(bad))
 	return nil
 }
 
-// Watch reloads the list when the file's modification time or size has
-// changed and then stayed the same for one interval, checking every
-// interval, until ctx is done: a file rewritten in place is not loaded
-// half-written, unless its writer pauses for a whole interval. Writing a
-// new file and renaming it over the list is atomic and always safe. An
-// unreadable file is logged once per change and keeps the last good list.
-func (l *List) Watch(ctx context.Context, interval time.Duration) {
+// watch reloads the file when its modification time or size has changed
+// and then stayed the same for one interval, checking every interval,
+// until ctx is done: a file rewritten in place is not loaded half-written,
+// unless its writer pauses for a whole interval. Writing a new file and
+// renaming it over the old one is atomic and always safe. An unreadable
+// file is logged once per change and keeps the last good contents.
+func (w *watchedFile) watch(ctx context.Context, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	var lastErr string
@@ -276,13 +319,13 @@ func (l *List) Watch(ctx context.Context, interval time.Duration) {
 			return
 		case <-t.C:
 		}
-		err := l.poll()
+		err := w.poll()
 		switch {
 		case err != nil && err.Error() != lastErr:
 			if errors.Is(err, os.ErrNotExist) {
-				l.log.Error("access list file gone; keeping the last good list", "path", l.path)
+				w.log.Error(w.what+" file gone; keeping the last good one", "path", w.path)
 			} else {
-				l.log.Error("access list not reloaded; keeping the last good list", "err", err)
+				w.log.Error(w.what+" not reloaded; keeping the last good one", "err", err)
 			}
 			lastErr = err.Error()
 		case err == nil:
@@ -291,23 +334,23 @@ func (l *List) Watch(ctx context.Context, interval time.Duration) {
 	}
 }
 
-// poll is one of Watch's checks: it reloads the file if it changed
+// poll is one of watch's checks: it reloads the file if it changed
 // before the last check and not since.
-func (l *List) poll() error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	st, err := os.Stat(l.path)
+func (w *watchedFile) poll() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	st, err := os.Stat(w.path)
 	if err != nil {
 		return err
 	}
 	now := fileStamp{st.ModTime(), st.Size()}
 	switch now {
-	case l.stamp:
-		l.changed = fileStamp{}
-	case l.changed:
-		return l.reloadLocked()
+	case w.stamp:
+		w.changed = fileStamp{}
+	case w.changed:
+		return w.reloadLocked()
 	default:
-		l.changed = now
+		w.changed = now
 	}
 	return nil
 }

@@ -181,7 +181,7 @@ func TestInPlaceRewriteNotLoadedHalfWritten(t *testing.T) {
 	defer f.Close()
 	step := func(what string) {
 		t.Helper()
-		if err := l.poll(); err != nil {
+		if err := l.file.poll(); err != nil {
 			t.Fatal(err)
 		}
 		if !l.Allowed(hash(hashA)) || !l.Allowed(hash(hashB)) {
@@ -193,7 +193,7 @@ func TestInPlaceRewriteNotLoadedHalfWritten(t *testing.T) {
 	step("written up to half a line")
 	f.WriteString(hashB[20:] + "\n" + hashC + "\n")
 	step("written, changed since the last check")
-	if err := l.poll(); err != nil {
+	if err := l.file.poll(); err != nil {
 		t.Fatal(err)
 	}
 	if !l.Allowed(hash(hashC)) || len(*l.set.Load()) != 3 {

@@ -42,6 +42,9 @@ type Settings struct {
 	// FIFOAdd and FIFODelete are opentracker's access-list FIFOs: each
 	// line written to one adds or removes an info hash.
 	FIFOAdd, FIFODelete string
+	// Keys is the keys file (access.keys): with it, every announce and
+	// scrape must carry a listed key in its URL path.
+	Keys string
 	// AccessReload is how often list files are checked for changes.
 	AccessReload time.Duration
 	StatsNets    []netip.Prefix
@@ -180,6 +183,8 @@ var directives = []directive{
 		set: strSetter(func(s *Settings) *string { return &s.FIFOAdd })},
 	{key: "access.fifo_delete", flag: "fifo-delete", arg: "file", usage: "FIFO whose lines are removed from the access list and its file",
 		set: strSetter(func(s *Settings) *string { return &s.FIFODelete })},
+	{key: "access.keys", flag: "keys", arg: "file", usage: "serve only members: every announce and scrape carries a key listed in file (one a line, 32 characters of A-Z, a-z, 0-9) in its path, http://host:port/KEY/announce, udp://host:port/KEY/announce, ws://host:port/KEY/announce; others get \"unknown key\"",
+		set: func(s *Settings, v string) error { s.Keys = v; return nil }},
 	{key: "access.reload", flag: "access-reload", arg: "duration", usage: "how often list files are checked for changes; a changed file loads once a check finds it unchanged (SIGHUP reloads at once)",
 		set: durSetter(func(s *Settings) *time.Duration { return &s.AccessReload }), def: durDef(func(s *Settings) time.Duration { return s.AccessReload })},
 	{key: "access.stats", flag: "stats-net", arg: "net", usage: "network (ip or CIDR) allowed to read /stats (repeatable)",

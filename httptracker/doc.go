@@ -28,7 +28,11 @@
 // # Routing (as opentracker's ot_http.c)
 //
 // Only GET is served; other methods get 405 with "Allow: GET" (opentracker
-// answers 400). Leading slashes of the decoded path are skipped, then:
+// answers 400). A first path segment that is a key (access.KeyFromPath: 32
+// characters of [A-Za-z0-9], /KEY/announce) is taken off and handed to the
+// tracker with the request, which refuses a missing or unknown one when
+// keys are on and ignores it when they are off. Leading slashes of the
+// rest are skipped, then:
 //
 //	""                        302 to Config.RedirectURL, or 404 when unset
 //	starts with "a"           announce: /announce, /announce.php, /abc/announce

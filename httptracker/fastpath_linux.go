@@ -22,7 +22,7 @@ func (h *Handler) fastAnswerer() answerFunc {
 	st := h.states.New().(*requestState)
 	return func(dst []byte, head *requestHead, remote netip.Addr, date []byte) ([]byte, bool) {
 		path, query, hasQuery := strings.Cut(head.target, "?")
-		rt := h.routeOf(path, hasQuery)
+		rt, key := h.routeOf(path, hasQuery)
 		if rt != routeAnnounce && rt != routeScrape {
 			return dst, false
 		}
@@ -33,9 +33,9 @@ func (h *Handler) fastAnswerer() answerFunc {
 		}
 		var badRequest bool
 		if rt == routeAnnounce {
-			badRequest = h.answerAnnounce(st, query, addr, addr.IsValid())
+			badRequest = h.answerAnnounce(st, query, &key, addr, addr.IsValid())
 		} else {
-			badRequest = h.answerScrape(st, query, addr, addr.IsValid())
+			badRequest = h.answerScrape(st, query, &key, addr, addr.IsValid())
 		}
 		return appendReply(dst, badRequest, st.body, head, date), true
 	}

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"herald/access"
 	"herald/counters"
 	"herald/swarm"
 	"herald/tracker"
@@ -38,10 +39,10 @@ var (
 	acceptEncoding = []string{"Accept-Encoding"}
 )
 
-func (h *Handler) fullScrape(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) fullScrape(w http.ResponseWriter, r *http.Request, key *access.Key) {
 	ce := tracker.UnknownClient.Err()
 	if addr, ok := h.ClientAddr(r); ok {
-		ce = h.tracker.AdmitFullScrape(addr, time.Now())
+		ce = h.tracker.AdmitFullScrape(addr, key, time.Now())
 	}
 	if ce != nil {
 		tracker.Count(h.counts, counters.HTTP, counters.FullScrape, ce.Reason)

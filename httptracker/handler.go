@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"herald/access"
 	"herald/counters"
 	"herald/swarm"
 	"herald/tracker"
@@ -81,11 +82,18 @@ const (
 
 // routeOf routes a request for path (unescaped) the way opentracker does
 // (see the package documentation); hasQuery is whether the target had a
-// '?'. Both frontends, net/http and the fast path, route through it.
-func (h *Handler) routeOf(path string, hasQuery bool) route {
+// '?'. A first segment that is a key (/KEY/announce) is taken off and
+// returned, zero when there is none. Both frontends, net/http and the fast
+// path, route through it.
+func (h *Handler) routeOf(path string, hasQuery bool) (route, access.Key) {
 	if h.cfg.Stats != nil && h.isStatsPath(path) {
-		return routeStats
+		return routeStats, access.Key{}
 	}
+	key, path, _ := access.KeyFromPath(path)
+	return h.routeAfterKey(path, hasQuery), key
+}
+
+func (h *Handler) routeAfterKey(path string, hasQuery bool) route {
 	path = strings.TrimLeft(path, "/")
 	switch {
 	case path == "":
@@ -110,7 +118,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.cfg.WebSocket.ServeHTTP(w, h.forwarded(r))
 		return
 	}
-	rt := h.routeOf(r.URL.Path, r.URL.RawQuery != "" || r.URL.ForceQuery)
+	rt, key := h.routeOf(r.URL.Path, r.URL.RawQuery != "" || r.URL.ForceQuery)
 	if rt == routeStats {
 		addr, _ := h.ClientAddr(r)
 		h.cfg.Stats(w, r, addr)
@@ -133,12 +141,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusFound)
 	case routeAnnounce:
 		defer h.observe(time.Now())
-		h.announce(w, r)
+		h.announce(w, r, &key)
 	case routeFullScrape:
-		h.fullScrape(w, r)
+		h.fullScrape(w, r, &key)
 	case routeScrape:
 		defer h.observe(time.Now())
-		h.scrape(w, r)
+		h.scrape(w, r, &key)
 	default:
 		h.notFound(w)
 	}
@@ -245,18 +253,18 @@ func (h *Handler) trustedProxy(a netip.Addr) bool {
 	return false
 }
 
-func (h *Handler) announce(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) announce(w http.ResponseWriter, r *http.Request, key *access.Key) {
 	st := h.states.Get().(*requestState)
 	defer h.states.Put(st)
 	addr, ok := h.ClientAddr(r)
-	writeAnswer(w, st, h.answerAnnounce(st, r.URL.RawQuery, addr, ok))
+	writeAnswer(w, st, h.answerAnnounce(st, r.URL.RawQuery, key, addr, ok))
 }
 
-// answerAnnounce answers an announce with query from the client at addr
-// (ok false: its address is unusable) into st.body: a bencoded reply, or
-// with badRequest the text of a 400. Both frontends, net/http and the fast
-// path, answer through it.
-func (h *Handler) answerAnnounce(st *requestState, query string, addr netip.Addr, ok bool) (badRequest bool) {
+// answerAnnounce answers an announce with query and the key of its path
+// from the client at addr (ok false: its address is unusable) into
+// st.body: a bencoded reply, or with badRequest the text of a 400. Both
+// frontends, net/http and the fast path, answer through it.
+func (h *Handler) answerAnnounce(st *requestState, query string, key *access.Key, addr netip.Addr, ok bool) (badRequest bool) {
 	if err := parseAnnounce(query, &st.req); err != nil {
 		return h.answerError(st, err, counters.Announce)
 	}
@@ -276,9 +284,10 @@ func (h *Handler) answerAnnounce(st *requestState, query string, addr netip.Addr
 			NumWant:    req.numWant,
 			Key:        req.key,
 		},
-		StatedIP: req.ip,
-		Also:     [2]netip.AddrPort{req.ipv4, req.ipv6},
-		Family:   swarm.FamilyBoth,
+		StatedIP:  req.ip,
+		Also:      [2]netip.AddrPort{req.ipv4, req.ipv6},
+		Family:    swarm.FamilyBoth,
+		AccessKey: *key,
 	}
 	reply := &st.reply
 	if ce := h.tracker.Announce(&st.ann, time.Now(), swarm.Peers{V4: st.peers.V4[:0], V6: st.peers.V6[:0]}, reply); ce != nil {
@@ -295,16 +304,16 @@ func (h *Handler) answerAnnounce(st *requestState, query string, addr netip.Addr
 	return false
 }
 
-func (h *Handler) scrape(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) scrape(w http.ResponseWriter, r *http.Request, key *access.Key) {
 	st := h.states.Get().(*requestState)
 	defer h.states.Put(st)
 	addr, ok := h.ClientAddr(r)
-	writeAnswer(w, st, h.answerScrape(st, r.URL.RawQuery, addr, ok))
+	writeAnswer(w, st, h.answerScrape(st, r.URL.RawQuery, key, addr, ok))
 }
 
 // answerScrape is answerAnnounce for a scrape. A torrent the access list
 // refuses is left out, as an unknown one.
-func (h *Handler) answerScrape(st *requestState, query string, addr netip.Addr, ok bool) (badRequest bool) {
+func (h *Handler) answerScrape(st *requestState, query string, key *access.Key, addr netip.Addr, ok bool) (badRequest bool) {
 	n, err := parseScrape(query, st.hashes)
 	if err != nil {
 		return h.answerError(st, err, counters.Scrape)
@@ -312,7 +321,7 @@ func (h *Handler) answerScrape(st *requestState, query string, addr netip.Addr, 
 	if !ok {
 		return h.answerError(st, tracker.UnknownClient.Err(), counters.Scrape)
 	}
-	if ce := h.tracker.AdmitScrape(addr, time.Now()); ce != nil {
+	if ce := h.tracker.AdmitScrape(addr, key, time.Now()); ce != nil {
 		return h.answerError(st, ce, counters.Scrape)
 	}
 	// Keys of the files dictionary must be sorted and unique (BEP 3).

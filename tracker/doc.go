@@ -11,16 +11,18 @@
 // families and the frontend's own cap on peers) and calls
 // Tracker.Announce, which runs Prepare and then swarm.Store.Announce:
 //
-//	Prepare    access list (a lock-free set lookup), then the client's rate
-//	           limit (a hash and a lock): the cheap check first, and a
-//	           refused torrent costs its client no token; then numwant
+//	Prepare    the key (access.keys) and the access list (lock-free set
+//	           lookups), then the client's rate limit (a hash and a lock):
+//	           the cheap checks first, and a refused key or torrent costs
+//	           its client no token; then numwant
 //	           (default, tracker cap, frontend cap) and the listed address
 //	Announce   the store's update and peer pick under one shard lock, the
 //	           BEP 7 second address, and the reply's jittered intervals
 //
 // WebSocket peers are connections, not addresses, so the WebSocket
 // frontend calls Prepare alone and keeps the peer in its own swarms. A
-// scrape asks AdmitScrape (AdmitFullScrape for a full one) and then
+// scrape asks AdmitScrape (AdmitFullScrape for a full one: the key, then
+// the rate limit) and then
 // ScrapeCounts per hash, which reads a torrent the access list refuses as
 // unknown. A UDP connect never charges a client's rate limit, its address
 // being unproven; ConnectWindow (connect.go) bounds connects for all

@@ -44,6 +44,9 @@ const (
 	// Internal: anything the tracker did not expect; logged, never
 	// described to the client.
 	Internal
+	// UnknownKey: keys are on (access.keys) and the request's URL path
+	// carries no listed key.
+	UnknownKey
 
 	// NumReasons is the number of reasons, for arrays indexed by Reason.
 	NumReasons = iota
@@ -70,6 +73,7 @@ var reasons = [NumReasons]struct{ label, text string }{
 	UnknownClient:   {"unknown_client", "The proxy in front of this tracker did not say who you are."},
 	Banned:          {"banned", "Your address is banned from this tracker for a while."},
 	Internal:        {"internal", "Internal tracker error."},
+	UnknownKey:      {"unknown_key", "unknown key"},
 }
 
 // Label is the reason's name in metric labels: lower case, fixed.

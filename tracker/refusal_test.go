@@ -9,6 +9,8 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -18,6 +20,7 @@ import (
 	"github.com/gobwas/ws"
 	"github.com/gobwas/ws/wsutil"
 
+	"herald/access"
 	"herald/bans"
 	"herald/httptracker"
 	"herald/internal/servetest"
@@ -80,6 +83,9 @@ func TestRefusalReadsTheSameOverEveryProtocolIssue16(t *testing.T) {
 			"http": "Your client forgot to send your torrent's info_hash. Please upgrade your client.",
 			"ws":   "invalid JSON",
 		}},
+		{tracker.UnknownKey, all, limits{keys: true}, func(t *testing.T, c client, e *env) string {
+			return c.announce(t, announce{hash: hashA, peer: peer1, port: 1001})
+		}, nil},
 		{tracker.BadConnectionID, []string{"udp"}, limits{}, func(t *testing.T, c client, e *env) string {
 			return c.(*udpClient).announceWithID(t, announce{hash: hashA, peer: peer1, port: 1001}, c.(*udpClient).id^1)
 		}, nil},
@@ -133,8 +139,16 @@ type env struct {
 	bans        *bans.Table
 }
 
-// limits are the store's (HTTP, UDP) or the WebSocket swarms' bounds.
-type limits struct{ torrents, peers, swarmsPerConn int }
+// limits are the store's (HTTP, UDP) or the WebSocket swarms' bounds;
+// with keys, the tracker lists one key and the client sends another in
+// its announce URL's path.
+type limits struct {
+	torrents, peers, swarmsPerConn int
+	keys                           bool
+}
+
+// wrongKey is the key a client sends in its path with limits.keys.
+const wrongKey = "/NotTheKeyTheTrackerLists01234567"
 
 // announce is what a client announces; ip is the address it states.
 type announce struct {
@@ -172,6 +186,17 @@ func start(t *testing.T, proto string, e *env, lim limits) client {
 	if proto == "ws" {
 		rules.Interval = wstracker.DefaultInterval
 	}
+	prefix := ""
+	if lim.keys {
+		path := filepath.Join(t.TempDir(), "keys")
+		if err := os.WriteFile(path, []byte("TheOneKeyTheTrackerLists01234567\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if rules.Keys, err = access.OpenKeys(path, quiet); err != nil {
+			t.Fatal(err)
+		}
+		prefix = wrongKey
+	}
 	core, err := tracker.New(rules)
 	if err != nil {
 		t.Fatal(err)
@@ -183,14 +208,16 @@ func start(t *testing.T, proto string, e *env, lim limits) client {
 			t.Fatal(err)
 		}
 		servetest.Serve(t, s.Serve, 5*time.Second)
-		return dialUDP(t, s.Addr())
+		c := dialUDP(t, s.Addr())
+		c.urlData = []byte(prefix + "/announce")
+		return c
 	case "http":
 		s, err := httptracker.Listen("127.0.0.1:0", httptracker.Config{Tracker: core, Logger: quiet})
 		if err != nil {
 			t.Fatal(err)
 		}
 		servetest.Serve(t, s.Serve, 10*time.Second)
-		return &httpClient{base: "http://" + s.Addr().String()}
+		return &httpClient{base: "http://" + s.Addr().String() + prefix}
 	}
 	h, err := wstracker.NewHandler(wstracker.Config{
 		Tracker: core, MaxTorrents: lim.torrents, MaxPeers: lim.peers, MaxSwarmsPerConn: lim.swarmsPerConn, Logger: quiet,
@@ -203,12 +230,13 @@ func start(t *testing.T, proto string, e *env, lim limits) client {
 		t.Fatal(err)
 	}
 	servetest.Serve(t, s.Serve, 5*time.Second)
-	return dialWS(t, s.Addr())
+	return dialWS(t, s.Addr(), prefix)
 }
 
 type udpClient struct {
-	conn *net.UDPConn
-	id   uint64
+	conn    *net.UDPConn
+	id      uint64
+	urlData []byte // sent as BEP 41 URL data
 }
 
 func dialUDP(t *testing.T, server netip.AddrPort) *udpClient {
@@ -244,6 +272,7 @@ func (c *udpClient) exchange(t *testing.T, req []byte) []byte {
 func (c *udpClient) request(a announce, id uint64) []byte {
 	return udptracker.AppendAnnounceRequest(nil, &udptracker.AnnounceRequest{
 		ConnectionID: id, TransactionID: 2, InfoHash: a.hash, PeerID: a.peer, Left: 1, NumWant: -1, Port: a.port, IP: a.ip,
+		URLData: c.urlData,
 	})
 }
 
@@ -309,20 +338,21 @@ func (c *httpClient) malformed(t *testing.T) string { return c.get(t, "port=1") 
 type wsClient struct {
 	nc     net.Conn
 	server netip.AddrPort
+	prefix string // of the path, before /announce
 }
 
-func dialWS(t *testing.T, server netip.AddrPort) *wsClient {
+func dialWS(t *testing.T, server netip.AddrPort, prefix string) *wsClient {
 	t.Helper()
-	nc, _, _, err := ws.Dial(context.Background(), "ws://"+server.String()+"/announce")
+	nc, _, _, err := ws.Dial(context.Background(), "ws://"+server.String()+prefix+"/announce")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { nc.Close() })
-	return &wsClient{nc: nc, server: server}
+	return &wsClient{nc: nc, server: server, prefix: prefix}
 }
 
 // another is a second connection to the same server.
-func (c *wsClient) another(t *testing.T) *wsClient { return dialWS(t, c.server) }
+func (c *wsClient) another(t *testing.T) *wsClient { return dialWS(t, c.server, c.prefix) }
 
 // exchange sends msg and returns the failure reason of the reply.
 func (c *wsClient) exchange(t *testing.T, msg string) string {

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"herald/access"
 	"herald/bans"
 	"herald/swarm"
 )
@@ -41,6 +42,10 @@ type Config struct {
 	// list); nil allows all. It is called from every frontend goroutine
 	// at once, on every announce and for every scraped hash.
 	Allowed func(swarm.InfoHash) bool
+	// Keys, if set, are the members' keys (access.keys): every announce
+	// and scrape must carry a listed one, AnnounceRequest.AccessKey or
+	// the key argument of AdmitScrape. nil serves everyone.
+	Keys *access.Keys
 	// Admit, if set, is asked for every announce and scrape with the
 	// client's address and the time; false means the client is over its
 	// rate limit. Safe for concurrent use and cheap. Over UDP it is asked
@@ -149,6 +154,9 @@ type AnnounceRequest struct {
 	// MaxPeers is the frontend's own cap on the peers of one reply (a UDP
 	// reply must fit a datagram); 0 for none beyond Config.MaxNumWant.
 	MaxPeers int
+	// AccessKey is the key in the announce URL's path (access.KeyFromPath);
+	// zero when it has none.
+	AccessKey access.Key
 }
 
 // AnnounceReply is what an announce gets back.
@@ -159,12 +167,16 @@ type AnnounceReply struct {
 }
 
 // Prepare applies the rules that come before a store, cheapest first:
-// the bans, the access list, the rate limit, then numwant and the listed address,
-// which it writes into r.Announce. A frontend that keeps its own swarms
-// (WebSocket) calls it and stores r.Announce itself.
+// the bans, the key and the access list (lock-free lookups), the rate
+// limit, then numwant and the listed address, which it writes into
+// r.Announce. A frontend that keeps its own swarms (WebSocket) calls it and
+// stores r.Announce itself.
 func (t *Tracker) Prepare(r *AnnounceRequest, now time.Time) *ClientError {
 	if t.banned(r.Addr.Addr(), now) {
 		return Banned.Err()
+	}
+	if !t.keyListed(&r.AccessKey) {
+		return UnknownKey.Err()
 	}
 	if !t.Allowed(r.InfoHash) {
 		return NotAllowed.Err()
@@ -280,11 +292,20 @@ func (t *Tracker) StrikeBadConnectionID(client netip.Addr, now time.Time) {
 	}
 }
 
-// AdmitScrape checks a scrape's client against the bans and charges it
-// to its rate limit: nil, Banned, or RateLimited over it.
-func (t *Tracker) AdmitScrape(client netip.Addr, now time.Time) *ClientError {
+// keyListed reports whether key is a listed key, or keys are off.
+func (t *Tracker) keyListed(key *access.Key) bool {
+	return t.cfg.Keys == nil || t.cfg.Keys.Listed(key)
+}
+
+// AdmitScrape checks a scrape's client against the bans and its key (zero
+// for none) against the keys, and charges it to its rate limit: nil,
+// Banned, UnknownKey, or RateLimited over it.
+func (t *Tracker) AdmitScrape(client netip.Addr, key *access.Key, now time.Time) *ClientError {
 	if t.banned(client, now) {
 		return Banned.Err()
+	}
+	if !t.keyListed(key) {
+		return UnknownKey.Err()
 	}
 	if !t.admit(client, now) {
 		return RateLimited.Err()
@@ -294,8 +315,8 @@ func (t *Tracker) AdmitScrape(client netip.Addr, now time.Time) *ClientError {
 
 // AdmitFullScrape is AdmitScrape for a full scrape, which also takes the
 // client's share of full scrapes.
-func (t *Tracker) AdmitFullScrape(client netip.Addr, now time.Time) *ClientError {
-	if ce := t.AdmitScrape(client, now); ce != nil {
+func (t *Tracker) AdmitFullScrape(client netip.Addr, key *access.Key, now time.Time) *ClientError {
+	if ce := t.AdmitScrape(client, key, now); ce != nil {
 		return ce
 	}
 	if t.cfg.AdmitFullScrape != nil && !t.cfg.AdmitFullScrape(client, now) {

@@ -1,10 +1,14 @@
 package tracker
 
 import (
+	"log/slog"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
+	"herald/access"
 	"herald/swarm"
 )
 
@@ -92,14 +96,32 @@ func TestPrepare(t *testing.T) {
 }
 
 // The access list is asked before the rate limit, so a refused torrent
-// does not cost its client a token; a scrape is only rate limited.
+// does not cost its client a token; a scrape is only rate limited. An
+// unknown key is refused before either, for announces and scrapes.
 func TestRefusalOrder(t *testing.T) {
 	charged := 0
+	path := filepath.Join(t.TempDir(), "keys")
+	member := access.Key([]byte("0123456789abcdefghijABCDEFGHIJ00"))
+	if err := os.WriteFile(path, append(member[:], '\n'), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	keys, err := access.OpenKeys(path, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
 	tr := newTestTracker(t, Config{
+		Keys:    keys,
 		Allowed: func(h swarm.InfoHash) bool { return h[0] == 1 },
 		Admit:   func(netip.Addr, time.Time) bool { charged++; return false },
 	})
 	r := AnnounceRequest{Announce: swarm.Announce{InfoHash: swarm.InfoHash{2}}}
+	if ce := tr.Prepare(&r, time.Now()); ce != UnknownKey.Err() || charged != 0 {
+		t.Fatalf("no key: %v, %d tokens charged", ce, charged)
+	}
+	if ce := tr.AdmitScrape(netip.Addr{}, &r.AccessKey, time.Now()); ce != UnknownKey.Err() || charged != 0 {
+		t.Fatalf("scrape with no key: %v, %d tokens charged", ce, charged)
+	}
+	r.AccessKey = member
 	if ce := tr.Prepare(&r, time.Now()); ce != NotAllowed.Err() || charged != 0 {
 		t.Fatalf("refused torrent: %v, %d tokens charged", ce, charged)
 	}
@@ -107,7 +129,7 @@ func TestRefusalOrder(t *testing.T) {
 	if ce := tr.Prepare(&r, time.Now()); ce != RateLimited.Err() || charged != 1 {
 		t.Fatalf("listed torrent over the limit: %v, %d tokens charged", ce, charged)
 	}
-	if ce := tr.AdmitScrape(netip.Addr{}, time.Now()); ce != RateLimited.Err() {
+	if ce := tr.AdmitScrape(netip.Addr{}, &member, time.Now()); ce != RateLimited.Err() {
 		t.Fatalf("scrape over the limit: %v", ce)
 	}
 }

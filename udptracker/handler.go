@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"time"
 
+	"herald/access"
 	"herald/counters"
 	"herald/swarm"
 	"herald/tracker"
@@ -152,6 +153,7 @@ func (h *handler) serveAnnounce(dst, pkt []byte, tid uint32, from netip.AddrPort
 		Family:   family,
 		MaxPeers: maxPeers,
 	}
+	a.AccessKey, _, _ = access.KeyFromPath(r.Path())
 	reply := &h.reply
 	if ce := h.tracker.Announce(a, time.Unix(now, 0), dstPeers, reply); ce != nil {
 		return h.refuse(dst, tid, counters.Announce, ce)
@@ -178,7 +180,9 @@ func (h *handler) serveScrape(dst, pkt []byte, tid uint32, from netip.AddrPort, 
 	case err != nil:
 		return h.refuse(dst, tid, counters.Scrape, errScrapeLength)
 	}
-	if ce := h.tracker.AdmitScrape(from.Addr(), time.Unix(now, 0)); ce != nil {
+	// A BEP 15 scrape has no room for BEP 41 options, so it carries no
+	// key: with keys on, UDP scrapes are refused.
+	if ce := h.tracker.AdmitScrape(from.Addr(), &access.Key{}, time.Unix(now, 0)); ce != nil {
 		return h.refuse(dst, tid, counters.Scrape, ce)
 	}
 	h.torrents = h.torrents[:0]

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"herald/access"
 	"io"
 	"net"
 	"net/netip"
@@ -57,6 +58,9 @@ type conn struct {
 
 	client  [8]byte // ratelimit.Key of the client, if limited
 	limited bool    // counted against MaxConnectionsPerClient
+	// key is the key in the upgrade request's path (/KEY/announce), zero
+	// without one: every message of the connection carries it.
+	key access.Key
 }
 
 type joinedSwarm struct {

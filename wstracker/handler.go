@@ -10,6 +10,7 @@ import (
 
 	"github.com/gobwas/ws"
 
+	"herald/access"
 	"herald/counters"
 	"herald/ratelimit"
 	"herald/swarm"
@@ -83,8 +84,10 @@ func IsUpgrade(r *http.Request) bool {
 // goroutine.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// Public WebTorrent trackers are published without a path
-	// (wss://tracker.example.org), so "/" is always an announce URL.
-	if r.URL.Path != h.cfg.Path && r.URL.Path != "/" {
+	// (wss://tracker.example.org), so "/" is always an announce URL; a
+	// private one's carry the member's key first (/KEY/announce, /KEY).
+	key, path, _ := access.KeyFromPath(r.URL.Path)
+	if path != h.cfg.Path && path != "/" && path != "" {
 		http.NotFound(w, r)
 		return
 	}
@@ -129,7 +132,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	buffered, _ := rw.Reader.Peek(rw.Reader.Buffered())
 	from, _ := netip.ParseAddrPort(r.RemoteAddr) // net/http sets it from the socket
 	from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
-	c := &conn{h: h, nc: nc, from: from, r: prefixReader(append([]byte(nil), buffered...), nc), client: client, limited: limited}
+	c := &conn{h: h, nc: nc, from: from, r: prefixReader(append([]byte(nil), buffered...), nc), client: client, limited: limited, key: key}
 	h.mu.Lock()
 	if h.closing {
 		h.releaseClient(client, limited)
@@ -323,6 +326,7 @@ func (h *Handler) handle(c *conn, msg []byte) error {
 			Event:      r.Event,
 			NumWant:    r.NumWant,
 		},
+		AccessKey: c.key,
 	}
 	if ce := h.tracker.Prepare(a, time.Now()); ce != nil {
 		return h.refuse(c, w, actionOf(r), ce)
@@ -415,7 +419,7 @@ func (h *Handler) answer(c *conn, w *work) error {
 // unknown one, all zeros. Over the rate limit, the scrape is refused.
 func (h *Handler) scrape(c *conn, w *work) error {
 	r := &w.req
-	if ce := h.tracker.AdmitScrape(c.from.Addr(), time.Now()); ce != nil {
+	if ce := h.tracker.AdmitScrape(c.from.Addr(), &c.key, time.Now()); ce != nil {
 		tracker.Count(h.counts, counters.WS, counters.Scrape, ce.Reason)
 		w.out = AppendFailure(w.out, ActionScrape, nil, ce.Text)
 		return c.send(w.out)

@@ -43,6 +43,9 @@ func adminConfig(d *daemon) admin.Config {
 	if d.node != nil {
 		cfg.Publish = d.node.PublishChange
 	}
+	if d.keys != nil { // a nil *access.Keys in the interface would not be nil
+		cfg.Keys = d.keys
+	}
 	return cfg
 }
 

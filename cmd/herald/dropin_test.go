@@ -29,7 +29,13 @@ import (
 // announceReply returns the decoded reply and its failure reason, if any.
 func announceReply(t *testing.T, base string, h swarm.InfoHash, port int) (map[string]any, string) {
 	t.Helper()
-	resp, err := http.Get(announceURL(base, h, port, 1, 50))
+	return announceReplyURL(t, announceURL(base, h, port, 1, 50))
+}
+
+// announceReplyURL is announceReply for any request URL u.
+func announceReplyURL(t *testing.T, u string) (map[string]any, string) {
+	t.Helper()
+	resp, err := http.Get(u)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -101,6 +101,9 @@ type daemon struct {
 	adminListener       net.Listener
 	adminToken          string
 	fifoAdd, fifoDelete *os.File
+	// keys are the members' keys (access.keys), read after the drop; nil
+	// when keys are off.
+	keys *access.Keys
 }
 
 // lastSave is when the last successful snapshot save started, for the
@@ -176,6 +179,13 @@ func start(s *config.Settings, log *slog.Logger) (d *daemon, err error) {
 			}
 		}
 	}
+	if s.Keys != "" {
+		_, keysPath, err := d.plan.Paths(s.Keys)
+		if err != nil {
+			return nil, err
+		}
+		d.keys = access.NewKeys(keysPath, log)
+	}
 
 	// The state is read before the drop: the file may be writable only from
 	// inside the chroot, but the previous state must not depend on that.
@@ -205,7 +215,7 @@ func (d *daemon) bind() (err error) {
 	if d.bans, err = bans.New(banConfig(s)); err != nil {
 		return err
 	}
-	rules := trackerConfig(s, d.store, d.isAllowed, admit, admitFullScrape, d.log)
+	rules := trackerConfig(s, d.store, d.isAllowed, d.keys, admit, admitFullScrape, d.log)
 	rules.Bans = d.bans
 	if f.core, err = tracker.New(rules); err != nil {
 		return err
@@ -293,8 +303,8 @@ func (d *daemon) bind() (err error) {
 }
 
 // dropPrivileges chroots and changes user as configured, then checks that
-// the snapshot can be written and reads the access list, as the user and
-// from where herald will save and reload them.
+// the snapshot can be written and reads the access list and the keys, as
+// the user and from where herald will save and reload them.
 func (d *daemon) dropPrivileges() (err error) {
 	if d.plan != nil {
 		if err := d.plan.Drop(); err != nil {
@@ -315,6 +325,12 @@ func (d *daemon) dropPrivileges() (err error) {
 			return err
 		}
 		d.allowed = d.list.Allowed
+	}
+	if d.keys != nil {
+		// Until now the set was empty: nothing was served yet.
+		if err := d.keys.Reload(); err != nil {
+			return err
+		}
 	}
 	if d.banFile != "" {
 		if err := d.bans.Restore(d.banFile, time.Now()); err != nil {
@@ -349,6 +365,14 @@ func (d *daemon) serve(ctx context.Context, stop context.CancelFunc) error {
 		onHangup = append(onHangup, func() {
 			if err := d.list.Reload(); err != nil {
 				d.log.Error("access list not reloaded; keeping the last good list", "err", err)
+			}
+		})
+	}
+	if d.keys != nil {
+		wg.Go(func() { d.keys.Watch(ctx, d.s.AccessReload) })
+		onHangup = append(onHangup, func() {
+			if err := d.keys.Reload(); err != nil {
+				d.log.Error("keys file not reloaded; keeping the last good keys", "err", err)
 			}
 		})
 	}
@@ -393,8 +417,8 @@ func (d *daemon) serve(ctx context.Context, stop context.CancelFunc) error {
 }
 
 // reloadOnHangup runs every reload on each SIGHUP from hup: the access
-// list, as opentracker does, and the TLS certificate files; with neither,
-// a SIGHUP does nothing.
+// list, as opentracker does, the keys file and the TLS certificate files;
+// with none of them, a SIGHUP does nothing.
 func reloadOnHangup(ctx context.Context, hup <-chan os.Signal, reloads []func()) {
 	for {
 		select {

@@ -40,7 +40,7 @@ func (d *daemon) logSummary() {
 			"ws_max_connections", limitText(s.WSMaxConnections), "http_max_connections", s.HTTPMaxConnections,
 			"rate_limit", fmt.Sprintf("%g/s burst %d", s.RateLimit, s.RateBurst),
 			"memory", fmt.Sprintf("%d MiB from %s", mem>>20, memFrom)),
-		slog.Group("access", "mode", d.accessMode(), "hashes", d.accessSize()),
+		slog.Group("access", "mode", d.accessMode(), "hashes", d.accessSize(), "keys", d.keysText()),
 		slog.Group("cluster", "nats", listOrNone(s.Cluster.URLs), "node", orNone(s.Cluster.NodeName)),
 		slog.Group("stats", "paths", "/"+s.StatsPath+", /metrics, /dashboard", "to", d.statsAudience()),
 	}
@@ -66,6 +66,13 @@ func (d *daemon) accessSize() int {
 		return 0
 	}
 	return d.list.Len()
+}
+
+func (d *daemon) keysText() string {
+	if d.keys == nil {
+		return "off (no key needed)"
+	}
+	return fmt.Sprintf("%d from %s", d.keys.Len(), d.s.Keys)
 }
 
 func (d *daemon) statsAudience() string {

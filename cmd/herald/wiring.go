@@ -120,11 +120,12 @@ func fullScrapeLimit(s *config.Settings) ratelimit.Config {
 	return ratelimit.Config{Rate: 1 / s.Interval.Seconds(), Burst: 1}
 }
 
-func trackerConfig(s *config.Settings, store *swarm.Store, allowed func(swarm.InfoHash) bool,
+func trackerConfig(s *config.Settings, store *swarm.Store, allowed func(swarm.InfoHash) bool, keys *access.Keys,
 	admit, admitFullScrape func(netip.Addr, time.Time) bool, log *slog.Logger) tracker.Config {
 	return tracker.Config{
 		Store:           store,
 		Allowed:         allowed,
+		Keys:            keys,
 		Admit:           admit,
 		AdmitFullScrape: admitFullScrape,
 		Interval:        s.Interval,
