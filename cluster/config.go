@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nkeys"
 
+	"herald/accounting"
 	"herald/swarm"
 )
 
@@ -74,6 +75,13 @@ type Config struct {
 	// SyncTimeout is how long a catch-up waits for the next message before
 	// it gives up and tries again. Default 10s.
 	SyncTimeout time.Duration
+
+	// Accounting is the per-key accounting (access.keys) the node
+	// publishes on <prefix>.accounting (see accounting.go); nil for none.
+	Accounting *accounting.Ledger
+	// AccountingInterval is how often the keys whose accounting changed
+	// are published. Default 10s.
+	AccountingInterval time.Duration
 }
 
 // Defaults for Config.
@@ -84,6 +92,8 @@ const (
 	DefaultBufferBytes   = 8 << 20
 	DefaultReconnectWait = 2 * time.Second
 	DefaultSyncTimeout   = 10 * time.Second
+
+	DefaultAccountingInterval = 10 * time.Second
 )
 
 func (c Config) withDefaults() (Config, error) {
@@ -113,6 +123,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.SyncTimeout == 0 {
 		c.SyncTimeout = DefaultSyncTimeout
+	}
+	if c.AccountingInterval == 0 {
+		c.AccountingInterval = DefaultAccountingInterval
 	}
 	var errs []error
 	if len(c.URLs) == 0 {
@@ -147,6 +160,8 @@ func (c Config) withDefaults() (Config, error) {
 		errs = append(errs, fmt.Errorf("buffer %d: must hold at least one batch (%d bytes)", c.BufferBytes, c.BatchBytes))
 	case c.RepublishAfter < 0 || c.ReconnectWait < 0 || c.SyncTimeout < 0:
 		errs = append(errs, errors.New("negative duration"))
+	case c.AccountingInterval < 100*time.Millisecond:
+		errs = append(errs, fmt.Errorf("accounting interval %v: must be at least 100ms", c.AccountingInterval))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return c, fmt.Errorf("cluster: %w", err)

@@ -12,6 +12,8 @@
 //	<prefix>.sync.<node id>  catch-up requests to one node, for its own peers
 //	<prefix>.inbox.>         replies: catch-up streams and their acknowledgements
 //	<prefix>.ws.>            WebTorrent swarms (webtorrent.go)
+//	<prefix>.accounting      per-key accounting, for a site's database (with
+//	                         access.keys; accounting.go), published only
 //
 // The prefix (default "herald") lets several trackers share one NATS. A
 // node's messages never come back to it (the connection is made with no

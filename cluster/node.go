@@ -60,6 +60,7 @@ type Node struct {
 	connected, caughtUp                       atomic.Bool
 	members                                   atomic.Int64
 	published, publishedBatches, publishedLen atomic.Uint64
+	accountingSeq atomic.Uint64 // numbers accounting messages
 	applied, rejected, received, malformed    atomic.Uint64
 	gaps, catchUps, catchUpFails, catchUpPeer atomic.Uint64
 	served, unauthenticated                   atomic.Uint64
@@ -182,6 +183,9 @@ func (n *Node) Run(ctx context.Context, store *swarm.Store) error {
 	wg.Go(func() { n.syncLoop(ctx) })
 	if n.web != nil {
 		wg.Go(func() { n.web.run(ctx) })
+	}
+	if n.cfg.Accounting != nil {
+		wg.Go(func() { n.accountingLoop(ctx) })
 	}
 	wg.Wait()
 	return nil

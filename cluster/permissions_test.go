@@ -14,11 +14,9 @@ import (
 	"herald/swarm"
 )
 
-// docs/nats-server.conf.example, as shipped: herald nodes with its node
-// permissions sync (batches and a catch-up through the inboxes, WebTorrent
-// peers), and a
-// client with the watcher's can neither ask for the peers nor answer.
-func TestNATSPermissionsExample(t *testing.T) {
+// startExampleNATS runs a NATS server with docs/nats-server.conf.example
+// and returns its URL.
+func startExampleNATS(t *testing.T) string {
 	opts, err := server.ProcessConfigFile("../docs/nats-server.conf.example")
 	if err != nil {
 		t.Fatal(err)
@@ -27,7 +25,15 @@ func TestNATSPermissionsExample(t *testing.T) {
 	ns := &natsCluster{t: t, opts: []*server.Options{opts}, servers: make([]*server.Server, 1)}
 	ns.start(0)
 	t.Cleanup(func() { ns.stop(0) })
-	url := ns.servers[0].ClientURL()
+	return ns.servers[0].ClientURL()
+}
+
+// docs/nats-server.conf.example, as shipped: herald nodes with its node
+// permissions sync (batches and a catch-up through the inboxes, WebTorrent
+// peers), and a
+// client with the watcher's can neither ask for the peers nor answer.
+func TestNATSPermissionsExample(t *testing.T) {
+	url := startExampleNATS(t)
 
 	as := func(user, password string) func(*cluster.Config) {
 		return func(c *cluster.Config) { c.User, c.Password = user, password }

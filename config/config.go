@@ -321,6 +321,8 @@ var directives = []directive{
 		set: intSetter(func(s *Settings) *int { return &s.Cluster.BufferBytes }, 1024, 1<<30)},
 	{key: "cluster.republish_after", flag: "cluster-republish-after", arg: "duration", usage: "least time between re-sends of a plain refresh of one peer (default peer_timeout/3)",
 		set: durSetter(func(s *Settings) *time.Duration { return &s.Cluster.RepublishAfter })},
+	{key: "cluster.accounting_interval", flag: "cluster-accounting-interval", arg: "duration", usage: "how often the per-key accounting (with access.keys) is published on <prefix>.accounting for a site's database (default " + cluster.DefaultAccountingInterval.String() + ")",
+		set: durSetter(func(s *Settings) *time.Duration { return &s.Cluster.AccountingInterval })},
 	{key: "listen.tls", flag: "listen-tls", arg: "addr", usage: "serve HTTPS announce, scrape and stats and wss:// WebTorrent on addr (repeatable; needs tls.cert_file and tls.key_file, or tls.acme_domain)",
 		set: func(s *Settings, v string) error {
 			addr, err := normalizeAddr(v, "443")

@@ -3,14 +3,16 @@
 //
 // File layout (integers big-endian unless marked uvarint):
 //
-//	header   magic "HRLDSNAP" | version u16 | reserved u16 | created unix seconds i64
-//	secret   length u8 | the UDP connection-id secret (version 2 on)
-//	torrents swarm.TorrentState each, in swarm's encoding (AppendTorrentState)
-//	trailer  marker "SNAPEND!" | torrents u64 | peers u64 | CRC-32C u32 of all bytes before it
+//	header     magic "HRLDSNAP" | version u16 | reserved u16 | created unix seconds i64
+//	secret     length u8 | the UDP connection-id secret (version 2 on)
+//	accounting length uvarint | the per-key accounting (version 3 on), in
+//	           accounting's encoding (Ledger.AppendState)
+//	torrents   swarm.TorrentState each, in swarm's encoding (AppendTorrentState)
+//	trailer    marker "SNAPEND!" | torrents u64 | peers u64 | CRC-32C u32 of all bytes before it
 //
-// Version 1 had no secret; its torrents are in the same encoding, and it
-// still loads. The secret is why a snapshot is written readable by its
-// owner only.
+// Version 1 had no secret and version 2 no accounting; their torrents are
+// in the same encoding, and they still load. The secret and the keys in
+// the accounting are why a snapshot is written readable by its owner only.
 //
 // A file is written to a temporary name beside the target, synced and
 // renamed, so a crash mid-write leaves the previous snapshot whole.
@@ -28,12 +30,13 @@ import (
 	"path/filepath"
 	"time"
 
+	"herald/accounting"
 	"herald/swarm"
 )
 
 // Version is the format version this package writes; it reads this one
-// and version 1.
-const Version = 2
+// and every earlier one.
+const Version = 3
 
 var (
 	magic     = []byte("HRLDSNAP")
@@ -62,6 +65,9 @@ type Info struct {
 	// (empty in a version 1 file), so that connection ids issued before a
 	// restart stay valid after it.
 	ConnIDSecret []byte
+	// Keys is the number of keys with per-key accounting (0 before version
+	// 3).
+	Keys int
 }
 
 // MaxSecretLen bounds the connection-id secret a snapshot holds.
@@ -72,9 +78,10 @@ type Source interface {
 	Dump(fn func(*swarm.TorrentState) error) error
 }
 
-// Encode writes a snapshot of src and the connection-id secret (at most
-// MaxSecretLen bytes) to w.
-func Encode(w io.Writer, src Source, secret []byte, created time.Time) (Info, error) {
+// Encode writes a snapshot of src, the per-key accounting of ledger (nil
+// for none) and the connection-id secret (at most MaxSecretLen bytes) to
+// w.
+func Encode(w io.Writer, src Source, ledger *accounting.Ledger, secret []byte, created time.Time) (Info, error) {
 	if len(secret) > MaxSecretLen {
 		return Info{}, fmt.Errorf("snapshot: encode: connection-id secret of %d bytes, at most %d", len(secret), MaxSecretLen)
 	}
@@ -90,6 +97,12 @@ func Encode(w io.Writer, src Source, secret []byte, created time.Time) (Info, er
 	bw.Write(hdr[:])
 	bw.WriteByte(byte(len(secret)))
 	bw.Write(secret)
+	accounts := ledger.AppendState(nil)
+	bw.Write(binary.AppendUvarint(nil, uint64(len(accounts))))
+	bw.Write(accounts)
+	if ledger != nil {
+		info.Keys = ledger.Len()
+	}
 
 	var buf []byte
 	err := src.Dump(func(ts *swarm.TorrentState) error {
@@ -133,14 +146,20 @@ func (c *countWriter) Write(p []byte) (int, error) {
 // Decode checks data whole (magic, version, checksum, counts) before it
 // calls fn for any torrent, so a damaged file restores nothing. Ages and idle
 // times in the TorrentState passed to fn are as of the snapshot's creation;
-// fn must not keep it.
+// fn must not keep it. The per-key accounting is left alone.
 func Decode(data []byte, fn func(*swarm.TorrentState) error) (Info, error) {
+	return decode(data, nil, fn)
+}
+
+// decode is Decode that also restores the accounting into ledger, if not
+// nil, once everything is checked and before any torrent goes to fn.
+func decode(data []byte, ledger *accounting.Ledger, fn func(*swarm.TorrentState) error) (Info, error) {
 	var info Info
 	if len(data) < headerLen+trailerLen || !bytes.Equal(data[:8], magic) {
 		return info, fmt.Errorf("%w: not a herald snapshot or truncated header", ErrCorrupt)
 	}
 	version := binary.BigEndian.Uint16(data[8:])
-	if version != 1 && version != Version {
+	if version < 1 || version > Version {
 		return info, fmt.Errorf("%w %d (this herald reads versions 1 to %d)", ErrVersion, version, Version)
 	}
 	info.Created = time.Unix(int64(binary.BigEndian.Uint64(data[12:])), 0)
@@ -161,6 +180,14 @@ func Decode(data []byte, fn func(*swarm.TorrentState) error) (Info, error) {
 		}
 		info.ConnIDSecret = bytes.Clone(body[1 : 1+body[0]])
 		body = body[1+body[0]:]
+	}
+	var accounts []byte
+	if version > 2 {
+		n, k := binary.Uvarint(body)
+		if k <= 0 || n > uint64(len(body)-k) {
+			return info, fmt.Errorf("%w: truncated accounting", ErrCorrupt)
+		}
+		accounts, body = body[k:k+int(n)], body[k+int(n):]
 	}
 
 	// Two passes: validate everything, then hand out torrents.
@@ -184,21 +211,27 @@ func Decode(data []byte, fn func(*swarm.TorrentState) error) (Info, error) {
 			return info, fmt.Errorf("%w: %d torrents and %d peers, trailer says %d and %d", ErrCorrupt, torrents, peers, wantTorrents, wantPeers)
 		}
 		info.Torrents, info.Peers = int(torrents), int(peers)
+		if pass == 0 && ledger != nil && accounts != nil {
+			if err := ledger.Restore(accounts); err != nil {
+				return info, fmt.Errorf("%w: %v", ErrCorrupt, err)
+			}
+			info.Keys = ledger.Len()
+		}
 	}
 	return info, nil
 }
 
-// Save writes a snapshot of store and the connection-id secret to path
-// atomically: a temporary file in the same directory (mode 0600), synced,
-// then renamed over path.
-func Save(path string, store Source, secret []byte, now time.Time) (Info, error) {
+// Save writes a snapshot of store, the per-key accounting of ledger (nil
+// for none) and the connection-id secret to path atomically: a temporary
+// file in the same directory (mode 0600), synced, then renamed over path.
+func Save(path string, store Source, ledger *accounting.Ledger, secret []byte, now time.Time) (Info, error) {
 	dir := filepath.Dir(path)
 	f, err := os.CreateTemp(dir, filepath.Base(path)+".tmp-*")
 	if err != nil {
 		return Info{}, fmt.Errorf("snapshot: %w", err)
 	}
 	tmp := f.Name()
-	info, err := Encode(f, store, secret, now)
+	info, err := Encode(f, store, ledger, secret, now)
 	if err == nil {
 		err = f.Sync()
 	}
@@ -219,10 +252,11 @@ func Save(path string, store Source, secret []byte, now time.Time) (Info, error)
 	return info, nil
 }
 
-// Load restores the snapshot at path into store as of now: ages grow by the
+// Load restores the snapshot at path into store, and its per-key
+// accounting into ledger (nil: left out), as of now: ages grow by the
 // time the file lay on disk, so peers that expired meanwhile are dropped. A
 // missing file is not an error (Info is zero).
-func Load(path string, store *swarm.Store, now time.Time) (Info, error) {
+func Load(path string, store *swarm.Store, ledger *accounting.Ledger, now time.Time) (Info, error) {
 	data, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return Info{}, nil
@@ -235,7 +269,7 @@ func Load(path string, store *swarm.Store, now time.Time) (Info, error) {
 		created := time.Unix(int64(binary.BigEndian.Uint64(data[12:])), 0)
 		downtime = max(now.Sub(created), 0)
 	}
-	info, err := Decode(data, func(ts *swarm.TorrentState) error {
+	info, err := decode(data, ledger, func(ts *swarm.TorrentState) error {
 		ts.Idle += downtime
 		for i := range ts.Peers {
 			ts.Peers[i].Age += downtime

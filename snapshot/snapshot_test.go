@@ -68,7 +68,7 @@ func TestSaveLoadRoundTrip(t *testing.T) {
 	src := filled(t, 20000, 2000)
 	path := filepath.Join(t.TempDir(), "herald.snapshot")
 	now := time.Now()
-	info, err := Save(path, src, testSecret, now)
+	info, err := Save(path, src, nil, testSecret, now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,7 +77,7 @@ func TestSaveLoadRoundTrip(t *testing.T) {
 	}
 	dst, _ := swarm.New(swarm.Config{})
 	dst.SetNow(now)
-	got, err := Load(path, dst, now.Add(time.Minute))
+	got, err := Load(path, dst, nil, now.Add(time.Minute))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,7 +98,7 @@ func TestSaveLoadRoundTrip(t *testing.T) {
 	}
 	// Down longer than the peer timeout: peers are gone, completed counts stay.
 	late, _ := swarm.New(swarm.Config{})
-	if _, err := Load(path, late, now.Add(46*time.Minute)); err != nil {
+	if _, err := Load(path, late, nil, now.Add(46*time.Minute)); err != nil {
 		t.Fatal(err)
 	}
 	if late.Peers() != 0 || late.Totals().Completed != src.Totals().Completed {
@@ -108,7 +108,7 @@ func TestSaveLoadRoundTrip(t *testing.T) {
 
 func TestMissingFileIsEmptyStart(t *testing.T) {
 	s, _ := swarm.New(swarm.Config{})
-	info, err := Load(filepath.Join(t.TempDir(), "none"), s, time.Now())
+	info, err := Load(filepath.Join(t.TempDir(), "none"), s, nil, time.Now())
 	if err != nil || info.Peers != 0 {
 		t.Fatalf("missing file: %+v %v", info, err)
 	}
@@ -116,7 +116,7 @@ func TestMissingFileIsEmptyStart(t *testing.T) {
 
 func TestDamagedFiles(t *testing.T) {
 	var good bytes.Buffer
-	if _, err := Encode(&good, filled(t, 500, 50), testSecret, time.Now()); err != nil {
+	if _, err := Encode(&good, filled(t, 500, 50), nil, testSecret, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	g := good.Bytes()
@@ -175,7 +175,7 @@ func TestImportStatedump(t *testing.T) {
 
 func FuzzDecode(f *testing.F) {
 	var good bytes.Buffer
-	Encode(&good, filled(f, 50, 5), testSecret, time.Unix(1700000000, 0))
+	Encode(&good, filled(f, 50, 5), nil, testSecret, time.Unix(1700000000, 0))
 	f.Add(good.Bytes())
 	if v1, err := os.ReadFile("testdata/v1.snap"); err == nil {
 		f.Add(v1)
@@ -192,7 +192,7 @@ func FuzzDecode(f *testing.F) {
 		}
 		// Whatever decodes re-encodes to a file that decodes to the same counts.
 		var again bytes.Buffer
-		if _, err := Encode(&again, s, info.ConnIDSecret, info.Created); err != nil {
+		if _, err := Encode(&again, s, nil, info.ConnIDSecret, info.Created); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := Decode(again.Bytes(), func(*swarm.TorrentState) error { return nil }); err != nil {
@@ -215,14 +215,14 @@ func BenchmarkSaveLoad1M(b *testing.B) {
 	path := filepath.Join(b.TempDir(), "bench.snapshot")
 	for b.Loop() {
 		t0 := time.Now()
-		info, err := Save(path, src, nil, time.Now())
+		info, err := Save(path, src, nil, nil, time.Now())
 		if err != nil {
 			b.Fatal(err)
 		}
 		save := time.Since(t0)
 		dst, _ := swarm.New(swarm.Config{})
 		t1 := time.Now()
-		if _, err := Load(path, dst, time.Now()); err != nil {
+		if _, err := Load(path, dst, nil, time.Now()); err != nil {
 			b.Fatal(err)
 		}
 		b.ReportMetric(save.Seconds()*1000, "save-ms")
@@ -267,7 +267,7 @@ func BenchmarkAnnouncePauseDuringSave(b *testing.B) {
 				}()
 				if mode == "idle" {
 					time.Sleep(200 * time.Millisecond)
-				} else if _, err := Save(path, src, nil, time.Now()); err != nil {
+				} else if _, err := Save(path, src, nil, nil, time.Now()); err != nil {
 					b.Fatal(err)
 				}
 				close(stop)

@@ -61,7 +61,7 @@ func TestDecodeVersion1File(t *testing.T) {
 	}
 	now := created.Add(10 * time.Second)
 	s.SetNow(now)
-	if _, err := Load("testdata/v1.snap", s, now); err != nil {
+	if _, err := Load("testdata/v1.snap", s, nil, now); err != nil {
 		t.Fatal(err)
 	}
 	for _, c := range []struct {

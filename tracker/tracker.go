@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"herald/accounting"
 	"herald/access"
 	"herald/bans"
 	"herald/swarm"
@@ -46,6 +47,9 @@ type Config struct {
 	// and scrape must carry a listed one, AnnounceRequest.AccessKey or
 	// the key argument of AdmitScrape. nil serves everyone.
 	Keys *access.Keys
+	// Ledger, if set, counts every announce accepted with a key, per key
+	// (set it only with Keys).
+	Ledger *accounting.Ledger
 	// Admit, if set, is asked for every announce and scrape with the
 	// client's address and the time; false means the client is over its
 	// rate limit. Safe for concurrent use and cheap. Over UDP it is asked
@@ -212,9 +216,19 @@ func (t *Tracker) Announce(r *AnnounceRequest, now time.Time, dst swarm.Peers, r
 	if t.cfg.AllowIPField {
 		t.announceAlso(r)
 	}
+	t.Record(r, now)
 	reply.Peers, reply.Counts = peers, counts
 	reply.Interval, reply.MinInterval = t.Intervals()
 	return nil
+}
+
+// Record counts an announce the tracker accepted in the per-key
+// accounting; Announce calls it, a frontend that keeps its own swarms
+// (WebSocket) calls it once it stored the peer.
+func (t *Tracker) Record(r *AnnounceRequest, now time.Time) {
+	if t.cfg.Ledger != nil {
+		t.cfg.Ledger.Record(&r.AccessKey, &r.Announce, now)
+	}
 }
 
 // announceAlso registers r's peer under its addresses in the other family

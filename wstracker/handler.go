@@ -360,6 +360,7 @@ func (h *Handler) announce(c *conn, w *work) error {
 	if ce != nil {
 		return h.refuse(c, w, counters.Announce, ce)
 	}
+	h.tracker.Record(a, time.Now())
 	h.counts.Request(counters.WS, counters.Announce, counters.OK)
 	interval, _ := h.tracker.Intervals()
 	w.out = AppendAnnounceReply(w.out, &r.InfoHash, counts, int(interval))

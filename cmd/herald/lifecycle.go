@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"herald/access"
+	"herald/accounting"
 	"herald/admin"
 	"herald/bans"
 	"herald/certs"
@@ -101,9 +102,10 @@ type daemon struct {
 	adminListener       net.Listener
 	adminToken          string
 	fifoAdd, fifoDelete *os.File
-	// keys are the members' keys (access.keys), read after the drop; nil
-	// when keys are off.
-	keys *access.Keys
+	// keys are the members' keys (access.keys), read after the drop, and
+	// ledger their per-key accounting; both nil when keys are off.
+	keys   *access.Keys
+	ledger *accounting.Ledger
 }
 
 // lastSave is when the last successful snapshot save started, for the
@@ -125,10 +127,13 @@ func (d *daemon) isAllowed(h swarm.InfoHash) bool { return d.allowed == nil || d
 // and ports below 1024 work.
 func start(s *config.Settings, log *slog.Logger) (d *daemon, err error) {
 	d = &daemon{s: s, log: log}
+	if s.Keys != "" {
+		d.ledger = accounting.New(s.PeerTimeout, s.MaxPeers)
+	}
 	// The cluster node exists before the store, whose sink it is. It reads
 	// its credential files now, before privileges are dropped.
 	if len(s.Cluster.URLs) > 0 {
-		if d.node, err = cluster.New(clusterConfig(s, d.isAllowed), log); err != nil {
+		if d.node, err = cluster.New(clusterConfig(s, d.isAllowed, d.ledger), log); err != nil {
 			return nil, err
 		}
 	}
@@ -190,7 +195,7 @@ func start(s *config.Settings, log *slog.Logger) (d *daemon, err error) {
 	// The state is read before the drop: the file may be writable only from
 	// inside the chroot, but the previous state must not depend on that.
 	d.store.SetNow(time.Now())
-	if d.connIDSecret, err = restoreState(d.snapshotNow, s.Statedump, d.store, log); err != nil {
+	if d.connIDSecret, err = restoreState(d.snapshotNow, s.Statedump, d.store, d.ledger, log); err != nil {
 		return nil, err
 	}
 	if err := d.bind(); err != nil {
@@ -215,7 +220,7 @@ func (d *daemon) bind() (err error) {
 	if d.bans, err = bans.New(banConfig(s)); err != nil {
 		return err
 	}
-	rules := trackerConfig(s, d.store, d.isAllowed, d.keys, admit, admitFullScrape, d.log)
+	rules := trackerConfig(s, d.store, d.isAllowed, d.keys, d.ledger, admit, admitFullScrape, d.log)
 	rules.Bans = d.bans
 	if f.core, err = tracker.New(rules); err != nil {
 		return err
@@ -317,7 +322,7 @@ func (d *daemon) dropPrivileges() (err error) {
 		if err := checkWritable(d.snapshot, d.snapshotNow, d.plan); err != nil {
 			return err
 		}
-		d.saves = &saver{path: d.snapshot, store: d.store, secret: d.connIDSecret, log: d.log}
+		d.saves = &saver{path: d.snapshot, store: d.store, ledger: d.ledger, secret: d.connIDSecret, log: d.log}
 		d.registry.MustRegister(d.saves)
 	}
 	if d.listPath != "" {
@@ -369,6 +374,7 @@ func (d *daemon) serve(ctx context.Context, stop context.CancelFunc) error {
 		})
 	}
 	if d.keys != nil {
+		wg.Go(func() { d.ledger.Run(ctx) })
 		wg.Go(func() { d.keys.Watch(ctx, d.s.AccessReload) })
 		onHangup = append(onHangup, func() {
 			if err := d.keys.Reload(); err != nil {
@@ -438,7 +444,7 @@ func reloadOnHangup(ctx context.Context, hup <-chan os.Signal, reloads []func())
 // future-version snapshot is moved aside, never deleted, and herald starts
 // empty; a snapshot it cannot read at all stops the start, so that the next
 // save does not overwrite state it never saw.
-func restoreState(snapPath, statedump string, store *swarm.Store, log *slog.Logger) ([]byte, error) {
+func restoreState(snapPath, statedump string, store *swarm.Store, ledger *accounting.Ledger, log *slog.Logger) ([]byte, error) {
 	secret := udptracker.NewConnIDSecret()
 	if snapPath != "" {
 		// A save killed mid-write leaves its temporary file behind.
@@ -449,7 +455,7 @@ func restoreState(snapPath, statedump string, store *swarm.Store, log *slog.Logg
 			}
 		}
 		t0 := time.Now()
-		info, err := snapshot.Load(snapPath, store, t0)
+		info, err := snapshot.Load(snapPath, store, ledger, t0)
 		switch {
 		case errors.Is(err, snapshot.ErrCorrupt) || errors.Is(err, snapshot.ErrVersion):
 			aside := fmt.Sprintf("%s.bad-%s", snapPath, t0.UTC().Format("20060102T150405Z"))
@@ -463,7 +469,7 @@ func restoreState(snapPath, statedump string, store *swarm.Store, log *slog.Logg
 			if len(info.ConnIDSecret) > 0 {
 				secret = info.ConnIDSecret
 			}
-			log.Info("snapshot restored", "path", snapPath, "torrents", store.Torrents(), "peers", store.Peers(),
+			log.Info("snapshot restored", "path", snapPath, "torrents", store.Torrents(), "peers", store.Peers(), "keys", info.Keys,
 				"saved_peers", info.Peers, "age", t0.Sub(info.Created).Round(time.Second), "took", time.Since(t0).Round(time.Millisecond))
 		}
 	}

@@ -128,7 +128,7 @@ func TestKillDuringSnapshotKeepsPrevious(t *testing.T) {
 		a := swarm.Announce{InfoHash: hashOf(i % 50_000), Addr: netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}), uint16(i)), Left: uint64(i % 2)}
 		store.Announce(&a, swarm.FamilyV4, swarm.Peers{})
 	}
-	if _, err := snapshot.Save(snap, store, nil, time.Now()); err != nil {
+	if _, err := snapshot.Save(snap, store, nil, nil, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	want := store.Totals()
@@ -188,7 +188,7 @@ func TestDamagedSnapshotMovedAside(t *testing.T) {
 			if content == nil {
 				store, _ := swarm.New(swarm.Config{})
 				store.Announce(&swarm.Announce{InfoHash: hashOf(1), Addr: netip.MustParseAddrPort("10.0.0.1:1")}, 0, swarm.Peers{})
-				if _, err := snapshot.Save(snap, store, nil, time.Now()); err != nil {
+				if _, err := snapshot.Save(snap, store, nil, nil, time.Now()); err != nil {
 					t.Fatal(err)
 				}
 				content, _ = os.ReadFile(snap)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"herald/accounting"
 	"herald/privdrop"
 	"herald/snapshot"
 	"herald/swarm"
@@ -21,7 +22,8 @@ import (
 type saver struct {
 	path   string // as named after the privilege drop
 	store  *swarm.Store
-	secret []byte // the UDP connection-id keys
+	ledger *accounting.Ledger // per-key accounting; nil without keys
+	secret []byte             // the UDP connection-id keys
 	log    *slog.Logger
 
 	mu       sync.Mutex
@@ -48,7 +50,7 @@ func (s *saver) every(ctx context.Context, interval time.Duration) {
 // logged, and returned for the final save.
 func (s *saver) save() error {
 	t0 := time.Now()
-	info, err := snapshot.Save(s.path, s.store, s.secret, t0)
+	info, err := snapshot.Save(s.path, s.store, s.ledger, s.secret, t0)
 	took := time.Since(t0)
 	s.mu.Lock()
 	if err != nil {

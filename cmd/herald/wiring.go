@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"herald/access"
+	"herald/accounting"
 	"herald/bans"
 	"herald/cluster"
 	"herald/config"
@@ -75,10 +76,12 @@ func storeConfig(s *config.Settings) swarm.Config {
 }
 
 // clusterConfig is the cluster's settings with the access check, which
-// records from other nodes pass as announces do.
-func clusterConfig(s *config.Settings, allowed func(swarm.InfoHash) bool) cluster.Config {
+// records from other nodes pass as announces do, and the per-key
+// accounting it publishes (nil without keys).
+func clusterConfig(s *config.Settings, allowed func(swarm.InfoHash) bool, ledger *accounting.Ledger) cluster.Config {
 	cfg := s.Cluster
 	cfg.Allowed = allowed
+	cfg.Accounting = ledger
 	return cfg
 }
 
@@ -121,11 +124,12 @@ func fullScrapeLimit(s *config.Settings) ratelimit.Config {
 }
 
 func trackerConfig(s *config.Settings, store *swarm.Store, allowed func(swarm.InfoHash) bool, keys *access.Keys,
-	admit, admitFullScrape func(netip.Addr, time.Time) bool, log *slog.Logger) tracker.Config {
+	ledger *accounting.Ledger, admit, admitFullScrape func(netip.Addr, time.Time) bool, log *slog.Logger) tracker.Config {
 	return tracker.Config{
 		Store:           store,
 		Allowed:         allowed,
 		Keys:            keys,
+		Ledger:          ledger,
 		Admit:           admit,
 		AdmitFullScrape: admitFullScrape,
 		Interval:        s.Interval,
