@@ -24,6 +24,10 @@ import (
 // its own API had been called; changes are not caught up: a node that was
 // away reads its files, which the operator keeps in step (or which the
 // change reached before).
+//
+// A change carries the time it was sent, and one more than a minute off
+// the receiver's clock is dropped: with a shared key, a recorded change
+// cannot be replayed later to undo a newer one.
 
 // ChangeKind is what a Change does.
 type ChangeKind string
@@ -49,7 +53,13 @@ type Change struct {
 	Key        string           `json:"key,omitempty"`
 	Prefix     netip.Prefix     `json:"prefix,omitzero"`
 	Expires    time.Time        `json:"expires,omitzero"`
+	// Sent is when the change was published (set by PublishChange).
+	Sent time.Time `json:"sent,omitzero"`
 }
+
+// maxChangeAge is how far a change's Sent may be from the receiver's
+// clock: clock skew between nodes, and NATS delays, stay well within it.
+const maxChangeAge = time.Minute
 
 // MarshalJSON writes the info hashes as hex.
 func (c Change) MarshalJSON() ([]byte, error) {
@@ -160,6 +170,7 @@ func (n *Node) PublishChange(c Change) error {
 	if nc == nil || !nc.IsConnected() {
 		return errors.New("cluster: not connected to NATS; the change is made on this node only")
 	}
+	c.Sent = time.Now().UTC()
 	msg, err := json.Marshal(c)
 	if err != nil {
 		return fmt.Errorf("cluster: %w", err)
@@ -202,6 +213,9 @@ func (n *Node) RunChanges(ctx context.Context, apply func(Change) error) error {
 			return
 		}
 		c, err := ParseChange(body)
+		if age := time.Since(c.Sent); err == nil && (age > maxChangeAge || age < -maxChangeAge) {
+			err = fmt.Errorf("change sent at %s, more than %v off this node's clock", c.Sent.Format(time.RFC3339), maxChangeAge)
+		}
 		if err == nil {
 			err = apply(c)
 		}

@@ -14,6 +14,7 @@
 //	<prefix>.ws.>            WebTorrent swarms (webtorrent.go)
 //	<prefix>.accounting      per-key accounting, for a site's database (with
 //	                         access.keys; accounting.go), published only
+//	<prefix>.admin           admin changes (access list, keys, bans; admin.go)
 //
 // The prefix (default "herald") lets several trackers share one NATS. A
 // node's messages never come back to it (the connection is made with no
@@ -21,7 +22,7 @@
 //
 // # Trust
 //
-// A node publishes and subscribes on those five subject patterns and
+// A node publishes and subscribes on those subject patterns and
 // nothing else; docs/nats-server.conf.example grants exactly that (tested
 // by permissions_test.go). Whoever else may publish on <prefix>.sync and
 // read <prefix>.inbox.> could ask for every peer address, and whoever may

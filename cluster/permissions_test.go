@@ -30,8 +30,8 @@ func startExampleNATS(t *testing.T) string {
 
 // docs/nats-server.conf.example, as shipped: herald nodes with its node
 // permissions sync (batches and a catch-up through the inboxes, WebTorrent
-// peers), and a
-// client with the watcher's can neither ask for the peers nor answer.
+// peers, admin changes), and a client with the watcher's can neither ask
+// for the peers nor answer, nor send admin changes.
 func TestNATSPermissionsExample(t *testing.T) {
 	url := startExampleNATS(t)
 
@@ -62,6 +62,18 @@ func TestNATSPermissionsExample(t *testing.T) {
 	dialBrowser(t, a.url, "browser-on-1--------").announce(wsHash, 0, "")
 	dialBrowser(t, b.url, "browser-on-2--------").announce(wsHash, 1, "")
 	counts(t, wsHash, [3]int{1, 1, 0}, a, b)
+	// Admin changes pass between the nodes.
+	runChanges(t, a.instance)
+	changesB := runChanges(t, b.instance)
+	waitFor(t, 5*time.Second, "an admin change from tracker-1 on tracker-2", func() error {
+		if err := a.node.PublishChange(cluster.Change{Kind: cluster.ListAdd, InfoHashes: []swarm.InfoHash{h}}); err != nil {
+			return err
+		}
+		if len(changesB.changes()) == 0 {
+			return fmt.Errorf("none applied")
+		}
+		return nil
+	})
 
 	var mu sync.Mutex
 	var violations []string
@@ -92,6 +104,7 @@ func TestNATSPermissionsExample(t *testing.T) {
 	watcher.PublishRequest("herald.sync.1", inbox, req)
 	watcher.QueueSubscribe("herald.sync", "sync", func(*nats.Msg) {})
 	watcher.Subscribe("herald.inbox.>", func(*nats.Msg) {})
+	watcher.Publish("herald.admin", []byte(`{"kind":"unban","prefix":"0.0.0.0/0"}`))
 	watcher.Flush()
 	if m, err := replies.NextMsg(time.Second); err == nil {
 		t.Errorf("the watcher's catch-up request was answered: %d bytes", len(m.Data))
@@ -99,7 +112,7 @@ func TestNATSPermissionsExample(t *testing.T) {
 	mu.Lock()
 	defer mu.Unlock()
 	all := strings.Join(violations, "\n")
-	for _, want := range []string{`Publish to "herald.sync"`, `Publish to "herald.sync.1"`, `Subscription to "herald.sync"`, `Subscription to "herald.inbox.>"`} {
+	for _, want := range []string{`Publish to "herald.sync"`, `Publish to "herald.sync.1"`, `Subscription to "herald.sync"`, `Subscription to "herald.inbox.>"`, `Publish to "herald.admin"`} {
 		if !strings.Contains(all, want) {
 			t.Errorf("no permissions violation for %s; the server reported:\n%s", want, all)
 		}

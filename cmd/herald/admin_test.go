@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"herald/internal/heraldtest"
+	"herald/internal/servetest"
 )
 
 const adminToken = "test-token-0123456789abcdef"
@@ -110,5 +111,41 @@ func TestAdminAPIRefusesAReadableToken(t *testing.T) {
 	}
 	if !strings.Contains(h.Output(), "admin.token_file") || !strings.Contains(h.Output(), "chmod 600") {
 		t.Errorf("output:\n%s", h.Output())
+	}
+}
+
+// Issue 15 item 3: a change made through one node's admin API reaches the
+// other node of a cluster, which applies it to its own list, within a
+// second.
+func TestAdminChangesReachTheOtherNode(t *testing.T) {
+	natsURL := heraldtest.StartNATS(t)
+	tokenA, listA := adminFiles(t)
+	_, listB := adminFiles(t)
+	adminPort := freePort(t)
+	common := []string{"-snapshot", "off", "-ban-file", "off", "-cluster-nats-url", natsURL, "-cluster-flush", "50ms"}
+	startHerald(t, freePort(t), append(common, "-cluster-node", "a", "-w", listA,
+		"-listen-admin", fmt.Sprint(adminPort), "-admin-token-file", tokenA)...)
+	b := startHerald(t, freePort(t), append(common, "-cluster-node", "b", "-w", listB)...)
+	api := fmt.Sprintf("http://127.0.0.1:%d", adminPort)
+	add := func(i int) {
+		if status, body := adminCall(t, api, "POST", "/access-list", fmt.Sprintf(`{"add": ["%s"]}`, hexOf(hashOf(i)))); status != 200 {
+			t.Fatalf("add: %d %v", status, body)
+		}
+	}
+	served := func(i int) error {
+		if _, fr := announceReply(t, b.URL, hashOf(i), 5000); fr != "" {
+			return fmt.Errorf("b: %s", fr)
+		}
+		return nil
+	}
+	// Until both nodes' admin connections are up, a change stays on a.
+	servetest.WaitFor(t, 10*time.Second, func() error { add(1); return served(1) })
+
+	add(2)
+	start := time.Now()
+	servetest.WaitFor(t, time.Second, func() error { return served(2) })
+	t.Logf("a's change served by b after %v", time.Since(start).Round(time.Millisecond))
+	if data, _ := os.ReadFile(listB); !strings.Contains(string(data), hexOf(hashOf(2))) {
+		t.Errorf("b's list file:\n%s", data)
 	}
 }
