@@ -13,7 +13,9 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -34,6 +36,7 @@ type api struct {
 	list     *access.List
 	bans     *bans.Table
 	server   *admin.Server
+	mu       sync.Mutex       // guards sent: both FIFOs' readers publish at once
 	sent     []cluster.Change // what it published
 }
 
@@ -57,7 +60,12 @@ func startAPI(t *testing.T, opts ...options) *api {
 	cfg := admin.Config{
 		Token: token, List: a.list, Bans: a.bans, Logger: quiet,
 		Settings: map[string]any{"Interval": "30m0s"},
-		Publish:  func(c cluster.Change) error { a.sent = append(a.sent, c); return nil },
+		Publish: func(c cluster.Change) error {
+			a.mu.Lock()
+			defer a.mu.Unlock()
+			a.sent = append(a.sent, c)
+			return nil
+		},
 	}
 	for _, o := range opts {
 		o(&cfg)
@@ -72,6 +80,13 @@ func startAPI(t *testing.T, opts ...options) *api {
 	servetest.Serve(t, func(ctx context.Context) error { return a.server.Serve(ctx, ln) }, 10*time.Second)
 	a.url = "http://" + ln.Addr().String()
 	return a
+}
+
+// published is a copy of what the API has published so far.
+func (a *api) published() []cluster.Change {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return slices.Clone(a.sent)
 }
 
 func hashOf(i int) swarm.InfoHash {
@@ -215,10 +230,11 @@ func TestListChangesPersist(t *testing.T) {
 		t.Errorf("list read again has %d torrents", restarted.Len())
 	}
 	want := []cluster.ChangeKind{cluster.ListAdd, cluster.ListAdd, cluster.ListRemove}
-	if len(a.sent) != len(want) {
-		t.Fatalf("published %+v, want kinds %v", a.sent, want)
+	sent := a.published()
+	if len(sent) != len(want) {
+		t.Fatalf("published %+v, want kinds %v", sent, want)
 	}
-	for i, c := range a.sent {
+	for i, c := range sent {
 		if c.Kind != want[i] {
 			t.Errorf("published %d: %s, want %s", i, c.Kind, want[i])
 		}
@@ -258,7 +274,7 @@ func TestBanAndUnban(t *testing.T) {
 		t.Errorf("unban of an IPv6 address: status %d", status)
 	}
 	kinds := []cluster.ChangeKind{}
-	for _, c := range a.sent {
+	for _, c := range a.published() {
 		kinds = append(kinds, c.Kind)
 	}
 	if fmt.Sprint(kinds) != "[ban ban unban unban]" {
