@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"herald/access"
+	"herald/accounting"
 	"herald/bans"
 	"herald/cluster"
 )
@@ -48,6 +49,8 @@ type Config struct {
 	Bans *bans.Table
 	// Keys are the access keys; nil when no key is required.
 	Keys Keys
+	// Ledger is the per-key accounting; nil when no key is required.
+	Ledger *accounting.Ledger
 	// Snapshot saves the snapshot now; nil when snapshots are off.
 	Snapshot func() error
 	// Settings is the effective configuration as served, secrets removed.

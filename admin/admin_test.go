@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"herald/access"
+	"herald/accounting"
 	"herald/admin"
 	"herald/bans"
 	"herald/cluster"
@@ -390,3 +391,78 @@ func TestFIFOChangesTheList(t *testing.T) {
 		t.Errorf("OpenFIFO of a plain file: %v", err)
 	}
 }
+
+func TestKeysAndAccounting(t *testing.T) {
+	keysPath := filepath.Join(t.TempDir(), "access.keys")
+	if err := os.WriteFile(keysPath, []byte("# members\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	keys, err := access.OpenKeys(keysPath, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ledger := accounting.New(time.Hour, 0)
+	a := startAPI(t, func(c *admin.Config) { c.Keys, c.Ledger = keys, ledger })
+	k1, k2, k3 := strings.Repeat("a", 32), strings.Repeat("b", 32), strings.Repeat("c", 32)
+
+	if status, body := a.do(t, "PUT", "/keys/"+k1, ""); status != 201 || body["changed"] != true {
+		t.Fatalf("add: %d %v", status, body)
+	}
+	if status, body := a.do(t, "PUT", "/keys/"+k1, ""); status != 200 || body["changed"] != false {
+		t.Errorf("add again: %d %v", status, body)
+	}
+	if !keys.Listed(ptr(must(access.ParseKey(k1)))) {
+		t.Error("added key not listed")
+	}
+	if data, _ := os.ReadFile(keysPath); !strings.Contains(string(data), k1) {
+		t.Errorf("keys file:\n%s", data)
+	}
+	if status, _ := a.do(t, "PUT", "/keys/short", ""); status != 400 {
+		t.Errorf("malformed key: %d", status)
+	}
+	if status, _ := a.do(t, "DELETE", "/keys/"+k1, ""); status != 200 {
+		t.Errorf("remove: %d", status)
+	}
+	if status, _ := a.do(t, "DELETE", "/keys/"+k1, ""); status != 404 {
+		t.Errorf("remove again: %d", status)
+	}
+	if fmt.Sprint(a.sent) != fmt.Sprint([]cluster.Change{{Kind: cluster.KeyAdd, Key: k1}, {Kind: cluster.KeyAdd, Key: k1}, {Kind: cluster.KeyRemove, Key: k1}}) {
+		t.Errorf("published %v", a.sent)
+	}
+
+	now := time.Now()
+	for i, k := range []string{k3, k1, k2} {
+		key := must(access.ParseKey(k))
+		ann := swarm.Announce{InfoHash: hashOf(i), PeerID: swarm.PeerID([]byte("-HT0001-accounting01")), Uploaded: 100, Event: swarm.EventStarted}
+		ledger.Record(&key, &ann, now)
+		ann.Uploaded, ann.Event = 1100, swarm.EventNone
+		ledger.Record(&key, &ann, now)
+	}
+	status, body := a.do(t, "GET", "/accounting?limit=2", "")
+	entries, _ := body["entries"].([]any)
+	if status != 200 || len(entries) != 2 || body["next"] != k2 || entries[0].(map[string]any)["key"] != k1 {
+		t.Fatalf("first page: %d %v", status, body)
+	}
+	status, body = a.do(t, "GET", "/accounting?limit=2&after="+k2, "")
+	entries, _ = body["entries"].([]any)
+	if status != 200 || len(entries) != 1 || body["next"] != "" {
+		t.Fatalf("last page: %d %v", status, body)
+	}
+	e := entries[0].(map[string]any)
+	if e["key"] != k3 || e["announces"] != 2.0 || e["uploaded"] != 1000.0 || e["active_torrents"] != 1.0 {
+		t.Errorf("entry %v", e)
+	}
+	if status, body := a.do(t, "GET", "/accounting/"+k2, ""); status != 200 || body["uploaded"] != 1000.0 {
+		t.Errorf("one key: %d %v", status, body)
+	}
+	if status, _ := a.do(t, "GET", "/accounting/"+strings.Repeat("d", 32), ""); status != 404 {
+		t.Errorf("key without accounting: %d", status)
+	}
+	for _, q := range []string{"limit=0", "limit=1001", "limit=x", "after=nokey"} {
+		if status, _ := a.do(t, "GET", "/accounting?"+q, ""); status != 400 {
+			t.Errorf("?%s: %d", q, status)
+		}
+	}
+}
+
+func ptr[T any](v T) *T { return &v }

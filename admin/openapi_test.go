@@ -125,9 +125,11 @@ func checkSchema(t *testing.T, what string, doc openAPIDoc, ref schemaRef, v any
 		documented = append(documented, p)
 	}
 	typ := reflect.TypeOf(v)
-	for i := range typ.NumField() {
-		tag, _, _ := strings.Cut(typ.Field(i).Tag.Get("json"), ",")
-		fields = append(fields, tag)
+	for _, f := range reflect.VisibleFields(typ) {
+		tag, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if f.IsExported() && !f.Anonymous && tag != "-" {
+			fields = append(fields, tag)
+		}
 	}
 	slices.Sort(documented)
 	slices.Sort(fields)

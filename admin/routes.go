@@ -6,9 +6,12 @@ import (
 	"net/http"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
+	"herald/access"
+	"herald/accounting"
 	"herald/bans"
 	"herald/cluster"
 	"herald/swarm"
@@ -41,6 +44,8 @@ func (s *Server) table() []route {
 		{"DELETE", "/bans/{prefix...}", s.unban, nil, unbanReply{}},
 		{"PUT", "/keys/{key}", s.addKey, nil, keyReply{}},
 		{"DELETE", "/keys/{key}", s.removeKey, nil, keyReply{}},
+		{"GET", "/accounting", s.accountingPage, nil, accountingPage{}},
+		{"GET", "/accounting/{key}", s.accountingEntry, nil, accounting.Entry{}},
 	}
 }
 
@@ -283,7 +288,7 @@ func (s *Server) keyParam(param string) (string, error) {
 	if s.cfg.Keys == nil {
 		return "", errorf(http.StatusConflict, "no access keys are configured (access.keys)")
 	}
-	if !cluster.ValidKey(param) {
+	if _, err := access.ParseKey(param); err != nil {
 		return "", errorf(http.StatusBadRequest, "key %q is not 32 letters and digits", truncate(param))
 	}
 	return param, nil
@@ -319,4 +324,66 @@ func (s *Server) removeKey(_ *http.Request, param string) (int, any, error) {
 	}
 	s.publish(cluster.Change{Kind: cluster.KeyRemove, Key: k})
 	return http.StatusOK, keyReply{Key: k, Changed: true}, nil
+}
+
+// Accounting pages hold DefaultPage entries unless ?limit= says, at most
+// MaxPage.
+const (
+	DefaultPage = 100
+	MaxPage     = 1000
+)
+
+type accountingPage struct {
+	Entries []accounting.Entry `json:"entries"`
+	// Next is the after of the next page; "" on the last page.
+	Next string `json:"next"`
+}
+
+func (s *Server) needLedger() error {
+	if s.cfg.Ledger == nil {
+		return errorf(http.StatusConflict, "no access keys are configured (access.keys)")
+	}
+	return nil
+}
+
+func (s *Server) accountingPage(r *http.Request, _ string) (int, any, error) {
+	if err := s.needLedger(); err != nil {
+		return 0, nil, err
+	}
+	q := r.URL.Query()
+	limit := DefaultPage
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > MaxPage {
+			return 0, nil, errorf(http.StatusBadRequest, "limit %q is not a whole number from 1 to %d", truncate(v), MaxPage)
+		}
+		limit = n
+	}
+	after := q.Get("after")
+	if after != "" {
+		if _, err := access.ParseKey(after); err != nil {
+			return 0, nil, errorf(http.StatusBadRequest, "after %q is not a key", truncate(after))
+		}
+	}
+	page := accountingPage{Entries: s.cfg.Ledger.Page(after, limit+1)}
+	if len(page.Entries) > limit {
+		page.Entries = page.Entries[:limit]
+		page.Next = page.Entries[limit-1].Key.String()
+	}
+	return http.StatusOK, page, nil
+}
+
+func (s *Server) accountingEntry(_ *http.Request, param string) (int, any, error) {
+	if err := s.needLedger(); err != nil {
+		return 0, nil, err
+	}
+	k, err := access.ParseKey(param)
+	if err != nil {
+		return 0, nil, errorf(http.StatusBadRequest, "key %q is not 32 letters and digits", truncate(param))
+	}
+	e, ok := s.cfg.Ledger.Get(k)
+	if !ok {
+		return 0, nil, errorf(http.StatusNotFound, "key %s has no accounting", k)
+	}
+	return http.StatusOK, e, nil
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"herald/access"
 	"herald/swarm"
 )
 
@@ -117,8 +118,8 @@ func (c Change) Validate() error {
 		ok = hashes && !key && !prefix && !expires && len(c.InfoHashes) <= MaxChangeHashes
 	case KeyAdd, KeyRemove:
 		ok = !hashes && key && !prefix && !expires
-		if ok && !ValidKey(c.Key) {
-			return fmt.Errorf("change: key %q is not 32 letters and digits", c.Key)
+		if _, err := access.ParseKey(c.Key); ok && err != nil {
+			return fmt.Errorf("change: key %q: %w", c.Key, err)
 		}
 	case Ban:
 		ok = !hashes && !key && prefix && expires
@@ -134,21 +135,6 @@ func (c Change) Validate() error {
 		return fmt.Errorf("change %s: prefix %s has host bits set", c.Kind, c.Prefix)
 	}
 	return nil
-}
-
-// ValidKey reports whether k has the form of an access key: 32 ASCII
-// letters and digits.
-func ValidKey(k string) bool {
-	if len(k) != 32 {
-		return false
-	}
-	for i := range len(k) {
-		c := k[i]
-		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z') {
-			return false
-		}
-	}
-	return true
 }
 
 // changes is the node's connection for admin changes, set while

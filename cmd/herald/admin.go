@@ -44,7 +44,7 @@ func adminConfig(d *daemon) admin.Config {
 		cfg.Publish = d.node.PublishChange
 	}
 	if d.keys != nil { // a nil *access.Keys in the interface would not be nil
-		cfg.Keys = d.keys
+		cfg.Keys, cfg.Ledger = d.keys, d.ledger
 	}
 	return cfg
 }
