@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -30,12 +31,20 @@ type webInstance struct {
 
 func startWebInstance(t testing.TB, name string, urls []string, tweaks ...func(*cluster.Config)) *webInstance {
 	t.Helper()
+	return startWebInstanceWith(t, name, urls, wstracker.Config{}, tweaks...)
+}
+
+// startWebInstanceWith starts a web instance whose WebSocket tracker has
+// the settings of wsCfg.
+func startWebInstanceWith(t testing.TB, name string, urls []string, wsCfg wstracker.Config, tweaks ...func(*cluster.Config)) *webInstance {
+	t.Helper()
 	node := newNode(t, name, urls, tweaks...)
 	tr, err := tracker.New(tracker.Config{Interval: wstracker.DefaultInterval})
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := wstracker.NewHandler(wstracker.Config{Tracker: tr, Cluster: node, Logger: testLogger(t)})
+	wsCfg.Tracker, wsCfg.Cluster, wsCfg.Logger = tr, node, testLogger(t)
+	h, err := wstracker.NewHandler(wsCfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -172,8 +181,14 @@ const wsHash = "webtorrent-swarm-001"
 // whole swarm everywhere; a closed connection and a stopped event take the
 // peer out everywhere.
 func TestWebTorrentSwarmAcrossInstances(t *testing.T) {
-	_, ins := startWebCluster(t, 3)
+	ns, ins := startWebCluster(t, 3)
 	a, b, c := ins[0], ins[1], ins[2]
+	// Every message to one node, as a NATS client with the rights to see
+	// them all would: the offer and the answer must be one each.
+	direct, err := rawClient(t, ns.url(0)).SubscribeSync("herald.ws.node.>")
+	if err != nil {
+		t.Fatal(err)
+	}
 	seeder := dialBrowser(t, a.url, "seeder--------------")
 	if r := seeder.announce(wsHash, 0, `,"event":"started"`); r["complete"] != 1.0 || r["incomplete"] != 0.0 {
 		t.Fatalf("seeder's reply %v", r)
@@ -208,6 +223,19 @@ func TestWebTorrentSwarmAcrossInstances(t *testing.T) {
 	sa, sb, sc := a.node.WebTorrentStats(), b.node.WebTorrentStats(), c.node.WebTorrentStats()
 	if sb.OffersSent != 1 || sa.OffersIn != 1 || sc.OffersIn != 0 || sa.AnswersSent != 1 || sb.AnswersIn != 1 || sc.AnswersIn != 0 {
 		t.Fatalf("relays: a %+v, b %+v, c %+v: want one offer b to a and one answer a to b, nothing to c", sa, sb, sc)
+	}
+	var kinds []cluster.Kind
+	for {
+		msg, err := direct.NextMsg(200 * time.Millisecond)
+		if err != nil {
+			break
+		}
+		if h, _, err := cluster.ParseHeader(msg.Data); err == nil && (h.Kind == cluster.KindWebOffer || h.Kind == cluster.KindWebAnswer) {
+			kinds = append(kinds, h.Kind)
+		}
+	}
+	if !slices.Equal(kinds, []cluster.Kind{cluster.KindWebOffer, cluster.KindWebAnswer}) {
+		t.Fatalf("relays to single nodes: kinds %v, want one offer and one answer", kinds)
 	}
 
 	leecher.send(`{"action":"announce","info_hash":%q,"peer_id":%q,"left":0,"event":"completed"}`, wsHash, leecher.id)
@@ -254,6 +282,29 @@ func TestWebTorrentOffersReachEveryInstance(t *testing.T) {
 			t.Fatalf("answer %v", a)
 		}
 	}
+}
+
+// A browser that moves to another instance under its peer id (its old
+// connection closed, the new one announcing at once) is one peer
+// everywhere, and offers find it on its new instance, whichever of the two
+// instances' records arrives first.
+func TestWebTorrentPeerMovesBetweenInstances(t *testing.T) {
+	_, ins := startWebCluster(t, 3)
+	a, b, c := ins[0], ins[1], ins[2]
+	mover := dialBrowser(t, a.url, "mover---------------")
+	mover.announce(wsHash, 0, "")
+	counts(t, wsHash, [3]int{1, 0, 0}, a, b, c)
+	mover.nc.Close()
+	mover = dialBrowser(t, b.url, "mover---------------")
+	mover.announce(wsHash, 0, "")
+	counts(t, wsHash, [3]int{1, 0, 0}, a, b, c)
+
+	offerer := dialBrowser(t, c.url, "offerer-------------")
+	offerer.announce(wsHash, 1, "", "offer-1-------------")
+	if o := mover.recv(); o["peer_id"] != offerer.id {
+		t.Fatalf("mover got %v", o)
+	}
+	counts(t, wsHash, [3]int{1, 1, 0}, a, b, c)
 }
 
 // A node that stops tells the others, who drop its peers at once; a node

@@ -19,6 +19,17 @@
 // the interval with its jitter, event names, and one text per refusal;
 // the torrent and peer limits are their own.
 //
+// # Across a cluster
+//
+// With Config.Cluster (a cluster.Node, wired by cmd/herald) a swarm spans
+// the instances: the handler tells the cluster of every change to its own
+// peers, and holds the other instances' peers as members without a
+// connection, marked with their node (relay.go). Offers pick among all
+// members; an offer for a remote member goes to its instance, which writes
+// it to the peer's socket and remembers it there like a local relay, so
+// the answer goes back to the offerer's instance. Announce replies and
+// scrapes count all members. cluster/webtorrent.go has the protocol.
+//
 // # Request path
 //
 // server.go (or any net/http server mounting Handler) reads the upgrade
