@@ -46,44 +46,52 @@ func TestTransmissionDownload(t *testing.T) {
 		{"ipv6", "::1", []string{"http"}},
 	}
 	forEachTracker(t, cases, func(t *testing.T, h *heraldtest.Herald, scheme string) {
-		dir := t.TempDir()
-		// Transmission fetches slowly from libtorrent on loopback (about
-		// 200 kB/s), so its file is smaller.
-		data, dataFile := writePayload(t, dir, 256<<10)
-		torrent := filepath.Join(dir, "payload.torrent")
-		infoHash := makeTorrent(t, torrent, dataFile, scheme+"://"+h.Addr+"/announce")
-		// Transmission 3.00 never dials a loopback peer, so the seeder
-		// re-announces every second, learns Transmission's address from
-		// herald and connects to it.
-		seeder := startPeerScript(t, "seed", torrent, filepath.Join(dir, "seed"), h.Host, seconds(2*transferDeadline), "1")
-		seeder.waitLine(t, "ready", transferDeadline+10*time.Second)
-
-		config := filepath.Join(dir, "transmission")
-		if err := os.MkdirAll(config, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		settings := `{"dht-enabled": false, "lpd-enabled": false, "pex-enabled": false, "utp-enabled": false,
-			"port-forwarding-enabled": false, "message-level": 3}`
-		if err := os.WriteFile(filepath.Join(config, "settings.json"), []byte(settings), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		download := filepath.Join(dir, "download")
-		port := strconv.Itoa(heraldtest.FreePort(t, h.Host))
-		tr := heraldtest.StartProcess(t, dir, bin, "-g", config, "-w", download, "-p", port, "-M", torrent)
-		waitForDownload(t, tr, filepath.Join(download, "payload.bin"), data)
-		wantScrapeHTTP(t, h.Addr, infoHash, "after Transmission completed", 2, 0, 1)
-
-		// The seeder leaves; Transmission, a seeder now, stays. Transmission
-		// itself is not checked for "stopped": on SIGINT transmission-cli
-		// 3.00 sends it only if its announce timer fires between pausing and
-		// closing (seen on the wire with herald and with opentracker alike).
-		seeder.stop(t)
-		wantScrapeHTTP(t, h.Addr, infoHash, "after the seeder stopped", 1, 0, 1)
-		// transmission-cli quits cleanly on SIGINT; SIGTERM kills it.
-		if !tr.Signal(os.Interrupt) {
-			t.Errorf("transmission-cli did not exit within %v of SIGINT", heraldtest.Timeout)
-		}
+		transmissionDownload(t, bin, h.Host, scheme, h.Addr)
 	})
+}
+
+// transmissionDownload has transmission-cli at bin download a file from a
+// libtorrent seeder, both bound to host, through the tracker at
+// scheme://tracker/announce (tracker is the address, with a key path
+// segment if one is needed).
+func transmissionDownload(t *testing.T, bin, host, scheme, tracker string) {
+	dir := t.TempDir()
+	// Transmission fetches slowly from libtorrent on loopback (about
+	// 200 kB/s), so its file is smaller.
+	data, dataFile := writePayload(t, dir, 256<<10)
+	torrent := filepath.Join(dir, "payload.torrent")
+	infoHash := makeTorrent(t, torrent, dataFile, scheme+"://"+tracker+"/announce")
+	// Transmission 3.00 never dials a loopback peer, so the seeder
+	// re-announces every second, learns Transmission's address from
+	// herald and connects to it.
+	seeder := startPeerScript(t, "seed", torrent, filepath.Join(dir, "seed"), host, seconds(2*transferDeadline), "1")
+	seeder.waitLine(t, "ready", transferDeadline+10*time.Second)
+
+	config := filepath.Join(dir, "transmission")
+	if err := os.MkdirAll(config, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	settings := `{"dht-enabled": false, "lpd-enabled": false, "pex-enabled": false, "utp-enabled": false,
+		"port-forwarding-enabled": false, "message-level": 3}`
+	if err := os.WriteFile(filepath.Join(config, "settings.json"), []byte(settings), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	download := filepath.Join(dir, "download")
+	port := strconv.Itoa(heraldtest.FreePort(t, host))
+	tr := heraldtest.StartProcess(t, dir, bin, "-g", config, "-w", download, "-p", port, "-M", torrent)
+	waitForDownload(t, tr, filepath.Join(download, "payload.bin"), data)
+	wantScrapeHTTP(t, tracker, infoHash, "after Transmission completed", 2, 0, 1)
+
+	// The seeder leaves; Transmission, a seeder now, stays. Transmission
+	// itself is not checked for "stopped": on SIGINT transmission-cli
+	// 3.00 sends it only if its announce timer fires between pausing and
+	// closing (seen on the wire with herald and with opentracker alike).
+	seeder.stop(t)
+	wantScrapeHTTP(t, tracker, infoHash, "after the seeder stopped", 1, 0, 1)
+	// transmission-cli quits cleanly on SIGINT; SIGTERM kills it.
+	if !tr.Signal(os.Interrupt) {
+		t.Errorf("transmission-cli did not exit within %v of SIGINT", heraldtest.Timeout)
+	}
 }
 
 // TestAria2Download has aria2c download a file from a libtorrent seeder that

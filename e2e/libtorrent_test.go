@@ -244,7 +244,8 @@ func (p *peerProcess) stop(t *testing.T) {
 
 // wantScrapeHTTP scrapes one info hash over HTTP until its counts are the
 // wanted ones, for up to 10 s: clients send some announces, such as
-// "completed", a moment after the event a test waits for.
+// "completed", a moment after the event a test waits for. addr is the
+// tracker's host:port, followed by /KEY when it needs a key.
 func wantScrapeHTTP(t *testing.T, addr string, infoHash [20]byte, when string, complete, incomplete, downloaded int64) {
 	t.Helper()
 	want := scrapeCounts{complete, incomplete, downloaded}

@@ -17,6 +17,10 @@ Modes:
       file is complete and the tracker has answered the "completed" announce.
 Both run until stdin closes, then send "stopped" and exit 0, or exit 1 when
 TIMEOUT seconds pass first.
+  refused TORRENT DOWNLOADDIR BIND_IP TIMEOUT
+      Start a download and wait for the tracker to refuse it: print
+      "refused <the client's message>" and exit 0, or exit 1 when TIMEOUT
+      seconds pass first.
 
 One process and one session per peer, like peers on different machines:
 libtorrent keeps UDP tracker connection ids in a process-wide cache, so two
@@ -64,6 +68,11 @@ def new_session(bind_ip):
         "enable_incoming_utp": False,
         "enable_outgoing_utp": False,
         "allow_multiple_connections_per_ip": True,
+        # libtorrent blocks tracker URLs on loopback and LAN addresses
+        # whose path is not exactly /announce (SSRF mitigation), which
+        # would block http://127.0.0.1:P/KEY/announce; a private tracker on
+        # a public address is not affected.
+        "ssrf_mitigation": False,
         "announce_to_all_trackers": True,
         "announce_to_all_tiers": True,
         "alert_mask": int(
@@ -93,6 +102,7 @@ class Peer:
         self.session = new_session(bind_ip)
         self.alerts = []
         self.tracker_replies = 0
+        self.tracker_errors = []
         self.stopped_sent = False
         params = lt.add_torrent_params()
         params.ti = lt.torrent_info(torrent_path)
@@ -105,6 +115,9 @@ class Peer:
             self.alerts.append(line)
             if isinstance(a, lt.tracker_reply_alert):
                 self.tracker_replies += 1
+            if isinstance(a, lt.tracker_error_alert):
+                # message() leaves out the tracker's own words.
+                self.tracker_errors.append("%s: %s" % (a.message(), a.failure_reason()))
             if isinstance(a, lt.tracker_announce_alert) and a.event == lt.event_t.stopped:
                 self.stopped_sent = True
 
@@ -199,6 +212,19 @@ def leech(torrent_path, download_dir, bind_ip, timeout):
     return 0 if shut_down([leecher]) else 1
 
 
+def refused(torrent_path, download_dir, bind_ip, timeout):
+    deadline = time.monotonic() + timeout
+    leecher = Peer("refused", bind_ip, torrent_path, download_dir)
+    if not wait_for("the tracker's refusal", deadline, [leecher],
+                    lambda: leecher.tracker_errors or leecher.tracker_replies):
+        return 1
+    if leecher.tracker_replies:
+        log("the tracker answered instead of refusing")
+        return 1
+    print("refused %s" % leecher.tracker_errors[0], flush=True)
+    return 0
+
+
 def main(argv):
     try:
         return run(argv)
@@ -214,6 +240,8 @@ def run(argv):
         return 0
     if mode == "leech" and len(argv) == 6:
         return leech(argv[2], argv[3], argv[4], float(argv[5]))
+    if mode == "refused" and len(argv) == 6:
+        return refused(argv[2], argv[3], argv[4], float(argv[5]))
     if mode == "seed" and len(argv) == 7:
         return seed(argv[2], argv[3], argv[4], float(argv[5]), float(argv[6]))
     log(__doc__)
