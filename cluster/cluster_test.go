@@ -180,14 +180,17 @@ func TestNATSServerKilledMidRun(t *testing.T) {
 }
 
 // node-2's only NATS server goes away: node-2 keeps serving from its own
-// state and buffers; both sides take announces; when the server returns, the
-// instances converge.
+// state and buffers; both sides take announces and stops; when the server
+// returns, the instances converge on exactly the live peers: node-2 drops
+// the peer node-0 stopped meanwhile, the others the one node-2 stopped.
 func TestPartitionHeals(t *testing.T) {
 	nc, ins := threeByThree(t)
-	before := map[string]bool{}
 	h := hashOf("partition")
-	ins[0].announce(h, peerAddr(1), swarm.EventStarted, true)
-	before[key(h, peerAddr(1))] = true
+	seeder, stoppedOn0, stoppedOn2 := peerAddr(1), peerAddr(2), peerAddr(3)
+	ins[0].announce(h, seeder, swarm.EventStarted, true)
+	ins[0].announce(h, stoppedOn0, swarm.EventStarted, false)
+	ins[2].announce(h, stoppedOn2, swarm.EventStarted, false)
+	before := map[string]bool{key(h, seeder): true, key(h, stoppedOn0): false, key(h, stoppedOn2): false}
 	waitFor(t, 2*time.Second, "before the partition", sameAs(before, ins...))
 
 	caughtUpBefore := ins[2].node.Stats().CatchUps
@@ -198,49 +201,38 @@ func TestPartitionHeals(t *testing.T) {
 		}
 		return nil
 	})
-	want := map[string]bool{key(h, peerAddr(1)): true}
+	ins[0].announce(h, stoppedOn0, swarm.EventStopped, false)
+	ins[2].announce(h, stoppedOn2, swarm.EventStopped, false)
+	want := map[string]bool{key(h, seeder): true}
+	side := map[string]bool{key(h, seeder): true, key(h, stoppedOn2): false} // what node-0 and node-1 know
 	for i := range 200 {
-		side := ins[0]
-		if i%2 == 1 {
-			side = ins[2]
+		k := key(h, peerAddr(100+i))
+		if i%2 == 0 {
+			ins[0].announce(h, peerAddr(100+i), swarm.EventStarted, false)
+			side[k] = false
+		} else {
+			ins[2].announce(h, peerAddr(100+i), swarm.EventStarted, false)
 		}
-		side.announce(h, peerAddr(100+i), swarm.EventStarted, false)
-		want[key(h, peerAddr(100+i))] = false
+		want[k] = false
 	}
-	// Cut off, node-2 still answers from its own state.
+	// Cut off, node-2 still answers from its own state: its own 100, the
+	// seeder, and the peer stopped on node-0 that it cannot know of.
 	a := swarm.Announce{InfoHash: h, Addr: peerAddr(99), Left: 1, NumWant: 200}
 	peers, _, err := ins[2].store.Announce(&a, swarm.FamilyV4, swarm.Peers{})
-	if err != nil || len(peers.V4) != 101*swarm.PeerLen4 {
-		t.Fatalf("partitioned node-2 answers %d peers (err %v), want its own 100 and the seeder", len(peers.V4)/swarm.PeerLen4, err)
+	if err != nil || len(peers.V4) != 102*swarm.PeerLen4 {
+		t.Fatalf("partitioned node-2 answers %d peers (err %v), want its own 100, the seeder and the peer stopped on node-0", len(peers.V4)/swarm.PeerLen4, err)
 	}
 	want[key(h, peerAddr(99))] = false
-	waitFor(t, 2*time.Second, "the majority side converges", sameAs(onlySide(want), ins[0], ins[1]))
+	waitFor(t, 2*time.Second, "the majority side converges", sameAs(side, ins[0], ins[1]))
 
 	nc.start(2)
 	nc.waitRoutes()
 	took := waitFor(t, 10*time.Second, "the instances converge after the partition heals", sameAs(want, ins...))
 	t.Logf("partition healed: all %d peers on every instance %v after the server restarted", len(want), took)
 	st := ins[2].node.Stats()
-	if st.CatchUps < caughtUpBefore+1 || st.Dropped != 0 {
-		t.Errorf("node-2 stats %+v: want a second catch-up after reconnecting, no drops", st)
+	if st.CatchUps < caughtUpBefore+1 || st.Dropped != 0 || st.StaleRemoved != 1 {
+		t.Errorf("node-2 stats %+v: want a second catch-up after reconnecting, no drops, one stale peer removed", st)
 	}
-}
-
-// onlySide returns want without the peers node-2 took during the partition
-// (odd i in 100..299, and the probe 99).
-func onlySide(want map[string]bool) map[string]bool {
-	h := hashOf("partition")
-	out := make(map[string]bool)
-	for k, v := range want {
-		out[k] = v
-	}
-	for i := range 200 {
-		if i%2 == 1 {
-			delete(out, key(h, peerAddr(100+i)))
-		}
-	}
-	delete(out, key(h, peerAddr(99)))
-	return out
 }
 
 // Stopping every node leaves no goroutine behind.

@@ -112,8 +112,11 @@
 // peers from that node that the answer lacks and that were not announced
 // since it asked: the stops it missed. Both sides of a split do this for
 // each other, whichever changed, so afterwards every instance holds the
-// same peers. A peer taken from a full catch-up, from whichever member
-// answered, gets its origin from the direct catch-up that follows.
+// same peers. A full catch-up leaves out the peers the asker announced
+// itself, for the same reason: a node that returns knows its own peers
+// best, and its stops of them may not have reached the member yet. A peer
+// taken from a full catch-up gets its origin from the direct catch-up that
+// follows.
 //
 // Removing what a node's answer lacks gives whoever can answer for a node
 // the power to remove its peers; whoever can publish announces already

@@ -290,14 +290,19 @@ func (n *Node) onSyncRequest(msg *nats.Msg) {
 		n.malformed.Add(1)
 		return
 	}
-	if err := n.serveSync(msg.Reply, body[0] == SyncOwn); err != nil {
+	asker, _ := n.origins.lookup(h.Node)
+	if err := n.serveSync(msg.Reply, body[0] == SyncOwn, asker); err != nil {
 		n.log.Warn("cluster: catch-up stream to another node cut short", "to_node", strconv.FormatUint(h.Node, 16), "err", err)
 		return
 	}
 	n.served.Add(1)
 }
 
-func (n *Node) serveSync(reply string, ownOnly bool) error {
+// serveSync streams the store, or with ownOnly only the peers that
+// announced to this node, to reply. It leaves out the peers learned from the
+// asker (origin asker, 0 if it has no number): the asker is their
+// authority, and its stops of them may still be on their way here.
+func (n *Node) serveSync(reply string, ownOnly bool, asker uint8) error {
 	size := n.cfg.BatchBytes
 	if mp := int(n.nc.MaxPayload()); mp > 0 {
 		size = min(size, mp)
@@ -324,17 +329,14 @@ func (n *Node) serveSync(reply string, ownOnly bool) error {
 		if err := n.ctx.Err(); err != nil {
 			return err
 		}
-		peers := ts.Peers
-		if ownOnly {
-			own := peers[:0] // ts is Dump's to reuse; filtering in place is fine
-			for _, p := range peers {
-				if !p.Synced {
-					own = append(own, p)
-				}
+		peers := ts.Peers[:0] // ts is Dump's to reuse; filtering in place is fine
+		for _, p := range ts.Peers {
+			if !p.Synced || !ownOnly && (asker == 0 || p.Origin != asker) {
+				peers = append(peers, p)
 			}
-			if peers = own; len(peers) == 0 {
-				return nil
-			}
+		}
+		if ownOnly && len(peers) == 0 {
+			return nil
 		}
 		end.Torrents++
 		end.Peers += uint64(len(peers))

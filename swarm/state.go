@@ -22,7 +22,8 @@ type PeerState struct {
 	Seeder    bool
 	Completed bool // sent a completed event
 	Synced    bool // learned from another instance
-	// Origin is as Announce.Origin, for Restore only: Dump leaves it 0.
+	// Origin is as Announce.Origin. It is this process's number, never
+	// encoded (AppendTorrentState): snapshots and catch-ups leave it out.
 	Origin uint8
 	// Age is how long ago the peer last announced.
 	Age time.Duration
@@ -104,6 +105,7 @@ func (s *Store) peerState(r []byte, stamp uint8) PeerState {
 		Age:  time.Duration(uint8(stamp-r[rl-1])) * time.Duration(s.tickSecs) * time.Second,
 	}
 	p.SetFlags(PeerFlags(r[rl-2]))
+	p.Origin = r[rl-2] >> originShift
 	return p
 }
 

@@ -205,6 +205,16 @@ func TestDropUnmarkedRemovesOnlyThatOrigin(t *testing.T) {
 		for _, p := range ts.Peers {
 			if ts.InfoHash == small {
 				got[p.Addr] = true
+				want := uint8(1) // origin 1's, except the two below
+				switch p.Addr {
+				case addr4(100, 1):
+					want = 2
+				case addr4(101, 1):
+					want = 0
+				}
+				if p.Origin != want {
+					t.Errorf("peer %v dumped with origin %d, want %d", p.Addr, p.Origin, want)
+				}
 			}
 			if p.Seeder {
 				seeders++
