@@ -81,3 +81,43 @@ func TestUDPClientOverItsRateLimitIsBannedUntilTheBanExpires(t *testing.T) {
 type errorText string
 
 func (e errorText) Error() string { return "refused: " + string(e) }
+
+// With bans.Config.BadConnectionIDs, a client that keeps sending wrong UDP
+// connection ids is banned too: its next request, with the right id, is
+// refused as banned.
+func TestUDPClientSendingWrongConnectionIDsIsBanned(t *testing.T) {
+	quiet := slog.New(slog.DiscardHandler)
+	store, err := swarm.New(swarm.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	table, err := bans.New(bans.Config{After: 3, BadConnectionIDs: true, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	core, err := tracker.New(tracker.Config{Store: store, Bans: table, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := udptracker.Listen("127.0.0.1:0", udptracker.Config{Tracker: core, Sockets: 1, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	servetest.Serve(t, s.Serve, 5*time.Second)
+	c := dialUDP(t, s.Addr())
+	a := announce{hash: swarm.InfoHash([]byte("cccccccccccccccccccc")), peer: swarm.PeerID([]byte("-HT0001-connidconnid")), port: 6881}
+	if text := c.announce(t, a); text != "" {
+		t.Fatalf("first announce: %q", text)
+	}
+	for i := range 4 {
+		if text := c.announceWithID(t, a, c.id^1); text != tracker.BadConnectionID.Text() {
+			t.Fatalf("wrong id %d: %q", i+1, text)
+		}
+	}
+	if text := c.announce(t, a); text != tracker.Banned.Text() {
+		t.Errorf("after 4 wrong ids, with the right one: %q, want the banned text", text)
+	}
+	if got := table.List(time.Now()); len(got) != 1 || got[0].Reason != bans.ReasonBadConnectionID {
+		t.Errorf("bans %v", got)
+	}
+}

@@ -79,6 +79,17 @@ func TestAdminAPIChangesWhatHeraldServes(t *testing.T) {
 	if _, fr := announceReply(t, h.URL, hashOf(1), 5000); !strings.Contains(fr, "banned") {
 		t.Fatalf("banned client: %q", fr)
 	}
+	resp, err := http.Get(h.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{"\nherald_bans_active 1\n", "\nherald_errors_total{protocol=\"http\",reason=\"banned\"} 1\n"} {
+		if !strings.Contains(string(metrics), want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
 	status, cfg := adminCall(t, api, "GET", "/config", "")
 	raw, _ := json.Marshal(cfg)
 	if status != 200 || strings.Contains(string(raw), "nats-secret") || !strings.Contains(string(raw), `"Password":"redacted"`) || !strings.Contains(string(raw), `"Whitelist":"`+list) {
