@@ -93,6 +93,9 @@ func TestUnreachablePeersRefused(t *testing.T) {
 		netip.MustParseAddrPort("[::]:6881"),
 		netip.MustParseAddrPort("[ff05::2]:6881"),
 		netip.MustParseAddrPort("[2001:db8::1]:0"),
+		netip.MustParseAddrPort("239.255.255.255:6881"),
+		netip.MustParseAddrPort("[::ffff:0.0.0.0]:6881"),
+		netip.MustParseAddrPort("[::ffff:224.0.0.1]:6881"),
 		{},
 	}
 	s := newStore(t, Config{})
@@ -117,7 +120,8 @@ func TestUnreachablePeersRefused(t *testing.T) {
 	if got, want := s.Refusals().InvalidAddr, uint64(2*len(bad)); got != want {
 		t.Errorf("counted %d invalid addresses, want %d", got, want)
 	}
-	for _, addr := range []string{"10.0.0.1:1", "[2001:db8::1]:65535", "127.0.0.1:6881", "192.168.1.255:6881"} {
+	for _, addr := range []string{"10.0.0.1:1", "[2001:db8::1]:65535", "127.0.0.1:6881", "192.168.1.255:6881",
+		"223.255.255.255:1", "240.0.0.1:1", "255.255.255.254:1", "[::1]:1", "[fe80::1%eth0]:1", "[::ffff:10.0.0.1]:1", "[feff::1]:1"} {
 		if !ValidPeer(netip.MustParseAddrPort(addr)) {
 			t.Errorf("ValidPeer(%s) = false", addr)
 		}

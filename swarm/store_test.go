@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"net/netip"
 	"runtime"
 	"sync"
@@ -434,7 +435,16 @@ func TestConfigErrors(t *testing.T) {
 	}
 }
 
-func BenchmarkAnnounce(b *testing.B) {
+func BenchmarkAnnounce(b *testing.B) { benchmarkAnnounce(b, false) }
+
+// BenchmarkAnnounceShuffled visits the torrents in a random order, as
+// clients do. BenchmarkAnnounce visits them in the order they were filled,
+// which the Go heap's layout (torrents allocated one after another) turned
+// into sequential memory access; the per-shard tables and arenas do not
+// (docs/benchmarks.md, "Store speed").
+func BenchmarkAnnounceShuffled(b *testing.B) { benchmarkAnnounce(b, true) }
+
+func benchmarkAnnounce(b *testing.B, shuffled bool) {
 	s := newStore(b, Config{})
 	const torrents, peersPer = 10000, 20
 	for i := range torrents {
@@ -442,11 +452,18 @@ func BenchmarkAnnounce(b *testing.B) {
 			announce(b, s, Announce{InfoHash: hashN(i), Addr: addr4(i*peersPer+j, 1), Left: uint64(j % 2)}, FamilyBoth)
 		}
 	}
+	order := make([]int, torrents)
+	for i := range order {
+		order[i] = i
+	}
+	if shuffled {
+		rand.New(rand.NewPCG(1, 2)).Shuffle(torrents, func(i, j int) { order[i], order[j] = order[j], order[i] })
+	}
 	dst := Peers{V4: make([]byte, 0, 200*PeerLen4), V6: make([]byte, 0, 200*PeerLen6)}
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; b.Loop(); i++ {
-		tor := i % torrents
+		tor := order[i%torrents]
 		a := Announce{InfoHash: hashN(tor), Addr: addr4(tor*peersPer+i%peersPer, 1), Left: 1, NumWant: 50}
 		if _, _, err := s.Announce(&a, FamilyBoth, dst); err != nil {
 			b.Fatal(err)
