@@ -9,10 +9,19 @@ import (
 	"os"
 	"runtime"
 	"syscall"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
+
+// yieldEvery is how often a reader blocked in recvmmsg passes through the
+// scheduler: well under sysmon's 10 ms preemption tick.
+const yieldEvery = 4 * time.Millisecond
+
+// blockingReaders reports that each socket's reader blocks in the kernel
+// holding its P (see BlockedReaders).
+const blockingReaders = true
 
 // reusePort reports that several sockets can share the address
 // (SO_REUSEPORT), so the server runs one per core.
@@ -46,6 +55,9 @@ type linuxConn struct {
 	pktinfo bool // bound to a wildcard: learn each datagram's local address
 
 	rx, tx mmsgs
+	rxMsgs *message // the messages rx's headers point into
+
+	lastYield time.Time // see ReadBatch
 
 	// State of the syscall in progress, read by the callbacks that
 	// RawConn.Read and Write run; the callbacks are bound once, so no
@@ -165,29 +177,33 @@ func (c *linuxConn) Close() error {
 }
 
 func (c *linuxConn) ReadBatch(msgs []message) (int, error) {
-	// The reader never parks in the scheduler (it blocks in the kernel),
-	// so to sysmon it looks like one goroutine running for good: every
-	// 10 ms sysmon takes its P and then polls every 20 µs for the next
-	// millisecond. Yielding once per batch keeps sysmon asleep (0.5 → 0.1
-	// of its wake-ups per datagram at one request outstanding) and lets
-	// other goroutines on this P run.
-	runtime.Gosched()
+	// The reader never parks in the scheduler (it blocks in the kernel), so
+	// to sysmon its P looks busy with one goroutine for good, and every
+	// 10 ms sysmon takes the P back from the system call and then polls
+	// every 20 µs for the next millisecond. A yield every few milliseconds
+	// moves the P's scheduling tick on and keeps sysmon asleep; a yield per
+	// batch would also wake an idle P's thread each time (see
+	// BlockedReaders).
+	if now := time.Now(); now.Sub(c.lastYield) > yieldEvery {
+		runtime.Gosched()
+		c.lastYield = now
+	}
 	b := &c.rx
-	b.vlen = min(len(msgs), len(b.hdrs))
-	for i := range b.vlen {
-		b.iovs[i].Base = &msgs[i].Buf[0]
-		b.iovs[i].SetLen(len(msgs[i].Buf))
-		h := &b.hdrs[i]
-		h.Len = 0
-		h.Hdr = unix.Msghdr{
-			Name:    (*byte)(unsafe.Pointer(&b.names[i])),
-			Namelen: unix.SizeofSockaddrInet6,
-			Iov:     &b.iovs[i],
-		}
-		h.Hdr.SetIovlen(1)
-		if c.pktinfo {
-			h.Hdr.Control = &b.oob[i*oobLen]
-			h.Hdr.SetControllen(oobLen)
+	if vlen := min(len(msgs), len(b.hdrs)); b.vlen != vlen || c.rxMsgs != &msgs[0] {
+		// The reader passes the same messages every time: the headers
+		// are built once, and after each read only the fields the kernel
+		// wrote are reset.
+		b.vlen, c.rxMsgs = vlen, &msgs[0]
+		for i := range vlen {
+			b.iovs[i].Base = &msgs[i].Buf[0]
+			b.iovs[i].SetLen(len(msgs[i].Buf))
+			h := &b.hdrs[i]
+			h.Hdr = unix.Msghdr{Name: (*byte)(unsafe.Pointer(&b.names[i])), Iov: &b.iovs[i]}
+			h.Hdr.SetIovlen(1)
+			if c.pktinfo {
+				h.Hdr.Control = &b.oob[i*oobLen]
+			}
+			c.resetRx(i)
 		}
 	}
 	n, err := c.do(b, c.raw.Read, c.recvFunc, "recvmmsg")
@@ -199,8 +215,21 @@ func (c *linuxConn) ReadBatch(msgs []message) (int, error) {
 		if c.pktinfo {
 			m.Local = localAddr(b.oob[i*oobLen : i*oobLen+int(h.Hdr.Controllen)])
 		}
+		c.resetRx(i)
 	}
 	return n, err
+}
+
+// resetRx readies receive header i for the next recvmmsg: the kernel
+// writes the received length, the address length and the control length.
+func (c *linuxConn) resetRx(i int) {
+	h := &c.rx.hdrs[i]
+	h.Len = 0
+	h.Hdr.Namelen = unix.SizeofSockaddrInet6
+	h.Hdr.Flags = 0
+	if c.pktinfo {
+		h.Hdr.SetControllen(oobLen)
+	}
 }
 
 func (c *linuxConn) WriteBatch(msgs []message) (int, error) {

@@ -8,6 +8,9 @@ import (
 	"net/netip"
 )
 
+// blockingReaders is false: the reader waits in the netpoller, without a P.
+const blockingReaders = false
+
 // reusePort is false: off Linux the server runs one socket, without
 // SO_REUSEPORT's load spreading.
 const reusePort = false

@@ -173,6 +173,22 @@ func networkFor(addr string) (string, error) {
 // when Listen was given port 0).
 func (s *Server) Addr() netip.AddrPort { return s.addr }
 
+// BlockedReaders returns how many Ps (GOMAXPROCS) the server's readers hold
+// while they wait: on Linux each socket's reader blocks in recvmmsg, a
+// system call, keeping its P. When no P is left idle, Go's sysmon takes a
+// P back from a system call 20 µs into it and wakes a thread to hold it,
+// which at light load is every datagram: a futex wake-up, a context switch
+// and sysmon itself polling every 20 µs. With one P more than the blocked
+// readers, sysmon leaves system calls under 10 ms alone (see
+// docs/benchmarks.md, "Wake-ups per datagram"). 0 off Linux, where the
+// reader waits in the netpoller.
+func (s *Server) BlockedReaders() int {
+	if !blockingReaders {
+		return 0
+	}
+	return len(s.conns)
+}
+
 // Close closes the sockets of a Server that will not Serve; Serve closes
 // them itself when its context ends.
 func (s *Server) Close() error {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"syscall"
 	"time"
@@ -288,6 +289,7 @@ func (d *daemon) bind() (err error) {
 		}
 	}
 	udpCfg := udpConfig(s, f)
+	blocked := 0
 	for _, l := range s.Listens {
 		if l.TCP {
 			srv, err := httptracker.Listen(l.Addr, httpCfg)
@@ -302,7 +304,14 @@ func (d *daemon) bind() (err error) {
 				return err
 			}
 			d.servers = append(d.servers, srv)
+			blocked += srv.BlockedReaders()
 		}
+	}
+	// One P more than the UDP readers that wait holding theirs, so that one
+	// stays idle and the runtime leaves the readers' system calls alone
+	// (udptracker.Server.BlockedReaders).
+	if blocked >= runtime.GOMAXPROCS(0) {
+		runtime.GOMAXPROCS(blocked + 1)
 	}
 	return nil
 }
