@@ -4,10 +4,16 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"log/slog"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"herald/access"
+	"herald/accounting"
 
 	"herald/counters"
 	"herald/ratelimit"
@@ -61,7 +67,7 @@ func announcePacket(id uint64, mutate func(*AnnounceRequest)) []byte {
 
 // outcome is what a client sees: no reply, an error packet, or a reply of
 // some action.
-func outcome(t *testing.T, reply []byte) string {
+func outcome(t testing.TB, reply []byte) string {
 	t.Helper()
 	if len(reply) == 0 {
 		return "drop"
@@ -502,5 +508,35 @@ func TestAnnounceOfUnreachablePeerRefused(t *testing.T) {
 	}
 	if n := store.Refusals().InvalidAddr; n != 5 {
 		t.Errorf("store counted %d invalid addresses, want 5", n)
+	}
+}
+
+// BenchmarkServeWithKeys is "announce BEP 41" on a private tracker: the
+// URL data carries one of 100,000 listed keys, which the tracker checks,
+// and the per-key accounting counts the announce. It allocates nothing.
+func BenchmarkServeWithKeys(b *testing.B) {
+	path := filepath.Join(b.TempDir(), "keys")
+	var file strings.Builder
+	for i := range 100000 {
+		fmt.Fprintf(&file, "BenchmarkKey%020d\n", i)
+	}
+	if err := os.WriteFile(path, []byte(file.String()), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	keys, err := access.OpenKeys(path, slog.New(slog.DiscardHandler))
+	if err != nil {
+		b.Fatal(err)
+	}
+	h := newTestHandler(b, Config{Tracker: testTracker(b, tracker.Config{Keys: keys, Ledger: accounting.New(time.Hour, 0)})})
+	id := h.ids.issue(testClient, testNow)
+	pkt := announcePacket(id, func(r *AnnounceRequest) { r.URLData = []byte("/BenchmarkKey00000000000000054321/announce") })
+	dst := make([]byte, 0, maxReplyLen(h.cfg))
+	if got := outcome(b, h.serve(dst, pkt, testClient, testNow)); got != "action 1" {
+		b.Fatalf("keyed announce: %s, want an announce reply", got)
+	}
+	b.ReportAllocs()
+	defer reportCPU(b)()
+	for b.Loop() {
+		h.serve(dst, pkt, testClient, testNow)
 	}
 }

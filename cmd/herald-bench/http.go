@@ -182,7 +182,7 @@ func (r *httpRunner) request(w *httpWorker, rng *rand.Rand) (errKind, int) {
 		pi := rng.IntN(len(wl.peers))
 		p := wl.peers[pi]
 		ev := wl.event(rng)
-		w.req = appendHTTPAnnounce(w.req[:0], wl.hashes[p.torrent], peerID(pi), p.port, left(p, ev), ev, numWant)
+		w.req = appendHTTPAnnounce(w.req[:0], wl.path(pi), wl.hashes[p.torrent], peerID(pi), p.port, left(p, ev), ev, numWant)
 	}
 	w.req = appendHTTPTail(w.req, r.host, r.cfg.keepAlive)
 
@@ -254,9 +254,11 @@ func appendEscaped(dst []byte, b []byte) []byte {
 var httpEventNames = [4]string{udpEventNone: "", udpEventCompleted: "completed", udpEventStarted: "started", udpEventStopped: "stopped"}
 
 // appendHTTPAnnounce appends the request line's method and target (BEP 3,
-// with BEP 23 compact=1).
-func appendHTTPAnnounce(dst []byte, hash, id [20]byte, port uint16, left uint64, event uint32, numWant int) []byte {
-	dst = append(dst, "GET /announce?info_hash="...)
+// with BEP 23 compact=1) for the announce path.
+func appendHTTPAnnounce(dst, path []byte, hash, id [20]byte, port uint16, left uint64, event uint32, numWant int) []byte {
+	dst = append(dst, "GET "...)
+	dst = append(dst, path...)
+	dst = append(dst, "?info_hash="...)
 	dst = appendEscaped(dst, hash[:])
 	dst = append(dst, "&peer_id="...)
 	dst = appendEscaped(dst, id[:])

@@ -109,7 +109,7 @@ func TestCheckHTTPScrape(t *testing.T) {
 
 func TestAppendHTTPAnnounceEscapes(t *testing.T) {
 	hash := [20]byte{0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef, 'A', '~', ' ', '%', '&'}
-	req := string(appendHTTPAnnounce(nil, hash, peerID(7), 51413, 0, udpEventCompleted, 30))
+	req := string(appendHTTPAnnounce(nil, []byte("/announce"), hash, peerID(7), 51413, 0, udpEventCompleted, 30))
 	u, err := url.ParseRequestURI(strings.TrimPrefix(req, "GET "))
 	if err != nil {
 		t.Fatal(err)

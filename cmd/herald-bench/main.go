@@ -10,6 +10,7 @@
 //	herald-bench http -target 127.0.0.1:6969 [-keepalive] [flags]
 //	herald-bench fill -target 127.0.0.1:6969 -peers 1000000 -torrents 100000 [-steady 60s] [flags]
 //	herald-bench hashes -torrents N          (the info hashes, one hex line each)
+//	herald-bench keys -keys N                (access keys, one a line: herald's access.keys)
 //	herald-bench wait -target 127.0.0.1:6969 -torrents N  (until torrent N-1 is served)
 //	herald-bench summarize [-vs A,B] results.jsonl  (medians and ratios of -json lines)
 //
@@ -39,7 +40,7 @@ func main() {
 	}
 }
 
-const usage = "usage: herald-bench udp|http|fill|hashes|wait|summarize [flags]; herald-bench MODE -h for flags"
+const usage = "usage: herald-bench udp|http|fill|hashes|keys|wait|summarize [flags]; herald-bench MODE -h for flags"
 
 func run(args []string, out io.Writer) error {
 	if len(args) == 0 {
@@ -49,15 +50,20 @@ func run(args []string, out io.Writer) error {
 	switch mode {
 	case "udp", "http", "fill":
 		return runLoad(mode, args, out)
-	case "hashes":
-		fs := flag.NewFlagSet("hashes", flag.ContinueOnError)
-		torrents := fs.Int("torrents", 10000, "number of info hashes")
+	case "hashes", "keys":
+		fs := flag.NewFlagSet(mode, flag.ContinueOnError)
+		n := fs.Int("torrents", 10000, "hashes: number of info hashes")
+		write := writeHashes
+		if mode == "keys" {
+			n = fs.Int("keys", 10000, "keys: number of access keys")
+			write = writeKeys
+		}
 		seed := fs.Uint64("seed", 1, "workload seed")
 		if err := fs.Parse(args); err != nil {
 			return err
 		}
 		w := bufio.NewWriterSize(out, 1<<16)
-		if err := writeHashes(w, *seed, *torrents); err != nil {
+		if err := write(w, *seed, *n); err != nil {
 			return err
 		}
 		return w.Flush()
@@ -98,6 +104,7 @@ type options struct {
 	metricsURL  string
 	histogram   string
 	steady      time.Duration
+	keys        int
 }
 
 func parseOptions(mode string, args []string) (*options, error) {
@@ -116,6 +123,7 @@ func parseOptions(mode string, args []string) (*options, error) {
 	fs.StringVar(&o.events, "events", "5:90:3:2", "started:none:completed:stopped weights of announce events")
 	fs.Float64Var(&o.seeders, "seeders", 0.75, "fraction of peers that are seeders")
 	fs.IntVar(&o.numWant, "numwant", 30, "peers asked for per announce")
+	fs.IntVar(&o.keys, "keys", 0, "peer i announces with access key i mod N of `N` (herald-bench keys -keys N prints them): /KEY/announce over HTTP, BEP 41 URL data over UDP (0: none)")
 	fs.IntVar(&o.maxScrape, "scrape-max", 10, "a scrape asks for 1..N info hashes")
 	fs.IntVar(&o.pid, "pid", 0, "tracker `PID`: report its CPU time and RSS from /proc")
 	fs.Float64Var(&o.rate, "rate", 0, "open loop: total requests per second (0: closed loop, as fast as replies come)")
@@ -247,7 +255,7 @@ func runLoad(mode string, args []string, out io.Writer) error {
 
 	wl, err := newWorkload(workloadConfig{
 		seed: o.seed, torrents: o.torrents, peers: o.peers, mix: o.mix, events: o.events,
-		seeders: o.seeders, numWant: o.numWant, maxScrape: o.maxScrape,
+		seeders: o.seeders, numWant: o.numWant, maxScrape: o.maxScrape, keys: o.keys,
 	})
 	if err != nil {
 		return err

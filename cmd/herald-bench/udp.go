@@ -303,6 +303,7 @@ func (r *udpRunner) sendOne(s *udpSocket, rng *rand.Rand, buf []byte, scratch *[
 			Key:           uint32(pi),
 			NumWant:       int32(wl.numWant),
 			Port:          p.port,
+			URLData:       wl.udpURLData(pi),
 		})
 	}
 	s.mu.Lock()

@@ -22,6 +22,7 @@ func runWait(args []string, out io.Writer) error {
 	torrents := fs.Int("torrents", 10000, "probe torrent number N-1")
 	seed := fs.Uint64("seed", 1, "workload seed")
 	limit := fs.Duration("timeout", 30*time.Second, "give up after this long")
+	keys := fs.Int("keys", 0, "probe with the first of `N` access keys (herald-bench keys), as the load does")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -30,12 +31,16 @@ func runWait(args []string, out io.Writer) error {
 		return fmt.Errorf("-target %q: %w", *targetFlag, err)
 	}
 	target = netip.AddrPortFrom(target.Addr().Unmap(), target.Port())
+	var urlData []byte
+	if *keys > 0 {
+		urlData = []byte("/" + accessKey(*seed, 0) + "/announce")
+	}
 	deadline := time.Now().Add(*limit)
 	lastErr := fmt.Errorf("no reply")
 	for time.Now().Before(deadline) {
 		hash := infoHash(*seed, *torrents-1)
-		if lastErr = probeAnnounce(target, hash, udpEventStarted); lastErr == nil {
-			if err := probeAnnounce(target, hash, udpEventStopped); err != nil {
+		if lastErr = probeAnnounce(target, hash, urlData, udpEventStarted); lastErr == nil {
+			if err := probeAnnounce(target, hash, urlData, udpEventStopped); err != nil {
 				return fmt.Errorf("wait: remove the probe peer: %w", err)
 			}
 			fmt.Fprintf(out, "%v serves torrent %d\n", target, *torrents-1)
@@ -46,7 +51,7 @@ func runWait(args []string, out io.Writer) error {
 	return fmt.Errorf("wait: %v not ready after %v: %w", target, *limit, lastErr)
 }
 
-func probeAnnounce(target netip.AddrPort, hash [20]byte, event uint32) error {
+func probeAnnounce(target netip.AddrPort, hash [20]byte, urlData []byte, event uint32) error {
 	conn, err := dialUDP(netip.Addr{}, target)
 	if err != nil {
 		return err
@@ -59,7 +64,7 @@ func probeAnnounce(target netip.AddrPort, hash [20]byte, event uint32) error {
 	const tid = 0x70726f62 // "prob"
 	req := udptracker.AppendAnnounceRequest(nil, &udptracker.AnnounceRequest{
 		ConnectionID: connID, TransactionID: tid, InfoHash: hash, PeerID: peerID(0),
-		Left: 1, Event: swarm.Event(event), Port: 1,
+		Left: 1, Event: swarm.Event(event), Port: 1, URLData: urlData,
 	})
 	if _, err := conn.Write(req); err != nil {
 		return fmt.Errorf("probe: %w", err)

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"crypto/sha1"
+	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
@@ -23,6 +24,32 @@ func infoHash(seed uint64, i int) [20]byte {
 	binary.LittleEndian.PutUint64(in[:8], seed)
 	binary.LittleEndian.PutUint64(in[8:], uint64(i))
 	return sha1.Sum(in[:])
+}
+
+// accessKey is the workload's access key number i (herald's access.keys):
+// 32 characters of [A-Za-z0-9] from the hash of the seed and i.
+func accessKey(seed uint64, i int) string {
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+	var in [17]byte
+	binary.LittleEndian.PutUint64(in[:8], seed)
+	binary.LittleEndian.PutUint64(in[8:16], uint64(i))
+	in[16] = 'k'
+	sum := sha256.Sum256(in[:])
+	var k [32]byte
+	for j, b := range sum {
+		k[j] = alphabet[int(b)%len(alphabet)]
+	}
+	return string(k[:])
+}
+
+// writeKeys writes keys 0..n-1 as a keys file, one a line.
+func writeKeys(w io.Writer, seed uint64, n int) error {
+	for i := range n {
+		if _, err := io.WriteString(w, accessKey(seed, i)+"\n"); err != nil {
+			return fmt.Errorf("write keys: %w", err)
+		}
+	}
+	return nil
 }
 
 // infoHashes returns the hashes of torrents 0..n-1.
@@ -128,6 +155,21 @@ type workload struct {
 	eventTotal int
 	numWant    int
 	maxScrape  int
+	// paths are the announce paths, /KEY/announce, one per access key;
+	// peer i uses path i mod len(paths). Without keys, one: /announce.
+	paths [][]byte
+}
+
+// path is the announce path of peer i.
+func (w *workload) path(i int) []byte { return w.paths[i%len(w.paths)] }
+
+// udpURLData is the BEP 41 URL data of peer i's UDP announces: its path
+// with a key, nothing without keys (as clients send for udp://host:port).
+func (w *workload) udpURLData(i int) []byte {
+	if len(w.paths) == 1 && string(w.paths[0]) == "/announce" {
+		return nil
+	}
+	return w.path(i)
 }
 
 // eventOrder is the order of the -events weights; values are BEP 15's.
@@ -142,6 +184,7 @@ type workloadConfig struct {
 	seeders   float64
 	numWant   int
 	maxScrape int
+	keys      int // access keys the peers announce with; 0 for none
 }
 
 func newWorkload(c workloadConfig) (*workload, error) {
@@ -171,6 +214,13 @@ func newWorkload(c workloadConfig) (*workload, error) {
 	}
 	copy(w.events[:], ev)
 	w.eventTotal = ev[0] + ev[1] + ev[2] + ev[3]
+	w.paths = [][]byte{[]byte("/announce")}
+	if c.keys > 0 {
+		w.paths = make([][]byte, c.keys)
+		for i := range w.paths {
+			w.paths[i] = []byte("/" + accessKey(c.seed, i) + "/announce")
+		}
+	}
 	rng := rand.New(rand.NewPCG(c.seed, 0x7065657273)) // "peers"
 	for i := range w.peers {
 		w.peers[i] = peer{

@@ -6,7 +6,10 @@ import (
 	"encoding/hex"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
+
+	"herald/access"
 )
 
 func TestHashesDependOnlyOnSeedAndIndex(t *testing.T) {
@@ -125,5 +128,40 @@ func TestParseWeightsRejects(t *testing.T) {
 		if _, err := parseWeights(s, 2); err == nil {
 			t.Errorf("parseWeights(%q) accepted", s)
 		}
+	}
+}
+
+// With -keys, peers announce with keys herald's access.keys accepts, the
+// same ones herald-bench keys prints, spread over the peers.
+func TestWorkloadKeys(t *testing.T) {
+	w, err := newWorkload(workloadConfig{seed: 1, torrents: 10, peers: 100, mix: "1:0", events: "1:1:1:1", seeders: 0.75, numWant: 30, maxScrape: 10, keys: 7})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var file strings.Builder
+	if err := writeKeys(&file, 1, 7); err != nil {
+		t.Fatal(err)
+	}
+	keys, bad, err := access.ParseKeys(strings.NewReader(file.String()))
+	if err != nil || len(bad) > 0 || len(keys) != 7 {
+		t.Fatalf("keys file: %d keys, bad lines %v, %v", len(keys), bad, err)
+	}
+	used := map[access.Key]bool{}
+	for i := range w.peers {
+		k, rest, ok := access.KeyFromPath(string(w.udpURLData(i)))
+		if !ok || rest != "/announce" || string(w.path(i)) != string(w.udpURLData(i)) {
+			t.Fatalf("peer %d: path %q", i, w.path(i))
+		}
+		if _, listed := keys[k]; !listed {
+			t.Fatalf("peer %d: key %s not in the keys file", i, k)
+		}
+		used[k] = true
+	}
+	if len(used) != 7 {
+		t.Errorf("peers use %d of the 7 keys", len(used))
+	}
+	plain, _ := newWorkload(workloadConfig{seed: 1, torrents: 10, peers: 100, mix: "1:0", events: "1:1:1:1", seeders: 0.75, numWant: 30, maxScrape: 10})
+	if string(plain.path(5)) != "/announce" || plain.udpURLData(5) != nil {
+		t.Errorf("without keys: path %q, URL data %q", plain.path(5), plain.udpURLData(5))
 	}
 }
