@@ -1,6 +1,8 @@
 package main
 
 import (
+	"io"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -52,6 +54,16 @@ func TestKeysGateAnnouncesAndScrapes(t *testing.T) {
 	}
 	if _, fr := announceReplyURL(t, h.URL+scrape); fr != "unknown key" {
 		t.Errorf("scrape with no key: failure %q", fr)
+	}
+	// Two announces and a scrape refused over HTTP, counted by reason.
+	resp, err := http.Get(h.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if want := `herald_errors_total{protocol="http",reason="unknown_key"} 3`; !strings.Contains(string(metrics), want) {
+		t.Errorf("/metrics lacks %s", want)
 	}
 	if !strings.Contains(h.Output(), `keys file line skipped`) || !strings.Contains(h.Output(), "line=3") {
 		t.Errorf("the bad line was not reported with its number:\n%s", h.Output())
