@@ -81,24 +81,31 @@ func TestWebSocketInStats(t *testing.T) {
 
 	// The dashboard samples every second; its rates need a sample on each
 	// side of the requests.
+	// The response times and the refusal by reason come from the same
+	// requests.
 	var d struct {
-		Requests    map[string][]float64 `json:"requests_per_second"`
-		Errors      map[string][]float64 `json:"errors_per_second"`
-		Connections map[string][]int64   `json:"connections"`
+		Requests    map[string][]float64  `json:"requests_per_second"`
+		Errors      map[string][]float64  `json:"errors_per_second"`
+		Connections map[string][]int64    `json:"connections"`
+		Reasons     map[string][]float64  `json:"errors_by_reason"`
+		LatencyP99  map[string][]*float64 `json:"latency_p99_ms"`
 	}
+	peak := func(col []float64) float64 { return slices.Max(append([]float64{0}, col...)) }
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		if err := json.Unmarshal([]byte(get(t, base+"/dashboard/data")), &d); err != nil {
 			t.Fatal(err)
 		}
 		conns := d.Connections["ws"]
-		if slices.Max(append([]float64{0}, d.Requests["ws"]...)) > 0 && slices.Max(append([]float64{0}, d.Errors["ws"]...)) > 0 &&
+		timed := slices.ContainsFunc(d.LatencyP99["ws"], func(v *float64) bool { return v != nil && *v > 0 })
+		if peak(d.Requests["ws"]) > 0 && peak(d.Errors["ws"]) > 0 && peak(d.Reasons["not_allowed"]) > 0 && timed &&
 			len(conns) > 0 && conns[len(conns)-1] == 1 {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("dashboard data after 10 s: ws requests/s %v, errors/s %v, connections %v; want requests, an error and 1 connection",
-				d.Requests["ws"], d.Errors["ws"], conns)
+			t.Fatalf("dashboard data after 10 s: ws requests/s %v, errors/s %v, errors by reason %v, p99 timed %v, connections %v; "+
+				"want requests, a not_allowed error, a response time and 1 connection",
+				d.Requests["ws"], d.Errors["ws"], d.Reasons, timed, conns)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
