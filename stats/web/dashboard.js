@@ -19,17 +19,21 @@
     return a >= 10 || a === 0 ? String(Math.round(v)) : String(+v.toPrecision(2));
   }
 
+  // A log axis labels its powers of ten only: its other ticks are too close.
+  const decade = (v) => Math.abs(Math.log10(v) - Math.round(Math.log10(v))) < 1e-9;
+
   // series are [label, stroke, dashed] triples. Counts and rates start at
   // zero, so a flat line reads as flat; a log scale (response times, which
-  // span microseconds to seconds) starts where the data does.
+  // span microseconds to seconds) starts where the data does, and joins
+  // the samples between which nothing was timed.
   function chart(id, series, yLabel, log) {
     const opts = {
       width: width(),
       height,
       series: [{}].concat(series.map(([label, stroke, dashed]) => ({
-        label, stroke, width: 2, dash: dashed ? [6, 4] : undefined, value: (u, v) => compact(v),
+        label, stroke, width: 2, dash: dashed ? [6, 4] : undefined, spanGaps: !!log, value: (u, v) => compact(v),
       }))),
-      axes: [{}, { label: yLabel, size: 56, values: (u, ticks) => ticks.map(compact) }],
+      axes: [{}, { label: yLabel, size: 56, values: (u, ticks) => ticks.map((v) => (log && !decade(v) ? "" : compact(v))) }],
       scales: { x: { time: true }, y: log ? { distr: 3 } : { range: (u, min, max) => [0, max > 0 ? max * 1.1 : 1] } },
       legend: { live: true },
     };
