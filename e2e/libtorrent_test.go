@@ -306,8 +306,9 @@ func scrapeHTTP(addr string, infoHash [20]byte) (scrapeCounts, error) {
 }
 
 // startOpentracker runs Debian's opentracker on 127.0.0.1:port (TCP and UDP)
-// serving only infoHash, and stops it when the test ends.
-func startOpentracker(t *testing.T, bin string, port int, infoHash [20]byte) {
+// serving only infoHash, with any further arguments in extra, and stops it
+// when the test ends.
+func startOpentracker(t *testing.T, bin string, port int, infoHash [20]byte, extra ...string) {
 	t.Helper()
 	// opentracker drops to user nobody, who must be able to read the list.
 	dir, err := os.MkdirTemp("", "herald-e2e-opentracker-")
@@ -323,7 +324,8 @@ func startOpentracker(t *testing.T, bin string, port int, infoHash [20]byte) {
 		t.Fatal(err)
 	}
 	p := strconv.Itoa(port)
-	ot := heraldtest.StartProcess(t, dir, bin, "-i", "127.0.0.1", "-p", p, "-P", p, "-w", whitelist, "-u", "nobody")
+	args := append([]string{"-i", "127.0.0.1", "-p", p, "-P", p, "-w", whitelist, "-u", "nobody"}, extra...)
+	ot := heraldtest.StartProcess(t, dir, bin, args...)
 	addr := net.JoinHostPort("127.0.0.1", p)
 	deadline := time.Now().Add(10 * time.Second)
 	for {

@@ -110,8 +110,9 @@ func BenchmarkClock(b *testing.B) {
 	}
 }
 
-// BenchmarkRead is what reading costs, off the hot path: a full /metrics
-// scrape and /stats modes over 100k torrents (1M peers).
+// BenchmarkRead is what reading costs, off the hot path: the dashboard
+// sampler's tick (every second), a full /metrics scrape, /stats modes over
+// 100k torrents (1M peers), and the dashboard's data over a full ring.
 func BenchmarkRead(b *testing.B) {
 	store := benchStore(b, 100_000)
 	reg := prometheus.NewRegistry()
@@ -119,8 +120,14 @@ func BenchmarkRead(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	b.Run("sample", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			m.history.add(m.Snapshot(), m.usage.read(), time.Time{})
+		}
+	})
 	h := m.Handler(remoteAddr)
-	for _, target := range []string{"/stats?mode=torr", "/stats?mode=peer", "/stats?mode=top100", "/metrics"} {
+	for _, target := range []string{"/stats?mode=torr", "/stats?mode=peer", "/stats?mode=top100", "/stats?mode=renew", "/metrics", "/dashboard/data"} {
 		b.Run(strings.TrimPrefix(target, "/"), func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {

@@ -43,6 +43,9 @@
 //	                action and outcome and errors by reason (those not 0),
 //	                its connection, relay and swarm counts
 //	version         the version string and a newline
+//	renew           45 lines "MM count": re-announces by the whole minutes
+//	                since the peer's previous announce, 00 to 44 (older
+//	                ones in 44), as the store's age ticks measure them
 //	busy            herald's: HTTP and UDP requests per second over the last
 //	                ten dashboard samples (opentracker always answers 500)
 //
@@ -52,8 +55,8 @@
 // "connections" are accepted connections and herald's are HTTP requests
 // (opentracker serves one request per connection, so the two agree for its
 // clients); completed counts what the torrents in the store recorded rather
-// than events since start; everything has no <renew> or <mutex_stall>
-// (herald keeps neither) and <livesync> is 0.
+// than events since start; everything has no <mutex_stall> (herald takes
+// no global lock) and <livesync> is 0.
 //
 // # Metrics
 //

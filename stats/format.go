@@ -196,13 +196,33 @@ func appendHTTPErrors(dst []byte, s *Snapshot) []byte {
 	return dst
 }
 
-// appendEverything appends opentracker's XML document. Herald keeps no
-// re-announce age histogram and takes no global lock, so <renew> and
-// <mutex_stall> are left out; livesync is 0 until clustering exists.
+// appendRenew appends mode=renew, opentracker's histogram of re-announce
+// ages: a "MM count" line for each minute.
+func appendRenew(dst []byte, renewed *swarm.Renewals) []byte {
+	for minute, n := range renewed {
+		dst = appendMinute(dst, minute)
+		dst = append(dst, ' ')
+		dst = strconv.AppendUint(dst, n, 10)
+		dst = append(dst, '\n')
+	}
+	return dst
+}
+
+// appendMinute appends minute as opentracker prints it, "%02i".
+func appendMinute(dst []byte, minute int) []byte {
+	if minute < 10 {
+		dst = append(dst, '0')
+	}
+	return strconv.AppendInt(dst, int64(minute), 10)
+}
+
+// appendEverything appends opentracker's XML document. Herald takes no
+// global lock, so <mutex_stall> is left out; livesync is 0 (cluster sync
+// is counted in the cluster's own metrics).
 // After opentracker's elements comes herald's <herald> element with every
 // counter of every protocol, WebSocket included, one <count> per series as
 // /metrics has them.
-func appendEverything(dst []byte, s *Snapshot, trackerID uint32, version string) []byte {
+func appendEverything(dst []byte, s *Snapshot, renewed *swarm.Renewals, trackerID uint32, version string) []byte {
 	t := &s.Totals
 	seeders := uint64(t.Seeders4 + t.Seeders6)
 	peers := seeders + uint64(t.Leechers4+t.Leechers6)
@@ -234,7 +254,15 @@ func appendEverything(dst []byte, s *Snapshot, trackerID uint32, version string)
 	tag("      ", "missmatch", s.Counters.Refusals[counters.UDP][tracker.BadConnectionID])
 	dst = append(dst, "    </udp>\n    <livesync>\n"...)
 	tag("      ", "count", 0)
-	dst = append(dst, "    </livesync>\n  </connections>\n  <debug>\n    <http_error>\n"...)
+	dst = append(dst, "    </livesync>\n  </connections>\n  <debug>\n    <renew>\n"...)
+	for minute, n := range renewed {
+		dst = append(dst, "      <count interval=\""...)
+		dst = appendMinute(dst, minute)
+		dst = append(dst, "\">"...)
+		dst = strconv.AppendUint(dst, n, 10)
+		dst = append(dst, "</count>\n"...)
+	}
+	dst = append(dst, "    </renew>\n    <http_error>\n"...)
 	counts := httpErrorCounts(s)
 	for i, name := range httpErrorNames {
 		dst = append(dst, "      <count code=\""...)

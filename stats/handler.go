@@ -115,7 +115,8 @@ func (m *Monitor) serveStats(w http.ResponseWriter, r *http.Request) {
 			body = appendHTTPErrors(body, &s)
 		default:
 			contentType = "text/xml; charset=utf-8"
-			body = appendEverything(body, &s, m.trackerID, m.cfg.Version)
+			renewed := m.store.Renewals()
+			body = appendEverything(body, &s, &renewed, m.trackerID, m.cfg.Version)
 		}
 	case ModeTop10, ModeTop100:
 		n := 10
@@ -126,6 +127,9 @@ func (m *Monitor) serveStats(w http.ResponseWriter, r *http.Request) {
 		body = appendTop(body, n, &top)
 	case ModeVersion:
 		body = append(append(body, m.cfg.Version...), '\n')
+	case ModeRenew:
+		renewed := m.store.Renewals()
+		body = appendRenew(body, &renewed)
 	default:
 		s := m.counters(m.now())
 		switch mode {

@@ -30,6 +30,7 @@ const (
 	ModeTPBS
 	ModeStatedump
 	ModeSubnets
+	ModeRenew
 	numModes
 )
 
@@ -51,6 +52,7 @@ var modeNames = [numModes]string{
 	ModeTPBS:       "tpbs",
 	ModeStatedump:  "statedump",
 	ModeSubnets:    "s24s",
+	ModeRenew:      "renew",
 }
 
 // String returns the mode's query value.

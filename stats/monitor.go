@@ -22,14 +22,15 @@ import (
 )
 
 // Store is what the monitor reads from the swarm store; *swarm.Store has it.
-// Torrents, Peers, Refusals, Totals and Config are cheap (atomic loads);
+// Torrents, Peers, Refusals, Renewals, Totals and Config are cheap (atomic loads);
 // Range walks every shard, one lock at a time, so it runs only on demand
 // and on the sampler's slow ticks.
 type Store interface {
 	Torrents() int
 	Peers() int
 	Refusals() swarm.Refusals
-	Config() swarm.Config // its MaxTorrents and MaxPeers are reported
+	Renewals() swarm.Renewals // for mode=renew
+	Config() swarm.Config     // its MaxTorrents and MaxPeers are reported
 	Totals() swarm.Totals
 	Range(fn func(swarm.TorrentCounts) bool)
 	Dump(fn func(*swarm.TorrentState) error) error // every peer, for mode=s24s

@@ -247,6 +247,53 @@ herald 0.1-test
     </livesync>
   </connections>
   <debug>
+    <renew>
+      <count interval="00">1</count>
+      <count interval="01">0</count>
+      <count interval="02">0</count>
+      <count interval="03">0</count>
+      <count interval="04">0</count>
+      <count interval="05">0</count>
+      <count interval="06">0</count>
+      <count interval="07">0</count>
+      <count interval="08">0</count>
+      <count interval="09">0</count>
+      <count interval="10">0</count>
+      <count interval="11">0</count>
+      <count interval="12">0</count>
+      <count interval="13">0</count>
+      <count interval="14">0</count>
+      <count interval="15">0</count>
+      <count interval="16">0</count>
+      <count interval="17">0</count>
+      <count interval="18">0</count>
+      <count interval="19">0</count>
+      <count interval="20">0</count>
+      <count interval="21">0</count>
+      <count interval="22">0</count>
+      <count interval="23">0</count>
+      <count interval="24">0</count>
+      <count interval="25">0</count>
+      <count interval="26">0</count>
+      <count interval="27">0</count>
+      <count interval="28">0</count>
+      <count interval="29">0</count>
+      <count interval="30">0</count>
+      <count interval="31">0</count>
+      <count interval="32">0</count>
+      <count interval="33">0</count>
+      <count interval="34">0</count>
+      <count interval="35">0</count>
+      <count interval="36">0</count>
+      <count interval="37">0</count>
+      <count interval="38">0</count>
+      <count interval="39">0</count>
+      <count interval="40">0</count>
+      <count interval="41">0</count>
+      <count interval="42">0</count>
+      <count interval="43">0</count>
+      <count interval="44">0</count>
+    </renew>
     <http_error>
       <count code="302 Redirect">20</count>
       <count code="400 Parse Error">40</count>
@@ -335,6 +382,12 @@ func TestModes(t *testing.T) {
 		{"?mode=top100", strings.ReplaceAll(top10Want, "Top 10", "Top 100")},
 		{"?mode=everything", everythingWant},
 		{"?mode=version", "herald 0.1-test\n"},
+		// The fixture's peer 10.0.0.5 announced twice at once.
+		{"?mode=renew", "00 1\n01 0\n02 0\n03 0\n04 0\n05 0\n06 0\n07 0\n08 0\n" +
+			"09 0\n10 0\n11 0\n12 0\n13 0\n14 0\n15 0\n16 0\n17 0\n" +
+			"18 0\n19 0\n20 0\n21 0\n22 0\n23 0\n24 0\n25 0\n26 0\n" +
+			"27 0\n28 0\n29 0\n30 0\n31 0\n32 0\n33 0\n34 0\n35 0\n" +
+			"36 0\n37 0\n38 0\n39 0\n40 0\n41 0\n42 0\n43 0\n44 0\n"},
 		{"?mode=busy", "13\n15\n3725 seconds (1 hours)\nherald busy, 13 http req/s :: 15 udp req/s."},
 		{"?format=txt&mode=conn&foo", "109026\n97000\n3725 seconds (1 hours)\nopentracker connections, 29 conns/s :: 26 success/s."},
 		{"?mode=%70eer", "10\n4\nopentracker serving 3 torrents\nopentracker"},
@@ -387,7 +440,7 @@ func TestStatsRefusals(t *testing.T) {
 	}{
 		{"info_hash guard", "127.0.0.1:1", "/stats?info_hash=%11%11%11%11%11%11%11%11%11%11%11%11%11%11%11%11%11%11%11%11&port=1", 400, "not an announce URL"},
 		{"info_hash after mode", "127.0.0.1:1", "/stats?mode=peer&info_hash=x", 400, "not an announce URL"},
-		{"unknown mode lists modes", "127.0.0.1:1", "/stats?mode=renew", 400, "peer conn scrp udp4 tcp4 torr fscr completed top10 top100 everything version busy herr tpbs statedump s24s"},
+		{"unknown mode lists modes", "127.0.0.1:1", "/stats?mode=woodpeckers", 400, "peer conn scrp udp4 tcp4 torr fscr completed top10 top100 everything version busy herr tpbs statedump s24s renew"},
 		{"outside the stats nets", "192.0.2.7:1", "/stats", 403, "access denied"},
 		{"metrics outside the stats nets", "192.0.2.7:1", "/metrics", 403, "access denied"},
 		{"dashboard outside the stats nets", "[2001:db8::1]:1", "/dashboard", 403, "access denied"},

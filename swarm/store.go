@@ -132,7 +132,9 @@ type shard struct {
 	// The shard's share of Totals, changed under mu when a count changes
 	// and read without it, so Totals costs the same at any store size.
 	totals [numTotals]atomic.Int64
-	_      [40]byte // keep neighbouring locks off one cache line
+	// renewed is the shard's share of Renewals, bumped under mu.
+	renewed [RenewMinutes]atomic.Uint64
+	_       [40]byte // keep neighbouring locks off one cache line
 }
 
 // Indexes of shard.totals.
@@ -304,6 +306,8 @@ func (s *Store) announce(a *Announce, want Family, dst Peers) (Peers, Counts, er
 			return dst, before.counts(sl.completed), ErrPeerLimit
 		}
 		rec = sh.addRec(sl, key, rl)
+	} else {
+		sh.renewed[s.renewMinute(stamp-rec[rl-1])].Add(1)
 	}
 	flags := rec[rl-2]
 	wasSeeder := flags&flagSeeder != 0
@@ -446,6 +450,34 @@ func (s *Store) Refusals() Refusals {
 		r.PeerLimit += s.shards[i].peerLimit.Load()
 	}
 	r.InvalidAddr = s.invalidAddrs.Load()
+	return r
+}
+
+// RenewMinutes is how many minutes of re-announce age Renewals tells
+// apart, as opentracker's OT_PEER_TIMEOUT; older re-announces count in the
+// last.
+const RenewMinutes = 45
+
+// Renewals count the announces of peers the store already held, by the
+// whole minutes since the peer's previous announce (opentracker's
+// mode=renew): how often clients really re-announce. Ages are measured in
+// the store's age ticks (PeerTimeout/120, 23 s by default).
+type Renewals [RenewMinutes]uint64
+
+// renewMinute is the Renewals index of a re-announce ticks age ticks
+// after the one before.
+func (s *Store) renewMinute(ticks uint8) int {
+	return min(int(uint32(ticks)*s.tickSecs/60), RenewMinutes-1)
+}
+
+// Renewals sums the shards' counts with atomic loads, taking no lock.
+func (s *Store) Renewals() Renewals {
+	var r Renewals
+	for i := range s.shards {
+		for m := range r {
+			r[m] += s.shards[i].renewed[m].Load()
+		}
+	}
 	return r
 }
 

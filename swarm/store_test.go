@@ -633,3 +633,27 @@ func BenchmarkAnnounceSampled(b *testing.B) {
 		}
 	}
 }
+
+// TestRenewals: a re-announce counts at the minutes since the peer's
+// previous announce, as opentracker's mode=renew; a first announce, a
+// stop and a refused announce do not count.
+func TestRenewals(t *testing.T) {
+	s := newStore(t, Config{})
+	t0 := s.epoch
+	s.SetNow(t0)
+	a := Announce{InfoHash: hashN(1), Addr: addr4(1, 6881), Left: 1}
+	announce(t, s, a, FamilyBoth)
+	announce(t, s, a, FamilyBoth) // at once: minute 0
+	s.SetNow(t0.Add(10*time.Minute + 30*time.Second))
+	announce(t, s, a, FamilyBoth) // minute 10
+	s.SetNow(t0.Add(60 * time.Minute))
+	announce(t, s, a, FamilyBoth)                                                  // 49.5 minutes later: the last minute
+	announce(t, s, Announce{InfoHash: hashN(2), Addr: addr4(2, 6881)}, FamilyBoth) // new
+	stop := a
+	stop.Event = EventStopped
+	announce(t, s, stop, FamilyBoth)
+	want := Renewals{0: 1, 10: 1, RenewMinutes - 1: 1}
+	if got := s.Renewals(); got != want {
+		t.Errorf("renewals %v, want %v", got, want)
+	}
+}
