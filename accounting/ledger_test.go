@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -250,4 +251,36 @@ func FuzzRestore(f *testing.F) {
 			t.Fatalf("restored state does not round-trip: %v", err)
 		}
 	})
+}
+
+// Frontends record from every goroutine while the publisher, the
+// snapshot and the expiry read and change the ledger (run with -race).
+func TestConcurrentUse(t *testing.T) {
+	l := New(time.Second, 0)
+	now := time.Unix(1_800_000_000, 0)
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			for i := range 2000 {
+				k := key(i % 50)
+				l.Record(&k, ann(byte(i%7), byte(g), uint64(i)*10, 0, swarm.EventNone), now)
+			}
+		})
+	}
+	wg.Go(func() {
+		for range 50 {
+			l.Commit(l.Pending())
+			l.AppendState(nil)
+			l.Page("", 10)
+			l.Expire(now)
+		}
+	})
+	wg.Wait()
+	var announces uint64
+	for _, e := range l.Page("", 100) {
+		announces += e.Announces
+	}
+	if announces != 8000 {
+		t.Fatalf("%d announces counted, want 8000", announces)
+	}
 }

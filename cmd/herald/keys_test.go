@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -10,6 +11,11 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"herald/access"
+	"herald/accounting"
+	"herald/snapshot"
+	"herald/swarm"
 )
 
 const (
@@ -101,5 +107,44 @@ func waitFor(t *testing.T, ok func() bool, what string) {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
+	}
+}
+
+// Issue 15 item 2: the per-key accounting is saved in the snapshot and
+// restored at start, peers included: a peer's next announce after the
+// restart counts its growth since its last announce before it.
+func TestAccountingSurvivesRestart(t *testing.T) {
+	dir := t.TempDir()
+	keys, snap := filepath.Join(dir, "keys"), filepath.Join(dir, "herald.snapshot")
+	os.WriteFile(keys, []byte(memberKey+"\n"), 0o600)
+	port := freePort(t)
+	args := []string{"-keys", keys, "-snapshot", snap}
+	uploaded := func(base string, n int) {
+		t.Helper()
+		get(t, announceURL(base+"/"+memberKey, hashOf(1), 7001, 1, 0)+fmt.Sprintf("&uploaded=%d", n))
+	}
+	saved := func() accounting.Entry {
+		t.Helper()
+		store, _ := swarm.New(swarm.Config{})
+		ledger := accounting.New(time.Hour, 0)
+		if _, err := snapshot.Load(snap, store, ledger, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		k, _ := access.ParseKey(memberKey)
+		e, _ := ledger.Get(k)
+		return e
+	}
+	h := startHerald(t, port, args...)
+	uploaded(h.URL, 1000) // the baseline
+	uploaded(h.URL, 1500)
+	h.Stop(t)
+	if e := saved(); e.Announces != 2 || e.Uploaded != 500 || e.ActiveTorrents != 1 {
+		t.Fatalf("saved accounting %+v, want 2 announces, 500 bytes uploaded, 1 torrent", e)
+	}
+	h = startHerald(t, port, args...)
+	uploaded(h.URL, 4000)
+	h.Stop(t)
+	if e := saved(); e.Announces != 3 || e.Uploaded != 3000 {
+		t.Fatalf("after a restart, accounting %+v, want 3 announces and 3000 bytes uploaded", e)
 	}
 }
