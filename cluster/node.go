@@ -60,7 +60,7 @@ type Node struct {
 	connected, caughtUp                       atomic.Bool
 	members                                   atomic.Int64
 	published, publishedBatches, publishedLen atomic.Uint64
-	accountingSeq atomic.Uint64 // numbers accounting messages
+	accountingSeq                             atomic.Uint64 // numbers accounting messages
 	applied, rejected, received, malformed    atomic.Uint64
 	gaps, catchUps, catchUpFails, catchUpPeer atomic.Uint64
 	served, unauthenticated                   atomic.Uint64

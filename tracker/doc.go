@@ -17,7 +17,8 @@
 //	           its client no token; then numwant
 //	           (default, tracker cap, frontend cap) and the listed address
 //	Announce   the store's update and peer pick under one shard lock, the
-//	           BEP 7 second address, and the reply's jittered intervals
+//	           BEP 7 second address, the per-key accounting (Record, with
+//	           keys on) and the reply's jittered intervals
 //
 // WebSocket peers are connections, not addresses, so the WebSocket
 // frontend calls Prepare alone and keeps the peer in its own swarms. A

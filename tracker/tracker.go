@@ -9,8 +9,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"herald/accounting"
 	"herald/access"
+	"herald/accounting"
 	"herald/bans"
 	"herald/swarm"
 )
