@@ -19,6 +19,16 @@
     return a >= 10 || a === 0 ? String(Math.round(v)) : String(+v.toPrecision(2));
   }
 
+  // The time axis has one row of labels, the wall clock: uPlot's second row
+  // (date and hour where they change) ran two labels into each other when
+  // a minute began near the left edge. Tenths show when ticks fall between
+  // seconds (the first seconds after start).
+  const clock = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false });
+  function timeLabels(u, ticks) {
+    const tenths = ticks.some((t) => Math.round(t * 10) % 10 !== 0);
+    return ticks.map((t) => clock.format(new Date(t * 1000)) + (tenths ? "." + (Math.round(t * 10) % 10) : ""));
+  }
+
   // A log axis labels its powers of ten only: its other ticks are too close.
   const decade = (v) => Math.abs(Math.log10(v) - Math.round(Math.log10(v))) < 1e-9;
 
@@ -33,7 +43,7 @@
       series: [{}].concat(series.map(([label, stroke, dashed]) => ({
         label, stroke, width: 2, dash: dashed ? [6, 4] : undefined, spanGaps: !!log, value: (u, v) => compact(v),
       }))),
-      axes: [{}, { label: yLabel, size: 56, values: (u, ticks) => ticks.map((v) => (log && !decade(v) ? "" : compact(v))) }],
+      axes: [{ space: 80, values: timeLabels }, { label: yLabel, size: 56, values: (u, ticks) => ticks.map((v) => (log && !decade(v) ? "" : compact(v))) }],
       scales: { x: { time: true }, y: log ? { distr: 3 } : { range: (u, min, max) => [0, max > 0 ? max * 1.1 : 1] } },
       legend: { live: true },
     };
