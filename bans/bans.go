@@ -76,9 +76,10 @@ type Table struct {
 
 	set atomic.Pointer[set] // nil while nobody is banned
 
-	mu    sync.Mutex // serialises changes and saves
-	path  string     // the ban file, "" for none; guarded by mu
-	dirty bool       // changed since the last save; guarded by mu
+	mu      sync.Mutex // serialises changes and saves
+	path    string     // the ban file, "" for none; guarded by mu
+	dirty   bool       // changed since the last save; guarded by mu
+	saveErr string     // the last save's error, logged once; guarded by mu
 
 	earned atomic.Uint64 // bans clients earned
 }
@@ -382,7 +383,7 @@ func (t *Table) expire(now time.Time) {
 }
 
 // save writes the bans to the ban file if they changed since the last
-// save, logging a failure; the next change tries again.
+// save. A failure is logged once, not every second, and retried.
 func (t *Table) save() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -390,10 +391,13 @@ func (t *Table) save() {
 		return
 	}
 	if err := t.write(); err != nil {
-		t.cfg.Logger.Error("bans not saved", "err", err)
+		if err.Error() != t.saveErr {
+			t.cfg.Logger.Error("bans not saved; retrying every second", "err", err)
+			t.saveErr = err.Error()
+		}
 		return
 	}
-	t.dirty = false
+	t.dirty, t.saveErr = false, ""
 }
 
 // write saves the bans as a JSON array (see atomicfile).
