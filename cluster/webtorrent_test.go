@@ -402,6 +402,28 @@ func TestWebTorrentMessagesValidated(t *testing.T) {
 	}
 }
 
+// The WebSocket tracker's limits bound the peers other instances report
+// as they bound its own: with websocket.max_peers 1, b keeps one of a's two
+// peers and counts the other refused (once per record or list it is in).
+func TestWebTorrentRemotePeersBounded(t *testing.T) {
+	ns := startNATS(t, 1)
+	a := startWebInstance(t, "a", []string{ns.url(0)})
+	b := startWebInstanceWith(t, "b", []string{ns.url(0)}, wstracker.Config{MaxPeers: 1})
+	dialBrowser(t, a.url, "first---------------").announce(wsHash, 1, "")
+	dialBrowser(t, a.url, "second--------------").announce(wsHash, 1, "")
+	counts(t, wsHash, [3]int{0, 2, 0}, a)
+	waitFor(t, 5*time.Second, "b refuses one of a's peers", func() error {
+		if s := b.node.WebTorrentStats(); s.Refused == 0 || s.RemotePeers != 1 {
+			return fmt.Errorf("b: %+v, want 1 remote peer kept and the other refused", s)
+		}
+		return nil
+	})
+	counts(t, wsHash, [3]int{0, 1, 0}, b)
+	// Its own budget is apart: a browser of its own still gets in.
+	dialBrowser(t, b.url, "own-----------------").announce(wsHash, 1, "")
+	counts(t, wsHash, [3]int{0, 2, 0}, b)
+}
+
 // nodeID finds a's node id in the peer batches (heartbeats) it publishes.
 func nodeID(t *testing.T, raw *nats.Conn, a *webInstance) uint64 {
 	t.Helper()
