@@ -13,7 +13,10 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"testing"
+	"time"
 
+	"herald/accounting"
+	"herald/internal/servetest"
 	"herald/swarm"
 	"herald/tracker"
 )
@@ -60,6 +63,34 @@ func BenchmarkAnnounceHandler(b *testing.B) {
 	}
 	if w.n < 300 {
 		b.Fatalf("reply of %d bytes", w.n)
+	}
+}
+
+// BenchmarkAnnounceHandlerKeys is BenchmarkAnnounceHandler through
+// /KEY/announce, served by a tracker without keys ("off": the key is
+// taken off the path and ignored) and by one that checks it against
+// 100,000 listed keys and counts the announce in the per-key accounting
+// ("on"), over the same store.
+func BenchmarkAnnounceHandlerKeys(b *testing.B) {
+	store := benchStore(b)
+	off := newTestHandler(b, Config{Tracker: testTracker(b, tracker.Config{Store: store})})
+	on := newTestHandler(b, Config{Tracker: testTracker(b, tracker.Config{Store: store, Keys: servetest.Keys(b, 100000), Ledger: accounting.New(time.Hour, 0)})})
+	r := httptest.NewRequest("GET", "/"+servetest.Key(54321)+"/announce?"+benchQuery, nil)
+	for _, c := range []struct {
+		name string
+		h    *Handler
+	}{{"off", off}, {"on", on}} {
+		w := &discardWriter{hdr: http.Header{}}
+		c.h.ServeHTTP(w, r)
+		if w.n < 300 {
+			b.Fatalf("keys %s: reply of %d bytes", c.name, w.n)
+		}
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				c.h.ServeHTTP(w, r)
+			}
+		})
 	}
 }
 

@@ -4,18 +4,15 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
-	"log/slog"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"herald/access"
 	"herald/accounting"
 
 	"herald/counters"
+	"herald/internal/servetest"
 	"herald/ratelimit"
 	"herald/swarm"
 	"herald/tracker"
@@ -365,15 +362,13 @@ type benchPacket struct {
 	from netip.AddrPort
 }
 
-// benchSetup fills a swarm with 100 IPv4 and 100 IPv6 peers and returns
-// one request of each kind.
-func benchSetup(t testing.TB) (*handler, map[string]benchPacket) {
+// benchStore is a store with one torrent of 100 IPv4 and 100 IPv6 peers,
+// half of them seeders.
+func benchStore(t testing.TB) *swarm.Store {
 	store, err := swarm.New(swarm.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := newTestHandler(t, Config{Tracker: testTracker(t, tracker.Config{Store: store})})
-	v6 := netip.MustParseAddrPort("[2001:db8::10]:40000")
 	for i := range 100 {
 		for _, a := range []netip.AddrPort{
 			netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, 0, byte(i)}), 6881),
@@ -384,6 +379,14 @@ func benchSetup(t testing.TB) (*handler, map[string]benchPacket) {
 			}
 		}
 	}
+	return store
+}
+
+// benchSetup returns a handler over benchStore and one request of each
+// kind.
+func benchSetup(t testing.TB) (*handler, map[string]benchPacket) {
+	h := newTestHandler(t, Config{Tracker: testTracker(t, tracker.Config{Store: benchStore(t)})})
+	v6 := netip.MustParseAddrPort("[2001:db8::10]:40000")
 	id4, id6 := h.ids.issue(testClient, testNow), h.ids.issue(v6, testNow)
 	scrape := &ScrapeRequest{ConnectionID: id4, TransactionID: 3, InfoHashes: []swarm.InfoHash{testHash, {1}, {2}}}
 	return h, map[string]benchPacket{
@@ -511,32 +514,31 @@ func TestAnnounceOfUnreachablePeerRefused(t *testing.T) {
 	}
 }
 
-// BenchmarkServeWithKeys is "announce BEP 41" on a private tracker: the
-// URL data carries one of 100,000 listed keys, which the tracker checks,
-// and the per-key accounting counts the announce. It allocates nothing.
-func BenchmarkServeWithKeys(b *testing.B) {
-	path := filepath.Join(b.TempDir(), "keys")
-	var file strings.Builder
-	for i := range 100000 {
-		fmt.Fprintf(&file, "BenchmarkKey%020d\n", i)
-	}
-	if err := os.WriteFile(path, []byte(file.String()), 0o600); err != nil {
-		b.Fatal(err)
-	}
-	keys, err := access.OpenKeys(path, slog.New(slog.DiscardHandler))
-	if err != nil {
-		b.Fatal(err)
-	}
-	h := newTestHandler(b, Config{Tracker: testTracker(b, tracker.Config{Keys: keys, Ledger: accounting.New(time.Hour, 0)})})
-	id := h.ids.issue(testClient, testNow)
-	pkt := announcePacket(id, func(r *AnnounceRequest) { r.URLData = []byte("/BenchmarkKey00000000000000054321/announce") })
-	dst := make([]byte, 0, maxReplyLen(h.cfg))
-	if got := outcome(b, h.serve(dst, pkt, testClient, testNow)); got != "action 1" {
-		b.Fatalf("keyed announce: %s, want an announce reply", got)
-	}
-	b.ReportAllocs()
-	defer reportCPU(b)()
-	for b.Loop() {
-		h.serve(dst, pkt, testClient, testNow)
+// BenchmarkServeKeys is "announce BEP 41" with a key in the URL data
+// (/KEY/announce), served by a tracker without keys ("off": the key is
+// ignored) and by one that checks it against 100,000 listed keys and
+// counts the announce in the per-key accounting ("on"), over the same
+// store. Neither allocates.
+func BenchmarkServeKeys(b *testing.B) {
+	store := benchStore(b)
+	off := newTestHandler(b, Config{Tracker: testTracker(b, tracker.Config{Store: store})})
+	on := newTestHandler(b, Config{Tracker: testTracker(b, tracker.Config{Store: store, Keys: servetest.Keys(b, 100000), Ledger: accounting.New(time.Hour, 0)})})
+	urlData := []byte("/" + servetest.Key(54321) + "/announce")
+	for _, c := range []struct {
+		name string
+		h    *handler
+	}{{"off", off}, {"on", on}} {
+		pkt := announcePacket(c.h.ids.issue(testClient, testNow), func(r *AnnounceRequest) { r.URLData = urlData })
+		dst := make([]byte, 0, maxReplyLen(c.h.cfg))
+		if got := outcome(b, c.h.serve(dst, pkt, testClient, testNow)); got != "action 1" {
+			b.Fatalf("keys %s: %s, want an announce reply", c.name, got)
+		}
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			defer reportCPU(b)()
+			for b.Loop() {
+				c.h.serve(dst, pkt, testClient, testNow)
+			}
+		})
 	}
 }
