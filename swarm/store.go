@@ -115,6 +115,8 @@ type Store struct {
 	// invalidAddrs counts peers refused by ValidPeer; written only on a
 	// refusal, so sharing a line with the totals costs nothing normally.
 	invalidAddrs atomic.Uint64
+	// renewMinute maps a re-announce's age in ticks to its Renewals index.
+	renewMinute [256]uint8
 }
 
 type shard struct {
@@ -163,12 +165,13 @@ func New(cfg Config) (*Store, error) {
 	tick := uint32((cfg.PeerTimeout + stampTicks*time.Second - 1) / (stampTicks * time.Second))
 	tick = max(tick, 1)
 	s := &Store{
-		cfg:      cfg,
-		shards:   make([]shard, cfg.Shards),
-		shift:    32 - uint32(bits.TrailingZeros(uint(cfg.Shards))),
-		tickSecs: tick,
-		ttlTicks: uint8((uint32(cfg.PeerTimeout/time.Second) + tick - 1) / tick),
-		epoch:    time.Now(),
+		cfg:         cfg,
+		shards:      make([]shard, cfg.Shards),
+		shift:       32 - uint32(bits.TrailingZeros(uint(cfg.Shards))),
+		tickSecs:    tick,
+		ttlTicks:    uint8((uint32(cfg.PeerTimeout/time.Second) + tick - 1) / tick),
+		epoch:       time.Now(),
+		renewMinute: renewMinutes(tick),
 	}
 	for i := range s.seed {
 		s.seed[i] = rand.Uint64()
@@ -307,7 +310,7 @@ func (s *Store) announce(a *Announce, want Family, dst Peers) (Peers, Counts, er
 		}
 		rec = sh.addRec(sl, key, rl)
 	} else {
-		sh.renewed[s.renewMinute(stamp-rec[rl-1])].Add(1)
+		sh.renewed[s.renewMinute[stamp-rec[rl-1]]].Add(1)
 	}
 	flags := rec[rl-2]
 	wasSeeder := flags&flagSeeder != 0
@@ -464,10 +467,13 @@ const RenewMinutes = 45
 // the store's age ticks (PeerTimeout/120, 23 s by default).
 type Renewals [RenewMinutes]uint64
 
-// renewMinute is the Renewals index of a re-announce ticks age ticks
-// after the one before.
-func (s *Store) renewMinute(ticks uint8) int {
-	return min(int(uint32(ticks)*s.tickSecs/60), RenewMinutes-1)
+// renewMinutes returns the Renewals index of a re-announce for each age
+// in ticks (a table: one load on the announce path).
+func renewMinutes(tickSecs uint32) (m [256]uint8) {
+	for ticks := range m {
+		m[ticks] = uint8(min(uint32(ticks)*tickSecs/60, RenewMinutes-1))
+	}
+	return m
 }
 
 // Renewals sums the shards' counts with atomic loads, taking no lock.
