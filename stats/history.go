@@ -176,17 +176,30 @@ func perSecond(a, b uint64, dt float64) float64 {
 // number for: it is written as null, a gap in the chart.
 type point float64
 
-func (p point) MarshalJSON() ([]byte, error) {
-	if math.IsNaN(float64(p)) || math.IsInf(float64(p), 0) {
-		return []byte("null"), nil
+// points is a chart column, written as one JSON array in one buffer (a
+// MarshalJSON per value cost an allocation per number).
+type points []point
+
+func (col points) MarshalJSON() ([]byte, error) {
+	b := make([]byte, 0, 2+len(col)*8)
+	b = append(b, '[')
+	for i, p := range col {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		if math.IsNaN(float64(p)) || math.IsInf(float64(p), 0) {
+			b = append(b, "null"...)
+		} else {
+			b = strconv.AppendFloat(b, float64(p), 'g', -1, 64)
+		}
 	}
-	return strconv.AppendFloat(nil, float64(p), 'g', -1, 64), nil
+	return append(b, ']'), nil
 }
 
 // limitUsage is one configured limit and how much of it is used.
 type limitUsage struct {
-	Limit   int64   `json:"limit"`   // the latest sample's
-	Percent []point `json:"percent"` // used, per sample
+	Limit   int64  `json:"limit"`   // the latest sample's
+	Percent points `json:"percent"` // used, per sample
 }
 
 // dashboardData is what the dashboard page polls: column arrays ready for
@@ -207,8 +220,8 @@ type dashboardData struct {
 	// their herald_errors_total reason; only reasons counted in the window.
 	ErrorsByReason map[string][]float64 `json:"errors_by_reason"`
 	// LatencyP50 and LatencyP99 are response times in milliseconds.
-	LatencyP50  map[string][]point `json:"latency_p50_ms"`
-	LatencyP99  map[string][]point `json:"latency_p99_ms"`
+	LatencyP50  map[string]points  `json:"latency_p50_ms"`
+	LatencyP99  map[string]points  `json:"latency_p99_ms"`
 	Connections map[string][]int64 `json:"connections"`
 	// Limits are the limits that are on, keyed "torrents", "peers",
 	// "http connections", "ws connections", "ws torrents", "ws peers".
@@ -220,12 +233,12 @@ type dashboardData struct {
 	// Memory is in bytes: "rss" the resident set, "go_heap" the Go heap's
 	// objects, "outside_go" what is resident beyond the Go runtime's own
 	// memory (the store's off-heap tables and arenas, thread stacks).
-	Memory     map[string][]point `json:"memory_bytes"`
-	CPUPercent []point            `json:"cpu_percent"` // 100 is one core busy
+	Memory     map[string]points `json:"memory_bytes"`
+	CPUPercent points            `json:"cpu_percent"` // 100 is one core busy
 	// SnapshotAge is seconds since the last snapshot save began; null
 	// before the first. Snapshot is false when snapshots are off.
 	Snapshot    bool     `json:"snapshot"`
-	SnapshotAge []point  `json:"snapshot_age_seconds"`
+	SnapshotAge points   `json:"snapshot_age_seconds"`
 	Top         []topRow `json:"top"`
 }
 
@@ -254,18 +267,18 @@ func (m *Monitor) dashboardData(now time.Time) *dashboardData {
 		RequestRate:     make(map[string][]float64, counters.NumProtocols),
 		ErrorRate:       make(map[string][]float64, counters.NumProtocols),
 		ErrorsByReason:  make(map[string][]float64),
-		LatencyP50:      make(map[string][]point, counters.NumProtocols),
-		LatencyP99:      make(map[string][]point, counters.NumProtocols),
+		LatencyP50:      make(map[string]points, counters.NumProtocols),
+		LatencyP99:      make(map[string]points, counters.NumProtocols),
 		Connections:     make(map[string][]int64, counters.NumProtocols),
 		Limits:          make(map[string]limitUsage),
 		Torrents:        make([]int, 0, n),
 		Peers:           make([]int, 0, n),
 		Seeders:         make([]int, 0, n),
 		Leechers:        make([]int, 0, n),
-		Memory:          make(map[string][]point, 3),
-		CPUPercent:      make([]point, 0, n),
+		Memory:          make(map[string]points, 3),
+		CPUPercent:      make(points, 0, n),
 		Snapshot:        m.cfg.Sources.LastSave != nil,
-		SnapshotAge:     make([]point, 0, n),
+		SnapshotAge:     make(points, 0, n),
 		Top:             top,
 	}
 	if d.Top == nil {
@@ -274,8 +287,8 @@ func (m *Monitor) dashboardData(now time.Time) *dashboardData {
 	for p := range counters.NumProtocols {
 		d.RequestRate[p.Label()] = make([]float64, 0, n)
 		d.ErrorRate[p.Label()] = make([]float64, 0, n)
-		d.LatencyP50[p.Label()] = make([]point, 0, n)
-		d.LatencyP99[p.Label()] = make([]point, 0, n)
+		d.LatencyP50[p.Label()] = make(points, 0, n)
+		d.LatencyP99[p.Label()] = make(points, 0, n)
 		if hasConnections(p) {
 			d.Connections[p.Label()] = make([]int64, 0, n)
 		}
@@ -303,7 +316,7 @@ func (m *Monitor) dashboardData(now time.Time) *dashboardData {
 			}
 		}
 		for _, l := range limits {
-			d.Limits[l.key] = limitUsage{Limit: l.limit(&smp[len(smp)-1]), Percent: make([]point, 0, n)}
+			d.Limits[l.key] = limitUsage{Limit: l.limit(&smp[len(smp)-1]), Percent: make(points, 0, n)}
 		}
 		for r, label := range errorReasonLabels {
 			if smp[len(smp)-1].reasons[r] != smp[0].reasons[r] {
@@ -311,7 +324,7 @@ func (m *Monitor) dashboardData(now time.Time) *dashboardData {
 			}
 		}
 		for _, k := range []string{"rss", "go_heap", "outside_go"} {
-			d.Memory[k] = make([]point, 0, n)
+			d.Memory[k] = make(points, 0, n)
 		}
 	}
 	for i := 1; i < len(smp); i++ {
