@@ -13,7 +13,7 @@ import (
 
 	"github.com/gobwas/ws"
 	"github.com/gobwas/ws/wsutil"
-	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats-server/v2/server"
 
 	"herald/cluster"
 	"herald/internal/servetest"
@@ -361,7 +361,7 @@ func TestWebTorrentMessagesValidated(t *testing.T) {
 	target := dialBrowser(t, a.url, "target--------------")
 	target.announce(wsHash, 1, "")
 	raw := rawClient(t, ns.url(0))
-	subject := fmt.Sprintf("herald.ws.node.%x", nodeID(t, raw, a))
+	subject := ns.webSubject(a.name)
 	var h swarm.InfoHash
 	copy(h[:], wsHash)
 	var to, from swarm.PeerID
@@ -402,6 +402,43 @@ func TestWebTorrentMessagesValidated(t *testing.T) {
 	}
 }
 
+// With a shared key, instances relay to each other as without, and an
+// offer from a NATS client without the key is dropped and counted, not
+// written to the browser.
+func TestWebTorrentSharedKey(t *testing.T) {
+	ns := startNATS(t, 1)
+	keyFile := writeKey(t, strings.Repeat("k", 64))
+	keyed := func(c *cluster.Config) { c.SharedKeyFile = keyFile }
+	a := startWebInstance(t, "a", []string{ns.url(0)}, keyed)
+	b := startWebInstance(t, "b", []string{ns.url(0)}, keyed)
+	target := dialBrowser(t, a.url, "target--------------")
+	target.announce(wsHash, 0, "")
+	raw := rawClient(t, ns.url(0))
+	subject := ns.webSubject(a.name)
+	counts(t, wsHash, [3]int{1, 0, 0}, b)
+
+	var h swarm.InfoHash
+	copy(h[:], wsHash)
+	var to swarm.PeerID
+	copy(to[:], target.id)
+	before := a.node.Stats().Unauthenticated
+	raw.Publish(subject, cluster.AppendWebRelay(cluster.AppendHeader(nil, cluster.Header{Kind: cluster.KindWebOffer, Node: 77}),
+		&cluster.WebRelay{InfoHash: h, To: to, SDP: []byte(`{"type":"offer"}`)}))
+	waitFor(t, 5*time.Second, "the unkeyed offer counted", func() error {
+		if n := a.node.Stats().Unauthenticated - before; n != 1 {
+			return fmt.Errorf("%d unauthenticated", n)
+		}
+		return nil
+	})
+	target.silent()
+
+	offerer := dialBrowser(t, b.url, "offerer-------------")
+	offerer.announce(wsHash, 1, "", "offer-1-------------")
+	if o := target.recv(); o["peer_id"] != offerer.id {
+		t.Fatalf("target got %v", o)
+	}
+}
+
 // The WebSocket tracker's limits bound the peers other instances report
 // as they bound its own: with websocket.max_peers 1, b keeps one of a's two
 // peers and counts the other refused (once per record or list it is in).
@@ -424,21 +461,26 @@ func TestWebTorrentRemotePeersBounded(t *testing.T) {
 	counts(t, wsHash, [3]int{0, 2, 0}, b)
 }
 
-// nodeID finds a's node id in the peer batches (heartbeats) it publishes.
-func nodeID(t *testing.T, raw *nats.Conn, a *webInstance) uint64 {
-	t.Helper()
-	sub, err := raw.SubscribeSync("herald.ws.peers")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sub.Unsubscribe()
-	for {
-		msg, err := sub.NextMsg(5 * time.Second)
+// webSubject returns the subject of instance name's node: the one of its
+// NATS subscriptions that is addressed to it alone.
+func (c *natsCluster) webSubject(name string) string {
+	c.t.Helper()
+	for _, srv := range c.servers {
+		if srv == nil {
+			continue
+		}
+		cz, err := srv.Connz(&server.ConnzOptions{Subscriptions: true})
 		if err != nil {
-			t.Fatalf("no batch from %s: %v", a.name, err)
+			c.t.Fatal(err)
 		}
-		if h, _, err := cluster.ParseHeader(msg.Data); err == nil && h.Kind == cluster.KindWebPeers {
-			return h.Node
+		for _, conn := range cz.Conns {
+			for _, sub := range conn.Subs {
+				if conn.Name == "herald "+name && strings.HasPrefix(sub, "herald.ws.node.") {
+					return sub
+				}
+			}
 		}
 	}
+	c.t.Fatalf("no node subject of %s", name)
+	return ""
 }
