@@ -299,11 +299,21 @@ func TestWebTorrentPeerMovesBetweenInstances(t *testing.T) {
 	mover.announce(wsHash, 0, "")
 	counts(t, wsHash, [3]int{1, 0, 0}, a, b, c)
 
+	// Until c has the move, its offers go to a, which no longer has the
+	// peer: a browser's next announce brings fresh offers.
 	offerer := dialBrowser(t, c.url, "offerer-------------")
-	offerer.announce(wsHash, 1, "", "offer-1-------------")
-	if o := mover.recv(); o["peer_id"] != offerer.id {
-		t.Fatalf("mover got %v", o)
-	}
+	servetest.WaitFor(t, 10*time.Second, func() error {
+		offerer.announce(wsHash, 1, "", "offer-1-------------")
+		mover.nc.SetReadDeadline(time.Now().Add(250 * time.Millisecond))
+		data, err := wsutil.ReadServerText(mover.nc)
+		if err != nil {
+			return fmt.Errorf("no offer on b: %v", err)
+		}
+		if !strings.Contains(string(data), `"peer_id":"`+offerer.id+`"`) {
+			t.Fatalf("mover got %s", data)
+		}
+		return nil
+	})
 	counts(t, wsHash, [3]int{1, 1, 0}, a, b, c)
 }
 
