@@ -471,26 +471,30 @@ func TestWebTorrentRemotePeersBounded(t *testing.T) {
 	counts(t, wsHash, [3]int{0, 2, 0}, b)
 }
 
-// webSubject returns the subject of instance name's node: the one of its
-// NATS subscriptions that is addressed to it alone.
+// webSubject returns the subject of instance name's node, the one of its
+// NATS subscriptions addressed to it alone, once it has subscribed.
 func (c *natsCluster) webSubject(name string) string {
 	c.t.Helper()
-	for _, srv := range c.servers {
-		if srv == nil {
-			continue
-		}
-		cz, err := srv.Connz(&server.ConnzOptions{Subscriptions: true})
-		if err != nil {
-			c.t.Fatal(err)
-		}
-		for _, conn := range cz.Conns {
-			for _, sub := range conn.Subs {
-				if conn.Name == "herald "+name && strings.HasPrefix(sub, "herald.ws.node.") {
-					return sub
+	var subject string
+	waitFor(c.t, 5*time.Second, "the node subject of "+name, func() error {
+		for _, srv := range c.servers {
+			if srv == nil {
+				continue
+			}
+			cz, err := srv.Connz(&server.ConnzOptions{Subscriptions: true})
+			if err != nil {
+				return err
+			}
+			for _, conn := range cz.Conns {
+				for _, sub := range conn.Subs {
+					if conn.Name == "herald "+name && strings.HasPrefix(sub, "herald.ws.node.") {
+						subject = sub
+						return nil
+					}
 				}
 			}
 		}
-	}
-	c.t.Fatalf("no node subject of %s", name)
-	return ""
+		return errors.New("not subscribed")
+	})
+	return subject
 }
