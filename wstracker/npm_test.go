@@ -106,7 +106,9 @@ func TestNPMClientsConnectThroughTracker(t *testing.T) {
 	// Each client scrapes once its message arrived, then leaves (a stopped
 	// announce): the one that scrapes first does so while both are there,
 	// the other may find the first gone.
-	both := func(c struct{ Complete, Incomplete, Downloaded int }) bool { return c.Complete == 1 && c.Incomplete == 1 }
+	both := func(c struct{ Complete, Incomplete, Downloaded int }) bool {
+		return c.Complete == 1 && c.Incomplete == 1
+	}
 	if !both(seeder.Scrape) && !both(leecher.Scrape) {
 		t.Fatalf("scrapes: seeder's %+v, leecher's %+v; want one to see 1 seeder and 1 leecher", seeder.Scrape, leecher.Scrape)
 	}
