@@ -141,11 +141,15 @@ func (l *List) Contains(h swarm.InfoHash) bool {
 }
 
 // Add puts the info hashes on the list: it appends the ones not listed
-// yet to the file, which it replaces whole (see atomicfile), and loads
-// it. It returns how many were new. The file keeps its comments and
+// yet to the file, which it replaces whole (see watchedFile.edit), and
+// loads it. It returns how many were new. The file keeps its comments and
 // permissions, so a restart or a reload finds the change.
 func (l *List) Add(hs ...swarm.InfoHash) (int, error) {
-	return l.edit(func(data []byte, set map[swarm.InfoHash]struct{}) ([]byte, int) {
+	return l.file.edit(func(data []byte) ([]byte, int, error) {
+		set, _, err := Parse(bytes.NewReader(data))
+		if err != nil {
+			return nil, 0, err
+		}
 		if len(data) > 0 && data[len(data)-1] != '\n' {
 			data = append(data, '\n')
 		}
@@ -157,7 +161,7 @@ func (l *List) Add(hs ...swarm.InfoHash) (int, error) {
 				added++
 			}
 		}
-		return data, added
+		return data, added, nil
 	})
 }
 
@@ -169,7 +173,11 @@ func (l *List) Remove(hs ...swarm.InfoHash) (int, error) {
 	for _, h := range hs {
 		drop[h] = struct{}{}
 	}
-	return l.edit(func(data []byte, set map[swarm.InfoHash]struct{}) ([]byte, int) {
+	return l.file.edit(func(data []byte) ([]byte, int, error) {
+		set, _, err := Parse(bytes.NewReader(data))
+		if err != nil {
+			return nil, 0, err
+		}
 		removed := 0
 		for h := range drop {
 			if _, listed := set[h]; listed {
@@ -177,7 +185,7 @@ func (l *List) Remove(hs ...swarm.InfoHash) (int, error) {
 			}
 		}
 		if removed == 0 {
-			return data, 0
+			return data, 0, nil
 		}
 		var out []byte
 		for line := range bytes.Lines(data) {
@@ -192,37 +200,8 @@ func (l *List) Remove(hs ...swarm.InfoHash) (int, error) {
 			}
 			out = append(out, line...)
 		}
-		return out, removed
+		return out, removed, nil
 	})
-}
-
-// edit rewrites the list file with fn, which gets the file's bytes and
-// the set they hold and returns the new bytes and how many hashes it
-// changed; nothing is written when none changed.
-func (l *List) edit(fn func(data []byte, set map[swarm.InfoHash]struct{}) ([]byte, int)) (int, error) {
-	w := &l.file
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	data, err := os.ReadFile(w.path)
-	if err != nil {
-		return 0, fmt.Errorf("access %s %s: %w", l.mode, w.path, err)
-	}
-	st, err := os.Stat(w.path)
-	if err != nil {
-		return 0, fmt.Errorf("access %s %s: %w", l.mode, w.path, err)
-	}
-	set, _, err := Parse(bytes.NewReader(data))
-	if err != nil {
-		return 0, fmt.Errorf("access %s %s: %w", l.mode, w.path, err)
-	}
-	data, n := fn(data, set)
-	if n == 0 {
-		return 0, nil
-	}
-	if err := atomicfile.WriteFile(w.path, data, st.Mode().Perm()); err != nil {
-		return 0, fmt.Errorf("access %s: %w", l.mode, err)
-	}
-	return n, w.reloadLocked()
 }
 
 // Len is the number of info hashes on the list.
@@ -255,6 +234,9 @@ type watchedFile struct {
 	name, what string
 	log        *slog.Logger
 	load       func(io.Reader) (entries int, bad []LineError, err error)
+	// create lets edit create a missing file, readable by its owner only
+	// (keys are secrets); a missing access list is an error.
+	create bool
 
 	mu    sync.Mutex // serialises reloads and edits; guards stamp and changed
 	stamp fileStamp  // of the file last loaded
@@ -273,6 +255,59 @@ func newWatchedFile(path, name, what string, log *slog.Logger, load func(io.Read
 		log = slog.Default()
 	}
 	return watchedFile{path: path, name: name, what: what, log: log, load: load}
+}
+
+// edit rewrites the file with fn, which gets the file's bytes and returns
+// the new bytes and how many entries it changed; nothing is written when
+// none changed. The file is replaced whole (see atomicfile) with its mode,
+// so a reader or a crash never sees it half-written, and comments and
+// other lines stay as they are. The new bytes are then loaded as they
+// are, without reading the file again or logging its bad lines anew.
+func (w *watchedFile) edit(fn func(data []byte) ([]byte, int, error)) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	data, mode, err := readFile(w.path)
+	if errors.Is(err, os.ErrNotExist) && w.create {
+		data, mode, err = nil, 0o600, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("%s %s: %w", w.name, w.path, err)
+	}
+	data, n, err := fn(data)
+	if err != nil {
+		return 0, fmt.Errorf("%s %s: %w", w.name, w.path, err)
+	}
+	if n == 0 {
+		return 0, nil
+	}
+	if err := atomicfile.WriteFile(w.path, data, mode); err != nil {
+		return 0, fmt.Errorf("%s: %w", w.name, err)
+	}
+	st, err := os.Stat(w.path)
+	if err != nil {
+		return 0, fmt.Errorf("%s %s: %w", w.name, w.path, err)
+	}
+	if _, _, err := w.load(bytes.NewReader(data)); err != nil {
+		return 0, fmt.Errorf("%s %s: %w", w.name, w.path, err)
+	}
+	// The file now holds what is loaded: the watcher need not read it.
+	w.stamp, w.changed = fileStamp{st.ModTime(), st.Size()}, fileStamp{}
+	return n, nil
+}
+
+// readFile returns the bytes of the file at path and its permissions.
+func readFile(path string) ([]byte, os.FileMode, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, 0, err
+	}
+	data, err := io.ReadAll(f)
+	return data, st.Mode().Perm(), err
 }
 
 func (w *watchedFile) reload() error {

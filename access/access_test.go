@@ -200,3 +200,40 @@ func TestInPlaceRewriteNotLoadedHalfWritten(t *testing.T) {
 		t.Fatalf("the file, unchanged across two checks, was not loaded (%d torrents)", len(*l.set.Load()))
 	}
 }
+
+// List.Add and Remove rewrite the file in place of the operator's hand:
+// comments, names after a hash and the mode stay; a missing list file is
+// an error, not a new list (only a keys file is created when missing).
+func TestListEditKeepsFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "whitelist")
+	if err := os.WriteFile(path, []byte("# mine\n"+hashA+" ubuntu.iso"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	l, err := Open(path, Whitelist, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := l.Add(hash(hashA), hash(hashB), hash(hashB)); n != 1 || err != nil {
+		t.Fatalf("Add: %d new, %v; want 1", n, err)
+	}
+	if n, err := l.Remove(hash(hashA), hash(hashC)); n != 1 || err != nil {
+		t.Fatalf("Remove: %d listed, %v; want 1", n, err)
+	}
+	data, _ := os.ReadFile(path)
+	if want := "# mine\n" + strings.ToLower(hashB) + "\n"; string(data) != want {
+		t.Fatalf("file %q, want %q", data, want)
+	}
+	if st, _ := os.Stat(path); st.Mode().Perm() != 0o640 {
+		t.Errorf("mode %v, want the original 0640", st.Mode().Perm())
+	}
+	if l.Contains(hash(hashA)) || !l.Contains(hash(hashB)) || l.Len() != 1 {
+		t.Fatalf("serving A %v, B %v, %d hashes", l.Contains(hash(hashA)), l.Contains(hash(hashB)), l.Len())
+	}
+	os.Remove(path)
+	if _, err := l.Add(hash(hashC)); err == nil {
+		t.Fatal("Add to a missing list file: no error")
+	}
+	if _, err := os.Stat(path); err == nil {
+		t.Fatal("Add created the missing list file")
+	}
+}

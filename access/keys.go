@@ -4,15 +4,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"slices"
 	"sync/atomic"
 	"time"
-
-	"herald/internal/atomicfile"
 )
 
 // KeyLen is the length of a key: 32 characters of [A-Za-z0-9], 190 bits.
@@ -109,6 +105,7 @@ func NewKeys(path string, log *slog.Logger) *Keys {
 	k := &Keys{}
 	k.set.Store(&map[Key]struct{}{})
 	k.file = newWatchedFile(path, "access keys", "keys file", log, k.load)
+	k.file.create = true
 	return k
 }
 
@@ -182,64 +179,31 @@ func (k *Keys) Remove(key string) (removed bool, err error) {
 	return k.edit(parsed, false)
 }
 
-// edit adds or removes key in the file and in the set. The file is
-// rewritten whole, to a temporary file renamed over it, so a reader (or a
-// crash) never sees it half-written; comments and other lines stay as
-// they are.
+// edit adds or removes key in the file (see watchedFile.edit) and in the
+// set; it reports whether that changed anything.
 func (k *Keys) edit(key Key, add bool) (bool, error) {
-	w := &k.file
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	old := *k.set.Load()
-	if _, listed := old[key]; listed == add {
-		return false, nil
-	}
-	data, err := os.ReadFile(w.path)
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return false, fmt.Errorf("%s %s: %w", w.name, w.path, err)
-	}
-	var out []byte
-	if add {
-		out = data
-		if len(out) > 0 && out[len(out)-1] != '\n' {
-			out = append(out, '\n')
-		}
-		out = append(append(out, key[:]...), '\n')
-	} else {
+	n, err := k.file.edit(func(data []byte) ([]byte, int, error) {
+		var out []byte
+		listed := false
 		for line := range bytes.Lines(data) {
-			if !bytes.Equal(bytes.TrimSpace(line), key[:]) {
-				out = append(out, line...)
+			if bytes.Equal(bytes.TrimSpace(line), key[:]) {
+				listed = true
+				if !add {
+					continue
+				}
 			}
+			out = append(out, line...)
 		}
-	}
-	st, err := replaceFile(w.path, out)
-	if err != nil {
-		return false, fmt.Errorf("%s: %w", w.name, err)
-	}
-	set := make(map[Key]struct{}, len(old)+1)
-	for o := range old {
-		set[o] = struct{}{}
-	}
-	if add {
-		set[key] = struct{}{}
-	} else {
-		delete(set, key)
-	}
-	k.set.Store(&set)
-	// The file now holds what is loaded: the watcher need not read it.
-	w.stamp, w.changed = fileStamp{st.ModTime(), st.Size()}, fileStamp{}
-	return true, nil
-}
-
-// replaceFile replaces the file at path with data (see atomicfile), with
-// path's mode, or 0600 for a new file: keys are secrets.
-func replaceFile(path string, data []byte) (os.FileInfo, error) {
-	mode := os.FileMode(0o600)
-	if st, err := os.Stat(path); err == nil {
-		mode = st.Mode().Perm()
-	}
-	if err := atomicfile.WriteFile(path, data, mode); err != nil {
-		return nil, err
-	}
-	return os.Stat(path)
+		if listed == add {
+			return nil, 0, nil
+		}
+		if add {
+			if len(out) > 0 && out[len(out)-1] != '\n' {
+				out = append(out, '\n')
+			}
+			out = append(append(out, key[:]...), '\n')
+		}
+		return out, 1, nil
+	})
+	return n > 0, err
 }
