@@ -3,6 +3,7 @@ package admin
 import (
 	"errors"
 	"net/http"
+	"time"
 
 	"herald/bans"
 	"herald/cluster"
@@ -34,6 +35,10 @@ func (s *Server) Apply(c cluster.Change) error {
 		_, err := s.cfg.Keys.Remove(c.Key)
 		return err
 	case cluster.Ban:
+		if c.Reason != "" { // earned on the other node: adopted under this one's rules
+			_, err := s.cfg.Bans.Adopt(bans.Ban{Prefix: c.Prefix, Expires: c.Expires, Reason: c.Reason}, time.Now())
+			return err
+		}
 		return s.cfg.Bans.Ban(bans.Ban{Prefix: c.Prefix, Expires: c.Expires, Reason: bans.ReasonManual})
 	case cluster.Unban:
 		s.cfg.Bans.Unban(c.Prefix)

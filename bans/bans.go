@@ -66,6 +66,11 @@ type Config struct {
 	// Exempt, if set, names addresses that never earn a ban (herald
 	// spares loopback, the operator's own tools).
 	Exempt func(netip.Addr) bool
+	// OnEarn, if set, is called with each ban a client earns here (not
+	// with bans set through Ban or taken from another node by Adopt), from
+	// the goroutine of the request that earned it: it must not block.
+	// herald queues the ban for the other nodes of its cluster.
+	OnEarn func(Ban)
 	Logger *slog.Logger
 }
 
@@ -81,7 +86,8 @@ type Table struct {
 	dirty   bool       // changed since the last save; guarded by mu
 	saveErr string     // the last save's error, logged once; guarded by mu
 
-	earned atomic.Uint64 // bans clients earned
+	earned   atomic.Uint64 // bans clients earned
+	received atomic.Uint64 // bans other nodes' clients earned, adopted here
 }
 
 // set is one immutable version of the bans.
@@ -217,17 +223,80 @@ func (t *Table) Strike(a netip.Addr, now time.Time, reason string) {
 		t.cfg.Exempt != nil && t.cfg.Exempt(a) || t.strikes.Allow(a, now) {
 		return
 	}
-	a = a.Unmap()
-	p, _ := a.Prefix(32)
-	if a.Is6() {
-		p, _ = a.Prefix(64)
-	}
+	p := earnedPrefix(a)
 	if t.Banned(a, now) { // strikes from requests already in flight
 		return
 	}
-	t.Ban(Ban{Prefix: p, Expires: now.Add(t.cfg.Duration), Reason: reason})
+	b := Ban{Prefix: p, Expires: now.Add(t.cfg.Duration), Reason: reason}
+	t.Ban(b)
 	t.earned.Add(1)
-	t.cfg.Logger.Warn("client banned", "prefix", p, "reason", reason, "until", now.Add(t.cfg.Duration).UTC().Format(time.RFC3339))
+	t.cfg.Logger.Warn("client banned", "prefix", p, "reason", reason, "until", b.Expires.UTC().Format(time.RFC3339))
+	if t.cfg.OnEarn != nil {
+		t.cfg.OnEarn(b)
+	}
+}
+
+// earnedPrefix is what a client at a earns a ban for: its IPv4 address,
+// or its IPv6 /64, as the rate limit counts it.
+func earnedPrefix(a netip.Addr) netip.Prefix {
+	a = a.Unmap()
+	if a.Is4() {
+		return netip.PrefixFrom(a, 32)
+	}
+	p, _ := a.Prefix(64)
+	return p
+}
+
+// ErrNotEarned is the error of a ban that no client could have earned: a
+// reason other than an earned one, or a prefix other than what a client
+// earns a ban for (an IPv4 address, an IPv6 /64, masked).
+var ErrNotEarned = errors.New("bans: not an earned ban (reason rate_limited or bad_connection_id, prefix an IPv4 /32 or IPv6 /64)")
+
+// CheckEarned reports whether b has the shape of a ban a client earns
+// (see ErrNotEarned): what another node may ask this one to Adopt.
+func CheckEarned(b Ban) error {
+	if b.Reason != ReasonRateLimited && b.Reason != ReasonBadConnectionID ||
+		!b.Prefix.IsValid() || b.Prefix != earnedPrefix(b.Prefix.Addr()) {
+		return ErrNotEarned
+	}
+	return nil
+}
+
+// Adopt applies a ban a client earned on another node of the cluster as if
+// the client had earned it here, under this node's rules: it is ignored
+// (false, nil) when automatic bans are off here (Config.After 0), when the
+// address is exempt here (Config.Exempt), or when it is over at now; it
+// lasts at most Config.Duration from now, whatever the other node's
+// setting or clock; and a ban of the same prefix that lasts longer stays.
+// A ban of another shape is ErrNotEarned (see CheckEarned). Adopt does
+// not call Config.OnEarn: a ban from the cluster is not sent back to it.
+func (t *Table) Adopt(b Ban, now time.Time) (bool, error) {
+	if err := CheckEarned(b); err != nil {
+		return false, err
+	}
+	if t.strikes == nil || t.exempt(b.Prefix) || !now.Before(b.Expires) {
+		return false, nil
+	}
+	if limit := now.Add(t.cfg.Duration); b.Expires.After(limit) {
+		b.Expires = limit
+	}
+	adopted := false
+	t.change(func(m map[netip.Prefix]Ban) {
+		if old, ok := m[b.Prefix]; !ok || old.Expires.Before(b.Expires) {
+			m[b.Prefix], adopted = b, true
+		}
+	})
+	if adopted {
+		t.received.Add(1)
+	}
+	return adopted, nil
+}
+
+// exempt reports whether Config.Exempt spares an address of p, an earned
+// ban's prefix: its first address, or for IPv6 the loopback address ::1,
+// which the /64 ::/64 holds although its first address is not loopback.
+func (t *Table) exempt(p netip.Prefix) bool {
+	return t.cfg.Exempt != nil && (t.cfg.Exempt(p.Addr()) || p.Contains(netip.IPv6Loopback()) && t.cfg.Exempt(netip.IPv6Loopback()))
 }
 
 // ErrBadPrefix is returned for a ban of something that is no network.
@@ -346,6 +415,10 @@ func (t *Table) Active() int {
 
 // Earned is how many bans clients have earned since the start.
 func (t *Table) Earned() uint64 { return t.earned.Load() }
+
+// Received is how many bans earned on other nodes were adopted here since
+// the start (see Adopt).
+func (t *Table) Received() uint64 { return t.received.Load() }
 
 // Run drops expired bans and saves changes every second until ctx is
 // done, then saves once more.

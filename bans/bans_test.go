@@ -92,6 +92,71 @@ func TestStrikesEarnABan(t *testing.T) {
 	}
 }
 
+// Issue 15 (cluster): a ban a client earns is handed to Config.OnEarn once;
+// a ban set by the operator, or adopted from another node, is not (it
+// would go back to the cluster).
+func TestEarnedBansAreHandedOnOnce(t *testing.T) {
+	var handed []bans.Ban
+	tb := newTable(t, bans.Config{After: 2, Duration: time.Minute, OnEarn: func(b bans.Ban) { handed = append(handed, b) }})
+	now := time.Now()
+	for range 10 {
+		tb.Strike(addr("::ffff:192.0.2.7"), now, bans.ReasonRateLimited)
+	}
+	tb.Ban(bans.Ban{Prefix: netip.MustParsePrefix("198.51.100.0/24"), Expires: now.Add(time.Hour), Reason: bans.ReasonManual})
+	if _, err := tb.Adopt(bans.Ban{Prefix: netip.MustParsePrefix("203.0.113.9/32"), Expires: now.Add(time.Minute), Reason: bans.ReasonRateLimited}, now); err != nil {
+		t.Fatal(err)
+	}
+	want := bans.Ban{Prefix: netip.MustParsePrefix("192.0.2.7/32"), Expires: now.Add(time.Minute), Reason: bans.ReasonRateLimited}
+	if len(handed) != 1 || handed[0] != want {
+		t.Fatalf("handed on %v, want [%v]", handed, want)
+	}
+}
+
+// A ban earned on another node is adopted under this node's rules: its
+// own duration bounds it, its exempt addresses stay unbanned (loopback,
+// including the IPv6 /64 that holds ::1), automatic bans off here means
+// none adopted, and a longer ban already held stays.
+func TestAdoptAppliesThisNodesRules(t *testing.T) {
+	tb := newTable(t, bans.Config{After: 5, Duration: time.Minute, Exempt: netip.Addr.IsLoopback})
+	now := time.Now()
+	earned := func(p string, d time.Duration) bans.Ban {
+		return bans.Ban{Prefix: netip.MustParsePrefix(p), Expires: now.Add(d), Reason: bans.ReasonRateLimited}
+	}
+	for _, c := range []struct {
+		ban     bans.Ban
+		adopted bool
+		err     error
+	}{
+		{earned("192.0.2.7/32", 10*time.Second), true, nil},
+		{earned("2001:db8:1:2::/64", 100*365*24*time.Hour), true, nil}, // cut to a minute
+		{earned("192.0.2.7/32", 5*time.Second), false, nil},            // shorter than the one held
+		{earned("192.0.2.7/32", 20*time.Second), true, nil},            // longer
+		{earned("127.0.0.1/32", time.Minute), false, nil},
+		{earned("::/64", time.Minute), false, nil},
+		{earned("192.0.2.8/32", -time.Second), false, nil},
+		{earned("192.0.2.0/24", time.Minute), false, bans.ErrNotEarned},
+		{earned("2001:db8::/48", time.Minute), false, bans.ErrNotEarned},
+		{bans.Ban{Prefix: netip.MustParsePrefix("192.0.2.9/32"), Expires: now.Add(time.Minute), Reason: bans.ReasonManual}, false, bans.ErrNotEarned},
+	} {
+		if adopted, err := tb.Adopt(c.ban, now); adopted != c.adopted || err != c.err {
+			t.Errorf("Adopt(%v): %v, %v; want %v, %v", c.ban, adopted, err, c.adopted, c.err)
+		}
+	}
+	if !tb.Banned(addr("192.0.2.7"), now.Add(15*time.Second)) || tb.Banned(addr("192.0.2.7"), now.Add(20*time.Second)) {
+		t.Error("192.0.2.7 not banned for the longer of its two bans")
+	}
+	if !tb.Banned(addr("2001:db8:1:2::5"), now.Add(59*time.Second)) || tb.Banned(addr("2001:db8:1:2::5"), now.Add(time.Minute)) {
+		t.Error("a century-long earned ban not cut to this node's minute")
+	}
+	if tb.Banned(addr("127.0.0.1"), now) || tb.Banned(addr("::1"), now) || tb.Received() != 3 || tb.Earned() != 0 {
+		t.Errorf("bans %v, received %d, earned %d", tb.List(now), tb.Received(), tb.Earned())
+	}
+	off := newTable(t, bans.Config{})
+	if adopted, err := off.Adopt(earned("192.0.2.7/32", time.Minute), now); adopted || err != nil || off.Active() != 0 {
+		t.Errorf("with automatic bans off: adopted %v, %v", adopted, err)
+	}
+}
+
 // Bans survive a restart through the ban file; expired ones do not, and a
 // file that is not bans stops the start rather than being overwritten.
 func TestBansSavedAndRestored(t *testing.T) {

@@ -14,12 +14,14 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"herald/access"
+	"herald/bans"
 	"herald/swarm"
 )
 
 // Changes an operator makes through the admin API (access list, keys,
-// bans) reach the other nodes on <prefix>.admin, one JSON Change per
-// message, sealed like every other message. They travel on a connection
+// bans), and the bans clients earn (bans.Config.OnEarn, sent through
+// ShareBan), reach the other nodes on <prefix>.admin, one JSON Change
+// per message, sealed like every other message. They travel on a connection
 // of their own, so that a change is never queued behind announce batches.
 // Each node applies a change to its own files (its list, its keys) as if
 // its own API had been called; changes are not caught up: a node that was
@@ -39,7 +41,7 @@ const (
 	ListRemove ChangeKind = "list_remove" // take InfoHashes off it
 	KeyAdd     ChangeKind = "key_add"     // admit Key
 	KeyRemove  ChangeKind = "key_remove"  // refuse Key
-	Ban        ChangeKind = "ban"         // ban Prefix until Expires
+	Ban        ChangeKind = "ban"         // ban Prefix until Expires; with a Reason, a ban a client earned
 	Unban      ChangeKind = "unban"       // lift the ban of Prefix
 )
 
@@ -54,6 +56,11 @@ type Change struct {
 	Key        string           `json:"key,omitempty"`
 	Prefix     netip.Prefix     `json:"prefix,omitzero"`
 	Expires    time.Time        `json:"expires,omitzero"`
+	// Reason is set on a Ban a client earned on the sending node
+	// (bans.ReasonRateLimited, bans.ReasonBadConnectionID), empty on one
+	// the operator set. The receiver adopts an earned ban under its own
+	// rules (bans.Table.Adopt): exempt addresses, its own ban duration.
+	Reason string `json:"reason,omitempty"`
 	// Sent is when the change was published (set by PublishChange).
 	Sent time.Time `json:"sent,omitzero"`
 }
@@ -123,12 +130,15 @@ func (c Change) Validate() error {
 		}
 	case Ban:
 		ok = !hashes && !key && prefix && expires
+		if err := bans.CheckEarned(bans.Ban{Prefix: c.Prefix, Reason: c.Reason}); ok && c.Reason != "" && err != nil {
+			return fmt.Errorf("change %s: %w", c.Kind, err)
+		}
 	case Unban:
 		ok = !hashes && !key && prefix && !expires
 	default:
 		return fmt.Errorf("change: unknown kind %q", c.Kind)
 	}
-	if !ok {
+	if !ok || c.Reason != "" && c.Kind != Ban {
 		return fmt.Errorf("change %s: wrong fields for the kind", c.Kind)
 	}
 	if prefix && c.Prefix != c.Prefix.Masked() {
@@ -138,11 +148,20 @@ func (c Change) Validate() error {
 }
 
 // changes is the node's connection for admin changes, set while
-// RunChanges runs.
+// RunChanges runs, and the changes queued for it.
 type changes struct {
 	nc                atomic.Pointer[nats.Conn]
 	applied, rejected atomic.Uint64
+	// queue holds the changes queueChange was given until RunChanges
+	// sends them; unsent counts those dropped (queue full, or not
+	// connected when their turn came).
+	queue  chan Change
+	unsent atomic.Uint64
 }
+
+// changeQueue bounds the changes waiting in queueChange: earned bans come
+// in bursts when a flood from many addresses starts.
+const changeQueue = 1024
 
 func (n *Node) subjAdmin() string { return n.cfg.Prefix + ".admin" }
 
@@ -165,6 +184,28 @@ func (n *Node) PublishChange(c Change) error {
 		return fmt.Errorf("cluster: publish change: %w", err)
 	}
 	return nc.Flush()
+}
+
+// ShareBan sends a ban a client earned on this node to the other nodes,
+// which adopt it (bans.Table.Adopt); pass it as bans.Config.OnEarn.
+func (n *Node) ShareBan(b bans.Ban) {
+	n.queueChange(Change{Kind: Ban, Prefix: b.Prefix, Expires: b.Expires.UTC(), Reason: b.Reason})
+}
+
+// queueChange sends c to the other nodes soon, without waiting: RunChanges
+// publishes it. It is for changes made on a request's goroutine (a ban a
+// client earned), which must not wait for NATS. A change that does not
+// validate, or finds the queue full, is dropped and counted.
+func (n *Node) queueChange(c Change) {
+	if c.Validate() != nil {
+		n.admin.unsent.Add(1)
+		return
+	}
+	select {
+	case n.admin.queue <- c:
+	default:
+		n.admin.unsent.Add(1)
+	}
 }
 
 // RunChanges connects to NATS and calls apply for each valid change from
@@ -214,8 +255,21 @@ func (n *Node) RunChanges(ctx context.Context, apply func(Change) error) error {
 		return fmt.Errorf("cluster: subscribe %s: %w", n.subjAdmin(), err)
 	}
 	n.admin.nc.Store(nc)
-	<-ctx.Done()
-	return nil
+	var lastUnsent time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case c := <-n.admin.queue:
+			if err := n.PublishChange(c); err != nil {
+				n.admin.unsent.Add(1)
+				if time.Since(lastUnsent) > time.Minute {
+					lastUnsent = time.Now()
+					n.log.Warn("cluster: change not sent", "kind", c.Kind, "err", err)
+				}
+			}
+		}
+	}
 }
 
 // ChangeCounts returns how many changes from other nodes were applied and

@@ -167,6 +167,8 @@ func TestParseChangeChecksEveryField(t *testing.T) {
 		`{"kind":"key_add","key":"` + strings.Repeat("a", 32) + `"}`,
 		`{"kind":"ban","prefix":"10.0.0.0/8","expires":"2099-01-01T00:00:00Z"}`,
 		`{"kind":"unban","prefix":"2001:db8::/32"}`,
+		`{"kind":"ban","prefix":"192.0.2.7/32","expires":"2099-01-01T00:00:00.123456789Z","reason":"rate_limited"}`,
+		`{"kind":"ban","prefix":"2001:db8:1:2::/64","expires":"2099-01-01T00:00:00Z","reason":"bad_connection_id"}`,
 	}
 	for _, msg := range good {
 		if _, err := cluster.ParseChange([]byte(msg)); err != nil {
@@ -187,6 +189,16 @@ func TestParseChangeChecksEveryField(t *testing.T) {
 		`{"kind":"unban","prefix":"10.0.0.0/8","expires":"2099-01-01T00:00:00Z"}`,
 		`{"kind":"unban","prefix":"10.0.0.0/8","extra":1}`,
 		`{"kind":"unban","prefix":"10.0.0.0/8"} {}`,
+		// An earned ban is of one address (IPv4) or /64 (IPv6), for a
+		// reason a client earns bans for; no other kind has a reason.
+		`{"kind":"ban","prefix":"192.0.2.0/24","expires":"2099-01-01T00:00:00Z","reason":"rate_limited"}`,
+		`{"kind":"ban","prefix":"2001:db8::/48","expires":"2099-01-01T00:00:00Z","reason":"rate_limited"}`,
+		`{"kind":"ban","prefix":"2001:db8::1/128","expires":"2099-01-01T00:00:00Z","reason":"rate_limited"}`,
+		`{"kind":"ban","prefix":"192.0.2.7/32","expires":"2099-01-01T00:00:00Z","reason":"manual"}`,
+		`{"kind":"ban","prefix":"192.0.2.7/32","expires":"2099-01-01T00:00:00Z","reason":"flood"}`,
+		`{"kind":"ban","prefix":"192.0.2.7/32","reason":"rate_limited"}`,
+		`{"kind":"unban","prefix":"192.0.2.7/32","reason":"rate_limited"}`,
+		`{"kind":"key_add","key":"` + strings.Repeat("a", 32) + `","reason":"rate_limited"}`,
 	}
 	for _, msg := range bad {
 		if c, err := cluster.ParseChange([]byte(msg)); err == nil {
@@ -202,6 +214,7 @@ func FuzzParseChange(f *testing.F) {
 	f.Add([]byte(`{"kind":"key_remove","key":"` + strings.Repeat("Z9", 16) + `"}`))
 	f.Add([]byte(`{"kind":"ban","prefix":"::ffff:10.0.0.0/104","expires":"2099-01-01T00:00:00Z"}`))
 	f.Add([]byte(`{"kind":"unban","prefix":"fe80::/10"}`))
+	f.Add([]byte(`{"kind":"ban","prefix":"2001:db8:1:2::/64","expires":"2099-01-01T00:00:00.5Z","reason":"bad_connection_id","sent":"2026-01-01T00:00:00Z"}`))
 	f.Fuzz(func(t *testing.T, msg []byte) {
 		c, err := cluster.ParseChange(msg)
 		if err != nil {

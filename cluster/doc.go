@@ -14,7 +14,8 @@
 //	<prefix>.ws.>            WebTorrent swarms (webtorrent.go)
 //	<prefix>.accounting      per-key accounting, for a site's database (with
 //	                         access.keys; accounting.go), published only
-//	<prefix>.admin           admin changes (access list, keys, bans; admin.go)
+//	<prefix>.admin           admin changes (access list, keys, bans) and the
+//	                         bans clients earn (admin.go)
 //
 // The prefix (default "herald") lets several trackers share one NATS. A
 // node's messages never come back to it (the connection is made with no

@@ -18,13 +18,16 @@ var (
 	descEvents    = prometheus.NewDesc("herald_cluster_events_total", "Sync events (unauthenticated: messages dropped for a missing or wrong shared-key tag; origin_unnumbered: batches from a node beyond the 15 origin numbers, whose missed stops are left to expire).", []string{"event"}, nil)
 	descStale     = prometheus.NewDesc("herald_cluster_stale_peers_removed_total",
 		"Peers removed because the instance they came from no longer held them when it answered a catch-up: stops missed while cut off.", nil, nil)
+	descChanges = prometheus.NewDesc("herald_cluster_admin_changes_total",
+		"Admin changes (access list, keys, bans set through the API or earned by clients) by outcome: applied and rejected (unsealed, invalid, stale or refused here) for other nodes' changes, unsent for this node's own earned bans dropped before they reached NATS.",
+		[]string{"outcome"}, nil)
 	descRefused = prometheus.NewDesc("herald_cluster_refused_total",
 		"Peers from other nodes (announced or in catch-ups) refused as the tracker refuses announces, by reason: not_allowed (access list), invalid_address (port 0, unspecified, multicast, broadcast).",
 		[]string{"reason"}, nil)
 )
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descConnected, descCaughtUp, descMembers, descQueued, descAnnounces, descBytes, descEvents, descStale, descRefused} {
+	for _, d := range []*prometheus.Desc{descConnected, descCaughtUp, descMembers, descQueued, descAnnounces, descBytes, descEvents, descStale, descRefused, descChanges} {
 		ch <- d
 	}
 	describeWebTorrent(ch)
@@ -59,6 +62,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(descStale, s.StaleRemoved)
 	counter(descRefused, s.NotAllowed, "not_allowed")
 	counter(descRefused, s.InvalidAddr, "invalid_address")
+	counter(descChanges, s.ChangesApplied, "applied")
+	counter(descChanges, s.ChangesRejected, "rejected")
+	counter(descChanges, s.ChangesUnsent, "unsent")
 	(*Node)(c).collectWebTorrent(ch)
 }
 

@@ -111,6 +111,7 @@ func New(cfg Config, log *slog.Logger) (*Node, error) {
 		syncKick:      make(chan struct{}, 1),
 		senders:       make(map[uint64]*sender),
 	}
+	n.admin.queue = make(chan Change, changeQueue)
 	return n, nil
 }
 
@@ -434,6 +435,11 @@ type Stats struct {
 	Unnumbered uint64
 	// Served counts catch-up streams sent to other nodes.
 	Served uint64
+	// ChangesApplied counts admin changes (admin.go) from other nodes
+	// applied here, ChangesRejected those dropped (unsealed, invalid,
+	// stale, or refused by the apply function), ChangesUnsent this node's
+	// earned bans given to ShareBan and dropped unsent.
+	ChangesApplied, ChangesRejected, ChangesUnsent uint64
 }
 
 // Stats returns the node's counters.
@@ -462,5 +468,8 @@ func (n *Node) Stats() Stats {
 		StaleRemoved:     n.stale.Load(),
 		Unnumbered:       n.origins.none.Load(),
 		Served:           n.served.Load(),
+		ChangesApplied:   n.admin.applied.Load(),
+		ChangesRejected:  n.admin.rejected.Load(),
+		ChangesUnsent:    n.admin.unsent.Load(),
 	}
 }

@@ -18,8 +18,10 @@ import (
 // The admin side of the wiring: automatic bans, the admin API, the FIFOs,
 // and the configuration the API shows.
 
-func banConfig(s *config.Settings) bans.Config {
-	return bans.Config{
+// banConfig is the bans' configuration; with a cluster (node not nil), the
+// bans clients earn here go to the other nodes.
+func banConfig(s *config.Settings, node *cluster.Node) bans.Config {
+	cfg := bans.Config{
 		After:            s.BanAfter,
 		Duration:         s.BanDuration,
 		BadConnectionIDs: s.BanBadConnectionIDs,
@@ -27,6 +29,10 @@ func banConfig(s *config.Settings) bans.Config {
 		// spares too.
 		Exempt: netip.Addr.IsLoopback,
 	}
+	if node != nil {
+		cfg.OnEarn = node.ShareBan
+	}
+	return cfg
 }
 
 func adminConfig(d *daemon) admin.Config {

@@ -218,7 +218,7 @@ func (d *daemon) bind() (err error) {
 	if err != nil {
 		return err
 	}
-	if d.bans, err = bans.New(banConfig(s)); err != nil {
+	if d.bans, err = bans.New(banConfig(s, d.node)); err != nil {
 		return err
 	}
 	rules := trackerConfig(s, d.store, d.isAllowed, d.keys, d.ledger, admit, admitFullScrape, d.log)
