@@ -1,6 +1,7 @@
 package counters
 
 import (
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -41,8 +42,8 @@ func TestConcurrentWritesAddUp(t *testing.T) {
 		{"ws refused for reason 3", c.Refusals[WS][3], n},
 		{"ws offers relayed", c.Events[WS][OfferRelayed], n},
 		{"udp latency count", c.Latency[UDP].Count, 2 * n},
-		{"udp latency <= 25µs", c.Latency[UDP].Buckets[0], 0},
-		{"udp latency <= 50µs", c.Latency[UDP].Buckets[1], 2 * n},
+		{"udp latency <= 25µs", c.Latency[UDP].Buckets[slices.Index(LatencyBuckets[:], 25*time.Microsecond)], 0},
+		{"udp latency <= 50µs", c.Latency[UDP].Buckets[slices.Index(LatencyBuckets[:], 50*time.Microsecond)], 2 * n},
 		{"http latency count", c.Latency[HTTP].Count, 0},
 	} {
 		if got.got != got.want {
@@ -70,11 +71,35 @@ func TestLatencyBuckets(t *testing.T) {
 	}
 	wg.Wait()
 	l := s.Read().Latency[HTTP]
-	if l.Count != 14 || l.Buckets[0] != 4 || l.Buckets[1] != 6 || l.Buckets[4] != 6 || l.Buckets[5] != 12 || l.Buckets[len(l.Buckets)-1] != 12 {
+	le := func(d time.Duration) uint64 { return l.Buckets[slices.Index(LatencyBuckets[:], d)] }
+	if l.Count != 14 || le(25*time.Microsecond) != 4 || le(50*time.Microsecond) != 6 || le(500*time.Microsecond) != 6 ||
+		le(time.Millisecond) != 12 || l.Buckets[len(l.Buckets)-1] != 12 {
 		t.Errorf("count %d, buckets %v", l.Count, l.Buckets)
 	}
 	if want := 2 * (time.Hour + 51*time.Microsecond + 3*time.Millisecond); l.Sum != want {
 		t.Errorf("sum %v, want %v", l.Sum, want)
+	}
+}
+
+// A Tally adds to the histogram what Observe would have, and is empty after.
+func TestObserveTally(t *testing.T) {
+	ds := []time.Duration{0, 25 * time.Microsecond, 26 * time.Microsecond, 99 * time.Microsecond, time.Millisecond, time.Hour}
+	direct, tallied := New(), New()
+	var tally Tally
+	for _, d := range ds {
+		direct.Observe(UDP, d)
+		tally.Add(d)
+	}
+	tallied.ObserveTally(UDP, &tally)
+	tallied.ObserveTally(UDP, &tally) // empty now: adds nothing
+	if got, want := tallied.Read().Latency[UDP], direct.Read().Latency[UDP]; got != want {
+		t.Errorf("tallied %+v, want %+v", got, want)
+	}
+	if allocs := testing.AllocsPerRun(100, func() {
+		tally.Add(30 * time.Microsecond)
+		tallied.ObserveTally(UDP, &tally)
+	}); allocs != 0 {
+		t.Errorf("%v allocs per Add and ObserveTally, want 0", allocs)
 	}
 }
 

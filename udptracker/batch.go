@@ -30,6 +30,10 @@ type message struct {
 	// must leave from; the zero Addr when the socket is bound to one
 	// address (or the platform cannot tell).
 	Local netip.Addr
+	// Arrived is when the kernel received the datagram, in Unix
+	// nanoseconds (SO_TIMESTAMPNS on Linux), or 0 where the platform does
+	// not say: the response time then runs from the read.
+	Arrived int64
 }
 
 func newMessages(n, size int) []message {

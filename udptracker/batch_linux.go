@@ -27,10 +27,11 @@ const blockingReaders = true
 // (SO_REUSEPORT), so the server runs one per core.
 const reusePort = true
 
-// oobLen is room for one IPV6_PKTINFO (or the smaller IP_PKTINFO) control
-// message: the local address of a received datagram, and the source
-// address of its reply.
-var oobLen = unix.CmsgSpace(unix.SizeofInet6Pktinfo)
+// oobLen is room for the control messages of one datagram: an
+// IPV6_PKTINFO (or the smaller IP_PKTINFO), the local address of a
+// received datagram and the source address of its reply, and the
+// SO_TIMESTAMPNS receive time.
+var oobLen = unix.CmsgSpace(unix.SizeofInet6Pktinfo) + unix.CmsgSpace(int(unsafe.Sizeof(unix.Timespec{})))
 
 // linuxConn batches with recvmmsg/sendmmsg, calling them directly rather
 // than through golang.org/x/net's ReadBatch/WriteBatch: those return each
@@ -123,6 +124,10 @@ func listenBatch(network, addr string, receiveBuffer int) (batchConn, error) {
 		if unix.SetsockoptInt(int(sysfd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, receiveBuffer) != nil {
 			_ = unix.SetsockoptInt(int(sysfd), unix.SOL_SOCKET, unix.SO_RCVBUF, receiveBuffer)
 		}
+		// The kernel's receive time of each datagram, so that the response
+		// time counts the wait in the socket's queue (see message.Arrived).
+		// Best effort: without it the time runs from the read.
+		_ = unix.SetsockoptInt(int(sysfd), unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1)
 		if c.local.Addr().IsUnspecified() {
 			c.pktinfo = true
 			if c.family == unix.AF_INET6 {
@@ -200,9 +205,7 @@ func (c *linuxConn) ReadBatch(msgs []message) (int, error) {
 			h := &b.hdrs[i]
 			h.Hdr = unix.Msghdr{Name: (*byte)(unsafe.Pointer(&b.names[i])), Iov: &b.iovs[i]}
 			h.Hdr.SetIovlen(1)
-			if c.pktinfo {
-				h.Hdr.Control = &b.oob[i*oobLen]
-			}
+			h.Hdr.Control = &b.oob[i*oobLen]
 			c.resetRx(i)
 		}
 	}
@@ -211,10 +214,7 @@ func (c *linuxConn) ReadBatch(msgs []message) (int, error) {
 		m, h := &msgs[i], &b.hdrs[i]
 		m.N = int(h.Len)
 		m.Addr, m.Scope = decodeSockaddr(&b.names[i])
-		m.Local = netip.Addr{}
-		if c.pktinfo {
-			m.Local = localAddr(b.oob[i*oobLen : i*oobLen+int(h.Hdr.Controllen)])
-		}
+		m.Local, m.Arrived = readControl(b.oob[i*oobLen : i*oobLen+int(h.Hdr.Controllen)])
 		c.resetRx(i)
 	}
 	return n, err
@@ -227,9 +227,7 @@ func (c *linuxConn) resetRx(i int) {
 	h.Len = 0
 	h.Hdr.Namelen = unix.SizeofSockaddrInet6
 	h.Hdr.Flags = 0
-	if c.pktinfo {
-		h.Hdr.SetControllen(oobLen)
-	}
+	h.Hdr.SetControllen(oobLen)
 }
 
 func (c *linuxConn) WriteBatch(msgs []message) (int, error) {
@@ -318,9 +316,11 @@ func (c *linuxConn) encodeSockaddr(sa *unix.RawSockaddrInet6, addr netip.AddrPor
 	return unix.SizeofSockaddrInet6
 }
 
-// localAddr finds the destination address of a datagram in its control
-// messages (IPV6_PKTINFO, or IP_PKTINFO on an IPv4 socket).
-func localAddr(oob []byte) netip.Addr {
+// readControl reads a datagram's control messages: its destination
+// address (IPV6_PKTINFO, or IP_PKTINFO on an IPv4 socket; the zero Addr
+// when the socket is bound to one address) and its receive time
+// (SO_TIMESTAMPNS, in Unix nanoseconds; 0 if absent).
+func readControl(oob []byte) (local netip.Addr, arrived int64) {
 	for len(oob) >= unix.SizeofCmsghdr {
 		h := (*unix.Cmsghdr)(unsafe.Pointer(&oob[0]))
 		n := int(h.Len)
@@ -329,16 +329,18 @@ func localAddr(oob []byte) netip.Addr {
 		}
 		data := oob[unix.CmsgLen(0):n]
 		switch {
+		case h.Level == unix.SOL_SOCKET && h.Type == unix.SO_TIMESTAMPNS && len(data) >= int(unsafe.Sizeof(unix.Timespec{})):
+			arrived = (*unix.Timespec)(unsafe.Pointer(&data[0])).Nano()
 		case h.Level == unix.IPPROTO_IPV6 && h.Type == unix.IPV6_PKTINFO && len(data) >= unix.SizeofInet6Pktinfo:
 			pi := (*unix.Inet6Pktinfo)(unsafe.Pointer(&data[0]))
-			return netip.AddrFrom16(pi.Addr).Unmap()
+			local = netip.AddrFrom16(pi.Addr).Unmap()
 		case h.Level == unix.IPPROTO_IP && h.Type == unix.IP_PKTINFO && len(data) >= unix.SizeofInet4Pktinfo:
 			pi := (*unix.Inet4Pktinfo)(unsafe.Pointer(&data[0]))
-			return netip.AddrFrom4(pi.Addr) // the header's destination address
+			local = netip.AddrFrom4(pi.Addr) // the header's destination address
 		}
 		oob = oob[min(unix.CmsgSpace(n-unix.CmsgLen(0)), len(oob)):]
 	}
-	return netip.Addr{}
+	return local, arrived
 }
 
 // encodePktinfo writes the control message that makes a reply leave from

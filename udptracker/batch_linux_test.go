@@ -45,14 +45,21 @@ func TestRecvmmsgReadsABatch(t *testing.T) {
 	}
 	rx := newMessages(batchLen, maxPacketLen)
 	n, err := c.ReadBatch(rx)
+	read := time.Now().UnixNano()
 	if err != nil || n != 10 {
 		t.Fatalf("ReadBatch read %d datagrams, %v; want all 10", n, err)
 	}
 	from := client.LocalAddr().(*net.UDPAddr).AddrPort()
+	var last int64
 	for i, m := range rx[:n] {
 		if m.N != 1 || m.Buf[0] != byte(i) || m.Addr != from || m.Local != to.Addr() {
 			t.Fatalf("datagram %d: %d bytes %x from %v to %v; want 1 byte %x from %v to %v", i, m.N, m.Buf[:m.N], m.Addr, m.Local, i, from, to.Addr())
 		}
+		// Received in the order sent, before the read returned.
+		if m.Arrived < last || m.Arrived > read || read-m.Arrived > int64(10*time.Second) {
+			t.Fatalf("datagram %d received at %d, after %d, read at %d", i, m.Arrived, last, read)
+		}
+		last = m.Arrived
 	}
 }
 
@@ -89,6 +96,7 @@ func TestSocketPathAllocatesNothing(t *testing.T) {
 			rx := newMessages(batchLen, maxPacketLen)
 			tx := newMessages(batchLen, maxReplyLen(h.cfg))
 			buf := make([]byte, maxPacketLen)
+			var times counters.Tally
 			allocs := testing.AllocsPerRun(200, func() {
 				for _, p := range pkts {
 					if _, err := client.WriteToUDPAddrPort(p, to); err != nil {
@@ -100,7 +108,10 @@ func TestSocketPathAllocatesNothing(t *testing.T) {
 					if err != nil {
 						t.Fatal(err)
 					}
-					if err := serveBatch(c, h, rx[:n], tx, time.Now().Unix()); err != nil {
+					if rx[0].Arrived == 0 {
+						t.Fatal("no receive time")
+					}
+					if err := serveBatch(c, h, rx[:n], tx, time.Now(), &times); err != nil {
 						t.Fatal(err)
 					}
 					got += n
@@ -114,6 +125,9 @@ func TestSocketPathAllocatesNothing(t *testing.T) {
 			})
 			if allocs != 0 {
 				t.Fatalf("%v allocations per round of %d requests", allocs, len(pkts))
+			}
+			if l := h.counts.Read().Latency[counters.UDP]; l.Count < 200*uint64(len(pkts)) || l.Sum <= 0 {
+				t.Fatalf("%d response times summing to %v for %d requests", l.Count, l.Sum, 200*len(pkts))
 			}
 		})
 	}

@@ -4,8 +4,10 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"slices"
 	"syscall"
 	"testing"
+	"time"
 
 	"herald/counters"
 )
@@ -15,7 +17,8 @@ import (
 // destination has no route.
 type fakeConn struct {
 	failTID map[uint32]bool
-	sent    []uint32 // transaction ids of the replies sent
+	sent    []uint32      // transaction ids of the replies sent
+	sendFor time.Duration // how long each WriteBatch takes
 }
 
 func (f *fakeConn) ReadBatch([]message) (int, error) { return 0, net.ErrClosed }
@@ -23,6 +26,7 @@ func (f *fakeConn) LocalAddr() netip.AddrPort        { return netip.AddrPort{} }
 func (f *fakeConn) Close() error                     { return nil }
 
 func (f *fakeConn) WriteBatch(msgs []message) (int, error) {
+	time.Sleep(f.sendFor)
 	for i, m := range msgs {
 		r, err := ParseConnectResponse(m.Buf[:m.N])
 		if err != nil {
@@ -50,7 +54,7 @@ func TestServeBatchSkipsFailedSend(t *testing.T) {
 	}
 	rx[3].N = 10 // a runt: no reply
 	fc := &fakeConn{failTID: map[uint32]bool{1: true}}
-	if err := serveBatch(fc, h, rx, tx, testNow); err != nil {
+	if err := serveBatch(fc, h, rx, tx, time.Unix(testNow, 0), new(counters.Tally)); err != nil {
 		t.Fatal(err)
 	}
 	if want := []uint32{0, 2, 4}; len(fc.sent) != len(want) || fc.sent[0] != 0 || fc.sent[1] != 2 || fc.sent[2] != 4 {
@@ -66,7 +70,7 @@ func TestServeBatchStopsOnClose(t *testing.T) {
 	h := newTestHandler(t, Config{})
 	rx, tx := newMessages(1, maxPacketLen), newMessages(1, maxReplyLen(h.cfg))
 	rx[0].N = len(AppendConnectRequest(rx[0].Buf[:0], ConnectRequest{}))
-	if err := serveBatch(&closedConn{}, h, rx, tx, testNow); !errors.Is(err, net.ErrClosed) {
+	if err := serveBatch(&closedConn{}, h, rx, tx, time.Unix(testNow, 0), new(counters.Tally)); !errors.Is(err, net.ErrClosed) {
 		t.Fatalf("serveBatch on a closed socket: %v", err)
 	}
 }
@@ -74,3 +78,30 @@ func TestServeBatchStopsOnClose(t *testing.T) {
 type closedConn struct{ fakeConn }
 
 func (*closedConn) WriteBatch([]message) (int, error) { return 0, net.ErrClosed }
+
+// TestServeBatchTimesFromArrival: a datagram's response time runs from its
+// receive time (or, without one, from the read) to the start of the send,
+// whatever the send then takes.
+func TestServeBatchTimesFromArrival(t *testing.T) {
+	h := newTestHandler(t, Config{})
+	rx := newMessages(2, maxPacketLen)
+	tx := newMessages(2, maxReplyLen(h.cfg))
+	read := time.Now()
+	for i := range rx {
+		rx[i].N = len(AppendConnectRequest(rx[i].Buf[:0], ConnectRequest{TransactionID: uint32(i)}))
+		rx[i].Addr = testClient
+	}
+	rx[0].Arrived = read.Add(-200 * time.Millisecond).UnixNano() // queued before the read
+	fc := &fakeConn{sendFor: 300 * time.Millisecond}
+	if err := serveBatch(fc, h, rx, tx, read, new(counters.Tally)); err != nil {
+		t.Fatal(err)
+	}
+	l := h.counts.Read().Latency[counters.UDP]
+	le := func(d time.Duration) uint64 { return l.Buckets[slices.Index(counters.LatencyBuckets[:], d)] }
+	// One within 100 ms (from the read), one over 200 ms (from its
+	// arrival), the send's 300 ms left out of both.
+	if l.Count != 2 || le(100*time.Millisecond) != 1 || le(250*time.Millisecond) != 2 ||
+		l.Sum < 200*time.Millisecond || l.Sum >= 300*time.Millisecond {
+		t.Fatalf("count %d, buckets %v, sum %v", l.Count, l.Buckets, l.Sum)
+	}
+}

@@ -41,11 +41,13 @@ type Config struct {
 	// MaxPeers4 and MaxPeers6 cap the peers in one reply to an IPv4 or IPv6
 	// client, to keep replies within a typical MTU. Default 200 and 66.
 	MaxPeers4, MaxPeers6 int
-	// Counters receives the request counts and, per batch of n requests,
-	// how long the batch took from the end of the read to the end of the
-	// send: every request of the batch waited that long for its reply. One
-	// observation per batch keeps the clock off the per-request path.
-	// Default a Set of its own.
+	// Counters receives the request counts and each request's response
+	// time: from the kernel's receive time of the datagram (so the time
+	// spent queued in the socket counts; from the end of the read where
+	// the platform gives no receive time) to the start of the sendmmsg
+	// that hands its reply to the kernel. The send itself is left out: on
+	// loopback it runs the client's side too (delivery, wake-up). The
+	// clock is read once per batch. Default a Set of its own.
 	Counters *counters.Set
 	// Sockets is the number of SO_REUSEPORT sockets, each with one reader
 	// goroutine. Default runtime.GOMAXPROCS(0); always 1 off Linux.
@@ -242,6 +244,7 @@ loop:
 func (s *Server) read(c batchConn, h *handler) error {
 	rx := newMessages(batchLen, maxPacketLen)
 	tx := newMessages(batchLen, maxReplyLen(&s.cfg))
+	var times counters.Tally
 	for {
 		n, err := c.ReadBatch(rx)
 		if errors.Is(err, net.ErrClosed) {
@@ -254,17 +257,18 @@ func (s *Server) read(c batchConn, h *handler) error {
 		if n == 0 {
 			continue // woken by Close; the next read reports it
 		}
-		start := time.Now()
-		if err := serveBatch(c, h, rx[:n], tx, start.Unix()); err != nil {
+		if err := serveBatch(c, h, rx[:n], tx, time.Now(), &times); err != nil {
 			return nil // closed while sending
 		}
-		h.counts.ObserveN(counters.UDP, time.Since(start), n)
 	}
 }
 
-// serveBatch answers the datagrams in rx, building replies in tx, and
-// sends them. It returns an error only when the socket has been closed.
-func serveBatch(c batchConn, h *handler, rx, tx []message, now int64) error {
+// serveBatch answers the datagrams in rx, read at time read, building
+// replies in tx, and sends them; it records the datagrams' response times
+// (see Config.Counters) through times. It returns an error only when the
+// socket has been closed.
+func serveBatch(c batchConn, h *handler, rx, tx []message, read time.Time, times *counters.Tally) error {
+	now := read.Unix()
 	out := 0
 	for i := range rx {
 		m := &rx[i]
@@ -277,6 +281,17 @@ func serveBatch(c batchConn, h *handler, rx, tx []message, now int64) error {
 		t.Addr, t.Scope, t.Local = m.Addr, m.Scope, m.Local
 		out++
 	}
+	handed := time.Now().UnixNano()
+	for i := range rx {
+		start := rx[i].Arrived
+		if start == 0 || start > handed {
+			// No receive time, or the wall clock stepped back since:
+			// time from the read.
+			start = read.UnixNano()
+		}
+		times.Add(time.Duration(handed - start))
+	}
+	h.counts.ObserveTally(counters.UDP, times)
 	for sent := 0; sent < out; {
 		n, err := c.WriteBatch(tx[sent:out])
 		sent += n
