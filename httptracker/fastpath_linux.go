@@ -13,20 +13,23 @@ import (
 // appends to dst the whole HTTP reply to the request in head, from the
 // client at remote, with date as its Date header; or it returns false for
 // a request it leaves to net/http (anything but an announce or a scrape).
-type answerFunc func(dst []byte, head *requestHead, remote netip.Addr, date []byte) ([]byte, bool)
+// woke is when the loop's epoll_wait returned with the request's
+// connection ready: its response time runs from there, so it counts the
+// wait behind the connections served before it in the same pass.
+type answerFunc func(dst []byte, head *requestHead, remote netip.Addr, date []byte, woke time.Time) ([]byte, bool)
 
 // fastAnswerer returns h's answerFunc for one event loop: it answers
 // through the same code as ServeHTTP, in scratch space of its own, so it
 // is not safe for concurrent use.
 func (h *Handler) fastAnswerer() answerFunc {
 	st := h.states.New().(*requestState)
-	return func(dst []byte, head *requestHead, remote netip.Addr, date []byte) ([]byte, bool) {
+	return func(dst []byte, head *requestHead, remote netip.Addr, date []byte, woke time.Time) ([]byte, bool) {
 		path, query, hasQuery := strings.Cut(head.target, "?")
 		rt, key := h.routeOf(path, hasQuery)
 		if rt != routeAnnounce && rt != routeScrape {
 			return dst, false
 		}
-		defer h.observe(time.Now())
+		defer h.observe(woke)
 		addr := remote
 		if h.trustedProxy(addr) {
 			addr, _ = h.forwardedClient(head.proxyHeader(h.cfg.ProxyHeader))

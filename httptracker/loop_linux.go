@@ -360,7 +360,7 @@ func (l *eventLoop) serve(c *conn, data []byte) {
 		n, res := parseRequestHead(data, &l.head)
 		if res == headFast {
 			var answered bool
-			if l.out, answered = l.cfg.answer(l.out[:0], &l.head, c.remote, l.date); !answered {
+			if l.out, answered = l.cfg.answer(l.out[:0], &l.head, c.remote, l.date, l.now); !answered {
 				res = headOther
 			}
 		}

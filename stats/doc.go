@@ -67,7 +67,10 @@
 // label, the same for each protocol, such as not_allowed, rate_limited,
 // bad_connection_id; then the frontends' own, such as not_found, dropped,
 // send_failed),
-// herald_request_duration_seconds{protocol}, and per protocol that keeps
+// herald_request_duration_seconds{protocol} (from a request's arrival, for
+// UDP the kernel's receive time of the datagram, to the start of the write
+// of its reply, with buckets every 25 to 50 µs between 25 and 150 µs), and
+// per protocol that keeps
 // connections (http, ws) herald_<protocol>_connections,
 // herald_<protocol>_connections_limit,
 // herald_<protocol>_connections_accepted_total and

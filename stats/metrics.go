@@ -53,7 +53,7 @@ var (
 	completedDesc = prometheus.NewDesc("herald_torrent_downloads",
 		"Completed downloads recorded by the torrents now in the store (it falls when torrents expire).", nil, nil)
 	durationDesc = prometheus.NewDesc("herald_request_duration_seconds",
-		"Time from reading a request to handing its reply to the kernel (for udp, per batch of datagrams read at once), by protocol.",
+		"Time a request spent in herald, by protocol: from its arrival (udp: the kernel's receive time of the datagram; http: the event loop's wake-up for its connection, or net/http's call of the handler; ws: the read of its message) to the start of the write that hands its reply to the kernel; the write itself is left out.",
 		[]string{"protocol"}, nil)
 	statsRequestsDesc = prometheus.NewDesc("herald_stats_requests_total",
 		"Requests to the stats page, metrics and dashboard, by outcome.",

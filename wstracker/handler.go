@@ -262,14 +262,13 @@ func (h *Handler) serveOne(c *conn, msg []byte) error {
 		tracker.Count(h.counts, counters.WS, counters.Invalid, tracker.RateLimited)
 		return errRate
 	}
-	err := h.handle(c, msg)
-	h.counts.Observe(counters.WS, time.Since(start))
-	return err
+	return h.handle(c, msg, start)
 }
 
 // work is the scratch space of one message, pooled so that idle
 // connections hold none of it.
 type work struct {
+	start   time.Time // when the message was read; zero once its time is recorded
 	req     Request
 	ann     tracker.AnnounceRequest
 	out     []byte
@@ -279,11 +278,30 @@ type work struct {
 
 var workPool = sync.Pool{New: func() any { return new(work) }}
 
-// handle answers one message. Its error is a write failure, which ends
-// the connection; client mistakes are answered and the connection stays.
-func (h *Handler) handle(c *conn, msg []byte) error {
+// reply sends w.out to c. The message's response time ends as the reply
+// is handed to the kernel, before the write: on loopback the write also
+// runs the client's side (delivery, wake-up), which is not herald's time.
+func (h *Handler) reply(c *conn, w *work) error {
+	h.observe(w)
+	return c.send(w.out)
+}
+
+// observe records the response time of w's message, once.
+func (h *Handler) observe(w *work) {
+	if !w.start.IsZero() {
+		h.counts.Observe(counters.WS, time.Since(w.start))
+		w.start = time.Time{}
+	}
+}
+
+// handle answers one message, read at start. Its error is a write
+// failure, which ends the connection; client mistakes are answered and the
+// connection stays.
+func (h *Handler) handle(c *conn, msg []byte, start time.Time) error {
 	w := workPool.Get().(*work)
+	w.start = start
 	defer func() {
+		h.observe(w)                      // a message without a reply to its sender
 		clear(w.targets[:cap(w.targets)]) // drop conn pointers
 		w.targets = w.targets[:0]
 		w.out = w.out[:0]
@@ -306,7 +324,7 @@ func (h *Handler) handle(c *conn, msg []byte) error {
 			action = 0
 		}
 		w.out = AppendFailure(w.out, action, hash, err.Error())
-		return c.send(w.out)
+		return h.reply(c, w)
 	}
 	if r.Action == ActionScrape {
 		return h.scrape(c, w)
@@ -342,7 +360,7 @@ func (h *Handler) handle(c *conn, msg []byte) error {
 func (h *Handler) refuse(c *conn, w *work, a counters.Action, ce *tracker.ClientError) error {
 	tracker.Count(h.counts, counters.WS, a, ce.Reason)
 	w.out = AppendFailure(w.out, ActionAnnounce, &w.req.InfoHash, ce.Text)
-	return c.send(w.out)
+	return h.reply(c, w)
 }
 
 func (h *Handler) announce(c *conn, w *work) error {
@@ -364,7 +382,7 @@ func (h *Handler) announce(c *conn, w *work) error {
 	h.counts.Request(counters.WS, counters.Announce, counters.OK)
 	interval, _ := h.tracker.Intervals()
 	w.out = AppendAnnounceReply(w.out, &r.InfoHash, counts, int(interval))
-	if err := c.send(w.out); err != nil {
+	if err := h.reply(c, w); err != nil {
 		return err
 	}
 	for i, t := range targets {
@@ -423,7 +441,7 @@ func (h *Handler) scrape(c *conn, w *work) error {
 	if ce := h.tracker.AdmitScrape(c.from.Addr(), &c.key, time.Now()); ce != nil {
 		tracker.Count(h.counts, counters.WS, counters.Scrape, ce.Reason)
 		w.out = AppendFailure(w.out, ActionScrape, nil, ce.Text)
-		return c.send(w.out)
+		return h.reply(c, w)
 	}
 	h.counts.Request(counters.WS, counters.Scrape, counters.OK)
 	w.files = w.files[:0]
@@ -436,7 +454,7 @@ func (h *Handler) scrape(c *conn, w *work) error {
 	}
 	interval, _ := h.tracker.Intervals()
 	w.out = AppendScrapeReply(w.out, w.files, int(interval))
-	return c.send(w.out)
+	return h.reply(c, w)
 }
 
 // actionOf is the counters' action of a parsed (or partly parsed) message.
