@@ -189,19 +189,88 @@ func (l *List) Remove(hs ...swarm.InfoHash) (int, error) {
 		}
 		var out []byte
 		for line := range bytes.Lines(data) {
-			var h swarm.InfoHash
-			t := bytes.TrimSpace(line)
-			if len(t) >= 40 && (len(t) == 40 || !isHex(t[40])) {
-				if _, err := hex.Decode(h[:], t[:40]); err == nil {
-					if _, gone := drop[h]; gone {
-						continue
-					}
+			if h, ok := lineHash(line); ok {
+				if _, gone := drop[h]; gone {
+					continue
 				}
 			}
 			out = append(out, line...)
 		}
 		return out, removed, nil
 	})
+}
+
+// lineHash reads the info hash of a list file's line, as Parse does.
+func lineHash(line []byte) (swarm.InfoHash, bool) {
+	var h swarm.InfoHash
+	t := bytes.TrimSpace(line)
+	if len(t) < 40 || len(t) > 40 && isHex(t[40]) {
+		return h, false
+	}
+	_, err := hex.Decode(h[:], t[:40])
+	return h, err == nil
+}
+
+// State returns the info hashes on the list, in no order, and when the
+// file they were loaded from was last modified: what a node of a cluster
+// hands one that catches up.
+func (l *List) State() ([]swarm.InfoHash, time.Time) {
+	l.file.mu.Lock()
+	defer l.file.mu.Unlock()
+	set := *l.set.Load()
+	hs := make([]swarm.InfoHash, 0, len(set))
+	for h := range set {
+		hs = append(hs, h)
+	}
+	return hs, l.file.stamp.mod
+}
+
+// Changed is when the file the list was loaded from was last modified.
+func (l *List) Changed() time.Time { return l.file.changedAt() }
+
+// Replace makes hs the list: it drops the lines of the hashes not in hs
+// and appends the ones of hs not listed, in one rewrite of the file, and
+// returns how many it added and removed.
+func (l *List) Replace(hs []swarm.InfoHash) (added, removed int, err error) {
+	want := make(map[swarm.InfoHash]struct{}, len(hs))
+	for _, h := range hs {
+		want[h] = struct{}{}
+	}
+	_, err = l.file.edit(func(data []byte) ([]byte, int, error) {
+		var out []byte
+		out, added, removed = replaceEntries(data, want, lineHash, func(b []byte, h swarm.InfoHash) []byte { return hex.AppendEncode(b, h[:]) })
+		return out, added + removed, nil
+	})
+	return added, removed, err
+}
+
+// replaceEntries returns the lines of a list or keys file with the lines
+// of entries not in want dropped and the entries of want it lacks
+// appended, one a line (text writes one), and how many it added and
+// removed. entry reads a line's entry; the lines it reads none from
+// (comments, bad lines) stay.
+func replaceEntries[E comparable](data []byte, want map[E]struct{}, entry func([]byte) (E, bool), text func([]byte, E) []byte) (out []byte, added, removed int) {
+	have := make(map[E]struct{}, len(want))
+	for line := range bytes.Lines(data) {
+		if e, ok := entry(line); ok {
+			if _, keep := want[e]; !keep {
+				removed++
+				continue
+			}
+			have[e] = struct{}{}
+		}
+		out = append(out, line...)
+	}
+	if len(out) > 0 && out[len(out)-1] != '\n' {
+		out = append(out, '\n')
+	}
+	for e := range want {
+		if _, ok := have[e]; !ok {
+			out = append(text(out, e), '\n')
+			added++
+		}
+	}
+	return out, added, removed
 }
 
 // Len is the number of info hashes on the list.
@@ -308,6 +377,14 @@ func readFile(path string) ([]byte, os.FileMode, error) {
 	}
 	data, err := io.ReadAll(f)
 	return data, st.Mode().Perm(), err
+}
+
+// changedAt is the modification time of the file as last loaded, zero if
+// it never was.
+func (w *watchedFile) changedAt() time.Time {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.stamp.mod
 }
 
 func (w *watchedFile) reload() error {

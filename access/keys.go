@@ -207,3 +207,44 @@ func (k *Keys) edit(key Key, add bool) (bool, error) {
 	})
 	return n > 0, err
 }
+
+// lineKey reads the key of a keys file's line, as ParseKeys does.
+func lineKey(line []byte) (Key, bool) {
+	k, err := ParseKey(string(bytes.TrimSpace(line)))
+	return k, err == nil
+}
+
+// State returns the listed keys, in no order, and when the file they were
+// loaded from was last modified (zero if it was never read): what a node
+// of a cluster hands one that catches up.
+func (k *Keys) State() ([]Key, time.Time) {
+	k.file.mu.Lock()
+	defer k.file.mu.Unlock()
+	set := *k.set.Load()
+	keys := make([]Key, 0, len(set))
+	for key := range set {
+		keys = append(keys, key)
+	}
+	return keys, k.file.stamp.mod
+}
+
+// Changed is when the file the keys were loaded from was last modified,
+// zero if it was never read.
+func (k *Keys) Changed() time.Time { return k.file.changedAt() }
+
+// Replace makes keys the listed keys: it drops the lines of the keys not
+// in keys and appends the ones not listed, in one rewrite of the file
+// (created, mode 0600, if missing), and returns how many it added and
+// removed.
+func (k *Keys) Replace(keys []Key) (added, removed int, err error) {
+	want := make(map[Key]struct{}, len(keys))
+	for _, key := range keys {
+		want[key] = struct{}{}
+	}
+	_, err = k.file.edit(func(data []byte) ([]byte, int, error) {
+		var out []byte
+		out, added, removed = replaceEntries(data, want, lineKey, func(b []byte, key Key) []byte { return append(b, key[:]...) })
+		return out, added + removed, nil
+	})
+	return added, removed, err
+}

@@ -7,7 +7,8 @@
 // Where each change is kept: access list and key changes rewrite their
 // files (so a restart or a SIGHUP reload keeps them), bans go to the ban
 // file (tracker.ban_file). With a cluster, each change is also published
-// to the other nodes, which apply it to their own files.
+// to the other nodes, which apply it to their own files, and a node that
+// connects takes another's list, keys and bans (State, ApplyState).
 package admin
 
 import (
@@ -64,6 +65,10 @@ type Config struct {
 type Keys interface {
 	Add(key string) (bool, error)
 	Remove(key string) (bool, error)
+	// State, Changed and Replace serve the cluster's catch-up (State).
+	State() ([]access.Key, time.Time)
+	Changed() time.Time
+	Replace([]access.Key) (added, removed int, err error)
 }
 
 // LoadToken reads the bearer token from path: the file's first line,

@@ -2,6 +2,7 @@ package admin
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"time"
 
@@ -45,6 +46,67 @@ func (s *Server) Apply(c cluster.Change) error {
 		return nil
 	}
 	return c.Validate()
+}
+
+// State is this node's admin-managed state, which another node of the
+// cluster takes when it connects (cluster.Admin).
+func (s *Server) State() cluster.State {
+	var st cluster.State
+	if l := s.cfg.List; l != nil {
+		st.ListMode = l.Mode().String()
+		st.List, st.ListChanged = l.State()
+	}
+	if k := s.cfg.Keys; k != nil {
+		st.HasKeys = true
+		st.Keys, st.KeysChanged = k.State()
+	}
+	st.Bans = s.cfg.Bans.List(time.Now())
+	return st
+}
+
+// ApplyState takes another node's state when this one has connected or
+// reconnected to the cluster (cluster.Admin). The access list and the
+// keys are taken whole, additions and removals, when the other node's
+// file changed later than this node's (the last writer wins: a node that
+// missed changes while away has the older file); a node whose own file
+// is newer keeps it. Bans are merged: each prefix banned until the later
+// of the two expiries, an earned ban under this node's rules
+// (bans.Table.Adopt).
+func (s *Server) ApplyState(st cluster.State) error {
+	var errs []error
+	if l := s.cfg.List; l != nil && st.ListMode != "" {
+		switch mine := l.Changed(); {
+		case st.ListMode != l.Mode().String():
+			errs = append(errs, fmt.Errorf("admin: the access list is a %s here, a %s on the other node; not taken", l.Mode(), st.ListMode))
+		case st.ListChanged.After(mine):
+			added, removed, err := l.Replace(st.List)
+			errs = append(errs, err)
+			s.logTaken("access list", added, removed, st.ListChanged, mine)
+		}
+	}
+	if k := s.cfg.Keys; k != nil && st.HasKeys {
+		if mine := k.Changed(); st.KeysChanged.After(mine) {
+			added, removed, err := k.Replace(st.Keys)
+			errs = append(errs, err)
+			s.logTaken("keys", added, removed, st.KeysChanged, mine)
+		}
+	}
+	now := time.Now()
+	for _, b := range st.Bans {
+		if b.Reason == bans.ReasonManual {
+			s.cfg.Bans.Extend(b)
+		} else if _, err := s.cfg.Bans.Adopt(b, now); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (s *Server) logTaken(what string, added, removed int, theirs, mine time.Time) {
+	if added+removed > 0 {
+		s.cfg.Logger.Info("admin: took the "+what+" of another node of the cluster, changed after this node's",
+			"added", added, "removed", removed, "theirs", theirs.UTC().Format(time.RFC3339Nano), "mine", mine.UTC().Format(time.RFC3339Nano))
+	}
 }
 
 // publish sends a change made here to the other nodes; a failure is

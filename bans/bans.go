@@ -280,16 +280,28 @@ func (t *Table) Adopt(b Ban, now time.Time) (bool, error) {
 	if limit := now.Add(t.cfg.Duration); b.Expires.After(limit) {
 		b.Expires = limit
 	}
-	adopted := false
-	t.change(func(m map[netip.Prefix]Ban) {
-		if old, ok := m[b.Prefix]; !ok || old.Expires.Before(b.Expires) {
-			m[b.Prefix], adopted = b, true
-		}
-	})
+	adopted := t.Extend(b)
 	if adopted {
 		t.received.Add(1)
 	}
 	return adopted, nil
+}
+
+// Extend adds b unless a ban of its prefix lasts as long or longer, and
+// reports whether it did: the union of two nodes' bans, each prefix
+// banned until the later of its expiries.
+func (t *Table) Extend(b Ban) bool {
+	if !b.Prefix.IsValid() {
+		return false
+	}
+	b.Prefix = canonical(b.Prefix)
+	extended := false
+	t.change(func(m map[netip.Prefix]Ban) {
+		if old, ok := m[b.Prefix]; !ok || old.Expires.Before(b.Expires) {
+			m[b.Prefix], extended = b, true
+		}
+	})
+	return extended
 }
 
 // exempt reports whether Config.Exempt spares an address of p, an earned

@@ -157,7 +157,7 @@ func TestAccountingPublished(t *testing.T) {
 // docs/nats-server.conf.example lets a node publish the accounting and the
 // site's database user read it.
 func TestAccountingPermissionsExample(t *testing.T) {
-	url := startExampleNATS(t)
+	url, _ := startExampleNATS(t)
 	sub := subscribeAccounting(t, url, nats.UserInfo("site", "change-me-4"))
 	ledger := accounting.New(time.Hour, 0)
 	startInstance(t, "tracker-1", []string{url}, func(c *cluster.Config) {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -24,9 +25,9 @@ import (
 // per message, sealed like every other message. They travel on a connection
 // of their own, so that a change is never queued behind announce batches.
 // Each node applies a change to its own files (its list, its keys) as if
-// its own API had been called; changes are not caught up: a node that was
-// away reads its files, which the operator keeps in step (or which the
-// change reached before).
+// its own API had been called. A node that was away when a change was
+// made takes another node's whole admin state when it connects again
+// (adminstate.go).
 //
 // A change carries the time it was sent, and one more than a minute off
 // the receiver's clock is dropped: with a shared key, a recorded change
@@ -75,11 +76,33 @@ func (c Change) MarshalJSON() ([]byte, error) {
 	w := struct {
 		plain
 		InfoHashes []string `json:"info_hashes,omitempty"`
-	}{plain: plain(c)}
-	for _, h := range c.InfoHashes {
-		w.InfoHashes = append(w.InfoHashes, hex.EncodeToString(h[:]))
-	}
+	}{plain: plain(c), InfoHashes: hexHashes(c.InfoHashes)}
 	return json.Marshal(w)
+}
+
+// hexHashes writes info hashes as hex, for JSON.
+func hexHashes(hs []swarm.InfoHash) []string {
+	var out []string
+	for _, h := range hs {
+		out = append(out, hex.EncodeToString(h[:]))
+	}
+	return out
+}
+
+// parseHashes reads info hashes written by hexHashes: 40 hex digits each.
+func parseHashes(ss []string) ([]swarm.InfoHash, error) {
+	var hs []swarm.InfoHash
+	for _, s := range ss {
+		var h swarm.InfoHash
+		if len(s) != 40 {
+			return nil, fmt.Errorf("info hash %q is not 40 hex digits", s)
+		}
+		if _, err := hex.Decode(h[:], []byte(s)); err != nil {
+			return nil, fmt.Errorf("info hash %q is not 40 hex digits", s)
+		}
+		hs = append(hs, h)
+	}
+	return hs, nil
 }
 
 // ParseChange reads and checks a change from another node: nothing on the
@@ -91,27 +114,16 @@ func ParseChange(msg []byte) (Change, error) {
 		plain
 		InfoHashes []string `json:"info_hashes"`
 	}
-	d := json.NewDecoder(strings.NewReader(string(msg)))
-	d.DisallowUnknownFields()
-	if err := d.Decode(&w); err != nil {
+	if err := decodeStrict(msg, &w); err != nil {
 		return Change{}, fmt.Errorf("change: %w", err)
-	}
-	if d.More() {
-		return Change{}, errors.New("change: data after the JSON object")
 	}
 	c := Change(w.plain)
 	if len(w.InfoHashes) > MaxChangeHashes {
 		return Change{}, fmt.Errorf("change: %d info hashes, at most %d", len(w.InfoHashes), MaxChangeHashes)
 	}
-	for _, s := range w.InfoHashes {
-		var h swarm.InfoHash
-		if len(s) != 40 {
-			return Change{}, fmt.Errorf("change: info hash %q is not 40 hex digits", s)
-		}
-		if _, err := hex.Decode(h[:], []byte(s)); err != nil {
-			return Change{}, fmt.Errorf("change: info hash %q is not 40 hex digits", s)
-		}
-		c.InfoHashes = append(c.InfoHashes, h)
+	var err error
+	if c.InfoHashes, err = parseHashes(w.InfoHashes); err != nil {
+		return Change{}, fmt.Errorf("change: %w", err)
 	}
 	return c, c.Validate()
 }
@@ -157,6 +169,9 @@ type changes struct {
 	// connected when their turn came).
 	queue  chan Change
 	unsent atomic.Uint64
+	// catchUps counts admin states taken from another node (adminstate.go),
+	// catchUpFails the attempts that failed, served those sent to others.
+	catchUps, catchUpFails, served atomic.Uint64
 }
 
 // changeQueue bounds the changes waiting in queueChange: earned bans come
@@ -208,23 +223,39 @@ func (n *Node) queueChange(c Change) {
 	}
 }
 
-// RunChanges connects to NATS and calls apply for each valid change from
-// another node until ctx is done; a change that is unsealed or invalid is
-// counted, logged at most once a minute, and dropped. Like Run, it keeps
-// trying while NATS is down.
-func (n *Node) RunChanges(ctx context.Context, apply func(Change) error) error {
+// RunChanges connects to NATS and applies each valid change from another
+// node through a until ctx is done; a change that is unsealed or invalid
+// is counted, logged at most once a minute, and dropped. Each time the
+// connection comes up it takes another node's admin state through a
+// (adminstate.go), and once it has, it answers others' requests for a's.
+// It sends the changes given to ShareBan. Like Run, it keeps trying while
+// NATS is down.
+func (n *Node) RunChanges(ctx context.Context, a Admin) error {
 	closed := make(chan struct{})
+	kick := make(chan struct{}, 1)
+	up := func(*nats.Conn) {
+		select {
+		case kick <- struct{}{}:
+		default:
+		}
+	}
 	opts := append(n.cfg.natsOptions(n.secrets), nats.Name("herald "+n.cfg.NodeName+" admin"),
-		nats.ClosedHandler(func(*nats.Conn) { close(closed) }))
+		nats.ClosedHandler(func(*nats.Conn) { close(closed) }),
+		nats.ConnectHandler(up), nats.ReconnectHandler(up))
 	nc, err := nats.Connect(strings.Join(n.cfg.URLs, ","), opts...)
 	if err != nil {
 		return fmt.Errorf("cluster: %w", err)
 	}
+	var wg sync.WaitGroup
+	ctx, cancel := context.WithCancel(ctx)
 	defer func() {
+		cancel()
+		wg.Wait()
 		n.admin.nc.Store(nil)
 		nc.Close()
 		<-closed
 	}()
+	apply := a.Apply
 	var lastLog atomic.Int64
 	reject := func(err error) {
 		n.admin.rejected.Add(1)
@@ -255,6 +286,7 @@ func (n *Node) RunChanges(ctx context.Context, apply func(Change) error) error {
 		return fmt.Errorf("cluster: subscribe %s: %w", n.subjAdmin(), err)
 	}
 	n.admin.nc.Store(nc)
+	wg.Go(func() { n.adminStateLoop(ctx, nc, a, kick) })
 	var lastUnsent time.Time
 	for {
 		select {

@@ -7,26 +7,50 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"herald/bans"
 	"herald/cluster"
 	"herald/swarm"
 )
 
-// changeLog collects the changes a node applied.
+// changeLog is a node's admin side for the tests (cluster.Admin): it
+// collects the changes and states a node applied, and hands out state.
 type changeLog struct {
-	mu  sync.Mutex
-	got []cluster.Change
+	mu     sync.Mutex
+	got    []cluster.Change
+	states []cluster.State
+	state  cluster.State // what State returns
 }
 
-func (l *changeLog) apply(c cluster.Change) error {
+func (l *changeLog) Apply(c cluster.Change) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.got = append(l.got, c)
 	return nil
+}
+
+func (l *changeLog) State() cluster.State {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.state
+}
+
+func (l *changeLog) ApplyState(st cluster.State) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.states = append(l.states, st)
+	return nil
+}
+
+func (l *changeLog) applied() []cluster.State {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]cluster.State(nil), l.states...)
 }
 
 func (l *changeLog) changes() []cluster.Change {
@@ -39,10 +63,15 @@ func (l *changeLog) changes() []cluster.Change {
 // it can publish.
 func runChanges(t *testing.T, in *instance) *changeLog {
 	t.Helper()
-	l := &changeLog{}
+	return runAdmin(t, in, &changeLog{})
+}
+
+// runAdmin is runChanges with l, which may hold a state to hand out.
+func runAdmin(t *testing.T, in *instance, l *changeLog) *changeLog {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- in.node.RunChanges(ctx, l.apply) }()
+	go func() { done <- in.node.RunChanges(ctx, l) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
@@ -232,4 +261,93 @@ func FuzzParseChange(f *testing.F) {
 			t.Fatalf("%s reads back as %+v, %v; want %+v", again, c2, err, c)
 		}
 	})
+}
+
+// bigState is an admin state of n info hashes, keys and bans, with bans
+// of both kinds: enough messages of MaxStateEntries for acknowledgements.
+func bigState(n int, changed time.Time) cluster.State {
+	st := cluster.State{ListMode: "whitelist", ListChanged: changed, HasKeys: true, KeysChanged: changed.Add(-time.Hour)}
+	for i := range n {
+		st.List = append(st.List, hashOf(fmt.Sprint("state", changed.UnixNano(), i)))
+	}
+	for i := range n / 10 {
+		var k [32]byte
+		copy(k[:], fmt.Sprintf("%032d", i))
+		st.Keys = append(st.Keys, k)
+	}
+	for i := range n / 20 {
+		b := bans.Ban{Prefix: netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 1, byte(i >> 8), byte(i)}), 32), Expires: changed.Add(time.Hour), Reason: bans.ReasonRateLimited}
+		if i%2 == 0 {
+			b.Prefix, b.Reason = netip.PrefixFrom(netip.AddrFrom16([16]byte{0x20, 0x01, 0xd, 0xb8, byte(i >> 8), byte(i)}), 48), bans.ReasonManual
+		}
+		st.Bans = append(st.Bans, b)
+	}
+	return st
+}
+
+func sameState(got, want cluster.State) error {
+	if g, w := fmt.Sprint(got.ListMode, got.ListChanged.UTC(), got.HasKeys, got.KeysChanged.UTC(), len(got.List), len(got.Keys), len(got.Bans)),
+		fmt.Sprint(want.ListMode, want.ListChanged.UTC(), want.HasKeys, want.KeysChanged.UTC(), len(want.List), len(want.Keys), len(want.Bans)); g != w {
+		return fmt.Errorf("state %s, want %s", g, w)
+	}
+	if !slices.Equal(got.List, want.List) || !slices.Equal(got.Keys, want.Keys) {
+		return fmt.Errorf("list or keys differ")
+	}
+	for i, b := range got.Bans {
+		if w := want.Bans[i]; b.Prefix != w.Prefix || !b.Expires.Equal(w.Expires) || b.Reason != w.Reason {
+			return fmt.Errorf("ban %d: %+v, want %+v", i, b, w)
+		}
+	}
+	return nil
+}
+
+// Issue 15 (cluster catch-up): a node that connects takes the admin state
+// (access list, keys, bans) of a node that has it, sealed with the shared
+// key, streamed in messages of at most MaxStateEntries with
+// acknowledgements (9,000 info hashes: 18 messages of them); and it takes
+// it again each time it reconnects, so that what changed while it was
+// away reaches it.
+func TestAdminStateTakenOnConnectAndReconnect(t *testing.T) {
+	keyed := func(c *cluster.Config) { c.SharedKeyFile = writeKey(t, strings.Repeat("k", 64)) }
+	ns := startNATS(t, 2)
+	a := startInstance(t, "a", []string{ns.url(0)}, keyed)
+	first := bigState(9000, time.Now().Add(-time.Minute).Truncate(time.Second))
+	la := runAdmin(t, a, &changeLog{state: first})
+	// b's request must find a's answering subscription on b's server.
+	waitFor(t, 10*time.Second, "a answering admin state requests on b's server", func() error {
+		if !ns.servers[1].GlobalAccount().SubscriptionInterest("herald.admin.state") {
+			return fmt.Errorf("no interest yet")
+		}
+		return nil
+	})
+	b := startInstance(t, "b", []string{ns.url(1)}, keyed)
+	lb := runChanges(t, b)
+	waitFor(t, 10*time.Second, "b takes a's state", func() error {
+		if got := lb.applied(); len(got) != 1 {
+			return fmt.Errorf("%d states applied", len(got))
+		}
+		return sameState(lb.applied()[0], first)
+	})
+
+	// b is cut off; a's state changes meanwhile; b comes back.
+	ns.stop(1)
+	second := bigState(1000, time.Now().Truncate(time.Second))
+	la.mu.Lock()
+	la.state = second
+	la.mu.Unlock()
+	ns.start(1)
+	ns.waitRoutes()
+	waitFor(t, 15*time.Second, "b takes a's new state after reconnecting", func() error {
+		got := lb.applied()
+		if len(got) < 2 {
+			return fmt.Errorf("%d states applied", len(got))
+		}
+		return sameState(got[len(got)-1], second)
+	})
+	if sa, sb := a.node.Stats(), b.node.Stats(); sa.AdminServed < 2 || sb.AdminCatchUps < 2 || sb.Unauthenticated != 0 || sb.Malformed != 0 {
+		t.Errorf("a served %d, b took %d states (unauthenticated %d, malformed %d)", sa.AdminServed, sb.AdminCatchUps, sb.Unauthenticated, sb.Malformed)
+	}
+	if len(la.applied()) != 0 {
+		t.Errorf("a, first with no one to ask, applied %d states", len(la.applied()))
+	}
 }

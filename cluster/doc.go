@@ -16,6 +16,8 @@
 //	                         access.keys; accounting.go), published only
 //	<prefix>.admin           admin changes (access list, keys, bans) and the
 //	                         bans clients earn (admin.go)
+//	<prefix>.admin.state     requests for the admin state of a node that
+//	                         connects, queue group "admin-state" (adminstate.go)
 //
 // The prefix (default "herald") lets several trackers share one NATS. A
 // node's messages never come back to it (the connection is made with no

@@ -15,7 +15,7 @@ var (
 	descQueued    = prometheus.NewDesc("herald_cluster_queued_batches", "Batches waiting for NATS.", nil, nil)
 	descAnnounces = prometheus.NewDesc("herald_cluster_announces_total", "Announces by what sync did with them.", []string{"outcome"}, nil)
 	descBytes     = prometheus.NewDesc("herald_cluster_bytes_total", "Sync payload bytes.", []string{"direction"}, nil)
-	descEvents    = prometheus.NewDesc("herald_cluster_events_total", "Sync events (unauthenticated: messages dropped for a missing or wrong shared-key tag; origin_unnumbered: batches from a node beyond the 15 origin numbers, whose missed stops are left to expire).", []string{"event"}, nil)
+	descEvents    = prometheus.NewDesc("herald_cluster_events_total", "Sync events (unauthenticated: messages dropped for a missing or wrong shared-key tag; origin_unnumbered: batches from a node beyond the 15 origin numbers, whose missed stops are left to expire; admin_catch_up*: access list, keys and bans taken from, or sent to, another node on connecting).", []string{"event"}, nil)
 	descStale     = prometheus.NewDesc("herald_cluster_stale_peers_removed_total",
 		"Peers removed because the instance they came from no longer held them when it answered a catch-up: stops missed while cut off.", nil, nil)
 	descChanges = prometheus.NewDesc("herald_cluster_admin_changes_total",
@@ -59,6 +59,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(descEvents, s.Served, "catch_up_served")
 	counter(descEvents, s.Unauthenticated, "unauthenticated")
 	counter(descEvents, s.Unnumbered, "origin_unnumbered")
+	counter(descEvents, s.AdminCatchUps, "admin_catch_up")
+	counter(descEvents, s.AdminCatchUpFailures, "admin_catch_up_failure")
+	counter(descEvents, s.AdminServed, "admin_catch_up_served")
 	counter(descStale, s.StaleRemoved)
 	counter(descRefused, s.NotAllowed, "not_allowed")
 	counter(descRefused, s.InvalidAddr, "invalid_address")

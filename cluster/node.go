@@ -440,36 +440,43 @@ type Stats struct {
 	// stale, or refused by the apply function), ChangesUnsent this node's
 	// earned bans given to ShareBan and dropped unsent.
 	ChangesApplied, ChangesRejected, ChangesUnsent uint64
+	// AdminCatchUps counts admin states (lists, keys, bans) taken from
+	// another node on connecting (adminstate.go), AdminCatchUpFailures
+	// the attempts that failed, AdminServed the states sent to others.
+	AdminCatchUps, AdminCatchUpFailures, AdminServed uint64
 }
 
 // Stats returns the node's counters.
 func (n *Node) Stats() Stats {
 	return Stats{
-		Connected:        n.connected.Load(),
-		CaughtUp:         n.caughtUp.Load(),
-		Members:          int(n.members.Load()),
-		Published:        n.published.Load(),
-		PublishedBatches: n.publishedBatches.Load(),
-		PublishedBytes:   n.publishedLen.Load(),
-		Suppressed:       n.out.suppressed.Load(),
-		Dropped:          n.out.dropped.Load(),
-		Queued:           n.out.Queued(),
-		Applied:          n.applied.Load(),
-		Rejected:         n.rejected.Load(),
-		ReceivedBytes:    n.received.Load(),
-		Malformed:        n.malformed.Load(),
-		Unauthenticated:  n.unauthenticated.Load(),
-		NotAllowed:       n.notAllowed.Load(),
-		InvalidAddr:      n.invalidAddr.Load(),
-		Gaps:             n.gaps.Load(),
-		CatchUps:         n.catchUps.Load(),
-		CatchUpPeers:     n.catchUpPeer.Load(),
-		CatchUpFailures:  n.catchUpFails.Load(),
-		StaleRemoved:     n.stale.Load(),
-		Unnumbered:       n.origins.none.Load(),
-		Served:           n.served.Load(),
-		ChangesApplied:   n.admin.applied.Load(),
-		ChangesRejected:  n.admin.rejected.Load(),
-		ChangesUnsent:    n.admin.unsent.Load(),
+		Connected:            n.connected.Load(),
+		CaughtUp:             n.caughtUp.Load(),
+		Members:              int(n.members.Load()),
+		Published:            n.published.Load(),
+		PublishedBatches:     n.publishedBatches.Load(),
+		PublishedBytes:       n.publishedLen.Load(),
+		Suppressed:           n.out.suppressed.Load(),
+		Dropped:              n.out.dropped.Load(),
+		Queued:               n.out.Queued(),
+		Applied:              n.applied.Load(),
+		Rejected:             n.rejected.Load(),
+		ReceivedBytes:        n.received.Load(),
+		Malformed:            n.malformed.Load(),
+		Unauthenticated:      n.unauthenticated.Load(),
+		NotAllowed:           n.notAllowed.Load(),
+		InvalidAddr:          n.invalidAddr.Load(),
+		Gaps:                 n.gaps.Load(),
+		CatchUps:             n.catchUps.Load(),
+		CatchUpPeers:         n.catchUpPeer.Load(),
+		CatchUpFailures:      n.catchUpFails.Load(),
+		StaleRemoved:         n.stale.Load(),
+		Unnumbered:           n.origins.none.Load(),
+		Served:               n.served.Load(),
+		ChangesApplied:       n.admin.applied.Load(),
+		ChangesRejected:      n.admin.rejected.Load(),
+		ChangesUnsent:        n.admin.unsent.Load(),
+		AdminCatchUps:        n.admin.catchUps.Load(),
+		AdminCatchUpFailures: n.admin.catchUpFails.Load(),
+		AdminServed:          n.admin.served.Load(),
 	}
 }

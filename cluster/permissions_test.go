@@ -16,7 +16,7 @@ import (
 
 // startExampleNATS runs a NATS server with docs/nats-server.conf.example
 // and returns its URL.
-func startExampleNATS(t *testing.T) string {
+func startExampleNATS(t *testing.T) (string, *server.Server) {
 	opts, err := server.ProcessConfigFile("../docs/nats-server.conf.example")
 	if err != nil {
 		t.Fatal(err)
@@ -25,15 +25,16 @@ func startExampleNATS(t *testing.T) string {
 	ns := &natsCluster{t: t, opts: []*server.Options{opts}, servers: make([]*server.Server, 1)}
 	ns.start(0)
 	t.Cleanup(func() { ns.stop(0) })
-	return ns.servers[0].ClientURL()
+	return ns.servers[0].ClientURL(), ns.servers[0]
 }
 
 // docs/nats-server.conf.example, as shipped: herald nodes with its node
 // permissions sync (batches and a catch-up through the inboxes, WebTorrent
-// peers, admin changes), and a client with the watcher's can neither ask
-// for the peers nor answer, nor send admin changes.
+// peers, admin changes and the admin state), and a client with the
+// watcher's can neither ask for the peers nor answer, nor send admin
+// changes, nor ask for or answer with the admin state.
 func TestNATSPermissionsExample(t *testing.T) {
-	url := startExampleNATS(t)
+	url, exampleServer := startExampleNATS(t)
 
 	as := func(user, password string) func(*cluster.Config) {
 		return func(c *cluster.Config) { c.User, c.Password = user, password }
@@ -62,9 +63,25 @@ func TestNATSPermissionsExample(t *testing.T) {
 	dialBrowser(t, a.url, "browser-on-1--------").announce(wsHash, 0, "")
 	dialBrowser(t, b.url, "browser-on-2--------").announce(wsHash, 1, "")
 	counts(t, wsHash, [3]int{1, 1, 0}, a, b)
-	// Admin changes pass between the nodes.
-	runChanges(t, a.instance)
+	// Admin changes pass between the nodes, and tracker-2 takes
+	// tracker-1's admin state on connecting.
+	runAdmin(t, a.instance, &changeLog{state: cluster.State{ListMode: "whitelist", List: []swarm.InfoHash{h}, ListChanged: time.Now()}})
+	waitFor(t, 5*time.Second, "tracker-1 answering admin state requests", func() error {
+		if st := a.node.Stats(); st.AdminCatchUpFailures > 0 {
+			return fmt.Errorf("%+v", st)
+		}
+		if !exampleServer.GlobalAccount().SubscriptionInterest("herald.admin.state") {
+			return fmt.Errorf("no interest yet")
+		}
+		return nil
+	})
 	changesB := runChanges(t, b.instance)
+	waitFor(t, 5*time.Second, "tracker-2 takes tracker-1's admin state", func() error {
+		if got := changesB.applied(); len(got) != 1 || len(got[0].List) != 1 {
+			return fmt.Errorf("states applied: %+v", got)
+		}
+		return nil
+	})
 	waitFor(t, 5*time.Second, "an admin change from tracker-1 on tracker-2", func() error {
 		if err := a.node.PublishChange(cluster.Change{Kind: cluster.ListAdd, InfoHashes: []swarm.InfoHash{h}}); err != nil {
 			return err
@@ -105,6 +122,8 @@ func TestNATSPermissionsExample(t *testing.T) {
 	watcher.QueueSubscribe("herald.sync", "sync", func(*nats.Msg) {})
 	watcher.Subscribe("herald.inbox.>", func(*nats.Msg) {})
 	watcher.Publish("herald.admin", []byte(`{"kind":"unban","prefix":"0.0.0.0/0"}`))
+	watcher.PublishRequest("herald.admin.state", inbox, []byte(`{"node":"watcher"}`))
+	watcher.QueueSubscribe("herald.admin.state", "admin-state", func(*nats.Msg) {})
 	watcher.Flush()
 	if m, err := replies.NextMsg(time.Second); err == nil {
 		t.Errorf("the watcher's catch-up request was answered: %d bytes", len(m.Data))
@@ -112,7 +131,8 @@ func TestNATSPermissionsExample(t *testing.T) {
 	mu.Lock()
 	defer mu.Unlock()
 	all := strings.Join(violations, "\n")
-	for _, want := range []string{`Publish to "herald.sync"`, `Publish to "herald.sync.1"`, `Subscription to "herald.sync"`, `Subscription to "herald.inbox.>"`, `Publish to "herald.admin"`} {
+	for _, want := range []string{`Publish to "herald.sync"`, `Publish to "herald.sync.1"`, `Subscription to "herald.sync"`, `Subscription to "herald.inbox.>"`, `Publish to "herald.admin"`,
+		`Publish to "herald.admin.state"`, `Subscription to "herald.admin.state"`} {
 		if !strings.Contains(all, want) {
 			t.Errorf("no permissions violation for %s; the server reported:\n%s", want, all)
 		}

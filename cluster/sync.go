@@ -186,11 +186,9 @@ func (n *Node) catchUp(ctx context.Context, subject string, scope byte, from uin
 		failed error
 	)
 	for {
-		wctx, cancel := context.WithTimeout(ctx, n.cfg.SyncTimeout)
-		msg, err := sub.NextMsgWithContext(wctx)
-		cancel()
-		if errors.Is(err, nats.ErrNoResponders) {
-			return errNoResponders
+		msg, err := n.nextInStream(ctx, sub)
+		if errors.Is(err, errNoResponders) {
+			return err
 		}
 		if err != nil {
 			return fmt.Errorf("catch-up from %s after %d messages: %w", subject, next-1, err)
@@ -257,6 +255,18 @@ func (n *Node) catchUp(ctx context.Context, subject string, scope byte, from uin
 	}
 }
 
+// nextInStream waits up to SyncTimeout for the next message of a stream
+// asked for on sub; a request nobody listened to is errNoResponders.
+func (n *Node) nextInStream(ctx context.Context, sub *nats.Subscription) (*nats.Msg, error) {
+	wctx, cancel := context.WithTimeout(ctx, n.cfg.SyncTimeout)
+	defer cancel()
+	msg, err := sub.NextMsgWithContext(wctx)
+	if errors.Is(err, nats.ErrNoResponders) {
+		return nil, errNoResponders
+	}
+	return msg, err
+}
+
 // validate applies the checks of onAnnounces to a catch-up torrent: a
 // torrent the access list refuses is dropped whole, peers swarm.ValidPeer
 // refuses one by one. It reports whether anything is left to restore.
@@ -311,17 +321,9 @@ func (n *Node) serveSync(reply string, ownOnly bool, asker uint8) error {
 		size -= tagLen // the tag goes on top
 	}
 	chunk := make([]byte, 0, size+tagLen)
-	var seq uint32
-	begin := func() { chunk = AppendHeader(chunk[:0], Header{Kind: KindSyncChunk, Node: n.id, Seq: seq + 1}) }
-	send := func() error {
-		seq++
-		msg := n.seal(reply, chunk)
-		if seq%ackEvery == 0 {
-			_, err := n.nc.Request(reply, msg, n.cfg.SyncTimeout)
-			return err
-		}
-		return n.nc.Publish(reply, msg)
-	}
+	stream := numbered{nc: n.nc, reply: reply, timeout: n.cfg.SyncTimeout, seal: n.seal}
+	begin := func() { chunk = AppendHeader(chunk[:0], Header{Kind: KindSyncChunk, Node: n.id, Seq: stream.seq + 1}) }
+	send := func() error { return stream.send(chunk) }
 	var end SyncEnd
 	var part swarm.TorrentState
 	begin()
@@ -366,7 +368,7 @@ func (n *Node) serveSync(reply string, ownOnly bool, asker uint8) error {
 		return err
 	}
 	end.Name = n.cfg.NodeName
-	msg := AppendSyncEnd(AppendHeader(chunk[:0], Header{Kind: KindSyncEnd, Node: n.id, Seq: seq + 1}), end)
+	msg := AppendSyncEnd(AppendHeader(chunk[:0], Header{Kind: KindSyncEnd, Node: n.id, Seq: stream.seq + 1}), end)
 	return n.nc.Publish(reply, n.seal(reply, msg))
 }
 

@@ -41,7 +41,7 @@ func startClusterNode(t *testing.T, name, natsURL string, banCfg bans.Config, ad
 	done := make(chan struct{}, 3)
 	go func() { store.Run(ctx); done <- struct{}{} }()
 	go func() { node.Run(ctx, store); done <- struct{}{} }()
-	go func() { node.RunChanges(ctx, api.Apply); done <- struct{}{} }()
+	go func() { node.RunChanges(ctx, api); done <- struct{}{} }()
 	t.Cleanup(func() {
 		cancel()
 		for range 3 {

@@ -139,7 +139,7 @@ func (d *daemon) serveAdmin(ctx context.Context, wg *sync.WaitGroup, stop contex
 	}
 	if d.node != nil {
 		wg.Go(func() {
-			if err := d.node.RunChanges(ctx, d.admin.Apply); err != nil {
+			if err := d.node.RunChanges(ctx, d.admin); err != nil {
 				d.log.Error("cluster: admin changes not received", "err", err)
 			}
 		})

@@ -160,3 +160,53 @@ func TestAdminChangesReachTheOtherNode(t *testing.T) {
 		t.Errorf("b's list file:\n%s", data)
 	}
 }
+
+// Issue 15 (cluster catch-up): a node that was not running while changes
+// were made through another node's API takes them when it starts: its
+// older list file is replaced by the newer one's contents, and the bans
+// are merged.
+func TestNodeStartedLaterTakesTheAdminState(t *testing.T) {
+	natsURL := heraldtest.StartNATS(t)
+	tokenA, listA := adminFiles(t)
+	_, listB := adminFiles(t)
+	old := time.Now().Add(-time.Hour)
+	if err := os.Chtimes(listB, old, old); err != nil {
+		t.Fatal(err)
+	}
+	adminPort := freePort(t)
+	common := []string{"-snapshot", "off", "-ban-file", "off", "-cluster-nats-url", natsURL, "-cluster-flush", "50ms"}
+	startHerald(t, freePort(t), append(common, "-cluster-node", "a", "-w", listA,
+		"-listen-admin", fmt.Sprint(adminPort), "-admin-token-file", tokenA)...)
+	api := fmt.Sprintf("http://127.0.0.1:%d", adminPort)
+	if status, body := adminCall(t, api, "POST", "/access-list", fmt.Sprintf(`{"add": ["%s"]}`, hexOf(hashOf(1)))); status != 200 {
+		t.Fatalf("add: %d %v", status, body)
+	}
+	if status, body := adminCall(t, api, "POST", "/bans", `{"prefix": "198.51.100.0/24", "duration": "1h"}`); status != 201 {
+		t.Fatalf("ban: %d %v", status, body)
+	}
+
+	b := startHerald(t, freePort(t), append(common, "-cluster-node", "b", "-w", listB)...)
+	start := time.Now()
+	servetest.WaitFor(t, 10*time.Second, func() error {
+		if _, fr := announceReply(t, b.URL, hashOf(1), 5000); fr != "" {
+			return fmt.Errorf("b: %s", fr)
+		}
+		return nil
+	})
+	t.Logf("b serves the torrent a listed before b started %v after b served", time.Since(start).Round(time.Millisecond))
+	if data, _ := os.ReadFile(listB); !strings.Contains(string(data), hexOf(hashOf(1))) {
+		t.Errorf("b's list file:\n%s", data)
+	}
+	servetest.WaitFor(t, 5*time.Second, func() error {
+		metrics, err := scrape(b.URL)
+		if err != nil {
+			return err
+		}
+		for _, want := range []string{"\nherald_bans_active 1\n", "\nherald_cluster_events_total{event=\"admin_catch_up\"} 1\n"} {
+			if !strings.Contains(metrics, want) {
+				return fmt.Errorf("b's /metrics lacks %q", want)
+			}
+		}
+		return nil
+	})
+}

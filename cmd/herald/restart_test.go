@@ -43,6 +43,17 @@ func hashKey(i int) string {
 	return string(h[:])
 }
 
+// scrape returns the text of herald's /metrics at base.
+func scrape(base string) (string, error) {
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return string(b), err
+}
+
 func get(t *testing.T, u string) map[string]any {
 	t.Helper()
 	resp, err := http.Get(u)

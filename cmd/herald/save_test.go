@@ -3,8 +3,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -38,13 +36,11 @@ func TestSnapshotSavesReportedAndFinalFailureExits(t *testing.T) {
 	announceReply(t, h.URL, hashOf(1), 7000)
 	var metrics string
 	servetest.WaitFor(t, 10*time.Second, func() error {
-		resp, err := http.Get(h.URL + "/metrics")
-		if err != nil {
+		var err error
+		if metrics, err = scrape(h.URL); err != nil {
 			return err
 		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if metrics = string(b); !strings.Contains(metrics, "herald_snapshot_last_save_timestamp_seconds ") {
+		if !strings.Contains(metrics, "herald_snapshot_last_save_timestamp_seconds ") {
 			return errors.New("no save in /metrics yet")
 		}
 		return nil
