@@ -10,8 +10,9 @@ set -euo pipefail
 # python3-libtorrent, transmission-cli, aria2, opentracker: e2e;
 # chromium, iproute2: wstracker's WebTorrent-in-Chromium test;
 # systemd (systemd-analyze), podman, prometheus (promtool): the packaging tests;
-# nats-server: cluster's partition test.
-debs=(python3-libtorrent transmission-cli aria2 opentracker chromium iproute2 systemd podman prometheus nats-server)
+# nats-server: cluster's partition test; pebble (and pebble-challtestsrv):
+# the ACME test (TestTLSACME).
+debs=(python3-libtorrent transmission-cli aria2 opentracker chromium iproute2 systemd podman prometheus nats-server pebble)
 missing=()
 for pkg in "${debs[@]}"; do
 	if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed'; then
