@@ -3,6 +3,7 @@ package accounting
 import (
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"sync"
 	"testing"
@@ -282,5 +283,49 @@ func TestConcurrentUse(t *testing.T) {
 	}
 	if announces != 8000 {
 		t.Fatalf("%d announces counted, want 8000", announces)
+	}
+}
+
+// goldenLedger is the ledger whose state testdata/ledger-v3.state holds,
+// as written by the ledger before its flat layout (herald 63c67d7).
+func goldenLedger() *Ledger {
+	l := New(time.Hour, 0)
+	now := time.Unix(1_800_000_000, 0)
+	for i := range 6 {
+		k := key(i)
+		for tr := range byte(i % 4) {
+			for p := range byte(i%3 + 1) {
+				l.Record(&k, ann(tr, 10*byte(i)+p, uint64(i)*1000, 7, swarm.EventStarted), now)
+				l.Record(&k, ann(tr, 10*byte(i)+p, uint64(i)*3000+uint64(p), 1<<40, swarm.EventNone), now.Add(time.Duration(p)*time.Second))
+			}
+		}
+		l.Record(&k, ann(200, 1, 0, 0, swarm.EventStopped), now)
+	}
+	l.Commit(l.Pending()[:3])
+	return l
+}
+
+// Snapshots written before the flat layout still load, peers included.
+func TestRestoresEarlierState(t *testing.T) {
+	state, err := os.ReadFile("testdata/ledger-v3.state")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := New(time.Hour, 0)
+	if err := r.Restore(state); err != nil {
+		t.Fatal(err)
+	}
+	want := goldenLedger()
+	if got := r.Page("", 100); !slices.Equal(got, want.Page("", 100)) || len(got) != 6 || got[2].Announces != 13 || got[2].ActiveTorrents != 2 {
+		t.Fatalf("restored %+v\nwant %+v", got, want.Page("", 100))
+	}
+	if r.Peers() != 14 || len(r.Pending()) != 3 {
+		t.Fatalf("restored %d peers and %d pending, want 14 and 3", r.Peers(), len(r.Pending()))
+	}
+	// Peer 30 of key 3 last said 9000 uploaded in torrent 2.
+	k := key(3)
+	r.Record(&k, ann(2, 30, 9500, 1<<40, swarm.EventNone), time.Unix(1_800_000_000, 0))
+	if e := entry(t, r, k); e.Uploaded != 18000+500 {
+		t.Fatalf("after restore, uploaded %d, want %d", e.Uploaded, 18000+500)
 	}
 }
