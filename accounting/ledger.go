@@ -98,29 +98,35 @@ type Ledger struct {
 
 // A shard holds some keys' accounts and all their peers. An announce of
 // a peer the shard knows takes one lookup of the key's index in a map,
-// then finds the peer in the shard's peer table and the key's account in
-// a slice, both by that index and independently of each other, and
-// updates both in place. (A map of pointers to accounts, each with a map
+// then finds the peer in the shard's peer table (where the probe starts
+// does not depend on the index) and the key's sums in a slice at that
+// index, one cache line each, and updates both in place. (A map of pointers to accounts, each with a map
 // of torrents to slices of peers, was four dependent cache misses per
 // announce under a load of many keys; see docs/benchmarks.md, issue 15.)
 type shard struct {
 	mu sync.Mutex
 	// keys indexes accounts; keys are never forgotten, so an index stays.
 	keys     map[access.Key]uint32
-	accounts []account
+	accounts []account // by index, what Record changes
+	info     []keyInfo // by index, the rest
 	peers    peerTable
 	// torrents counts the remembered peers of a key in a torrent: a key is
 	// active in the torrents it has an entry for.
 	torrents map[torrentKey]int32
 }
 
+// account is a key's sums, 32 bytes: never across two cache lines.
 type account struct {
-	key       access.Key
-	total     Totals
-	published Totals // as of the last commit
-	// active is the number of torrents the key has a remembered peer in;
-	// publishedActive is what it was at the last commit.
-	active, publishedActive int32
+	total Totals
+	// active is the number of torrents the key has a remembered peer in.
+	active int32
+}
+
+// keyInfo is a key and its account as of the last commit.
+type keyInfo struct {
+	key             access.Key
+	published       Totals
+	publishedActive int32
 }
 
 // torrentKey is a torrent of the key whose account has index acct.
@@ -143,7 +149,8 @@ func (sh *shard) account(key *access.Key) (uint32, *account) {
 	if !ok {
 		i = uint32(len(sh.accounts))
 		sh.keys[*key] = i
-		sh.accounts = append(sh.accounts, account{key: *key})
+		sh.accounts = append(sh.accounts, account{})
+		sh.info = append(sh.info, keyInfo{key: *key})
 	}
 	return i, &sh.accounts[i]
 }
@@ -286,11 +293,11 @@ func (l *Ledger) Get(key access.Key) (Entry, bool) {
 	if !ok {
 		return Entry{Key: key}, false
 	}
-	return sh.accounts[i].entry(), true
+	return sh.entry(i), true
 }
 
-func (a *account) entry() Entry {
-	return Entry{Key: a.key, Totals: a.total, ActiveTorrents: int(a.active)}
+func (sh *shard) entry(i uint32) Entry {
+	return Entry{Key: sh.info[i].key, Totals: sh.accounts[i].total, ActiveTorrents: int(sh.accounts[i].active)}
 }
 
 // Page returns up to limit entries in key order, starting after the key
@@ -329,9 +336,9 @@ func (l *Ledger) Pending() []Change {
 		sh := &l.shards[i]
 		sh.mu.Lock()
 		for i := range sh.accounts {
-			acct := &sh.accounts[i]
-			if acct.total != acct.published || acct.active != acct.publishedActive {
-				changes = append(changes, Change{Entry: acct.entry(), Delta: acct.total.minus(acct.published)})
+			acct, info := &sh.accounts[i], &sh.info[i]
+			if acct.total != info.published || acct.active != info.publishedActive {
+				changes = append(changes, Change{Entry: sh.entry(uint32(i)), Delta: acct.total.minus(info.published)})
 			}
 		}
 		sh.mu.Unlock()
@@ -346,8 +353,8 @@ func (l *Ledger) Commit(changes []Change) {
 		sh := l.shard(&c.Key)
 		sh.mu.Lock()
 		if i, ok := sh.keys[c.Key]; ok {
-			acct := &sh.accounts[i]
-			acct.published, acct.publishedActive = c.Totals, int32(c.ActiveTorrents)
+			info := &sh.info[i]
+			info.published, info.publishedActive = c.Totals, int32(c.ActiveTorrents)
 		}
 		sh.mu.Unlock()
 	}
@@ -378,11 +385,13 @@ func (l *Ledger) AppendState(dst []byte) []byte {
 	// goes first, so it is put before them at the end.
 	start, keys := len(dst), 0
 	var accts []account
+	var info []keyInfo
 	var peers []peerSlot
 	for i := range l.shards {
 		sh := &l.shards[i]
 		sh.mu.Lock()
 		accts = append(accts[:0], sh.accounts...)
+		info = append(info[:0], sh.info...)
 		peers = peers[:0]
 		for _, p := range sh.peers.slots {
 			if p.acct != 0 {
@@ -405,10 +414,10 @@ func (l *Ledger) AppendState(dst []byte) []byte {
 		for i := range order {
 			order[i] = i
 		}
-		slices.SortFunc(order, func(a, b int) int { return bytes.Compare(accts[a].key[:], accts[b].key[:]) })
+		slices.SortFunc(order, func(a, b int) int { return bytes.Compare(info[a].key[:], info[b].key[:]) })
 		keys += len(accts)
 		for _, ai := range order {
-			a := &accts[ai]
+			a, in := &accts[ai], &info[ai]
 			mine := peers[first[ai]:first[ai+1]]
 			torrents := 0
 			for j := range mine {
@@ -416,9 +425,9 @@ func (l *Ledger) AppendState(dst []byte) []byte {
 					torrents++
 				}
 			}
-			dst = append(dst, a.key[:]...)
+			dst = append(dst, in.key[:]...)
 			for _, v := range []uint64{a.total.Announces, a.total.Uploaded, a.total.Downloaded,
-				a.published.Announces, a.published.Uploaded, a.published.Downloaded, uint64(a.publishedActive), uint64(torrents)} {
+				in.published.Announces, in.published.Uploaded, in.published.Downloaded, uint64(in.publishedActive), uint64(torrents)} {
 				dst = binary.AppendUvarint(dst, v)
 			}
 			for len(mine) > 0 {
@@ -469,8 +478,9 @@ func (l *Ledger) Restore(data []byte) error {
 		}
 		i, a := sh.account(&k)
 		a.total = Totals{r.uvarint(), r.uvarint(), r.uvarint()}
-		a.published = Totals{r.uvarint(), r.uvarint(), r.uvarint()}
-		a.publishedActive = int32(min(r.uvarint(), 1<<31-1))
+		in := &sh.info[i]
+		in.published = Totals{r.uvarint(), r.uvarint(), r.uvarint()}
+		in.publishedActive = int32(min(r.uvarint(), 1<<31-1))
 		for t := r.count(20); t > 0 && r.err == nil; t-- {
 			h := swarm.InfoHash(r.bytes(20))
 			for p := r.count(20); p > 0 && r.err == nil; p-- {
@@ -497,7 +507,7 @@ func (l *Ledger) Restore(data []byte) error {
 	for i := range l.shards {
 		sh := &l.shards[i]
 		sh.mu.Lock()
-		sh.keys, sh.accounts, sh.peers, sh.torrents = shards[i].keys, shards[i].accounts, shards[i].peers, shards[i].torrents
+		sh.keys, sh.accounts, sh.info, sh.peers, sh.torrents = shards[i].keys, shards[i].accounts, shards[i].info, shards[i].peers, shards[i].torrents
 		sh.mu.Unlock()
 	}
 	l.peers.Store(peers)

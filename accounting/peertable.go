@@ -38,12 +38,15 @@ func mum(a, b uint64) uint64 {
 	return hi ^ lo
 }
 
-// hashOf is where the probe for a peer starts, before the mask.
-func (t *peerTable) hashOf(acct uint32, h *swarm.InfoHash, id *swarm.PeerID) int {
+// hashOf is where the probe for a peer starts, before the mask. It
+// leaves out the key's account: the probe's first cache line can then be
+// loaded while the key's index is still being looked up, and a peer id
+// in a torrent seldom comes with two keys.
+func (t *peerTable) hashOf(h *swarm.InfoHash, id *swarm.PeerID) int {
 	le := binary.LittleEndian
 	x := mum(le.Uint64(h[0:])^t.seed[0], le.Uint64(h[8:])^0xa0761d6478bd642f)
 	x ^= mum(uint64(le.Uint32(h[16:]))|uint64(le.Uint32(id[0:]))<<32^t.seed[1], le.Uint64(id[4:])^0xe7037ed1a0b428db)
-	x ^= mum(le.Uint64(id[12:])^t.seed[2], uint64(acct)^0x8ebc6af09c88c6e3)
+	x ^= mum(le.Uint64(id[12:])^t.seed[2], 0x8ebc6af09c88c6e3)
 	return int(x ^ x>>32)
 }
 
@@ -52,7 +55,7 @@ func (t *peerTable) hashOf(acct uint32, h *swarm.InfoHash, id *swarm.PeerID) int
 // slot where it would go and false. The table must not be empty.
 func (t *peerTable) find(acct uint32, h *swarm.InfoHash, id *swarm.PeerID) (int, bool) {
 	mask := len(t.slots) - 1
-	for i := t.hashOf(acct, h, id) & mask; ; i = (i + 1) & mask {
+	for i := t.hashOf(h, id) & mask; ; i = (i + 1) & mask {
 		s := &t.slots[i]
 		if s.acct == 0 {
 			return i, false
@@ -89,7 +92,7 @@ func (t *peerTable) grow() {
 		if s.acct == 0 {
 			continue
 		}
-		i := t.hashOf(s.acct, &s.hash, &s.id) & mask
+		i := t.hashOf(&s.hash, &s.id) & mask
 		for t.slots[i].acct != 0 {
 			i = (i + 1) & mask
 		}
@@ -105,7 +108,7 @@ func (t *peerTable) remove(i int) {
 		// The slot at j may fill the hole at i if its probe starts at or
 		// before i, that is outside (i, j] cyclically.
 		s := &t.slots[j]
-		if home := t.hashOf(s.acct, &s.hash, &s.id) & mask; (j-home)&mask >= (j-i)&mask {
+		if home := t.hashOf(&s.hash, &s.id) & mask; (j-home)&mask >= (j-i)&mask {
 			t.slots[i] = t.slots[j]
 			i = j
 		}
