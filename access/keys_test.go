@@ -239,3 +239,37 @@ func FuzzParseKeys(f *testing.F) {
 		}
 	})
 }
+
+// Keys.Replace (a cluster catch-up) makes the file list exactly the keys
+// given in one rewrite: comments and bad lines stay, a missing file is
+// created readable by its owner only, and State reads back what it wrote.
+func TestKeysReplace(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "keys")
+	keys := NewKeys(path, slog.New(slog.DiscardHandler))
+	a, b, c := mustKey(t, keyA), mustKey(t, keyB), mustKey(t, keyC)
+	if added, removed, err := keys.Replace([]Key{a, b}); added != 2 || removed != 0 || err != nil {
+		t.Fatalf("Replace into a missing file: +%d -%d, %v", added, removed, err)
+	}
+	if st, _ := os.Stat(path); st.Mode().Perm() != 0o600 {
+		t.Errorf("new file mode %v, want 0600", st.Mode().Perm())
+	}
+	data, _ := os.ReadFile(path)
+	os.WriteFile(path, append([]byte("# members\nnot a key\n"), data...), 0o600)
+	if err := keys.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if added, removed, err := keys.Replace([]Key{b, c}); added != 1 || removed != 1 || err != nil {
+		t.Fatalf("Replace: +%d -%d, %v", added, removed, err)
+	}
+	data, _ = os.ReadFile(path)
+	if want := "# members\nnot a key\n" + keyB + "\n" + keyC + "\n"; string(data) != want {
+		t.Errorf("file %q, want %q", data, want)
+	}
+	got, changed := keys.State()
+	if st, _ := os.Stat(path); len(got) != 2 || !keys.Listed(&b) || !keys.Listed(&c) || keys.Listed(&a) || !changed.Equal(st.ModTime()) || !keys.Changed().Equal(changed) {
+		t.Errorf("State %v at %v", got, changed)
+	}
+	if added, removed, err := keys.Replace([]Key{c, b}); added+removed != 0 || err != nil {
+		t.Errorf("Replace with the same keys: +%d -%d, %v", added, removed, err)
+	}
+}
