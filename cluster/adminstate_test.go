@@ -80,13 +80,24 @@ func TestParseStatePartChecksEveryEntry(t *testing.T) {
 }
 
 // FuzzParseStatePart: whatever arrives in a state stream is refused, or is
-// one part within bounds that reads back the same after a round trip.
+// one part within bounds that reads back the same after a round trip; and
+// a request for the state (the other message on <prefix>.admin.state)
+// reads as one node name or is refused.
 func FuzzParseStatePart(f *testing.F) {
+	f.Add([]byte(`{"node":"tracker-2"}`))
 	f.Add([]byte(`{"seq":1,"head":{"list_mode":"blacklist","list_changed":"2026-12-07T16:00:00Z","list_len":1,"has_keys":true,"keys_len":1,"bans_len":1}}`))
 	f.Add([]byte(`{"seq":2,"info_hashes":["` + strings.Repeat("0f", 20) + `"]}`))
 	f.Add([]byte(`{"seq":3,"keys":["` + strings.Repeat("Ab9", 10) + `zz"]}`))
 	f.Add([]byte(`{"seq":4,"bans":[{"prefix":"2001:db8:1:2::/64","expires":"2099-01-01T00:00:00.5Z","reason":"bad_connection_id"}]}`))
 	f.Fuzz(func(t *testing.T, msg []byte) {
+		var req stateRequest
+		if err := decodeStrict(msg, &req); err == nil {
+			again, _ := json.Marshal(req)
+			var req2 stateRequest
+			if err := decodeStrict(again, &req2); err != nil || req2 != req {
+				t.Fatalf("request %s reads back as %+v, %v", again, req2, err)
+			}
+		}
 		p, err := parseStatePart(msg)
 		if err != nil {
 			return
