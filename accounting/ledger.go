@@ -27,15 +27,15 @@
 //
 // # Cost
 //
-// Record takes one of 64 shard locks, looks the key's index up in a map
-// and finds the peer in an open-addressing table whose 64-byte slots hold
-// each peer whole; the key's sums are in a slice at that index. An
-// announce of a known peer touches a few cache lines, none of which waits
-// for another one but the key's index, and allocates nothing; a new key,
-// torrent or peer may grow a map or the table. Keys are never forgotten:
-// their number is bounded by the keys file. A remembered peer costs about
-// 220 bytes when its key has ten torrents, 380 when it has one (live
-// heap, BenchmarkLedgerMemory).
+// Record takes one of 64 shard locks, finds the key with its sums in one
+// open-addressing table and the peer with its baseline in another (slots
+// of one cache line, tables.go), and updates both in place: an announce of
+// a known peer touches about two cache lines besides the lock's, neither
+// waiting for the other, and allocates nothing; a new key, torrent or
+// peer may grow a table or a map. Keys are never forgotten: their number
+// is bounded by the keys file. A remembered peer costs about 225 bytes
+// when its key has ten torrents, 400 when it has one (live heap,
+// BenchmarkLedgerMemory).
 package accounting
 
 import (
@@ -97,29 +97,22 @@ type Ledger struct {
 }
 
 // A shard holds some keys' accounts and all their peers. An announce of
-// a peer the shard knows takes one lookup of the key's index in a map,
-// then finds the peer in the shard's peer table (where the probe starts
-// does not depend on the index) and the key's sums in a slice at that
-// index, one cache line each, and updates both in place. (A map of pointers to accounts, each with a map
-// of torrents to slices of peers, was four dependent cache misses per
-// announce under a load of many keys; see docs/benchmarks.md, issue 15.)
+// a peer the shard knows finds the key's slot, with its sums, in the key
+// table and the peer's slot in the peer table; where the peer's probe
+// starts does not depend on the key, so both lines load at once. (A map of
+// pointers to accounts, each with a map of torrents to slices of peers,
+// was four dependent cache misses per announce under a load of many keys;
+// see docs/benchmarks.md, issue 15.)
 type shard struct {
 	mu sync.Mutex
-	// keys indexes accounts; keys are never forgotten, so an index stays.
-	keys     map[access.Key]uint32
-	accounts []account // by index, what Record changes
-	info     []keyInfo // by index, the rest
-	peers    peerTable
+	// keys holds the keys with their sums and their index in info; keys
+	// are never forgotten, so an index stays.
+	keys  keyTable
+	info  []keyInfo // by index
+	peers peerTable
 	// torrents counts the remembered peers of a key in a torrent: a key is
 	// active in the torrents it has an entry for.
 	torrents map[torrentKey]int32
-}
-
-// account is a key's sums, 32 bytes: never across two cache lines.
-type account struct {
-	total Totals
-	// active is the number of torrents the key has a remembered peer in.
-	active int32
 }
 
 // keyInfo is a key and its account as of the last commit.
@@ -140,19 +133,18 @@ func newShard() shard {
 	for i := range seed {
 		seed[i] = rand.Uint64()
 	}
-	return shard{keys: make(map[access.Key]uint32), peers: peerTable{seed: seed}, torrents: make(map[torrentKey]int32)}
+	return shard{keys: keyTable{seed: rand.Uint64()}, peers: peerTable{seed: seed}, torrents: make(map[torrentKey]int32)}
 }
 
-// account returns key's account, made when the key has none yet.
-func (sh *shard) account(key *access.Key) (uint32, *account) {
-	i, ok := sh.keys[*key]
-	if !ok {
-		i = uint32(len(sh.accounts))
-		sh.keys[*key] = i
-		sh.accounts = append(sh.accounts, account{})
-		sh.info = append(sh.info, keyInfo{key: *key})
+// account returns key's index and slot, made when the key has none yet;
+// the slot is valid until the next key is added.
+func (sh *shard) account(key *access.Key) (uint32, *keySlot) {
+	if s := sh.keys.find(key); s != nil {
+		return s.idx - 1, s
 	}
-	return i, &sh.accounts[i]
+	sh.info = append(sh.info, keyInfo{key: *key})
+	s := sh.keys.add(key, uint32(len(sh.info)-1))
+	return s.idx - 1, s
 }
 
 // New returns an empty ledger whose peers expire after peerTimeout (the
@@ -247,7 +239,7 @@ func (l *Ledger) Expire(now time.Time) {
 				return false
 			}
 			gone++
-			sh.accounts[p.acct-1].active -= sh.untrack(torrentKey{p.acct - 1, p.hash})
+			sh.keys.find(&sh.info[p.acct-1].key).active -= sh.untrack(torrentKey{p.acct - 1, p.hash})
 			return true
 		})
 		l.peers.Add(int64(-gone))
@@ -278,7 +270,7 @@ func (l *Ledger) Len() int {
 	for i := range l.shards {
 		sh := &l.shards[i]
 		sh.mu.Lock()
-		n += len(sh.keys)
+		n += sh.keys.n
 		sh.mu.Unlock()
 	}
 	return n
@@ -289,15 +281,14 @@ func (l *Ledger) Get(key access.Key) (Entry, bool) {
 	sh := l.shard(&key)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	i, ok := sh.keys[key]
-	if !ok {
-		return Entry{Key: key}, false
+	if s := sh.keys.find(&key); s != nil {
+		return s.entry(), true
 	}
-	return sh.entry(i), true
+	return Entry{Key: key}, false
 }
 
-func (sh *shard) entry(i uint32) Entry {
-	return Entry{Key: sh.info[i].key, Totals: sh.accounts[i].total, ActiveTorrents: int(sh.accounts[i].active)}
+func (s *keySlot) entry() Entry {
+	return Entry{Key: s.key, Totals: s.total, ActiveTorrents: int(s.active)}
 }
 
 // Page returns up to limit entries in key order, starting after the key
@@ -308,9 +299,9 @@ func (l *Ledger) Page(after string, limit int) []Entry {
 	for i := range l.shards {
 		sh := &l.shards[i]
 		sh.mu.Lock()
-		for k := range sh.keys {
-			if string(k[:]) > after {
-				keys = append(keys, k)
+		for _, s := range sh.keys.slots {
+			if s.idx != 0 && string(s.key[:]) > after {
+				keys = append(keys, s.key)
 			}
 		}
 		sh.mu.Unlock()
@@ -335,10 +326,13 @@ func (l *Ledger) Pending() []Change {
 	for i := range l.shards {
 		sh := &l.shards[i]
 		sh.mu.Lock()
-		for i := range sh.accounts {
-			acct, info := &sh.accounts[i], &sh.info[i]
-			if acct.total != info.published || acct.active != info.publishedActive {
-				changes = append(changes, Change{Entry: sh.entry(uint32(i)), Delta: acct.total.minus(info.published)})
+		for i := range sh.keys.slots {
+			s := &sh.keys.slots[i]
+			if s.idx == 0 {
+				continue
+			}
+			if info := &sh.info[s.idx-1]; s.total != info.published || s.active != info.publishedActive {
+				changes = append(changes, Change{Entry: s.entry(), Delta: s.total.minus(info.published)})
 			}
 		}
 		sh.mu.Unlock()
@@ -352,8 +346,8 @@ func (l *Ledger) Commit(changes []Change) {
 	for _, c := range changes {
 		sh := l.shard(&c.Key)
 		sh.mu.Lock()
-		if i, ok := sh.keys[c.Key]; ok {
-			info := &sh.info[i]
+		if s := sh.keys.find(&c.Key); s != nil {
+			info := &sh.info[s.idx-1]
 			info.published, info.publishedActive = c.Totals, int32(c.ActiveTorrents)
 		}
 		sh.mu.Unlock()
@@ -384,13 +378,18 @@ func (l *Ledger) AppendState(dst []byte) []byte {
 	// Each shard is copied under its lock, then written; the count of keys
 	// goes first, so it is put before them at the end.
 	start, keys := len(dst), 0
-	var accts []account
+	var accts []keySlot
 	var info []keyInfo
 	var peers []peerSlot
 	for i := range l.shards {
 		sh := &l.shards[i]
 		sh.mu.Lock()
-		accts = append(accts[:0], sh.accounts...)
+		accts = accts[:0]
+		for _, s := range sh.keys.slots {
+			if s.idx != 0 {
+				accts = append(accts, s)
+			}
+		}
 		info = append(info[:0], sh.info...)
 		peers = peers[:0]
 		for _, p := range sh.peers.slots {
@@ -403,21 +402,19 @@ func (l *Ledger) AppendState(dst []byte) []byte {
 		slices.SortFunc(peers, func(a, b peerSlot) int {
 			return cmp.Or(cmp.Compare(a.acct, b.acct), bytes.Compare(a.hash[:], b.hash[:]), bytes.Compare(a.id[:], b.id[:]))
 		})
-		first := make([]int, len(accts)+1) // account i's peers are peers[first[i]:first[i+1]]
+		first := make([]int, len(info)+1) // key i's peers are peers[first[i]:first[i+1]]
 		for _, p := range peers {
 			first[p.acct]++
 		}
-		for i := range accts {
+		for i := range info {
 			first[i+1] += first[i]
 		}
-		order := make([]int, len(accts))
-		for i := range order {
-			order[i] = i
-		}
-		slices.SortFunc(order, func(a, b int) int { return bytes.Compare(info[a].key[:], info[b].key[:]) })
+		slices.SortFunc(accts, func(a, b keySlot) int { return bytes.Compare(a.key[:], b.key[:]) })
 		keys += len(accts)
-		for _, ai := range order {
-			a, in := &accts[ai], &info[ai]
+		for j := range accts {
+			a := &accts[j]
+			ai := a.idx - 1
+			in := &info[ai]
 			mine := peers[first[ai]:first[ai+1]]
 			torrents := 0
 			for j := range mine {
@@ -473,7 +470,7 @@ func (l *Ledger) Restore(data []byte) error {
 			r.err = fmt.Errorf("%w: key: %v", ErrState, err)
 		}
 		sh := &shards[shardOf(&k)]
-		if _, dup := sh.keys[k]; dup && r.err == nil {
+		if sh.keys.find(&k) != nil && r.err == nil {
 			r.err = fmt.Errorf("%w: key %s twice", ErrState, k)
 		}
 		i, a := sh.account(&k)
@@ -507,7 +504,7 @@ func (l *Ledger) Restore(data []byte) error {
 	for i := range l.shards {
 		sh := &l.shards[i]
 		sh.mu.Lock()
-		sh.keys, sh.accounts, sh.info, sh.peers, sh.torrents = shards[i].keys, shards[i].accounts, shards[i].info, shards[i].peers, shards[i].torrents
+		sh.keys, sh.info, sh.peers, sh.torrents = shards[i].keys, shards[i].info, shards[i].peers, shards[i].torrents
 		sh.mu.Unlock()
 	}
 	l.peers.Store(peers)

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"math/bits"
 
+	"herald/access"
 	"herald/swarm"
 )
 
@@ -60,10 +61,17 @@ func (t *peerTable) find(acct uint32, h *swarm.InfoHash, id *swarm.PeerID) (int,
 		if s.acct == 0 {
 			return i, false
 		}
-		if s.acct == acct && s.hash == *h && s.id == *id {
+		if s.acct == acct && same20((*[20]byte)(&s.hash), (*[20]byte)(h)) && same20((*[20]byte)(&s.id), (*[20]byte)(id)) {
 			return i, true
 		}
 	}
+}
+
+// same20 is a == b, without the call to memequal that == makes (as
+// keyTable.find compares keys).
+func same20(a, b *[20]byte) bool {
+	le := binary.LittleEndian
+	return le.Uint64(a[0:]) == le.Uint64(b[0:]) && le.Uint64(a[8:]) == le.Uint64(b[8:]) && le.Uint32(a[16:]) == le.Uint32(b[16:])
 }
 
 // lookup is find on a table that may have no slots yet.
@@ -129,4 +137,75 @@ func (t *peerTable) removeIf(gone func(*peerSlot) bool) {
 		}
 		i++
 	}
+}
+
+// keyTable is a shard's keys with their sums, an open-addressing hash
+// table like peerTable with 64-byte slots, to which keys are only added.
+type keyTable struct {
+	slots []keySlot // a power of two of them; nil until the first key
+	n     int
+	seed  uint64
+}
+
+// keySlot is a key, its sums and its index in the shard.
+type keySlot struct {
+	key   access.Key
+	total Totals
+	// active is the number of torrents the key has a remembered peer in.
+	active int32
+	// idx is the key's index in its shard plus one; 0 marks an empty slot.
+	idx uint32
+}
+
+func (t *keyTable) hashOf(k *access.Key) int {
+	le := binary.LittleEndian
+	x := mum(le.Uint64(k[0:])^t.seed, le.Uint64(k[8:])^0xa0761d6478bd642f)
+	x ^= mum(le.Uint64(k[16:])^t.seed, le.Uint64(k[24:])^0xe7037ed1a0b428db)
+	return int(x ^ x>>32)
+}
+
+// find returns k's slot, or nil.
+func (t *keyTable) find(k *access.Key) *keySlot {
+	if t.slots == nil {
+		return nil
+	}
+	mask := len(t.slots) - 1
+	for i := t.hashOf(k) & mask; ; i = (i + 1) & mask {
+		s := &t.slots[i]
+		if s.idx == 0 {
+			return nil
+		}
+		if le := binary.LittleEndian; le.Uint64(s.key[0:]) == le.Uint64(k[0:]) && le.Uint64(s.key[8:]) == le.Uint64(k[8:]) &&
+			le.Uint64(s.key[16:]) == le.Uint64(k[16:]) && le.Uint64(s.key[24:]) == le.Uint64(k[24:]) {
+			return s
+		}
+	}
+}
+
+// add adds k, which is not in the table, with index idx, and returns its
+// slot, valid until the next add.
+func (t *keyTable) add(k *access.Key, idx uint32) *keySlot {
+	if (t.n+1)*4 > len(t.slots)*3 {
+		old := t.slots
+		t.slots = make([]keySlot, max(2*len(old), 16))
+		for _, s := range old {
+			if s.idx != 0 {
+				*t.free(&s.key) = s
+			}
+		}
+	}
+	s := t.free(k)
+	*s = keySlot{key: *k, idx: idx + 1}
+	t.n++
+	return s
+}
+
+// free returns the empty slot where k would go.
+func (t *keyTable) free(k *access.Key) *keySlot {
+	mask := len(t.slots) - 1
+	i := t.hashOf(k) & mask
+	for t.slots[i].idx != 0 {
+		i = (i + 1) & mask
+	}
+	return &t.slots[i]
 }

@@ -65,3 +65,22 @@ func TestPeerSlotIsOneCacheLine(t *testing.T) {
 		t.Fatalf("a peer slot is %d bytes", n)
 	}
 }
+
+func TestKeyTableFindsEveryKey(t *testing.T) {
+	var tab keyTable
+	keys := randomKeys(5000, 7)
+	for i := range keys {
+		if tab.find(&keys[i]) != nil {
+			t.Fatalf("key %d found before it was added", i)
+		}
+		tab.add(&keys[i], uint32(i)).total.Announces = uint64(i)
+	}
+	for i := range keys {
+		if s := tab.find(&keys[i]); s == nil || s.idx != uint32(i)+1 || s.total.Announces != uint64(i) {
+			t.Fatalf("key %d: slot %+v", i, s)
+		}
+	}
+	if n := unsafe.Sizeof(keySlot{}); n != 64 || tab.n != len(keys) {
+		t.Fatalf("a key slot is %d bytes; %d keys held", n, tab.n)
+	}
+}
