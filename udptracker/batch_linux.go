@@ -16,8 +16,30 @@ import (
 )
 
 // yieldEvery is how often a reader blocked in recvmmsg passes through the
-// scheduler: well under sysmon's 10 ms preemption tick.
+// scheduler: well under sysmon's 10 ms preemption tick. Each yield wakes
+// the spare P's thread (futex), but 8 ms, measured, left too little margin
+// on a busy machine: a reader whose core was taken for a moment missed the
+// tick, and sysmon's polling cost more than the yields saved (see
+// docs/benchmarks.md, "Single-datagram reads").
 const yieldEvery = 4 * time.Millisecond
+
+// Single-datagram mode. At light load every recvmmsg returns one datagram,
+// and recvmmsg and sendmmsg then cost more in the kernel than recvmsg and
+// sendto (the mmsghdr vector is read in and written back, and
+// MSG_WAITFORONE makes a second, non-blocking try for a datagram that is
+// not there; see docs/benchmarks.md, "Single-datagram reads"). After
+// singleAfter reads in a row that each slept until one datagram came (it
+// arrived after the read began), the reader reads one datagram per recvmsg,
+// until it reads one that the kernel received before the read began (a
+// queue is forming) or a probe finds more than one: every probeEvery
+// single reads, one recvmmsg checks for a queue, in case the socket gives
+// no receive times. A batch of one that had waited in the queue does not
+// count: under moderate load such batches alternate with bursts, and the
+// first datagram of each burst would cost a call of its own.
+const (
+	singleAfter = 8
+	probeEvery  = 64
+)
 
 // blockingReaders reports that each socket's reader blocks in the kernel
 // holding its P (see BlockedReaders).
@@ -60,6 +82,9 @@ type linuxConn struct {
 
 	lastYield time.Time // see ReadBatch
 
+	single bool // read one datagram per recvmsg (see singleAfter)
+	streak int  // reads in a row that slept for one datagram, or single reads since the last probe
+
 	// State of the syscall in progress, read by the callbacks that
 	// RawConn.Read and Write run; the callbacks are bound once, so no
 	// closure is allocated per call.
@@ -68,6 +93,8 @@ type linuxConn struct {
 	opErr    syscall.Errno
 	recvFunc func(fd uintptr) bool
 	sendFunc func(fd uintptr) bool
+	oneFunc  func(fd uintptr) bool // opTrap over header 0 of op
+	opTrap   uintptr               // recvmsg, sendto or sendmsg
 }
 
 // mmsgs is the kernel-facing side of a batch.
@@ -105,7 +132,7 @@ func listenBatch(network, addr string, receiveBuffer int) (batchConn, error) {
 	conn := pc.(*net.UDPConn)
 	c := &linuxConn{local: conn.LocalAddr().(*net.UDPAddr).AddrPort(), rx: newMmsgs(batchLen), tx: newMmsgs(batchLen)}
 	c.local = netip.AddrPortFrom(c.local.Addr().Unmap(), c.local.Port())
-	c.recvFunc, c.sendFunc = c.recv, c.send
+	c.recvFunc, c.sendFunc, c.oneFunc = c.recv, c.send, c.one
 	raw, err := conn.SyscallConn()
 	if err != nil {
 		conn.Close()
@@ -189,7 +216,8 @@ func (c *linuxConn) ReadBatch(msgs []message) (int, error) {
 	// moves the P's scheduling tick on and keeps sysmon asleep; a yield per
 	// batch would also wake an idle P's thread each time (see
 	// BlockedReaders).
-	if now := time.Now(); now.Sub(c.lastYield) > yieldEvery {
+	now := time.Now()
+	if now.Sub(c.lastYield) > yieldEvery {
 		runtime.Gosched()
 		c.lastYield = now
 	}
@@ -209,15 +237,59 @@ func (c *linuxConn) ReadBatch(msgs []message) (int, error) {
 			c.resetRx(i)
 		}
 	}
+	if c.single && c.streak < probeEvery {
+		c.streak++
+		n, err := c.readOne(&msgs[0])
+		if n == 1 && msgs[0].Arrived != 0 && msgs[0].Arrived < now.UnixNano() {
+			c.single, c.streak = false, 0 // it waited for the read: a queue
+		}
+		return n, err
+	}
 	n, err := c.do(b, c.raw.Read, c.recvFunc, "recvmmsg")
 	for i := range n {
-		m, h := &msgs[i], &b.hdrs[i]
-		m.N = int(h.Len)
-		m.Addr, m.Scope = decodeSockaddr(&b.names[i])
-		m.Local, m.Arrived = readControl(b.oob[i*oobLen : i*oobLen+int(h.Hdr.Controllen)])
-		c.resetRx(i)
+		c.decodeRx(&msgs[i], i)
+	}
+	switch {
+	case n == 0:
+	case n > 1 || msgs[0].Arrived != 0 && msgs[0].Arrived < now.UnixNano():
+		c.single, c.streak = false, 0 // a queue
+	case c.single: // a probe that found none
+		c.streak = 0
+	default:
+		c.streak++
+		if c.streak >= singleAfter {
+			c.single, c.streak = true, 0
+		}
 	}
 	return n, err
+}
+
+// decodeRx fills m from receive header i, which the kernel wrote, and
+// readies the header for the next read.
+func (c *linuxConn) decodeRx(m *message, i int) {
+	b := &c.rx
+	h := &b.hdrs[i]
+	m.N = int(h.Len)
+	m.Addr, m.Scope = decodeSockaddr(&b.names[i])
+	m.Local, m.Arrived = readControl(b.oob[i*oobLen : i*oobLen+int(h.Hdr.Controllen)])
+	c.resetRx(i)
+}
+
+// readOne reads one datagram into m with recvmsg over receive header 0,
+// which describes m (see ReadBatch).
+func (c *linuxConn) readOne(m *message) (int, error) {
+	h := &c.rx.hdrs[0]
+	c.opTrap = unix.SYS_RECVMSG
+	n, err := c.do(&c.rx, c.raw.Read, c.oneFunc, "recvmsg")
+	if err != nil {
+		return 0, err
+	}
+	if h.Hdr.Namelen == 0 {
+		return 0, nil // no sender: shutdown(2) woke the read (see Close)
+	}
+	h.Len = uint32(n)
+	c.decodeRx(m, 0)
+	return 1, nil
 }
 
 // resetRx readies receive header i for the next recvmmsg: the kernel
@@ -251,10 +323,21 @@ func (c *linuxConn) WriteBatch(msgs []message) (int, error) {
 			h.Hdr.SetControllen(c.encodePktinfo(oob, m.Local))
 		}
 	}
-	return c.do(b, c.raw.Write, c.sendFunc, "sendmmsg")
+	if b.vlen != 1 {
+		return c.do(b, c.raw.Write, c.sendFunc, "sendmmsg")
+	}
+	c.opTrap = unix.SYS_SENDTO
+	name := "sendto"
+	if b.hdrs[0].Hdr.Control != nil {
+		c.opTrap, name = unix.SYS_SENDMSG, "sendmsg"
+	}
+	if _, err := c.do(b, c.raw.Write, c.oneFunc, name); err != nil {
+		return 0, err
+	}
+	return 1, nil
 }
 
-// do runs one recvmmsg or sendmmsg over b on the blocking socket.
+// do runs fn, one system call over b, on the blocking socket.
 func (c *linuxConn) do(b *mmsgs, call func(func(uintptr) bool) error, fn func(uintptr) bool, name string) (int, error) {
 	c.op, c.opN, c.opErr = b, 0, 0
 	if call(fn) != nil {
@@ -272,9 +355,51 @@ func (c *linuxConn) send(fd uintptr) bool { return c.mmsg(fd, unix.SYS_SENDMMSG,
 // mmsg makes the system call, which blocks until it can do something, so
 // it always reports done. A recvmmsg woken by Close returns 0 datagrams.
 func (c *linuxConn) mmsg(fd, trap, flags uintptr) bool {
-	b := c.op
+	c.syscall(trap, [6]uintptr{fd, uintptr(unsafe.Pointer(&c.op.hdrs[0])), uintptr(c.op.vlen), flags})
+	return true
+}
+
+// one makes the single-datagram call c.opTrap over header 0 of c.op:
+// recvmsg and sendmsg take the header, sendto its buffer and address.
+func (c *linuxConn) one(fd uintptr) bool {
+	h := &c.op.hdrs[0].Hdr
+	switch c.opTrap {
+	case unix.SYS_SENDTO:
+		c.sendRaw(c.opTrap, [6]uintptr{fd, uintptr(unsafe.Pointer(h.Iov.Base)), uintptr(h.Iov.Len), 0, uintptr(unsafe.Pointer(h.Name)), uintptr(h.Namelen)}, 3)
+	case unix.SYS_SENDMSG:
+		c.sendRaw(c.opTrap, [6]uintptr{fd, uintptr(unsafe.Pointer(h)), 0}, 2)
+	default:
+		c.syscall(c.opTrap, [6]uintptr{fd, uintptr(unsafe.Pointer(h)), 0})
+	}
+	return true
+}
+
+// sendRaw makes the send of one datagram whose flags are argument flags of
+// a: first with MSG_DONTWAIT as a raw system call, without the scheduler's
+// bookkeeping for a call that may block (a UDP send waits only for room
+// in the socket's send buffer, which it rarely lacks), and only if that
+// would have had to wait, as a blocking call. A sendmmsg of a whole batch
+// stays a blocking call: it can take long enough that the scheduler
+// should know about it.
+func (c *linuxConn) sendRaw(trap uintptr, a [6]uintptr, flags int) {
+	a[flags] |= unix.MSG_DONTWAIT
+	n, _, errno := unix.RawSyscall6(trap, a[0], a[1], a[2], a[3], a[4], a[5])
+	switch errno {
+	case unix.EAGAIN, unix.EINTR:
+		a[flags] &^= unix.MSG_DONTWAIT
+		c.syscall(trap, a)
+	case 0:
+		c.opN = int(n)
+	default:
+		c.opErr = errno
+	}
+}
+
+// syscall makes a system call that may block, retrying it when a signal
+// interrupts it, and records its result in c.opN or c.opErr.
+func (c *linuxConn) syscall(trap uintptr, a [6]uintptr) {
 	for {
-		n, _, errno := unix.Syscall6(trap, fd, uintptr(unsafe.Pointer(&b.hdrs[0])), uintptr(b.vlen), flags, 0, 0)
+		n, _, errno := unix.Syscall6(trap, a[0], a[1], a[2], a[3], a[4], a[5])
 		switch errno {
 		case unix.EINTR:
 			continue
@@ -283,7 +408,7 @@ func (c *linuxConn) mmsg(fd, trap, flags uintptr) bool {
 		default:
 			c.opErr = errno
 		}
-		return true
+		return
 	}
 }
 

@@ -2,6 +2,7 @@ package udptracker
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"os"
@@ -227,17 +228,24 @@ func BenchmarkLoopbackAnnounce(b *testing.B) {
 	}
 }
 
-// TestCloseWakesBlockedRead: a reader asleep in recvmmsg on the blocking
+// TestCloseWakesBlockedRead: a reader asleep in recvmmsg (or, in
+// single-datagram mode, recvfrom or recvmsg) on the blocking
 // socket returns when the socket is closed (Shutdown depends on it), and
 // reads after that report net.ErrClosed.
 func TestCloseWakesBlockedRead(t *testing.T) {
-	for _, tc := range []struct{ network, bind string }{{"udp4", "127.0.0.1:0"}, {"udp", "[::]:0"}} {
-		t.Run(tc.bind, func(t *testing.T) {
+	for _, tc := range []struct {
+		network, bind string
+		single        bool // blocked in recvfrom or recvmsg, not recvmmsg
+	}{{"udp4", "127.0.0.1:0", false}, {"udp", "[::]:0", false}, {"udp4", "127.0.0.1:0", true}, {"udp", "[::]:0", true}} {
+		t.Run(fmt.Sprint(tc.bind, tc.single), func(t *testing.T) {
 			bc, err := listenBatch(tc.network, tc.bind, DefaultReceiveBuffer)
 			if err != nil {
 				t.Fatal(err)
 			}
 			read := make(chan error)
+			if tc.single {
+				bc.(*linuxConn).single = true
+			}
 			go func() {
 				rx := newMessages(batchLen, maxPacketLen)
 				for {
@@ -258,6 +266,121 @@ func TestCloseWakesBlockedRead(t *testing.T) {
 				}
 			case <-time.After(5 * time.Second):
 				t.Fatal("reader still blocked 5s after Close")
+			}
+		})
+	}
+}
+
+// TestSingleDatagramReads: after singleAfter reads that each slept until one
+// datagram came, the reader reads with recvmsg and a lone reply goes out with sendto (sendmsg
+// with its source address on a wildcard socket); senders, local addresses,
+// receive times and replies are as on the batch path, nothing allocates,
+// and once datagrams queue up they are read as a batch again.
+func TestSingleDatagramReads(t *testing.T) {
+	for _, tc := range []struct{ network, bind, target string }{
+		{"udp4", "127.0.0.1:0", "127.0.0.1"},
+		{"udp", "[::]:0", "127.0.0.2"}, // IPv4 through a dual-stack wildcard: IPV6_PKTINFO
+		{"udp", "[::]:0", "::1"},       // IPv6 through it
+		{"udp6", "[::1]:0", "::1"},     // IPv6, one address
+	} {
+		t.Run(tc.bind+"->"+tc.target, func(t *testing.T) {
+			c := listenTestBatch(t, tc.network, tc.bind)
+			to := netip.AddrPortFrom(netip.MustParseAddr(tc.target), c.LocalAddr().Port())
+			client, err := net.ListenUDP("udp", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer client.Close()
+			client.SetReadDeadline(time.Now().Add(10 * time.Second))
+			from := netip.AddrPortFrom(to.Addr(), client.LocalAddr().(*net.UDPAddr).AddrPort().Port())
+			if to.Addr().Is4() {
+				from = netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), from.Port())
+			}
+			wantLocal := netip.Addr{}
+			if c.pktinfo {
+				wantLocal = to.Addr()
+			}
+			rx := newMessages(batchLen, maxPacketLen)
+			tx := newMessages(batchLen, maxPacketLen)
+			buf := make([]byte, maxPacketLen)
+			i := 0
+			sent := make(chan error, 1)
+			pkt := make([]byte, 3)
+			send := func() {
+				pkt[0], pkt[1], pkt[2] = byte(i), 1, 2
+				_, err := client.WriteToUDPAddrPort(pkt, to)
+				sent <- err
+			}
+			exchange := func(delay time.Duration) {
+				i++
+				if delay == 0 {
+					send()
+				} else {
+					go func() { time.Sleep(delay); send() }()
+				}
+				n, err := c.ReadBatch(rx)
+				if serr := <-sent; serr != nil {
+					t.Fatal(serr)
+				}
+				if err != nil || n != 1 {
+					t.Fatalf("ReadBatch: %d datagrams, %v; want 1", n, err)
+				}
+				m := &rx[0]
+				if m.Arrived == 0 || m.Arrived > time.Now().UnixNano() {
+					t.Fatalf("datagram received at %d", m.Arrived)
+				}
+				if m.N != 3 || m.Buf[0] != byte(i) || m.Addr != from || m.Local != wantLocal {
+					t.Fatalf("read %x from %v to %v; want %x from %v to %v", m.Buf[:m.N], m.Addr, m.Local, []byte{byte(i), 1, 2}, from, wantLocal)
+				}
+				tx[0].Buf[0], tx[0].N = byte(i), 1
+				tx[0].Addr, tx[0].Scope, tx[0].Local = m.Addr, m.Scope, m.Local
+				if n, err := c.WriteBatch(tx[:1]); n != 1 || err != nil {
+					t.Fatalf("WriteBatch: %d, %v", n, err)
+				}
+				n, src, err := client.ReadFromUDPAddrPort(buf)
+				if err != nil || n != 1 || buf[0] != byte(i) || src.Addr().Unmap() != to.Addr() {
+					t.Fatalf("reply %x from %v, %v; want %x from %v", buf[:n], src, err, byte(i), to.Addr())
+				}
+			}
+			// Batches of one that waited in the queue do not count.
+			for range singleAfter {
+				exchange(0)
+			}
+			if c.single {
+				t.Fatal("batches of one that had queued put the reader in single-datagram mode")
+			}
+			for range singleAfter {
+				exchange(5 * time.Millisecond)
+			}
+			if !c.single {
+				t.Fatalf("after %d reads that slept for one datagram the reader is not in single-datagram mode", singleAfter)
+			}
+			// A read that waits for its datagram keeps the mode.
+			exchange(20 * time.Millisecond)
+			if !c.single {
+				t.Fatal("a read that slept left single-datagram mode")
+			}
+			// A datagram sent before the read ends the mode; put it back,
+			// to count what single reads allocate.
+			if allocs := testing.AllocsPerRun(20, func() { c.single = true; exchange(0) }); allocs != 0 {
+				t.Fatalf("%v allocations per single-datagram exchange", allocs)
+			}
+			c.single, c.streak = true, 0
+			// A queue: the first read takes one datagram, received before
+			// the read began, and the reader goes back to batches.
+			for k := range 5 {
+				if _, err := client.WriteToUDPAddrPort([]byte{byte(k)}, to); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for k, want := range []int{1, 4} {
+				n, err := c.ReadBatch(rx)
+				if err != nil || n != want {
+					t.Fatalf("read %d of the queue: %d datagrams, %v; want %d", k, n, err, want)
+				}
+				if c.single {
+					t.Fatal("still in single-datagram mode after reading a queued datagram")
+				}
 			}
 		})
 	}
