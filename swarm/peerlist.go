@@ -247,7 +247,16 @@ func (l *peerList) pick(dst []byte, want int, self []byte, rl int) []byte {
 		} else {
 			rec = l.at(i, rl, &prefix)[:kl]
 		}
-		copy(dst[out:out+kl], rec)
+		// Fixed-size moves for the two record sizes: copy with a length
+		// known only at run time calls memmove, per peer.
+		switch kl {
+		case PeerLen4:
+			*(*[PeerLen4]byte)(dst[out:]) = [PeerLen4]byte(rec)
+		case PeerLen6:
+			*(*[PeerLen6]byte)(dst[out:]) = [PeerLen6]byte(rec)
+		default:
+			copy(dst[out:out+kl], rec)
+		}
 		out += kl
 	}
 	return dst
