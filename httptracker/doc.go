@@ -8,8 +8,10 @@
 // SO_REUSEPORT socket (server_linux.go):
 // it accepts, reads the request head into a reused buffer and, when
 // head.go recognises a plain GET of an announce or scrape (what nearly
-// every client sends), answers it itself: accept, read, send, close, four
-// system calls, no goroutine and no allocation per connection. Every other
+// every client sends), answers it itself: accept, read, send, close, and
+// the epoll_wait the loop's thread sleeps in between connections (a
+// blocking system call, outside the runtime's netpoller), no goroutine
+// and no allocation per connection. Every other
 // request (stats, full scrape, WebSocket upgrades, unusual but legal HTTP)
 // is handed with the bytes read so far to a net/http server, whose
 // behaviour and errors it then gets. The loop reaches the tracker through

@@ -4,12 +4,13 @@ package httptracker
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
 	"os"
+	"runtime"
+	"sync"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -28,9 +29,14 @@ import (
 // it does not recognise (parseRequestHead) it hands to net/http with the
 // bytes read so far, so behaviour and errors stay net/http's there.
 //
-// The loop's epoll instance is itself parked in Go's netpoller (an epoll
-// fd is readable when it has events), so the loop blocks no thread and
-// shares the process's GOMAXPROCS with everything else.
+// The loop waits in epoll_wait itself, a blocking system call that holds
+// its thread and its P, as udptracker's readers wait in recvmmsg: the
+// connection that wakes it is accepted, read and answered on that thread
+// with no pass through the runtime's scheduler or netpoller (parking the
+// loop's epoll fd in the netpoller instead cost two more epoll_waits per
+// wake-up and the scheduler's work around them). cmd/herald keeps one P
+// more than the loops and readers that wait this way
+// (Server.BlockedLoops).
 
 // loopConfig is everything an event loop is given: its bounds, its
 // logger, the one entry point into the tracker it answers for, and where
@@ -54,10 +60,10 @@ type loopConfig struct {
 // eventLoop serves one listening socket.
 type eventLoop struct {
 	cfg    loopConfig
-	lfd    int      // the listening socket, non-blocking
-	ep     *os.File // the epoll instance, registered with Go's netpoller
-	epfd   int
-	timer  int // timerfd: wakes the loop to enforce deadlines
+	lfd    int        // the listening socket, non-blocking
+	epfd   int        // the epoll instance the loop waits in
+	timer  int        // timerfd: wakes the loop for deadlines, and to stop
+	mu     sync.Mutex // keeps stop from arming timer as closeFiles closes it
 	conns  map[int32]*conn
 	free   []*conn
 	events []unix.EpollEvent
@@ -96,6 +102,9 @@ const (
 	acceptPause = time.Second
 	// keepBuffer is the largest per-connection buffer kept for reuse.
 	keepBuffer = 16 << 10
+	// yieldEvery is how often a loop passes through the scheduler: well
+	// under sysmon's 10 ms preemption tick.
+	yieldEvery = 4 * time.Millisecond
 )
 
 // newEventLoop takes ownership of the listening socket lfd.
@@ -119,15 +128,6 @@ func (l *eventLoop) open() error {
 	var err error
 	if l.epfd, err = unix.EpollCreate1(unix.EPOLL_CLOEXEC); err != nil {
 		return fmt.Errorf("epoll_create1: %w", err)
-	}
-	if err := unix.SetNonblock(l.epfd, true); err != nil {
-		return fmt.Errorf("epoll fd: %w", err)
-	}
-	l.ep = os.NewFile(uintptr(l.epfd), "epoll")
-	// A deadline can be set only on a file in the netpoller: this checks
-	// that the epoll fd got there, so the loop will park, not spin.
-	if err := l.ep.SetReadDeadline(time.Time{}); err != nil {
-		return fmt.Errorf("epoll fd not pollable: %w", err)
 	}
 	if l.timer, err = unix.TimerfdCreate(unix.CLOCK_MONOTONIC, unix.TFD_NONBLOCK|unix.TFD_CLOEXEC); err != nil {
 		return fmt.Errorf("timerfd_create: %w", err)
@@ -158,21 +158,28 @@ func (l *eventLoop) closeFiles() {
 		unix.Close(l.lfd)
 		l.lfd = -1
 	}
+	l.mu.Lock()
 	if l.timer >= 0 {
 		unix.Close(l.timer)
 		l.timer = -1
 	}
-	if l.ep != nil {
-		l.ep.Close()
-	} else if l.epfd >= 0 {
+	l.mu.Unlock()
+	if l.epfd >= 0 {
 		unix.Close(l.epfd)
+		l.epfd = -1
 	}
 }
 
 // stop makes run return soon; safe from any goroutine.
 func (l *eventLoop) stop() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	l.stopping.Store(true)
-	l.ep.SetReadDeadline(time.Unix(1, 0)) // wakes a parked run
+	if l.timer >= 0 {
+		// Fire the timer now: that wakes a run waiting in epoll_pwait.
+		now := unix.ItimerSpec{Value: unix.Timespec{Nsec: 1}}
+		unix.TimerfdSettime(l.timer, 0, &now, nil)
+	}
 }
 
 // run serves until stop, then closes the listening socket and every
@@ -180,28 +187,27 @@ func (l *eventLoop) stop() {
 // incomplete).
 func (l *eventLoop) run() error {
 	defer l.shutdown()
-	rc, err := l.ep.SyscallConn()
-	if err != nil {
-		return fmt.Errorf("httptracker: event loop: %w", err)
-	}
-	// wait serves batches until the epoll set is empty, then returns false
-	// so the goroutine parks until Go's poller sees the epoll fd become
-	// readable. It returns (true) only to stop: RawRead clears a readiness
-	// the poller recorded when it starts, so leaving it after each batch
-	// would need one more epoll_wait to be safe.
-	wait := func(epfd uintptr) bool {
-		for !l.stopping.Load() {
-			n, _ := rawSyscall(unix.SYS_EPOLL_PWAIT, epfd, uintptr(unsafe.Pointer(&l.events[0])), uintptr(len(l.events)), 0)
-			if n <= 0 {
-				return false // nothing ready (or EINTR)
-			}
-			l.handle(l.events[:n])
-		}
-		return true
-	}
+	var lastYield time.Time
 	for !l.stopping.Load() {
-		if err := rc.Read(wait); err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
-			return fmt.Errorf("httptracker: event loop: %w", err)
+		// A blocking system call: the thread sleeps in the kernel until a
+		// descriptor is ready, and the runtime's scheduler and netpoller
+		// are not on the path of a request (Server.BlockedLoops).
+		n, err := unix.EpollWait(l.epfd, l.events, -1)
+		if err != nil {
+			if err == unix.EINTR {
+				continue
+			}
+			return fmt.Errorf("httptracker: event loop: epoll_wait: %w", err)
+		}
+		l.handle(l.events[:n])
+		// A loop that never passes through the scheduler looks to sysmon
+		// like one goroutine running for good: every 10 ms it would take
+		// the P back from the system call and then poll every 20 µs for
+		// the next millisecond. A yield every few milliseconds moves the
+		// P's scheduling tick on (as udptracker's readers do).
+		if l.now.Sub(lastYield) > yieldEvery {
+			runtime.Gosched()
+			lastYield = l.now
 		}
 	}
 	return nil

@@ -243,3 +243,11 @@ func (c *handedConn) Close() error {
 	c.LeaveLimit()
 	return c.Conn.Close()
 }
+
+// BlockedLoops returns how many Ps (GOMAXPROCS) the server's event loops
+// hold while they wait: on Linux each loop sleeps in epoll_wait, a system
+// call, keeping its P, as udptracker's readers do in recvmmsg; the caller
+// keeps one P more than all such waiters so that the runtime leaves the
+// calls alone (udptracker.Server.BlockedReaders). 0 where net/http serves
+// everything.
+func (s *Server) BlockedLoops() int { return s.fast.size() }

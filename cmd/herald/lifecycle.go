@@ -297,6 +297,7 @@ func (d *daemon) bind() (err error) {
 				return err
 			}
 			d.servers = append(d.servers, srv)
+			blocked += srv.BlockedLoops()
 		}
 		if l.UDP {
 			srv, err := udptracker.Listen(l.Addr, udpCfg)
@@ -307,9 +308,10 @@ func (d *daemon) bind() (err error) {
 			blocked += srv.BlockedReaders()
 		}
 	}
-	// One P more than the UDP readers that wait holding theirs, so that one
-	// stays idle and the runtime leaves the readers' system calls alone
-	// (udptracker.Server.BlockedReaders).
+	// One P more than the UDP readers and HTTP event loops that wait
+	// holding theirs, so that one stays idle and the runtime leaves their
+	// system calls alone (udptracker.Server.BlockedReaders,
+	// httptracker.Server.BlockedLoops).
 	if blocked >= runtime.GOMAXPROCS(0) {
 		runtime.GOMAXPROCS(blocked + 1)
 	}
