@@ -190,7 +190,8 @@ var Gauges = [NumProtocols][]Gauge{
 	WS:   {Connections, ConnectionLimit, Swarms, SwarmLimit, Peers, PeerLimit},
 }
 
-// LatencyBuckets are the upper bounds of the response-time histograms.
+// LatencyBuckets are the upper bounds of the response-time and
+// service-time histograms.
 // Announces answered from RAM take tens of microseconds, so the bounds are
 // closest between 25 and 250 µs, where a p99 under 100 µs has to be read
 // without interpolating across a wide bucket; the top buckets catch full
@@ -212,6 +213,12 @@ type histogram struct {
 	sum    atomic.Int64
 }
 
+// add records n durations d.
+func (h *histogram) add(d time.Duration, n int) {
+	h.counts[bucketOf(d)].Add(uint64(n))
+	h.sum.Add(int64(d) * int64(n))
+}
+
 // cacheLine is larger than any cache line herald runs on, with adjacent
 // line prefetch in mind.
 const cacheLine = 128
@@ -223,7 +230,8 @@ type shard struct {
 	refusals [NumProtocols][MaxReasons]atomic.Uint64
 	faults   [NumProtocols][NumFaults]atomic.Uint64
 	events   [NumProtocols][NumEvents]atomic.Uint64
-	latency  [NumProtocols]histogram
+	latency  [NumProtocols]histogram // response times
+	service  [NumProtocols]histogram // service times
 	_        [cacheLine]byte
 }
 
@@ -283,14 +291,33 @@ func (s *Set) Fault(p Protocol, f Fault) { s.shard().faults[p][f].Add(1) }
 // Event counts one event.
 func (s *Set) Event(p Protocol, e Event) { s.shard().events[p][e].Add(1) }
 
+// A request's response time runs from its arrival (as early as herald
+// can tell: the kernel's receive time for UDP) to the start of the write
+// of its reply: what a client sees of herald. Its service time runs from
+// when herald has read the request to the same end: how long herald works
+// on it, without the wait in the socket before the read. Where a frontend
+// cannot tell the two apart (net/http, WebSocket), both are the same
+// value; see the frontends' Observe calls.
+
 // Observe records one response time.
 func (s *Set) Observe(p Protocol, d time.Duration) { s.ObserveN(p, d, 1) }
 
 // ObserveN records n responses that each took d.
 func (s *Set) ObserveN(p Protocol, d time.Duration, n int) {
-	h := &s.shard().latency[p]
-	h.counts[bucketOf(d)].Add(uint64(n))
-	h.sum.Add(int64(d) * int64(n))
+	s.shard().latency[p].add(d, n)
+}
+
+// ObserveServiceN records n requests whose service took d each (a batch
+// served together: one add for all of them).
+func (s *Set) ObserveServiceN(p Protocol, d time.Duration, n int) {
+	s.shard().service[p].add(d, n)
+}
+
+// ObserveRequest records one request's response time and service time.
+func (s *Set) ObserveRequest(p Protocol, response, service time.Duration) {
+	sh := s.shard()
+	sh.latency[p].add(response, 1)
+	sh.service[p].add(service, 1)
 }
 
 func bucketOf(d time.Duration) int {
@@ -343,7 +370,7 @@ func (s *Set) Watch(p Protocol, g Gauge, read func() int64) {
 	s.mu.Unlock()
 }
 
-// Latency is a response-time histogram read at one moment.
+// Latency is a response-time or service-time histogram read at one moment.
 type Latency struct {
 	// Buckets are cumulative counts per LatencyBuckets bound, as Prometheus
 	// wants them; Count includes the +Inf bucket.
@@ -359,7 +386,8 @@ type Counts struct {
 	Faults   [NumProtocols][NumFaults]uint64
 	Events   [NumProtocols][NumEvents]uint64
 	Gauges   [NumProtocols][NumGauges]int64
-	Latency  [NumProtocols]Latency
+	Latency  [NumProtocols]Latency // response times
+	Service  [NumProtocols]Latency // service times
 }
 
 // Read sums the shards. Each counter is read atomically while writers go
@@ -384,14 +412,8 @@ func (s *Set) Read() Counts {
 			for e := range NumEvents {
 				c.Events[p][e] += sh.events[p][e].Load()
 			}
-			h, l := &sh.latency[p], &c.Latency[p]
-			var cum uint64
-			for b := range LatencyBuckets {
-				cum += h.counts[b].Load()
-				l.Buckets[b] += cum
-			}
-			l.Count += cum + h.counts[len(LatencyBuckets)].Load()
-			l.Sum += time.Duration(h.sum.Load())
+			c.Latency[p].add(&sh.latency[p])
+			c.Service[p].add(&sh.service[p])
 		}
 	}
 	s.mu.Lock()
@@ -400,6 +422,17 @@ func (s *Set) Read() Counts {
 	}
 	s.mu.Unlock()
 	return c
+}
+
+// add adds h's counts to l.
+func (l *Latency) add(h *histogram) {
+	var cum uint64
+	for b := range LatencyBuckets {
+		cum += h.counts[b].Load()
+		l.Buckets[b] += cum
+	}
+	l.Count += cum + h.counts[len(LatencyBuckets)].Load()
+	l.Sum += time.Duration(h.sum.Load())
 }
 
 // HasAction reports whether readers report action a of protocol p: it is

@@ -183,3 +183,38 @@ func BenchmarkRequest(b *testing.B) {
 		}
 	})
 }
+
+// Service times have their own histogram: ObserveServiceN counts a batch
+// there once per request and leaves the response times alone;
+// ObserveRequest records one request in both.
+func TestServiceTimes(t *testing.T) {
+	s := New()
+	s.ObserveN(UDP, 3*time.Millisecond, 4)         // response: the wait in the socket too
+	s.ObserveServiceN(UDP, 60*time.Microsecond, 4) // service: a batch of four
+	s.ObserveRequest(WS, 2*time.Millisecond, 90*time.Microsecond)
+	c := s.Read()
+	le := func(l *Latency, d time.Duration) uint64 { return l.Buckets[slices.Index(LatencyBuckets[:], d)] }
+	for _, got := range []struct {
+		name      string
+		got, want uint64
+	}{
+		{"udp response count", c.Latency[UDP].Count, 4},
+		{"udp response <= 2.5ms", le(&c.Latency[UDP], 2500*time.Microsecond), 0},
+		{"udp response <= 5ms", le(&c.Latency[UDP], 5*time.Millisecond), 4},
+		{"udp service count", c.Service[UDP].Count, 4},
+		{"udp service <= 50µs", le(&c.Service[UDP], 50*time.Microsecond), 0},
+		{"udp service <= 75µs", le(&c.Service[UDP], 75*time.Microsecond), 4},
+		{"ws response <= 1ms", le(&c.Latency[WS], time.Millisecond), 0},
+		{"ws response count", c.Latency[WS].Count, 1},
+		{"ws service <= 75µs", le(&c.Service[WS], 75*time.Microsecond), 0},
+		{"ws service <= 100µs", le(&c.Service[WS], 100*time.Microsecond), 1},
+		{"http service count", c.Service[HTTP].Count, 0},
+	} {
+		if got.got != got.want {
+			t.Errorf("%s = %d, want %d", got.name, got.got, got.want)
+		}
+	}
+	if c.Service[UDP].Sum != 240*time.Microsecond || c.Service[WS].Sum != 90*time.Microsecond || c.Latency[UDP].Sum != 12*time.Millisecond {
+		t.Errorf("sums: udp service %v, ws service %v, udp response %v", c.Service[UDP].Sum, c.Service[WS].Sum, c.Latency[UDP].Sum)
+	}
+}

@@ -64,7 +64,13 @@ type Config struct {
 
 	// Counters receives the request counts, the connection counts and how
 	// long each announce and scrape took to answer (full scrapes and stats
-	// excluded). Default a Set of its own.
+	// excluded): on Linux's event loops, the response time runs from the
+	// epoll_wait that found the request's connection ready (so it counts
+	// the connections served before it in that pass) and the service time
+	// from when the request's head was parsed, both to the start of the
+	// write of the reply; through net/http (other platforms, TLS, requests
+	// handed off), both run from when net/http handed herald the parsed
+	// request and are the same value. Default a Set of its own.
 	Counters *counters.Set
 
 	// ReadHeaderTimeout, ReadTimeout and IdleTimeout bound how long a client

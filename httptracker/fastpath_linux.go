@@ -15,7 +15,8 @@ import (
 // a request it leaves to net/http (anything but an announce or a scrape).
 // woke is when the loop's epoll_wait returned with the request's
 // connection ready: its response time runs from there, so it counts the
-// wait behind the connections served before it in the same pass.
+// wait behind the connections served before it in the same pass; its
+// service time runs from the call, the request's head parsed.
 type answerFunc func(dst []byte, head *requestHead, remote netip.Addr, date []byte, woke time.Time) ([]byte, bool)
 
 // fastAnswerer returns h's answerFunc for one event loop: it answers
@@ -29,7 +30,7 @@ func (h *Handler) fastAnswerer() answerFunc {
 		if rt != routeAnnounce && rt != routeScrape {
 			return dst, false
 		}
-		defer h.observe(woke)
+		defer h.observeFast(woke, time.Now())
 		addr := remote
 		if h.trustedProxy(addr) {
 			addr, _ = h.forwardedClient(head.proxyHeader(h.cfg.ProxyHeader))

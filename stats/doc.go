@@ -69,7 +69,12 @@
 // send_failed),
 // herald_request_duration_seconds{protocol} (from a request's arrival, for
 // UDP the kernel's receive time of the datagram, to the start of the write
-// of its reply, with buckets every 25 to 50 µs between 25 and 150 µs), and
+// of its reply, with buckets every 25 to 50 µs between 25 and 150 µs: the
+// response time), herald_request_service_seconds{protocol} (the service
+// time, same buckets: from when herald had read the request, for UDP the
+// end of the recvmmsg of its batch, for HTTP on the event loop the parse
+// of its head, to the same end, so the wait in the socket is left out;
+// HTTP through net/http and WebSocket observe the same value in both), and
 // per protocol that keeps
 // connections (http, ws) herald_<protocol>_connections,
 // herald_<protocol>_connections_limit,

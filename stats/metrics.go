@@ -53,7 +53,10 @@ var (
 	completedDesc = prometheus.NewDesc("herald_torrent_downloads",
 		"Completed downloads recorded by the torrents now in the store (it falls when torrents expire).", nil, nil)
 	durationDesc = prometheus.NewDesc("herald_request_duration_seconds",
-		"Time a request spent in herald, by protocol: from its arrival (udp: the kernel's receive time of the datagram; http: the event loop's wake-up for its connection, or net/http's call of the handler; ws: the read of its message) to the start of the write that hands its reply to the kernel; the write itself is left out.",
+		"Response time of a request, by protocol: from its arrival (udp: the kernel's receive time of the datagram; http: the event loop's wake-up for its connection, or net/http's call of the handler; ws: the read of its message) to the start of the write that hands its reply to the kernel; the write itself is left out.",
+		[]string{"protocol"}, nil)
+	serviceDesc = prometheus.NewDesc("herald_request_service_seconds",
+		"Service time of a request, by protocol: from when herald had read it (udp: the end of the recvmmsg that read its batch; http: the parse of its head on the event loop, or net/http's call of the handler; ws: the read of its message) to the start of the write that hands its reply to the kernel; the wait in the socket before the read, counted in herald_request_duration_seconds, is left out. For http through net/http and for ws herald cannot see that wait, and both histograms get the same value.",
 		[]string{"protocol"}, nil)
 	statsRequestsDesc = prometheus.NewDesc("herald_stats_requests_total",
 		"Requests to the stats page, metrics and dashboard, by outcome.",
@@ -125,7 +128,7 @@ var _ prometheus.Collector = metricsCollector{}
 
 func (c metricsCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
-		requestsDesc, errorsDesc, storeRefusalsDesc, torrentsDesc, peersDesc, completedDesc, durationDesc, statsRequestsDesc,
+		requestsDesc, errorsDesc, storeRefusalsDesc, torrentsDesc, peersDesc, completedDesc, durationDesc, serviceDesc, statsRequestsDesc,
 		torrentsLimitDesc, peersLimitDesc, rateLimitDesc, rateBurstDesc,
 	} {
 		ch <- d
@@ -152,6 +155,13 @@ func (c metricsCollector) Collect(ch chan<- prometheus.Metric) {
 		if v > 0 {
 			ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v)
 		}
+	}
+	histogram := func(d *prometheus.Desc, l *counters.Latency, labels ...string) {
+		buckets := make(map[float64]uint64, len(counters.LatencyBuckets))
+		for i, b := range counters.LatencyBuckets {
+			buckets[b.Seconds()] = l.Buckets[i]
+		}
+		ch <- prometheus.MustNewConstHistogram(d, l.Count, l.Sum.Seconds(), buckets, labels...)
 	}
 
 	cs := &s.Counters
@@ -182,12 +192,8 @@ func (c metricsCollector) Collect(ch chan<- prometheus.Metric) {
 				gauge(gaugeDescs[p][g], int(v))
 			}
 		}
-		l := &cs.Latency[p]
-		buckets := make(map[float64]uint64, len(counters.LatencyBuckets))
-		for i, b := range counters.LatencyBuckets {
-			buckets[b.Seconds()] = l.Buckets[i]
-		}
-		ch <- prometheus.MustNewConstHistogram(durationDesc, l.Count, l.Sum.Seconds(), buckets, proto)
+		histogram(durationDesc, &cs.Latency[p], proto)
+		histogram(serviceDesc, &cs.Service[p], proto)
 	}
 
 	counter(storeRefusalsDesc, s.Refusals.TorrentLimit, "torrent_limit")

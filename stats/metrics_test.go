@@ -32,6 +32,8 @@ func TestMetricsParseAndLint(t *testing.T) {
 		set.Observe(counters.HTTP, d)
 	}
 	set.Observe(counters.UDP, 10*time.Second)
+	set.ObserveServiceN(counters.UDP, 60*time.Microsecond, 4)
+	set.ObserveRequest(counters.WS, 2*time.Millisecond, 2*time.Millisecond)
 	refuse(set, counters.HTTP, counters.Announce, tracker.RateLimited, 7)
 	refuse(set, counters.UDP, counters.Connect, tracker.RateLimited, 9)
 	// Connection counts of a second HTTP listener, summed with the real
@@ -159,7 +161,10 @@ func TestMetricsParseAndLint(t *testing.T) {
 		{"herald_stats_requests_total", map[string]string{"outcome": "ok"}, 1},
 		{"herald_request_duration_seconds", map[string]string{"protocol": "http"}, 3},
 		{"herald_request_duration_seconds", map[string]string{"protocol": "udp"}, 1},
-		{"herald_request_duration_seconds", map[string]string{"protocol": "ws"}, 0},
+		{"herald_request_duration_seconds", map[string]string{"protocol": "ws"}, 1},
+		{"herald_request_service_seconds", map[string]string{"protocol": "http"}, 0},
+		{"herald_request_service_seconds", map[string]string{"protocol": "udp"}, 4},
+		{"herald_request_service_seconds", map[string]string{"protocol": "ws"}, 1},
 	} {
 		if got := value(c.name, c.labels); got != c.want {
 			t.Errorf("%s%v = %v, want %v", c.name, c.labels, got, c.want)
@@ -179,6 +184,25 @@ func TestMetricsParseAndLint(t *testing.T) {
 			want := map[float64]uint64{25e-6: 1, 50e-6: 2, 0.0025: 2, 0.005: 3, 5: 3}[b.GetUpperBound()]
 			if want != 0 && b.GetCumulativeCount() != want {
 				t.Errorf("bucket le=%v: %d, want %d", b.GetUpperBound(), b.GetCumulativeCount(), want)
+			}
+		}
+	}
+	// The service-time histogram: its own family, its own HELP.
+	if f := families["herald_request_service_seconds"]; f == nil || !strings.HasPrefix(f.GetHelp(), "Service time of a request") ||
+		!strings.Contains(f.GetHelp(), "the end of the recvmmsg") {
+		t.Errorf("herald_request_service_seconds: %v", f)
+	}
+	for _, m := range families["herald_request_service_seconds"].Metric {
+		if m.Label[0].GetValue() != "udp" {
+			continue
+		}
+		h := m.Histogram
+		if got := h.GetSampleSum(); got < 0.000239 || got > 0.000241 {
+			t.Errorf("udp service sum %v s, want 0.00024", got)
+		}
+		for _, b := range h.Bucket {
+			if want := map[float64]uint64{50e-6: 0, 75e-6: 4}[b.GetUpperBound()]; (b.GetUpperBound() == 50e-6 || b.GetUpperBound() == 75e-6) && b.GetCumulativeCount() != want {
+				t.Errorf("service bucket le=%v: %d, want %d", b.GetUpperBound(), b.GetCumulativeCount(), want)
 			}
 		}
 	}

@@ -81,7 +81,8 @@ func (*closedConn) WriteBatch([]message) (int, error) { return 0, net.ErrClosed 
 
 // TestServeBatchTimesFromArrival: a datagram's response time runs from its
 // receive time (or, without one, from the read) to the start of the send,
-// whatever the send then takes.
+// whatever the send then takes; its service time runs from the read, the
+// wait in the socket left out.
 func TestServeBatchTimesFromArrival(t *testing.T) {
 	h := newTestHandler(t, Config{})
 	rx := newMessages(2, maxPacketLen)
@@ -96,12 +97,19 @@ func TestServeBatchTimesFromArrival(t *testing.T) {
 	if err := serveBatch(fc, h, rx, tx, read, new(counters.Tally)); err != nil {
 		t.Fatal(err)
 	}
-	l := h.counts.Read().Latency[counters.UDP]
+	c := h.counts.Read()
+	l := c.Latency[counters.UDP]
 	le := func(d time.Duration) uint64 { return l.Buckets[slices.Index(counters.LatencyBuckets[:], d)] }
 	// One within 100 ms (from the read), one over 200 ms (from its
 	// arrival), the send's 300 ms left out of both.
 	if l.Count != 2 || le(100*time.Millisecond) != 1 || le(250*time.Millisecond) != 2 ||
 		l.Sum < 200*time.Millisecond || l.Sum >= 300*time.Millisecond {
 		t.Fatalf("count %d, buckets %v, sum %v", l.Count, l.Buckets, l.Sum)
+	}
+	// Both within 100 ms of the read: the 200 ms queued left out, as is
+	// the send.
+	if sv := c.Service[counters.UDP]; sv.Count != 2 || sv.Buckets[slices.Index(counters.LatencyBuckets[:], 100*time.Millisecond)] != 2 ||
+		sv.Sum >= 200*time.Millisecond {
+		t.Fatalf("service: count %d, buckets %v, sum %v", sv.Count, sv.Buckets, sv.Sum)
 	}
 }

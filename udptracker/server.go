@@ -47,7 +47,10 @@ type Config struct {
 	// the platform gives no receive time) to the start of the sendmmsg
 	// that hands its reply to the kernel. The send itself is left out: on
 	// loopback it runs the client's side too (delivery, wake-up). The
-	// clock is read once per batch. Default a Set of its own.
+	// clock is read once per batch. It also receives each request's
+	// service time: from the end of the recvmmsg that read its batch to
+	// the same start of the sendmmsg, the wait in the socket left out
+	// (one add per batch). Default a Set of its own.
 	Counters *counters.Set
 	// Sockets is the number of SO_REUSEPORT sockets, each with one reader
 	// goroutine. Default runtime.GOMAXPROCS(0); always 1 off Linux.
@@ -265,8 +268,9 @@ func (s *Server) read(c batchConn, h *handler) error {
 
 // serveBatch answers the datagrams in rx, read at time read, building
 // replies in tx, and sends them; it records the datagrams' response times
-// (see Config.Counters) through times. It returns an error only when the
-// socket has been closed.
+// (see Config.Counters) through times, and the batch's service time (from
+// the read to the start of the send, the same for each of its datagrams)
+// in one add. It returns an error only when the socket has been closed.
 func serveBatch(c batchConn, h *handler, rx, tx []message, read time.Time, times *counters.Tally) error {
 	now := read.Unix()
 	out := 0
@@ -292,6 +296,7 @@ func serveBatch(c batchConn, h *handler, rx, tx []message, read time.Time, times
 		times.Add(time.Duration(handed - start))
 	}
 	h.counts.ObserveTally(counters.UDP, times)
+	h.counts.ObserveServiceN(counters.UDP, time.Duration(max(handed-read.UnixNano(), 0)), len(rx))
 	for sent := 0; sent < out; {
 		n, err := c.WriteBatch(tx[sent:out])
 		sent += n

@@ -82,8 +82,11 @@ type Config struct {
 	Cluster Cluster
 
 	// Counters receives the counts of messages, connections and relayed
-	// offers and answers, how long each message took to answer, and the
-	// swarms' sizes and limits. Default a Set of its own.
+	// offers and answers, how long each message took to answer (from the
+	// end of the read of its frame to the start of the write of the reply:
+	// the response time and the service time are the same value, as
+	// herald cannot see a frame's wait in the socket), and the swarms'
+	// sizes and limits. Default a Set of its own.
 	Counters *counters.Set
 
 	// Logger receives startup and shutdown messages, never one line per

@@ -286,10 +286,12 @@ func (h *Handler) reply(c *conn, w *work) error {
 	return c.send(w.out)
 }
 
-// observe records the response time of w's message, once.
+// observe records the response time of w's message, once; it is also its
+// service time (Config.Counters).
 func (h *Handler) observe(w *work) {
 	if !w.start.IsZero() {
-		h.counts.Observe(counters.WS, time.Since(w.start))
+		d := time.Since(w.start)
+		h.counts.ObserveRequest(counters.WS, d, d) // response = service: from the read
 		w.start = time.Time{}
 	}
 }
