@@ -133,7 +133,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	for _, e := range res.Errors {
 		t.Errorf("page: %s", e)
 	}
-	for _, name := range []string{"requests", "errors", "latency", "reasons", "connections", "limits", "peers", "torrents", "memory", "cpu", "snapshot"} {
+	for _, name := range []string{"requests", "errors", "latency", "service", "reasons", "connections", "limits", "peers", "torrents", "memory", "cpu", "snapshot"} {
 		c, ok := res.Charts[name]
 		switch {
 		case !ok:
@@ -164,6 +164,10 @@ func TestDashboardInBrowser(t *testing.T) {
 	// Response times: UDP 30 µs, HTTP 300 µs, WebSocket 3 ms (p50, p99).
 	if l := res.Charts["latency"].Max; len(l) != 6 || l[0] < 0.25 || l[0] > 0.5 || l[2] < 0.025 || l[2] > 0.05 || l[4] < 2.5 || l[4] > 5 {
 		t.Errorf("latency max %v (ms: http, udp, ws; p50 then p99 each)", l)
+	}
+	// Service times p99: HTTP 100 µs, UDP 20 µs, WebSocket 3 ms.
+	if s := res.Charts["service"].Max; len(s) != 3 || s[0] < 0.075 || s[0] > 0.1 || s[1] < 0.01 || s[1] > 0.025 || s[2] < 2.5 || s[2] > 5 {
+		t.Errorf("service max %v (ms: http, udp, ws)", s)
 	}
 	// Errors by reason: the three the load counts, sorted.
 	if r := res.Charts["reasons"]; strings.Join(r.Series, " ") != "dropped not_allowed not_found" || min(r.Max[0], r.Max[1], r.Max[2]) <= 0 {
@@ -209,6 +213,9 @@ func syntheticLoad(ctx context.Context, store *swarm.Store, set *counters.Set, w
 		set.ObserveN(counters.HTTP, 300*time.Microsecond, 5)
 		set.ObserveN(counters.UDP, 30*time.Microsecond, 10)
 		set.ObserveN(counters.WS, 3*time.Millisecond, 2)
+		set.ObserveServiceN(counters.HTTP, 100*time.Microsecond, 5)
+		set.ObserveServiceN(counters.UDP, 20*time.Microsecond, 10)
+		set.ObserveServiceN(counters.WS, 3*time.Millisecond, 2)
 		if n%3 == 0 {
 			add(set, counters.HTTP, counters.Invalid, counters.Failure, counters.NotFound, 1)
 			add(set, counters.UDP, counters.Invalid, counters.Dropped, counters.Runt, 2)

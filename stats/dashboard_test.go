@@ -38,6 +38,7 @@ func TestDashboardDataRatesAndBoundedHistory(t *testing.T) {
 		if i > 0 {
 			set.ObserveN(counters.UDP, 35*time.Microsecond, 20)
 			set.ObserveN(counters.HTTP, 1500*time.Microsecond, 10)
+			set.ObserveServiceN(counters.UDP, 60*time.Microsecond, 20)
 		}
 		s.Counters = set.Read()
 		c := &s.Counters
@@ -66,6 +67,7 @@ func TestDashboardDataRatesAndBoundedHistory(t *testing.T) {
 		// Columns that may hold null, read back as pointers.
 		LatencyP50  map[string][]*float64 `json:"latency_p50_ms"`
 		LatencyP99  map[string][]*float64 `json:"latency_p99_ms"`
+		ServiceP99  map[string][]*float64 `json:"service_p99_ms"`
 		SnapshotAge []*float64            `json:"snapshot_age_seconds"`
 	}
 	if err := json.Unmarshal(rec.Body.Bytes(), &d); err != nil {
@@ -91,6 +93,10 @@ func TestDashboardDataRatesAndBoundedHistory(t *testing.T) {
 		if udp50 == nil || *udp50 < 0.025 || *udp50 > 0.05 || udp99 == nil || *udp99 < *udp50 || *udp99 > 0.05 ||
 			http50 == nil || *http50 < 1 || *http50 > 2.5 || ws50 != nil {
 			t.Errorf("sample %d: p50 udp %v http %v ws %v, p99 udp %v (ms)", i, deref(udp50), deref(http50), deref(ws50), deref(udp99))
+		}
+		// 50-75 µs; none for HTTP.
+		if s, h := d.ServiceP99["udp"][i], d.ServiceP99["http"][i]; s == nil || *s < 0.05 || *s > 0.075 || h != nil {
+			t.Errorf("sample %d: service p99 udp %v http %v (ms)", i, deref(s), deref(h))
 		}
 		if r := d.ErrorsByReason["not_allowed"]; len(r) != 4 || r[i] != 2 {
 			t.Errorf("sample %d: errors by reason %v, want not_allowed 2/s", i, d.ErrorsByReason)

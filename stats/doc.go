@@ -97,7 +97,8 @@
 // web/README.md), one sample a second: requests and errors per second by
 // protocol (HTTP, UDP, WebSocket); response times p50 and p99 by protocol,
 // estimated from herald_request_duration_seconds's buckets over each
-// sample's second; errors per second by herald_errors_total reason; open
+// sample's second; service times p99 by protocol, from
+// herald_request_service_seconds's the same way; errors per second by herald_errors_total reason; open
 // connections; the use of every limit that is on (tracker.max_torrents,
 // tracker.max_peers, the connection limits, the WebSocket tracker's own
 // torrents and peers) in percent; peers, seeders and leechers (the store's

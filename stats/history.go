@@ -39,7 +39,10 @@ type sample struct {
 	// p50 and p99 are the response times of the requests answered since
 	// the sample before, per protocol, in seconds; NaN when there were none.
 	p50, p99 [counters.NumProtocols]float64
-	use      usage
+	// service99 is the p99 of their service times (counters.Set), the
+	// same way.
+	service99 [counters.NumProtocols]float64
+	use       usage
 	// lastSave is when the last snapshot save started; zero before the
 	// first or without a snapshot.
 	lastSave time.Time
@@ -53,6 +56,7 @@ type history struct {
 	next    int                                     // guarded by mu: where the next sample goes
 	count   int                                     // guarded by mu: samples held, up to len(ring)
 	latency [counters.NumProtocols]counters.Latency // guarded by mu: as of the last sample
+	service [counters.NumProtocols]counters.Latency // guarded by mu: as of the last sample
 	top     []topRow                                // guarded by mu
 }
 
@@ -92,14 +96,16 @@ func (h *history) add(s Snapshot, use usage, lastSave time.Time) {
 	for p := range counters.NumProtocols {
 		smp.p50[p] = quantile(&c.Latency[p], &h.latency[p], 0.5)
 		smp.p99[p] = quantile(&c.Latency[p], &h.latency[p], 0.99)
+		smp.service99[p] = quantile(&c.Service[p], &h.service[p], 0.99)
 	}
-	h.latency = c.Latency
+	h.latency, h.service = c.Latency, c.Service
 	h.ring[h.next] = smp
 	h.next = (h.next + 1) % len(h.ring)
 	h.count = min(h.count+1, len(h.ring))
 }
 
-// quantile estimates the q-quantile in seconds of the response times
+// quantile estimates the q-quantile in seconds of the response times (or
+// service times)
 // observed between prev and cur (two reads of one histogram), as
 // Prometheus's histogram_quantile does: linearly within the bucket that
 // holds it. One beyond the last bound reports that bound. NaN when nothing
@@ -220,8 +226,10 @@ type dashboardData struct {
 	// their herald_errors_total reason; only reasons counted in the window.
 	ErrorsByReason map[string][]float64 `json:"errors_by_reason"`
 	// LatencyP50 and LatencyP99 are response times in milliseconds.
-	LatencyP50  map[string]points  `json:"latency_p50_ms"`
-	LatencyP99  map[string]points  `json:"latency_p99_ms"`
+	LatencyP50 map[string]points `json:"latency_p50_ms"`
+	LatencyP99 map[string]points `json:"latency_p99_ms"`
+	// ServiceP99 is the p99 of the service times in milliseconds.
+	ServiceP99  map[string]points  `json:"service_p99_ms"`
 	Connections map[string][]int64 `json:"connections"`
 	// Limits are the limits that are on, keyed "torrents", "peers",
 	// "http connections", "ws connections", "ws torrents", "ws peers".
@@ -269,6 +277,7 @@ func (m *Monitor) dashboardData(now time.Time) *dashboardData {
 		ErrorsByReason:  make(map[string][]float64),
 		LatencyP50:      make(map[string]points, counters.NumProtocols),
 		LatencyP99:      make(map[string]points, counters.NumProtocols),
+		ServiceP99:      make(map[string]points, counters.NumProtocols),
 		Connections:     make(map[string][]int64, counters.NumProtocols),
 		Limits:          make(map[string]limitUsage),
 		Torrents:        make([]int, 0, n),
@@ -289,6 +298,7 @@ func (m *Monitor) dashboardData(now time.Time) *dashboardData {
 		d.ErrorRate[p.Label()] = make([]float64, 0, n)
 		d.LatencyP50[p.Label()] = make(points, 0, n)
 		d.LatencyP99[p.Label()] = make(points, 0, n)
+		d.ServiceP99[p.Label()] = make(points, 0, n)
 		if hasConnections(p) {
 			d.Connections[p.Label()] = make([]int64, 0, n)
 		}
@@ -341,6 +351,7 @@ func (m *Monitor) dashboardData(now time.Time) *dashboardData {
 			d.ErrorRate[l] = append(d.ErrorRate[l], rate(prev.errors[p], cur.errors[p]))
 			d.LatencyP50[l] = append(d.LatencyP50[l], point(cur.p50[p]*1000))
 			d.LatencyP99[l] = append(d.LatencyP99[l], point(cur.p99[p]*1000))
+			d.ServiceP99[l] = append(d.ServiceP99[l], point(cur.service99[p]*1000))
 			if hasConnections(p) {
 				d.Connections[l] = append(d.Connections[l], cur.gauges[p][counters.Connections])
 			}

@@ -285,10 +285,10 @@ func runLoad(mode string, args []string, out io.Writer) error {
 	sleepCtx(ctx, o.warmup)
 	var before, after procSample
 	var metrics *metricsReader
-	var histBefore *promHistogram
+	var histBefore, stBefore *promHistogram
 	if o.metricsURL != "" {
 		metrics = newMetricsReader(o.metricsURL, mode, o.histogram)
-		histBefore, err = metrics.read(ctx)
+		histBefore, stBefore, err = metrics.read(ctx)
 	}
 	if err == nil && o.pid > 0 {
 		before, err = sampleProc(o.pid)
@@ -311,9 +311,12 @@ func runLoad(mode string, args []string, out io.Writer) error {
 		after, err = sampleProc(o.pid)
 	}
 	if err == nil && metrics != nil {
-		var histAfter *promHistogram
-		if histAfter, err = metrics.read(ctx); err == nil {
+		var histAfter, stAfter *promHistogram
+		if histAfter, stAfter, err = metrics.read(ctx); err == nil {
 			res.ServiceUS, err = service(histBefore, histAfter)
+		}
+		if err == nil && stBefore != nil && stAfter != nil {
+			res.ServiceTimeUS, err = service(stBefore, stAfter)
 		}
 	}
 	cancel()
@@ -441,12 +444,15 @@ type result struct {
 	ValidByKind map[string]uint64 `json:"valid_by_kind"`
 	Errors      map[string]uint64 `json:"errors"`
 	LatencyUS   latencyUS         `json:"latency_us"`
-	ServiceUS   *serviceUS        `json:"service_us,omitempty"`
-	CPUSeconds  *float64          `json:"cpu_s,omitempty"`
-	CPUPerValid *float64          `json:"cpu_us_per_valid,omitempty"`
-	RSSBefore   int64             `json:"rss_before_bytes,omitempty"`
-	RSSAfter    int64             `json:"rss_after_bytes,omitempty"`
-	Fill        *fillResult       `json:"fill,omitempty"`
+	ServiceUS   *serviceUS        `json:"service_us,omitempty"` // the tracker's own response time (-metrics)
+	// ServiceTimeUS is herald's own service time (serviceTimeMetric), the
+	// wait in the socket left out; absent for other trackers.
+	ServiceTimeUS *serviceUS  `json:"service_time_us,omitempty"`
+	CPUSeconds    *float64    `json:"cpu_s,omitempty"`
+	CPUPerValid   *float64    `json:"cpu_us_per_valid,omitempty"`
+	RSSBefore     int64       `json:"rss_before_bytes,omitempty"`
+	RSSAfter      int64       `json:"rss_after_bytes,omitempty"`
+	Fill          *fillResult `json:"fill,omitempty"`
 }
 
 type latencyUS struct {
@@ -508,7 +514,10 @@ func (r *result) write(out io.Writer, jsonLine bool) error {
 	fmt.Fprintf(w, "  errors: %v\n", r.Errors)
 	fmt.Fprintf(w, "  latency µs: p50 %.1f  p90 %.1f  p99 %.1f  p99.9 %.1f\n", r.LatencyUS.P50, r.LatencyUS.P90, r.LatencyUS.P99, r.LatencyUS.P999)
 	if s := r.ServiceUS; s != nil {
-		fmt.Fprintf(w, "  tracker's own time µs (%s, %.0f requests): p50 %.1f  p99 %.1f\n", s.Metric, s.Count, s.P50, s.P99)
+		fmt.Fprintf(w, "  tracker's own response time µs (%s, %.0f requests): p50 %.1f  p99 %.1f\n", s.Metric, s.Count, s.P50, s.P99)
+	}
+	if s := r.ServiceTimeUS; s != nil {
+		fmt.Fprintf(w, "  tracker's own service time µs (%s, %.0f requests): p50 %.1f  p99 %.1f\n", s.Metric, s.Count, s.P50, s.P99)
 	}
 	if r.CPUSeconds != nil {
 		fmt.Fprintf(w, "  tracker CPU: %.2fs", *r.CPUSeconds)

@@ -194,8 +194,8 @@ func pickServiceHistogram(hs []promHistogram, protocol, want string) (*promHisto
 		case forProtocol || strings.Contains(h.name, protocol):
 			score = 1
 			for _, word := range []string{"duration", "latency", "service"} {
-				if strings.Contains(h.name, word) {
-					score = 2
+				if strings.Contains(h.name, word) && h.name != serviceTimeMetric {
+					score = 2 // herald's service time is read apart
 				}
 			}
 		}
@@ -254,8 +254,9 @@ func (h *promHistogram) quantile(q float64) float64 {
 	return lo + (h.bounds[i]-lo)*(rank-below)/in
 }
 
-// serviceUS is the tracker's own response time over the measured window,
-// from its histogram, in microseconds.
+// serviceUS is the tracker's own response time (or, for herald's
+// serviceTimeMetric, service time) over the measured window, from its
+// histogram, in microseconds.
 type serviceUS struct {
 	Metric string  `json:"metric"`
 	Count  float64 `json:"count"`
@@ -269,32 +270,42 @@ type metricsReader struct {
 	client              http.Client
 }
 
-func (m *metricsReader) read(ctx context.Context) (*promHistogram, error) {
+// serviceTimeMetric is herald's service-time histogram: from when herald
+// had read a request to the start of the write of its reply, the wait in
+// the socket left out (herald_request_duration_seconds, the response time,
+// counts it).
+const serviceTimeMetric = "herald_request_service_seconds"
+
+// read returns the chosen histogram and, if the tracker exports it and it
+// is not the chosen one, herald's service-time histogram for the protocol.
+func (m *metricsReader) read(ctx context.Context) (h, serviceTime *promHistogram, err error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, m.url, nil)
 	if err != nil {
-		return nil, fmt.Errorf("metrics: %w", err)
+		return nil, nil, fmt.Errorf("metrics: %w", err)
 	}
 	resp, err := m.client.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("metrics: %w", err)
+		return nil, nil, fmt.Errorf("metrics: %w", err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("metrics: %s: %s", m.url, resp.Status)
+		return nil, nil, fmt.Errorf("metrics: %s: %s", m.url, resp.Status)
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
 	if err != nil {
-		return nil, fmt.Errorf("metrics: %s: %w", m.url, err)
+		return nil, nil, fmt.Errorf("metrics: %s: %w", m.url, err)
 	}
 	hs, err := parsePromHistograms(body)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", m.url, err)
+		return nil, nil, fmt.Errorf("%s: %w", m.url, err)
 	}
-	h, err := pickServiceHistogram(hs, m.protocol, m.want)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", m.url, err)
+	if h, err = pickServiceHistogram(hs, m.protocol, m.want); err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", m.url, err)
 	}
-	return h, nil
+	if st, err := pickServiceHistogram(hs, m.protocol, serviceTimeMetric); err == nil && st.name != h.name {
+		serviceTime = st
+	}
+	return h, serviceTime, nil
 }
 
 func newMetricsReader(url, protocol, want string) *metricsReader {

@@ -34,6 +34,11 @@ func exposition(name string, udp, httpCounts []int) string {
 	return b.String()
 }
 
+// family is an exposition's herald histogram alone, to follow another.
+func family(exposition string) string {
+	return exposition[strings.Index(exposition, "# TYPE herald_request"):]
+}
+
 func TestServiceQuantilesFromTwoReadings(t *testing.T) {
 	const name = "herald_request_duration_seconds"
 	before, err := parsePromHistograms([]byte(exposition(name, []int{10, 0, 0, 0, 0}, []int{1, 1, 1, 1, 1})))
@@ -121,11 +126,15 @@ func TestUDPRunnerReportsServiceTime(t *testing.T) {
 	ft := startFakeTracker(t, 0, 0)
 	var reads atomic.Int32
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// The service time first, to show it is not taken for the
+		// response time.
 		if reads.Add(1) == 1 {
-			fmt.Fprint(w, exposition("herald_request_duration_seconds", []int{0, 0, 0, 0, 0}, []int{0, 0, 0, 0, 0}))
+			fmt.Fprint(w, exposition("herald_request_service_seconds", []int{0, 0, 0, 0, 0}, []int{0, 0, 0, 0, 0}))
+			fmt.Fprint(w, family(exposition("herald_request_duration_seconds", []int{0, 0, 0, 0, 0}, []int{0, 0, 0, 0, 0})))
 			return
 		}
-		fmt.Fprint(w, exposition("herald_request_duration_seconds", []int{0, 0, 100, 0, 0}, []int{0, 0, 0, 0, 0}))
+		fmt.Fprint(w, exposition("herald_request_service_seconds", []int{100, 0, 0, 0, 0}, []int{0, 0, 0, 0, 0}))
+		fmt.Fprint(w, family(exposition("herald_request_duration_seconds", []int{0, 0, 100, 0, 0}, []int{0, 0, 0, 0, 0})))
 	}))
 	defer srv.Close()
 	var out strings.Builder
@@ -135,6 +144,9 @@ func TestUDPRunnerReportsServiceTime(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !strings.Contains(out.String(), `"service_us":{"metric":"herald_request_duration_seconds{protocol=\"udp\"}","count":100,"p50":75,"p99":99.5}`) {
+		t.Errorf("output lacks the response time:\n%s", out.String())
+	}
+	if !strings.Contains(out.String(), `"service_time_us":{"metric":"herald_request_service_seconds{protocol=\"udp\"}","count":100,"p50":12.5,"p99":24.75`) {
 		t.Errorf("output lacks the service time:\n%s", out.String())
 	}
 	if _, err := parseOptions("udp", []string{"-metrics-histogram", "herald_requests_total"}); err == nil {

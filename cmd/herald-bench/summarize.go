@@ -27,12 +27,21 @@ var metrics = []metric{
 	}},
 	{"p50_us", func(r *result) (float64, bool) { return r.LatencyUS.P50, r.Fill == nil && r.Valid > 0 }},
 	{"p99_us", func(r *result) (float64, bool) { return r.LatencyUS.P99, r.Fill == nil && r.Valid > 0 }},
-	// The tracker's own response time, from its histogram (-metrics).
+	// The tracker's own response time, from its histogram (-metrics):
+	// herald_request_duration_seconds for herald.
 	{"service_p50_us", func(r *result) (float64, bool) {
 		return serviceOf(r, func(s *serviceUS) float64 { return s.P50 })
 	}},
 	{"service_p99_us", func(r *result) (float64, bool) {
 		return serviceOf(r, func(s *serviceUS) float64 { return s.P99 })
+	}},
+	// herald's own service time (herald_request_service_seconds): from
+	// the read of a request, the wait in the socket left out.
+	{"service_time_p50_us", func(r *result) (float64, bool) {
+		return serviceTimeOf(r, func(s *serviceUS) float64 { return s.P50 })
+	}},
+	{"service_time_p99_us", func(r *result) (float64, bool) {
+		return serviceTimeOf(r, func(s *serviceUS) float64 { return s.P99 })
 	}},
 	// Errors are the tracker's; backlog (open loop: requests the generator
 	// was too late to send) is the generator's, so it is apart.
@@ -86,10 +95,18 @@ var metrics = []metric{
 }
 
 func serviceOf(r *result, get func(*serviceUS) float64) (float64, bool) {
-	if r.ServiceUS == nil || r.ServiceUS.Count == 0 {
+	return quantileOf(r.ServiceUS, get)
+}
+
+func serviceTimeOf(r *result, get func(*serviceUS) float64) (float64, bool) {
+	return quantileOf(r.ServiceTimeUS, get)
+}
+
+func quantileOf(s *serviceUS, get func(*serviceUS) float64) (float64, bool) {
+	if s == nil || s.Count == 0 {
 		return 0, false
 	}
-	return get(r.ServiceUS), true
+	return get(s), true
 }
 
 // series are one (workload, tracker, metric)'s values over rounds.

@@ -63,6 +63,7 @@
     requests: chart("requests", series(protocols), "req/s"),
     errors: chart("errors", series(protocols), "errors/s"),
     latency: chart("latency", latencySeries, "ms", true),
+    service: chart("service", series(protocols), "ms", true),
     connections: chart("connections", series(connected), "open"),
     peers: chart("peers", [["peers", "#2ca02c"], ["seeders", "#17becf"], ["leechers", "#bcbd22"]], "peers"),
     torrents: chart("torrents", [["torrents", "#8c564b"]], "torrents"),
@@ -114,6 +115,7 @@
       charts.requests.setData([t, ...columns(d.requests_per_second, protocols)]);
       charts.errors.setData([t, ...columns(d.errors_per_second, protocols)]);
       charts.latency.setData([t, ...protocols.flatMap(([key]) => [d.latency_p50_ms[key] ?? [], d.latency_p99_ms[key] ?? []])]);
+      charts.service.setData([t, ...columns(d.service_p99_ms, protocols)]);
       charts.connections.setData([t, ...columns(d.connections, connected)]);
       charts.peers.setData([t, d.peers, d.seeders, d.leechers]);
       charts.torrents.setData([t, d.torrents]);
