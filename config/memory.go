@@ -38,6 +38,28 @@ const (
 func wsMaxConnections() int { return int(memoryLimit() / 16 / bytesPerWSConn) }
 func wsMaxPeers() int       { return int(memoryLimit() / 16 / bytesPerWSPeer) }
 
+// bytesPerLedgerPeer is what a peer the per-key accounting remembers may
+// cost: above the 225 to 404 bytes accounting's BenchmarkLedgerMemory
+// measured (live heap), five times a stored peer's budget.
+const bytesPerLedgerPeer = 512
+
+// LedgerMaxPeers is the bound on the peers the per-key accounting
+// remembers: the store's bound maxPeers, but no more than an eighth of the
+// memory at bytesPerLedgerPeer. With the store's bound alone, a keyed
+// tracker holding as many peers as the store allows would need five times
+// the memory the store's budget is sized for. 0 when neither bound is
+// known (the ledger's own default then applies).
+func LedgerMaxPeers(maxPeers int) int {
+	budget := int(memoryLimit() / 8 / bytesPerLedgerPeer)
+	switch {
+	case budget == 0:
+		return maxPeers
+	case maxPeers == 0:
+		return budget
+	}
+	return min(maxPeers, budget)
+}
+
 // memoryBounds returns default bounds derived from the memory herald may
 // use: its cgroup's limit if it has one, else the machine's. They are 0
 // (no bound) when neither can be read.

@@ -30,3 +30,24 @@ func TestDefaultsBoundMemory(t *testing.T) {
 		t.Fatalf("default bounds %d torrents, %d peers: want both set from memory", d.MaxTorrents, d.MaxPeers)
 	}
 }
+
+// The per-key accounting is bounded by memory too: with the store's
+// default bound alone its remembered peers (five times a stored peer's
+// cost) could take more memory than the machine has.
+func TestLedgerBoundFitsMemory(t *testing.T) {
+	mem := memoryLimit()
+	if mem == 0 {
+		t.Skip("memory not readable here")
+	}
+	budget := int(mem / 8 / bytesPerLedgerPeer)
+	d := Defaults()
+	if got := LedgerMaxPeers(d.MaxPeers); got != budget || uint64(got)*bytesPerLedgerPeer > mem/8 {
+		t.Errorf("ledger bound with the default max_peers %d: %d peers, want %d (an eighth of %d bytes)", d.MaxPeers, got, budget, mem)
+	}
+	if got := LedgerMaxPeers(0); got != budget {
+		t.Errorf("ledger bound with max_peers 0 (no store bound): %d, want the memory bound %d", got, budget)
+	}
+	if got := LedgerMaxPeers(1000); got != 1000 {
+		t.Errorf("ledger bound with max_peers 1000: %d, want 1000", got)
+	}
+}

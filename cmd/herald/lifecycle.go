@@ -129,7 +129,7 @@ func (d *daemon) isAllowed(h swarm.InfoHash) bool { return d.allowed == nil || d
 func start(s *config.Settings, log *slog.Logger) (d *daemon, err error) {
 	d = &daemon{s: s, log: log}
 	if s.Keys != "" {
-		d.ledger = accounting.New(s.PeerTimeout, s.MaxPeers)
+		d.ledger = accounting.New(s.PeerTimeout, config.LedgerMaxPeers(s.MaxPeers))
 	}
 	// The cluster node exists before the store, whose sink it is. It reads
 	// its credential files now, before privileges are dropped.
