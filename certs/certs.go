@@ -10,6 +10,7 @@
 package certs
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -75,7 +76,7 @@ type Provider struct {
 	// reloadMu serialises Reload: the file check (Run) and SIGHUP call it
 	// from different goroutines.
 	reloadMu sync.Mutex
-	stamp    fileStamp // of the files last loaded; guarded by reloadMu
+	loaded   filePair // the files' bytes as last loaded; guarded by reloadMu
 	reloads  atomic.Uint64
 	fails    atomic.Uint64
 }
@@ -186,20 +187,20 @@ func (p *Provider) Reload() (bool, error) {
 	}
 	p.reloadMu.Lock()
 	defer p.reloadMu.Unlock()
-	stamp, err := stampOf(p.cfg.CertFile, p.cfg.KeyFile)
-	if err == nil && stamp == p.stamp && p.current.Load() != nil {
+	pair, err := readPair(p.cfg.CertFile, p.cfg.KeyFile)
+	if err == nil && pair.equal(p.loaded) && p.current.Load() != nil {
 		return false, nil
 	}
 	var cert tls.Certificate
 	if err == nil {
-		cert, err = tls.LoadX509KeyPair(p.cfg.CertFile, p.cfg.KeyFile)
+		cert, err = tls.X509KeyPair(pair.cert, pair.key)
 	}
 	if err != nil {
 		p.fails.Add(1)
 		return false, fmt.Errorf("certs: loading tls.cert_file %s and tls.key_file %s: %w", p.cfg.CertFile, p.cfg.KeyFile, err)
 	}
 	p.current.Store(&cert)
-	p.stamp = stamp
+	p.loaded = pair
 	p.reloads.Add(1)
 	if leaf := cert.Leaf; leaf != nil {
 		p.cfg.Logger.Info("certs: certificate loaded", "file", p.cfg.CertFile,
@@ -236,23 +237,27 @@ func (p *Provider) Stats() Stats {
 	return Stats{Loads: p.reloads.Load(), Failures: p.fails.Load()}
 }
 
-// fileStamp tells whether a file pair changed: size and modification time
-// of both. A pair rewritten in place may be read between the two writes;
-// the key then does not match and the previous pair stays (a failure is
-// logged and the next check loads the finished pair).
-type fileStamp struct {
-	certSize, keySize int64
-	certTime, keyTime time.Time
+// filePair is the contents of a certificate and key file pair. A change
+// is told by the bytes, not by size and modification time: a pair rewritten
+// within one tick of the kernel's coarse file clock, at the same size (a
+// renewal of the same names), keeps both, and was missed. A pair rewritten
+// in place may be read between the two writes; the key then does not match
+// and the previous pair stays (a failure is logged and the next check loads
+// the finished pair).
+type filePair struct{ cert, key []byte }
+
+func (a filePair) equal(b filePair) bool {
+	return bytes.Equal(a.cert, b.cert) && bytes.Equal(a.key, b.key)
 }
 
-func stampOf(cert, key string) (fileStamp, error) {
-	c, err := os.Stat(cert)
+func readPair(cert, key string) (filePair, error) {
+	c, err := os.ReadFile(cert)
 	if err != nil {
-		return fileStamp{}, err
+		return filePair{}, err
 	}
-	k, err := os.Stat(key)
+	k, err := os.ReadFile(key)
 	if err != nil {
-		return fileStamp{}, err
+		return filePair{}, err
 	}
-	return fileStamp{c.Size(), k.Size(), c.ModTime(), k.ModTime()}, nil
+	return filePair{c, k}, nil
 }
