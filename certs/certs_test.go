@@ -52,15 +52,23 @@ func serveTLS(t *testing.T, cfg *tls.Config) net.Listener {
 // A pair replaced on disk is served from the next handshake on; a
 // connection made before keeps the certificate it was shown; a broken pair
 // (a key written before its certificate) leaves the previous one in place.
-func TestFilesReload(t *testing.T) {
-	dir := t.TempDir()
-	cert, key := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	ca := testcert.NewCA(t, dir)
+// serialOneProvider writes a pair with serial 1 into a new directory and
+// returns a Provider of it checking every reload (-1: never by itself).
+func serialOneProvider(t *testing.T, reload time.Duration) (dir, cert, key string, ca *testcert.CA, p *Provider) {
+	t.Helper()
+	dir = t.TempDir()
+	cert, key = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	ca = testcert.NewCA(t, dir)
 	ca.Issue(t, cert, key, 1)
-	p, err := New(Config{CertFile: cert, KeyFile: key, Reload: -1})
+	p, err := New(Config{CertFile: cert, KeyFile: key, Reload: reload})
 	if err != nil {
 		t.Fatal(err)
 	}
+	return dir, cert, key, ca, p
+}
+
+func TestFilesReload(t *testing.T) {
+	dir, cert, key, ca, p := serialOneProvider(t, -1)
 	ln := serveTLS(t, p.TLSConfig())
 	early, err := tls.Dial("tcp", ln.Addr().String(), &tls.Config{InsecureSkipVerify: true})
 	if err != nil {
@@ -107,17 +115,11 @@ func TestFilesReload(t *testing.T) {
 // and modification time; Reload must still see the new certificate (e2e
 // TestTLSCertificateFiles missed such a swap now and then).
 func TestReloadSeesSameSizeSameTimeRenewal(t *testing.T) {
-	dir := t.TempDir()
-	cert, key := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	ca := testcert.NewCA(t, dir)
-	ca.Issue(t, cert, key, 1)
-	p, err := New(Config{CertFile: cert, KeyFile: key, Reload: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, cert, key, ca, p := serialOneProvider(t, -1)
 	ln := serveTLS(t, p.TLSConfig())
 	stamps := map[string]os.FileInfo{}
 	for _, f := range []string{cert, key} {
+		var err error
 		if stamps[f], err = os.Stat(f); err != nil {
 			t.Fatal(err)
 		}
@@ -160,14 +162,7 @@ func TestReloadSeesSameSizeSameTimeRenewal(t *testing.T) {
 
 // Run notices a changed pair by itself.
 func TestFilesWatched(t *testing.T) {
-	dir := t.TempDir()
-	cert, key := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	ca := testcert.NewCA(t, dir)
-	ca.Issue(t, cert, key, 1)
-	p, err := New(Config{CertFile: cert, KeyFile: key, Reload: 20 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, cert, key, ca, p := serialOneProvider(t, 20*time.Millisecond)
 	ctx := t.Context()
 	go p.Run(ctx)
 	ln := serveTLS(t, p.TLSConfig())
@@ -204,14 +199,7 @@ func TestConfigErrors(t *testing.T) {
 // The file check and SIGHUP reload from different goroutines: Reload is
 // safe to call at once from both (go test -race fails without its lock).
 func TestConcurrentReloads(t *testing.T) {
-	dir := t.TempDir()
-	cert, key := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	ca := testcert.NewCA(t, dir)
-	ca.Issue(t, cert, key, 1)
-	p, err := New(Config{CertFile: cert, KeyFile: key, Reload: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, cert, key, ca, p := serialOneProvider(t, -1)
 	var wg sync.WaitGroup
 	for range 2 {
 		wg.Go(func() {
