@@ -12,7 +12,7 @@
 //	herald-bench hashes -torrents N          (the info hashes, one hex line each)
 //	herald-bench keys -keys N                (access keys, one a line: herald's access.keys)
 //	herald-bench wait -target 127.0.0.1:6969 -torrents N  (until torrent N-1 is served)
-//	herald-bench summarize [-vs A,B] results.jsonl  (medians and ratios of -json lines)
+//	herald-bench summarize [-vs A,B] [-floor F] results.jsonl  (medians and ratios of -json lines)
 //
 // See docs/benchmarks.md for the workload and the comparison with opentracker.
 package main
@@ -447,12 +447,15 @@ type result struct {
 	ServiceUS   *serviceUS        `json:"service_us,omitempty"` // the tracker's own response time (-metrics)
 	// ServiceTimeUS is herald's own service time (serviceTimeMetric), the
 	// wait in the socket left out; absent for other trackers.
-	ServiceTimeUS *serviceUS  `json:"service_time_us,omitempty"`
-	CPUSeconds    *float64    `json:"cpu_s,omitempty"`
-	CPUPerValid   *float64    `json:"cpu_us_per_valid,omitempty"`
-	RSSBefore     int64       `json:"rss_before_bytes,omitempty"`
-	RSSAfter      int64       `json:"rss_after_bytes,omitempty"`
-	Fill          *fillResult `json:"fill,omitempty"`
+	ServiceTimeUS *serviceUS `json:"service_time_us,omitempty"`
+	CPUSeconds    *float64   `json:"cpu_s,omitempty"`
+	CPUPerValid   *float64   `json:"cpu_us_per_valid,omitempty"`
+	// CPUSysPerValid is the kernel's part of CPUPerValid (stime): system
+	// calls, the network stack, wake-ups.
+	CPUSysPerValid *float64    `json:"cpu_sys_us_per_valid,omitempty"`
+	RSSBefore      int64       `json:"rss_before_bytes,omitempty"`
+	RSSAfter       int64       `json:"rss_after_bytes,omitempty"`
+	Fill           *fillResult `json:"fill,omitempty"`
 }
 
 type latencyUS struct {
@@ -490,6 +493,8 @@ func (r *result) setProc(before, after procSample, ticksPerSec float64) {
 	if r.Valid > 0 {
 		per := cpu * 1e6 / float64(r.Valid)
 		r.CPUPerValid = &per
+		sys := float64(after.sysTicks-before.sysTicks) / ticksPerSec * 1e6 / float64(r.Valid)
+		r.CPUSysPerValid = &sys
 	}
 	r.RSSBefore, r.RSSAfter = before.rssBytes, after.rssBytes
 }
@@ -522,7 +527,7 @@ func (r *result) write(out io.Writer, jsonLine bool) error {
 	if r.CPUSeconds != nil {
 		fmt.Fprintf(w, "  tracker CPU: %.2fs", *r.CPUSeconds)
 		if r.CPUPerValid != nil {
-			fmt.Fprintf(w, " = %.2f µs per valid response", *r.CPUPerValid)
+			fmt.Fprintf(w, " = %.2f µs per valid response (%.2f in the kernel)", *r.CPUPerValid, *r.CPUSysPerValid)
 		}
 		fmt.Fprintf(w, "; RSS %.1f MiB -> %.1f MiB\n", float64(r.RSSBefore)/(1<<20), float64(r.RSSAfter)/(1<<20))
 	}

@@ -80,6 +80,7 @@ func (s *schedule) wait(ctx context.Context, backlog *uint64) (int64, bool) {
 // procSample is a tracker process's CPU time and resident set at one moment.
 type procSample struct {
 	cpuTicks uint64 // utime + stime, all threads
+	sysTicks uint64 // stime: in the kernel on the tracker's behalf
 	rssBytes int64
 }
 
@@ -102,7 +103,7 @@ func sampleProc(pid int) (procSample, error) {
 	if err != nil {
 		return procSample{}, fmt.Errorf("tracker cpu: %w", err)
 	}
-	ticks, err := parseStatCPU(stat)
+	user, sys, err := parseStatCPU(stat)
 	if err != nil {
 		return procSample{}, fmt.Errorf("tracker cpu: pid %d: %w", pid, err)
 	}
@@ -114,28 +115,31 @@ func sampleProc(pid int) (procSample, error) {
 	if err != nil {
 		return procSample{}, fmt.Errorf("tracker rss: pid %d: %w", pid, err)
 	}
-	return procSample{cpuTicks: ticks, rssBytes: rss}, nil
+	return procSample{cpuTicks: user + sys, sysTicks: sys, rssBytes: rss}, nil
 }
 
-// parseStatCPU returns utime+stime (fields 14 and 15) from /proc/PID/stat.
+// parseStatCPU returns utime and stime (fields 14 and 15) from
+// /proc/PID/stat. Their sum is the process's exact run time; the kernel
+// splits it between them in proportion to its tick samples, so the split
+// is an estimate that is good over seconds.
 // The command name (field 2) may hold spaces and parentheses, so fields are
 // counted from the last ')'.
-func parseStatCPU(stat []byte) (uint64, error) {
+func parseStatCPU(stat []byte) (user, sys uint64, err error) {
 	i := bytes.LastIndexByte(stat, ')')
 	if i < 0 {
-		return 0, fmt.Errorf("stat: no command name")
+		return 0, 0, fmt.Errorf("stat: no command name")
 	}
 	fields := strings.Fields(string(stat[i+1:]))
 	// fields[0] is field 3 (state), so field n is fields[n-3].
 	if len(fields) < 13 {
-		return 0, fmt.Errorf("stat: %d fields after the command name, want at least 13", len(fields))
+		return 0, 0, fmt.Errorf("stat: %d fields after the command name, want at least 13", len(fields))
 	}
 	utime, err1 := strconv.ParseUint(fields[11], 10, 64)
 	stime, err2 := strconv.ParseUint(fields[12], 10, 64)
 	if err1 != nil || err2 != nil {
-		return 0, fmt.Errorf("stat: utime %q stime %q", fields[11], fields[12])
+		return 0, 0, fmt.Errorf("stat: utime %q stime %q", fields[11], fields[12])
 	}
-	return utime + stime, nil
+	return utime, stime, nil
 }
 
 // parseStatusRSS returns VmRSS from /proc/PID/status, in bytes.

@@ -9,14 +9,14 @@ import (
 func TestParseStatCPU(t *testing.T) {
 	// A command name with spaces and parentheses, as a process may choose.
 	stat := "4242 (my (odd) name) S 1 4242 4242 0 -1 4194560 1234 0 0 0 150 37 0 0 20 0 3 0 100 1000 200 18446744073709551615\n"
-	got, err := parseStatCPU([]byte(stat))
+	user, sys, err := parseStatCPU([]byte(stat))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got != 187 {
-		t.Errorf("utime+stime = %d, want 150+37", got)
+	if user != 150 || sys != 37 {
+		t.Errorf("utime, stime = %d, %d, want 150, 37", user, sys)
 	}
-	if _, err := parseStatCPU([]byte("4242 (x) S 1 2")); err == nil {
+	if _, _, err := parseStatCPU([]byte("4242 (x) S 1 2")); err == nil {
 		t.Error("accepted a truncated stat line")
 	}
 }
@@ -64,7 +64,7 @@ func FuzzParseStatCPU(f *testing.F) {
 	f.Add([]byte("1 (init) S 0 1 1 0 -1 4194560 1 0 0 0 5 6 0 0 20 0 1 0 1 1 1\n"))
 	f.Add([]byte("1 ()) S"))
 	f.Fuzz(func(t *testing.T, stat []byte) {
-		_, _ = parseStatCPU(stat)
+		_, _, _ = parseStatCPU(stat)
 	})
 }
 

@@ -25,6 +25,12 @@ var metrics = []metric{
 		}
 		return *r.CPUPerValid, true
 	}},
+	{"cpu_sys_us_per_valid", func(r *result) (float64, bool) {
+		if r.CPUSysPerValid == nil || r.Fill != nil {
+			return 0, false
+		}
+		return *r.CPUSysPerValid, true
+	}},
 	{"p50_us", func(r *result) (float64, bool) { return r.LatencyUS.P50, r.Fill == nil && r.Valid > 0 }},
 	{"p99_us", func(r *result) (float64, bool) { return r.LatencyUS.P99, r.Fill == nil && r.Valid > 0 }},
 	// The tracker's own response time, from its histogram (-metrics):
@@ -144,6 +150,33 @@ func readResults(r io.Reader, s *summary) error {
 	return sc.Err()
 }
 
+// aboveFloor adds cpu_us_above_floor to every tracker's workload that the
+// floor ran too: what the tracker costs beyond answering each request at
+// all (one read, one reply, one wake-up), the part a tracker's design
+// decides. Ratios of it compare what two trackers add, where ratios of
+// the whole figure shrink toward 1 as the machine's system calls and
+// wake-ups get dearer.
+func (s *summary) aboveFloor(floor string) {
+	const metric = "cpu_us_above_floor"
+	for _, k := range slices.Clone(s.order) {
+		if k.metric != "cpu_us_per_valid" || k.tracker == floor {
+			continue
+		}
+		base := s.values[seriesKey{k.workload, floor, k.metric}]
+		if len(base) == 0 {
+			continue
+		}
+		m := median(base)
+		above := seriesKey{k.workload, k.tracker, metric}
+		if _, seen := s.values[above]; !seen {
+			s.order = append(s.order, above)
+		}
+		for _, v := range s.values[k] {
+			s.values[above] = append(s.values[above], v-m)
+		}
+	}
+}
+
 func median(v []float64) float64 {
 	s := slices.Clone(v)
 	slices.Sort(s)
@@ -158,6 +191,7 @@ func runSummarize(args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("summarize", flag.ContinueOnError)
 	get := fs.String("get", "", "print only the median of `WORKLOAD/TRACKER/METRIC`")
 	against := fs.String("vs", "opentracker", "comma-separated `TRACKERS`: each row also shows its median divided by each one's median")
+	floor := fs.String("floor", "", "the `TRACKER` that answers and tracks nothing: each other tracker also gets cpu_us_above_floor, its CPU per valid response less the floor's median in the same workload")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -177,6 +211,9 @@ func runSummarize(args []string, out io.Writer) error {
 		if err != nil {
 			return err
 		}
+	}
+	if *floor != "" {
+		s.aboveFloor(*floor)
 	}
 	if *get != "" {
 		parts := strings.Split(*get, "/")

@@ -97,3 +97,40 @@ func TestSummarizeRatiosToSeveralTrackers(t *testing.T) {
 }
 
 func writeFile(path, s string) error { return os.WriteFile(path, []byte(s), 0o644) }
+
+// With -floor, each tracker's CPU per response less the floor's median:
+// here herald adds 2 µs to the floor's 4, opentracker 8, so herald adds a
+// quarter of what opentracker adds, though its whole figure is half.
+func TestSummarizeAboveTheFloor(t *testing.T) {
+	lines := `{"mode":"udp","tracker":"herald","workload":"udp-c64","valid":100,"cpu_us_per_valid":6,"cpu_sys_us_per_valid":5,"latency_us":{"p99":50}}
+{"mode":"udp","tracker":"opentracker","workload":"udp-c64","valid":100,"cpu_us_per_valid":12,"cpu_sys_us_per_valid":9,"latency_us":{"p99":60}}
+{"mode":"udp","tracker":"nulltracker","workload":"udp-c64","valid":100,"cpu_us_per_valid":4,"cpu_sys_us_per_valid":4,"latency_us":{"p99":20}}
+{"mode":"udp","tracker":"nulltracker","workload":"udp-c64","valid":100,"cpu_us_per_valid":3,"cpu_sys_us_per_valid":3,"latency_us":{"p99":20}}
+{"mode":"udp","tracker":"nulltracker","workload":"udp-c64","valid":100,"cpu_us_per_valid":5,"cpu_sys_us_per_valid":5,"latency_us":{"p99":20}}
+{"mode":"http","tracker":"herald","workload":"http-c1","valid":100,"cpu_us_per_valid":60,"latency_us":{"p99":50}}
+{"mode":"http","tracker":"opentracker","workload":"http-c1","valid":100,"cpu_us_per_valid":80,"latency_us":{"p99":60}}
+`
+	path := t.TempDir() + "/r.jsonl"
+	if err := writeFile(path, lines); err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	if err := runSummarize([]string{"-vs", "opentracker,nulltracker", "-floor", "nulltracker", path}, &out); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"| udp-c64 | cpu_us_per_valid | herald | 1 | 6.000 | 6.000 | 6.000 | 0.500 | 1.500 |",
+		"| udp-c64 | cpu_us_above_floor | herald | 1 | 2.000 | 2.000 | 2.000 | 0.250 |  |",
+		"| udp-c64 | cpu_us_above_floor | opentracker | 1 | 8.000 | 8.000 | 8.000 |  |  |",
+		"| udp-c64 | cpu_sys_us_per_valid | herald | 1 | 5.000 | 5.000 | 5.000 | 0.556 | 1.250 |",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("summary lacks %q:\n%s", want, out.String())
+		}
+	}
+	for _, absent := range []string{"cpu_us_above_floor | nulltracker", "http-c1 | cpu_us_above_floor"} {
+		if strings.Contains(out.String(), absent) {
+			t.Errorf("summary has %q, which has no floor to stand on:\n%s", absent, out.String())
+		}
+	}
+}
