@@ -172,45 +172,46 @@ func TestMetricsParseAndLint(t *testing.T) {
 	}
 
 	// The histogram's buckets are cumulative and in seconds.
-	for _, m := range families["herald_request_duration_seconds"].Metric {
-		if m.Label[0].GetValue() != "http" {
-			continue
-		}
-		h := m.Histogram
-		if got := h.GetSampleSum(); got < 0.00304 || got > 0.00306 {
-			t.Errorf("http duration sum %v s, want 0.00305", got)
-		}
-		for _, b := range h.Bucket {
-			want := map[float64]uint64{25e-6: 1, 50e-6: 2, 0.0025: 2, 0.005: 3, 5: 3}[b.GetUpperBound()]
-			if want != 0 && b.GetCumulativeCount() != want {
-				t.Errorf("bucket le=%v: %d, want %d", b.GetUpperBound(), b.GetCumulativeCount(), want)
-			}
-		}
-	}
+	checkHistogram(t, families, "herald_request_duration_seconds", "http", 0.00305,
+		map[float64]uint64{25e-6: 1, 50e-6: 2, 0.0025: 2, 0.005: 3, 5: 3})
 	// The service-time histogram: its own family, its own HELP.
 	if f := families["herald_request_service_seconds"]; f == nil || !strings.HasPrefix(f.GetHelp(), "Service time of a request") ||
 		!strings.Contains(f.GetHelp(), "the end of the recvmmsg") {
 		t.Errorf("herald_request_service_seconds: %v", f)
 	}
-	for _, m := range families["herald_request_service_seconds"].Metric {
-		if m.Label[0].GetValue() != "udp" {
-			continue
-		}
-		h := m.Histogram
-		if got := h.GetSampleSum(); got < 0.000239 || got > 0.000241 {
-			t.Errorf("udp service sum %v s, want 0.00024", got)
-		}
-		for _, b := range h.Bucket {
-			if want := map[float64]uint64{50e-6: 0, 75e-6: 4}[b.GetUpperBound()]; (b.GetUpperBound() == 50e-6 || b.GetUpperBound() == 75e-6) && b.GetCumulativeCount() != want {
-				t.Errorf("service bucket le=%v: %d, want %d", b.GetUpperBound(), b.GetCumulativeCount(), want)
-			}
-		}
-	}
+	checkHistogram(t, families, "herald_request_service_seconds", "udp", 0.00024, map[float64]uint64{50e-6: 0, 75e-6: 4})
 	for _, name := range []string{"go_goroutines", "process_start_time_seconds"} {
 		if families[name] == nil {
 			t.Errorf("%s missing: the Go runtime and process collectors are not registered", name)
 		}
 	}
+}
+
+// checkHistogram checks one protocol's series of a histogram family: its
+// sum in seconds (to 1%) and the cumulative counts of the buckets in want,
+// by upper bound.
+func checkHistogram(t *testing.T, families map[string]*dto.MetricFamily, family, protocol string, sum float64, want map[float64]uint64) {
+	t.Helper()
+	f := families[family]
+	if f == nil {
+		t.Fatalf("%s missing", family)
+	}
+	for _, m := range f.Metric {
+		if m.Label[0].GetValue() != protocol {
+			continue
+		}
+		h := m.Histogram
+		if got := h.GetSampleSum(); got < sum*0.99 || got > sum*1.01 {
+			t.Errorf("%s{protocol=%q} sum %v s, want %v", family, protocol, got, sum)
+		}
+		for _, b := range h.Bucket {
+			if w, ok := want[b.GetUpperBound()]; ok && b.GetCumulativeCount() != w {
+				t.Errorf("%s{protocol=%q} bucket le=%v: %d, want %d", family, protocol, b.GetUpperBound(), b.GetCumulativeCount(), w)
+			}
+		}
+		return
+	}
+	t.Errorf("%s has no series for protocol %q", family, protocol)
 }
 
 // fullHTTPServer serves a real HTTP tracker with room for one connection
