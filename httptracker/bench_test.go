@@ -254,3 +254,17 @@ func BenchmarkFullScrape(b *testing.B) {
 		})
 	}
 }
+
+// fastPathHeads are request heads as clients send them, one connection
+// each: libtorrent's and Transmission's announces (query parameters in
+// their order, the headers they add) and a one-hash scrape.
+var fastPathHeads = []struct{ name, head string }{
+	{"announce-libtorrent", "GET /announce?info_hash=" + q20 + "&peer_id=-lt2080-abcdefghijkl&port=6881&uploaded=0&downloaded=0&left=100" +
+		"&corrupt=0&key=0A1B2C3D&event=started&numwant=200&compact=1&no_peer_id=1&supportcrypto=1&redundant=0 HTTP/1.1\r\n" +
+		"Host: tracker.example:6969\r\nUser-Agent: libtorrent/2.0.8.0\r\nAccept-Encoding: gzip\r\nConnection: close\r\n\r\n"},
+	{"announce-transmission", "GET /announce?info_hash=" + q20 + "&peer_id=-TR4050-abcdefghijkl&port=51413&uploaded=0&downloaded=0&left=100" +
+		"&numwant=80&key=0A1B2C3D&compact=1&supportcrypto=1&event=started HTTP/1.1\r\n" +
+		"Host: tracker.example:6969\r\nUser-Agent: Transmission/4.0.5\r\nAccept: */*\r\nAccept-Encoding: deflate, gzip, br, zstd\r\n\r\n"},
+	{"scrape", "GET /scrape?info_hash=" + q20 + " HTTP/1.1\r\nHost: tracker.example:6969\r\nUser-Agent: Transmission/4.0.5\r\n" +
+		"Accept: */*\r\nAccept-Encoding: deflate, gzip, br, zstd\r\n\r\n"},
+}

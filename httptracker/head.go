@@ -66,16 +66,19 @@ func parseRequestHead(b []byte, h *requestHead) (int, headResult) {
 		}
 		return 0, headIncomplete
 	}
-	head := b[:end+2] // each line, the last included, ends in CRLF
-	line, head := cutLine(head)
+	// Each line, the last included, ends in CRLF; a bare LF in a line of
+	// a head net/http would refuse.
+	line, head, ok := cutLine(b[:end+2])
 	*h = requestHead{}
-	if !h.parseRequestLine(line) {
+	if !ok || !h.parseRequestLine(line) {
 		return 0, headOther
 	}
 	hosts := 0
 	closeConn, keepAlive := false, false
 	for len(head) > 0 {
-		line, head = cutLine(head)
+		if line, head, ok = cutLine(head); !ok {
+			return 0, headOther
+		}
 		colon := bytes.IndexByte(line, ':')
 		if colon <= 0 || !isToken(line[:colon]) {
 			return 0, headOther // no name, a space before the colon, or a folded line
@@ -125,11 +128,21 @@ func parseRequestHead(b []byte, h *requestHead) (int, headResult) {
 // parseRequestLine reads "GET /target HTTP/1.x".
 func (h *requestHead) parseRequestLine(line []byte) bool {
 	line = line[len("GET "):]
-	sp := bytes.IndexByte(line, ' ')
-	if sp < 0 {
+	// One pass over the target to the space that ends it. net/http
+	// unescapes the path (and rejects bad escapes there) and drops a
+	// fragment; such targets are rare enough to leave to it.
+	i := 0
+	for i < len(line) && !pathStop[line[i]] {
+		i++
+	}
+	if i < len(line) && line[i] == '?' {
+		for i++; i < len(line) && !queryStop[line[i]]; i++ {
+		}
+	}
+	if i == len(line) || line[i] != ' ' {
 		return false
 	}
-	target, version := line[:sp], line[sp+1:]
+	target, version := line[:i], line[i+1:]
 	switch string(version) {
 	case "HTTP/1.1":
 	case "HTTP/1.0":
@@ -137,18 +150,21 @@ func (h *requestHead) parseRequestLine(line []byte) bool {
 	default:
 		return false
 	}
-	// net/http unescapes the path (and rejects bad escapes there) and
-	// drops a fragment; such targets are rare enough to leave to it.
-	inQuery := false
-	for _, c := range target {
-		if c <= ' ' || c >= 0x7f || c == '#' || c == '%' && !inQuery {
-			return false
-		}
-		inQuery = inQuery || c == '?'
-	}
 	h.target = aliasString(target)
 	return true
 }
+
+// queryStop marks the bytes that end a request target's query: the space
+// before the version, and those the fast path leaves to net/http
+// (controls, non-ASCII, a fragment). pathStop adds the query's '?' and the
+// path's escapes.
+var queryStop, pathStop = func() (query, path [256]bool) {
+	for c := range query {
+		query[c] = c <= ' ' || c >= 0x7f || c == '#'
+		path[c] = query[c] || c == '?' || c == '%'
+	}
+	return query, path
+}()
 
 // connectionOptions reads a Connection header's options; upgrade asks for
 // net/http (and the WebSocket tracker behind it).
@@ -167,10 +183,14 @@ func connectionOptions(v []byte) (closeConn, keepAlive, upgrade bool) {
 	return closeConn, keepAlive, upgrade
 }
 
-// cutLine splits b after its first CRLF; b must contain one.
-func cutLine(b []byte) (line, rest []byte) {
-	i := bytes.Index(b, []byte("\r\n"))
-	return b[:i], b[i+2:]
+// cutLine splits b after its first line end, which must be a CRLF (b
+// holds one); ok is false for a bare LF before it.
+func cutLine(b []byte) (line, rest []byte, ok bool) {
+	i := bytes.IndexByte(b, '\n')
+	if i < 1 || b[i-1] != '\r' {
+		return nil, nil, false
+	}
+	return b[:i-1], b[i+1:], true
 }
 
 func trimSpace(b []byte) []byte {

@@ -40,8 +40,14 @@ type announceRequest struct {
 // nextParam splits the first parameter off a raw query: its raw key, raw
 // value (empty when there is no '='), and the rest after the '&'.
 func nextParam(q string) (key, value, rest string) {
-	param, rest, _ := strings.Cut(q, "&")
-	key, value, _ = strings.Cut(param, "=")
+	param := q
+	if i := strings.IndexByte(q, '&'); i >= 0 {
+		param, rest = q[:i], q[i+1:]
+	}
+	key = param
+	if i := strings.IndexByte(param, '='); i >= 0 {
+		key, value = param[:i], param[i+1:]
+	}
 	return key, value, rest
 }
 
@@ -57,9 +63,8 @@ func unescape(dst []byte, raw string) (int, error) {
 			if i+2 >= len(raw) {
 				return n, malformedEscape
 			}
-			hi, ok1 := unhex(raw[i+1])
-			lo, ok2 := unhex(raw[i+2])
-			if !ok1 || !ok2 {
+			hi, lo := hexValue[raw[i+1]], hexValue[raw[i+2]]
+			if hi|lo > 0xf {
 				return n, malformedEscape
 			}
 			c = hi<<4 | lo
@@ -74,6 +79,19 @@ func unescape(dst []byte, raw string) (int, error) {
 	}
 	return n, nil
 }
+
+// hexValue is each byte's value as a hexadecimal digit, 0xff for the
+// bytes that are not one.
+var hexValue = func() (t [256]byte) {
+	for c := range t {
+		v, ok := unhex(byte(c))
+		if !ok {
+			v = 0xff
+		}
+		t[c] = v
+	}
+	return t
+}()
 
 func unhex(c byte) (byte, bool) {
 	switch {
@@ -93,19 +111,32 @@ const maxNumberLen = 24
 // number decodes raw as an optionally negative decimal integer. Its
 // magnitude saturates at MaxUint64; ok is false for anything but digits.
 func number(raw string) (mag uint64, neg, ok bool, err error) {
+	// Clients send plain digits: read them where they are, and decode
+	// first only a value with escapes or high bytes (their errors are
+	// unescape's).
+	digits := raw
 	var buf [maxNumberLen]byte
-	n, err := unescape(buf[:], raw)
-	if err != nil || n > len(buf) {
-		return 0, false, false, err
+	for i := 0; i < len(raw); i++ {
+		if c := raw[i]; c == '%' || c >= 0x80 {
+			n, err := unescape(buf[:], raw)
+			if err != nil || n > len(buf) {
+				return 0, false, false, err
+			}
+			digits = aliasString(buf[:n])
+			break
+		}
 	}
-	digits := buf[:n]
+	if len(digits) > maxNumberLen {
+		return 0, false, false, nil
+	}
 	if len(digits) > 0 && digits[0] == '-' {
 		neg, digits = true, digits[1:]
 	}
 	if len(digits) == 0 {
 		return 0, false, false, nil
 	}
-	for _, c := range digits {
+	for i := 0; i < len(digits); i++ {
+		c := digits[i]
 		if c < '0' || c > '9' {
 			return 0, false, false, nil
 		}
@@ -126,13 +157,19 @@ func unsigned(raw string) (uint64, bool, error) {
 }
 
 // paramName decodes a raw key into buf; keys longer than buf are returned
-// empty, which matches no parameter the tracker reads.
-func paramName(buf *[16]byte, raw string) ([]byte, error) {
+// empty, which matches no parameter the tracker reads. The names the
+// tracker reads, sent plain as clients send them, are returned as they are.
+func paramName(buf *[16]byte, raw string) (string, error) {
+	switch raw {
+	case "info_hash", "peer_id", "port", "uploaded", "downloaded", "left", "event",
+		"numwant", "compact", "ip", "ipv4", "ipv6", "key":
+		return raw, nil
+	}
 	n, err := unescape(buf[:], raw)
 	if err != nil || n > len(buf) {
-		return nil, err
+		return "", err
 	}
-	return buf[:n], nil
+	return aliasString(buf[:n]), nil
 }
 
 // parseAnnounce decodes an announce query into req. The error is a
@@ -148,7 +185,7 @@ func parseAnnounce(q string, req *announceRequest) error {
 		if err != nil {
 			return err
 		}
-		switch string(name) {
+		switch name {
 		case "info_hash":
 			if haveHash {
 				return failTwoInfoHashes
@@ -183,12 +220,12 @@ func parseAnnounce(q string, req *announceRequest) error {
 			switch {
 			case err != nil:
 				return err
-			case !ok && string(name) == "left":
+			case !ok && name == "left":
 				v = tracker.LeftUnknown
 			case !ok:
 				v = 0
 			}
-			switch string(name) {
+			switch name {
 			case "uploaded":
 				req.uploaded = v
 			case "downloaded":
@@ -239,11 +276,11 @@ func parseAnnounce(q string, req *announceRequest) error {
 			}
 			switch {
 			case !ok || hop.IsUnspecified():
-			case string(name) == "ip":
+			case name == "ip":
 				req.ip = hop
-			case string(name) == "ipv4" && hop.Is4():
+			case name == "ipv4" && hop.Is4():
 				req.ipv4 = netip.AddrPortFrom(hop, port)
-			case string(name) == "ipv6" && hop.Is6():
+			case name == "ipv6" && hop.Is6():
 				req.ipv6 = netip.AddrPortFrom(hop, port)
 			}
 		case "key":
@@ -306,7 +343,7 @@ func parseScrape(q string, hashes []swarm.InfoHash) (int, error) {
 		if err != nil {
 			return 0, err
 		}
-		if string(name) != "info_hash" {
+		if name != "info_hash" {
 			continue
 		}
 		n, err := unescape(hashes[count][:], raw)
