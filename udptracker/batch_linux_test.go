@@ -6,10 +6,12 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -383,5 +385,86 @@ func TestSingleDatagramReads(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// BenchmarkSocketServe runs connects through the real socket path of one
+// reader: the read (recvmsg in single-datagram mode, or one recvmmsg of a
+// batch of 16), serveBatch with its clock reads and histograms, and the
+// send (sendto, or one sendmmsg). The client is a bare socket driven by
+// raw system calls, so what differs between builds is the server's path;
+// it is meant for instruction counts (valgrind --tool=callgrind) as much as
+// for time.
+func BenchmarkSocketServe(b *testing.B) {
+	for _, batch := range []int{1, 16} {
+		b.Run(fmt.Sprintf("batch%d", batch), func(b *testing.B) {
+			c := listenTestBatch(b, "udp4", "127.0.0.1:0")
+			h := newTestHandler(b, Config{})
+			client := rawClient(b, c.LocalAddr())
+			rx := newMessages(batchLen, maxPacketLen)
+			tx := newMessages(batchLen, maxReplyLen(h.cfg))
+			var times counters.Tally
+			pkt := AppendConnectRequest(nil, ConnectRequest{TransactionID: 1})
+			buf := make([]byte, maxPacketLen)
+			b.ReportAllocs()
+			for b.Loop() {
+				for range batch {
+					client.send(b, pkt)
+				}
+				if batch == 1 {
+					c.single, c.streak = true, 0
+				}
+				n, err := c.ReadBatch(rx)
+				if err != nil || n != batch {
+					b.Fatalf("read %d datagrams, %v; want %d", n, err, batch)
+				}
+				if err := serveBatch(c, h, rx[:n], tx, time.Now(), &times); err != nil {
+					b.Fatal(err)
+				}
+				for range batch {
+					client.recv(b, buf)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*batch), "ns/datagram")
+		})
+	}
+}
+
+// rawSocket is a connected UDP socket used with raw system calls: a test
+// client whose own cost does not depend on the server's socket code.
+type rawSocket int
+
+func rawClient(tb testing.TB, server netip.AddrPort) rawSocket {
+	tb.Helper()
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { unix.Close(fd) })
+	if err := unix.Connect(fd, &unix.SockaddrInet4{Addr: server.Addr().As4(), Port: int(server.Port())}); err != nil {
+		tb.Fatal(err)
+	}
+	return rawSocket(fd)
+}
+
+func (s rawSocket) send(tb testing.TB, p []byte) {
+	if _, _, errno := unix.RawSyscall(unix.SYS_WRITE, uintptr(s), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p))); errno != 0 {
+		tb.Fatal("send:", errno)
+	}
+}
+
+// recv reads one datagram, waiting for it (without telling the scheduler,
+// which is fine for a benchmark's single goroutine) if it is not there yet.
+func (s rawSocket) recv(tb testing.TB, p []byte) int {
+	for {
+		n, _, errno := unix.RawSyscall6(unix.SYS_RECVFROM, uintptr(s), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)), unix.MSG_DONTWAIT, 0, 0)
+		switch errno {
+		case 0:
+			return int(n)
+		case unix.EAGAIN, unix.EINTR:
+			runtime.Gosched()
+		default:
+			tb.Fatal("recv:", errno)
+		}
 	}
 }
