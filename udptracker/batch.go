@@ -7,8 +7,9 @@ import "net/netip"
 // reader goroutine uses it, except Close. Tests fake it.
 type batchConn interface {
 	// ReadBatch blocks until at least one datagram arrives, fills msgs[:n]
-	// and returns n. Each Buf must have its full length available.
-	ReadBatch(msgs []message) (int, error)
+	// and returns n and when the read ended. Each Buf must have its full
+	// length available.
+	ReadBatch(msgs []message) (n int, read instant, err error)
 	// WriteBatch sends msgs[i].Buf[:msgs[i].N] to msgs[i].Addr, from
 	// msgs[i].Local when set, and returns how many went out. An error is
 	// about msgs[n].

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"runtime"
+	"sync/atomic"
 	"syscall"
 	"time"
 	"unsafe"
@@ -70,9 +71,17 @@ var oobLen = unix.CmsgSpace(unix.SizeofInet6Pktinfo) + unix.CmsgSpace(int(unsafe
 // second recvmmsg; now it costs the one recvmmsg that returns it (see
 // docs/benchmarks.md, "UDP read path"). The reader holds an OS thread
 // while it waits, one per socket, as a blocked system call does.
+//
+// The system calls go straight to the descriptor, not through an
+// os.File's RawConn: its fd mutex, the bound callbacks and the poller's
+// checks were about a quarter of the reader's user time at light load
+// (docs/benchmarks.md, issue 18, session 6). What the File gave, state
+// keeps: every system call on fd is bracketed by use and done, Close
+// marks the socket closing and wakes a blocked reader, and the last of
+// them closes fd, so its number is never reused under a call.
 type linuxConn struct {
-	file    *os.File // the blocking socket; Close wakes its reader with shutdown(2)
-	raw     syscall.RawConn
+	fd      int           // the blocking socket; Close wakes its reader with shutdown(2)
+	state   atomic.Uint64 // closing and closed bits, and the calls in progress (see use)
 	local   netip.AddrPort
 	family  int  // unix.AF_INET or unix.AF_INET6
 	pktinfo bool // bound to a wildcard: learn each datagram's local address
@@ -80,21 +89,37 @@ type linuxConn struct {
 	rx, tx mmsgs
 	rxMsgs *message // the messages rx's headers point into
 
-	lastYield time.Time // see ReadBatch
+	lastRead  instant // the end of the last read
+	lastYield int64   // the monotonic time of the last yield (see ReadBatch)
 
 	single bool // read one datagram per recvmsg (see singleAfter)
 	streak int  // reads in a row that slept for one datagram, or single reads since the last probe
+}
 
-	// State of the syscall in progress, read by the callbacks that
-	// RawConn.Read and Write run; the callbacks are bound once, so no
-	// closure is allocated per call.
-	op       *mmsgs
-	opN      int
-	opErr    syscall.Errno
-	recvFunc func(fd uintptr) bool
-	sendFunc func(fd uintptr) bool
-	oneFunc  func(fd uintptr) bool // opTrap over header 0 of op
-	opTrap   uintptr               // recvmsg, sendto or sendmsg
+// The bits of linuxConn.state above the count of calls in progress.
+const (
+	connClosing = 1 << 63 // Close was called: no new call may start
+	connClosed  = 1 << 62 // the descriptor is closed
+)
+
+// use reports whether a system call may use c.fd, and if so counts it in
+// progress until the matching done. After Close it reports false.
+func (c *linuxConn) use() bool {
+	if c.state.Add(1)&connClosing != 0 {
+		c.done()
+		return false
+	}
+	return true
+}
+
+// done ends a use (or Close's own hold on the descriptor). The last one
+// after Close closes the descriptor, exactly once: a use that fails after
+// that finds connClosed set and closes nothing.
+func (c *linuxConn) done() error {
+	if c.state.Add(^uint64(0)) == connClosing && c.state.CompareAndSwap(connClosing, connClosing|connClosed) {
+		return os.NewSyscallError("close", unix.Close(c.fd))
+	}
+	return nil
 }
 
 // mmsgs is the kernel-facing side of a batch.
@@ -132,7 +157,6 @@ func listenBatch(network, addr string, receiveBuffer int) (batchConn, error) {
 	conn := pc.(*net.UDPConn)
 	c := &linuxConn{local: conn.LocalAddr().(*net.UDPAddr).AddrPort(), rx: newMmsgs(batchLen), tx: newMmsgs(batchLen)}
 	c.local = netip.AddrPortFrom(c.local.Addr().Unmap(), c.local.Port())
-	c.recvFunc, c.sendFunc, c.oneFunc = c.recv, c.send, c.one
 	raw, err := conn.SyscallConn()
 	if err != nil {
 		conn.Close()
@@ -179,17 +203,13 @@ func listenBatch(network, addr string, receiveBuffer int) (batchConn, error) {
 	if err = errors.Join(err, serr); err != nil {
 		return nil, err
 	}
-	// O_NONBLOCK belongs to the open file, which the copy shares; cleared,
-	// os.NewFile leaves the descriptor out of the netpoller too.
+	// O_NONBLOCK belongs to the open file, which the copy shares.
 	if err := unix.SetNonblock(fd, false); err != nil {
 		unix.Close(fd)
 		return nil, os.NewSyscallError("fcntl O_NONBLOCK", err)
 	}
-	c.file = os.NewFile(uintptr(fd), "udp "+c.local.String())
-	if c.raw, err = c.file.SyscallConn(); err != nil {
-		c.file.Close()
-		return nil, err
-	}
+	c.fd = fd
+	c.lastRead = now()
 	return c, nil
 }
 
@@ -197,18 +217,32 @@ func (c *linuxConn) LocalAddr() netip.AddrPort { return c.local }
 
 // Close wakes a reader blocked in recvmmsg: shutdown(SHUT_RD) makes it
 // return, and its next read fails with net.ErrClosed. The descriptor
-// itself is closed once no system call uses it any more, so its number
-// cannot be reused under a reader.
+// itself is closed by the last call that was using it, or by Close when
+// none was, so its number cannot be reused under a reader. Close holds the
+// descriptor (as a use) while it shuts the socket down.
 func (c *linuxConn) Close() error {
+	for {
+		s := c.state.Load()
+		if s&connClosing != 0 {
+			return net.ErrClosed
+		}
+		if c.state.CompareAndSwap(s, (s+1)|connClosing) {
+			break
+		}
+	}
 	// On an unconnected socket shutdown reports ENOTCONN but still marks
 	// the socket shut and wakes its waiters (Linux inet_shutdown).
-	if err := c.raw.Control(func(fd uintptr) { _ = unix.Shutdown(int(fd), unix.SHUT_RD) }); err != nil {
-		return net.ErrClosed
-	}
-	return c.file.Close()
+	_ = unix.Shutdown(c.fd, unix.SHUT_RD)
+	return c.done()
 }
 
-func (c *linuxConn) ReadBatch(msgs []message) (int, error) {
+// ReadBatch reads the monotonic clock before the read and both clocks
+// after it (see clock.go).
+func (c *linuxConn) ReadBatch(msgs []message) (int, instant, error) {
+	// The read's start, in the wall clock of the kernel's receive times:
+	// the last read's end moved on by the monotonic clock.
+	start := nanotime()
+	began := c.lastRead.wall + (start - c.lastRead.mono)
 	// The reader never parks in the scheduler (it blocks in the kernel), so
 	// to sysmon its P looks busy with one goroutine for good, and every
 	// 10 ms sysmon takes the P back from the system call and then polls
@@ -216,10 +250,9 @@ func (c *linuxConn) ReadBatch(msgs []message) (int, error) {
 	// moves the P's scheduling tick on and keeps sysmon asleep; a yield per
 	// batch would also wake an idle P's thread each time (see
 	// BlockedReaders).
-	now := time.Now()
-	if now.Sub(c.lastYield) > yieldEvery {
+	if start-c.lastYield > int64(yieldEvery) {
 		runtime.Gosched()
-		c.lastYield = now
+		c.lastYield = start
 	}
 	b := &c.rx
 	if vlen := min(len(msgs), len(b.hdrs)); b.vlen != vlen || c.rxMsgs != &msgs[0] {
@@ -237,21 +270,31 @@ func (c *linuxConn) ReadBatch(msgs []message) (int, error) {
 			c.resetRx(i)
 		}
 	}
+	if !c.use() {
+		return 0, c.lastRead, net.ErrClosed
+	}
 	if c.single && c.streak < probeEvery {
 		c.streak++
 		n, err := c.readOne(&msgs[0])
-		if n == 1 && msgs[0].Arrived != 0 && msgs[0].Arrived < now.UnixNano() {
+		c.done()
+		c.lastRead = now()
+		if n == 1 && msgs[0].Arrived != 0 && msgs[0].Arrived < began {
 			c.single, c.streak = false, 0 // it waited for the read: a queue
 		}
-		return n, err
+		return n, c.lastRead, err
 	}
-	n, err := c.do(b, c.raw.Read, c.recvFunc, "recvmmsg")
+	n, errno := blockingCall(unix.SYS_RECVMMSG, uintptr(c.fd), uintptr(unsafe.Pointer(&b.hdrs[0])), uintptr(b.vlen), unix.MSG_WAITFORONE, 0, 0)
+	c.done()
+	c.lastRead = now()
+	if errno != 0 {
+		return 0, c.lastRead, os.NewSyscallError("recvmmsg", errno)
+	}
 	for i := range n {
 		c.decodeRx(&msgs[i], i)
 	}
 	switch {
-	case n == 0:
-	case n > 1 || msgs[0].Arrived != 0 && msgs[0].Arrived < now.UnixNano():
+	case n == 0: // a recvmmsg woken by Close
+	case n > 1 || msgs[0].Arrived != 0 && msgs[0].Arrived < began:
 		c.single, c.streak = false, 0 // a queue
 	case c.single: // a probe that found none
 		c.streak = 0
@@ -261,7 +304,7 @@ func (c *linuxConn) ReadBatch(msgs []message) (int, error) {
 			c.single, c.streak = true, 0
 		}
 	}
-	return n, err
+	return n, c.lastRead, nil
 }
 
 // decodeRx fills m from receive header i, which the kernel wrote, and
@@ -276,13 +319,12 @@ func (c *linuxConn) decodeRx(m *message, i int) {
 }
 
 // readOne reads one datagram into m with recvmsg over receive header 0,
-// which describes m (see ReadBatch).
+// which describes m (see ReadBatch), within a use of the descriptor.
 func (c *linuxConn) readOne(m *message) (int, error) {
 	h := &c.rx.hdrs[0]
-	c.opTrap = unix.SYS_RECVMSG
-	n, err := c.do(&c.rx, c.raw.Read, c.oneFunc, "recvmsg")
-	if err != nil {
-		return 0, err
+	n, errno := blockingCall(unix.SYS_RECVMSG, uintptr(c.fd), uintptr(unsafe.Pointer(&h.Hdr)), 0, 0, 0, 0)
+	if errno != 0 {
+		return 0, os.NewSyscallError("recvmsg", errno)
 	}
 	if h.Hdr.Namelen == 0 {
 		return 0, nil // no sender: shutdown(2) woke the read (see Close)
@@ -323,92 +365,66 @@ func (c *linuxConn) WriteBatch(msgs []message) (int, error) {
 			h.Hdr.SetControllen(c.encodePktinfo(oob, m.Local))
 		}
 	}
+	if !c.use() {
+		return 0, net.ErrClosed
+	}
 	if b.vlen != 1 {
-		return c.do(b, c.raw.Write, c.sendFunc, "sendmmsg")
+		// A sendmmsg of a whole batch stays a blocking call: it can take
+		// long enough that the scheduler should know about it.
+		n, errno := blockingCall(unix.SYS_SENDMMSG, uintptr(c.fd), uintptr(unsafe.Pointer(&b.hdrs[0])), uintptr(b.vlen), 0, 0, 0)
+		c.done()
+		if errno != 0 {
+			return 0, os.NewSyscallError("sendmmsg", errno)
+		}
+		return n, nil
 	}
-	c.opTrap = unix.SYS_SENDTO
+	// One datagram: sendto, or sendmsg when it carries a source address.
+	h := &b.hdrs[0].Hdr
+	var errno syscall.Errno
 	name := "sendto"
-	if b.hdrs[0].Hdr.Control != nil {
-		c.opTrap, name = unix.SYS_SENDMSG, "sendmsg"
+	if h.Control == nil {
+		errno = sendOne(unix.SYS_SENDTO, uintptr(c.fd), uintptr(unsafe.Pointer(h.Iov.Base)), uintptr(h.Iov.Len), 0, uintptr(unsafe.Pointer(h.Name)), uintptr(h.Namelen), 3)
+	} else {
+		name = "sendmsg"
+		errno = sendOne(unix.SYS_SENDMSG, uintptr(c.fd), uintptr(unsafe.Pointer(h)), 0, 0, 0, 0, 2)
 	}
-	if _, err := c.do(b, c.raw.Write, c.oneFunc, name); err != nil {
-		return 0, err
+	c.done()
+	if errno != 0 {
+		return 0, os.NewSyscallError(name, errno)
 	}
 	return 1, nil
 }
 
-// do runs fn, one system call over b, on the blocking socket.
-func (c *linuxConn) do(b *mmsgs, call func(func(uintptr) bool) error, fn func(uintptr) bool, name string) (int, error) {
-	c.op, c.opN, c.opErr = b, 0, 0
-	if call(fn) != nil {
-		return 0, net.ErrClosed // the file is closed or closing
-	}
-	if c.opErr != 0 {
-		return c.opN, os.NewSyscallError(name, c.opErr)
-	}
-	return c.opN, nil
-}
-
-func (c *linuxConn) recv(fd uintptr) bool { return c.mmsg(fd, unix.SYS_RECVMMSG, unix.MSG_WAITFORONE) }
-func (c *linuxConn) send(fd uintptr) bool { return c.mmsg(fd, unix.SYS_SENDMMSG, 0) }
-
-// mmsg makes the system call, which blocks until it can do something, so
-// it always reports done. A recvmmsg woken by Close returns 0 datagrams.
-func (c *linuxConn) mmsg(fd, trap, flags uintptr) bool {
-	c.syscall(trap, [6]uintptr{fd, uintptr(unsafe.Pointer(&c.op.hdrs[0])), uintptr(c.op.vlen), flags})
-	return true
-}
-
-// one makes the single-datagram call c.opTrap over header 0 of c.op:
-// recvmsg and sendmsg take the header, sendto its buffer and address.
-func (c *linuxConn) one(fd uintptr) bool {
-	h := &c.op.hdrs[0].Hdr
-	switch c.opTrap {
-	case unix.SYS_SENDTO:
-		c.sendRaw(c.opTrap, [6]uintptr{fd, uintptr(unsafe.Pointer(h.Iov.Base)), uintptr(h.Iov.Len), 0, uintptr(unsafe.Pointer(h.Name)), uintptr(h.Namelen)}, 3)
-	case unix.SYS_SENDMSG:
-		c.sendRaw(c.opTrap, [6]uintptr{fd, uintptr(unsafe.Pointer(h)), 0}, 2)
-	default:
-		c.syscall(c.opTrap, [6]uintptr{fd, uintptr(unsafe.Pointer(h)), 0})
-	}
-	return true
-}
-
-// sendRaw makes the send of one datagram whose flags are argument flags of
-// a: first with MSG_DONTWAIT as a raw system call, without the scheduler's
-// bookkeeping for a call that may block (a UDP send waits only for room
-// in the socket's send buffer, which it rarely lacks), and only if that
-// would have had to wait, as a blocking call. A sendmmsg of a whole batch
-// stays a blocking call: it can take long enough that the scheduler
-// should know about it.
-func (c *linuxConn) sendRaw(trap uintptr, a [6]uintptr, flags int) {
+// sendOne makes the send of one datagram whose flags are argument a[flags]
+// of a = a1..a6 (3 for sendto, 2 for sendmsg): first with
+// MSG_DONTWAIT as a raw system call, without the scheduler's bookkeeping
+// for a call that may block (a UDP send waits only for room in the
+// socket's send buffer, which it rarely lacks), and only if that would
+// have had to wait, as a blocking call.
+func sendOne(trap, a1, a2, a3, a4, a5, a6 uintptr, flags int) syscall.Errno {
+	a := [6]uintptr{a1, a2, a3, a4, a5, a6}
 	a[flags] |= unix.MSG_DONTWAIT
-	n, _, errno := unix.RawSyscall6(trap, a[0], a[1], a[2], a[3], a[4], a[5])
-	switch errno {
-	case unix.EAGAIN, unix.EINTR:
+	_, _, errno := unix.RawSyscall6(trap, a[0], a[1], a[2], a[3], a[4], a[5])
+	if errno == unix.EAGAIN || errno == unix.EINTR {
 		a[flags] &^= unix.MSG_DONTWAIT
-		c.syscall(trap, a)
-	case 0:
-		c.opN = int(n)
-	default:
-		c.opErr = errno
+		_, errno = blockingCall(trap, a[0], a[1], a[2], a[3], a[4], a[5])
 	}
+	return errno
 }
 
-// syscall makes a system call that may block, retrying it when a signal
-// interrupts it, and records its result in c.opN or c.opErr.
-func (c *linuxConn) syscall(trap uintptr, a [6]uintptr) {
+// blockingCall makes a system call that may block, through the scheduler
+// (which then knows the thread is in the kernel), retrying it when a
+// signal interrupts it.
+func blockingCall(trap, a1, a2, a3, a4, a5, a6 uintptr) (int, syscall.Errno) {
 	for {
-		n, _, errno := unix.Syscall6(trap, a[0], a[1], a[2], a[3], a[4], a[5])
+		n, _, errno := unix.Syscall6(trap, a1, a2, a3, a4, a5, a6)
 		switch errno {
+		case 0:
+			return int(n), 0
 		case unix.EINTR:
 			continue
-		case 0:
-			c.opN = int(n)
-		default:
-			c.opErr = errno
 		}
-		return
+		return 0, errno
 	}
 }
 

@@ -47,7 +47,7 @@ func TestRecvmmsgReadsABatch(t *testing.T) {
 		}
 	}
 	rx := newMessages(batchLen, maxPacketLen)
-	n, err := c.ReadBatch(rx)
+	n, readAt, err := c.ReadBatch(rx)
 	read := time.Now().UnixNano()
 	if err != nil || n != 10 {
 		t.Fatalf("ReadBatch read %d datagrams, %v; want all 10", n, err)
@@ -63,6 +63,11 @@ func TestRecvmmsgReadsABatch(t *testing.T) {
 			t.Fatalf("datagram %d received at %d, after %d, read at %d", i, m.Arrived, last, read)
 		}
 		last = m.Arrived
+	}
+	// The read's end as ReadBatch reports it: after the datagrams came,
+	// before ReadBatch returned.
+	if at := readAt.wall; at < last || at > read || readAt.since() < 0 {
+		t.Fatalf("ReadBatch reports the read ended at %d (%v ago), last datagram received at %d, returned by %d", at, readAt.since(), last, read)
 	}
 }
 
@@ -107,14 +112,14 @@ func TestSocketPathAllocatesNothing(t *testing.T) {
 					}
 				}
 				for got := 0; got < len(pkts); {
-					n, err := c.ReadBatch(rx)
+					n, read, err := c.ReadBatch(rx)
 					if err != nil {
 						t.Fatal(err)
 					}
 					if rx[0].Arrived == 0 {
 						t.Fatal("no receive time")
 					}
-					if err := serveBatch(c, h, rx[:n], tx, time.Now(), &times); err != nil {
+					if err := serveBatch(c, h, rx[:n], tx, read, &times); err != nil {
 						t.Fatal(err)
 					}
 					got += n
@@ -143,10 +148,8 @@ func TestReceiveBuffer(t *testing.T) {
 	c := listenTestBatch(t, "udp4", "127.0.0.1:0")
 	var got int
 	var gerr error
-	if err := c.raw.Control(func(fd uintptr) {
-		got, gerr = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF)
-	}); err != nil || gerr != nil {
-		t.Fatal(err, gerr)
+	if got, gerr = unix.GetsockoptInt(c.fd, unix.SOL_SOCKET, unix.SO_RCVBUF); gerr != nil {
+		t.Fatal(gerr)
 	}
 	want := 2 * DefaultReceiveBuffer
 	if os.Geteuid() != 0 {
@@ -177,11 +180,7 @@ func BenchmarkLoopbackAnnounce(b *testing.B) {
 	client := listenTestBatch(b, "udp4", "127.0.0.1:0")
 	// The socket blocks: a lost reply fails the read after a minute
 	// instead of hanging the benchmark.
-	if err := client.raw.Control(func(fd uintptr) {
-		if err := unix.SetsockoptTimeval(int(fd), unix.SOL_SOCKET, unix.SO_RCVTIMEO, &unix.Timeval{Sec: 60}); err != nil {
-			b.Fatal(err)
-		}
-	}); err != nil {
+	if err := unix.SetsockoptTimeval(client.fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &unix.Timeval{Sec: 60}); err != nil {
 		b.Fatal(err)
 	}
 	const window = batchLen
@@ -195,7 +194,7 @@ func BenchmarkLoopbackAnnounce(b *testing.B) {
 			sent += k
 		}
 		for got := 0; got < n; {
-			k, err := client.ReadBatch(rx)
+			k, _, err := client.ReadBatch(rx)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -251,25 +250,161 @@ func TestCloseWakesBlockedRead(t *testing.T) {
 			go func() {
 				rx := newMessages(batchLen, maxPacketLen)
 				for {
-					if _, err := bc.ReadBatch(rx); err != nil {
+					if _, _, err := bc.ReadBatch(rx); err != nil {
 						read <- err
 						return
 					}
 				}
 			}()
 			time.Sleep(50 * time.Millisecond) // let the reader block
-			if err := bc.Close(); err != nil {
-				t.Fatalf("Close: %v", err)
-			}
-			select {
-			case err := <-read:
-				if !errors.Is(err, net.ErrClosed) {
-					t.Fatalf("read after Close: %v, want net.ErrClosed", err)
+			closeEndsReader(t, bc, read)
+		})
+	}
+}
+
+// TestCloseThenCalls: after Close, reads and writes fail with
+// net.ErrClosed without touching the descriptor, a second Close says so
+// too, and the descriptor is closed.
+func TestCloseThenCalls(t *testing.T) {
+	c := listenTestBatch(t, "udp4", "127.0.0.1:0")
+	open := socketOpen(t, c.fd)
+	if err := c.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if open() {
+		t.Fatal("descriptor still open after Close with no call in progress")
+	}
+	rx := newMessages(batchLen, maxPacketLen)
+	for _, single := range []bool{false, true} {
+		c.single = single
+		if n, _, err := c.ReadBatch(rx); n != 0 || !errors.Is(err, net.ErrClosed) {
+			t.Fatalf("ReadBatch after Close (single %v): %d, %v; want net.ErrClosed", single, n, err)
+		}
+	}
+	tx := newMessages(2, maxPacketLen)
+	for i := range tx {
+		tx[i].N, tx[i].Addr = 1, netip.MustParseAddrPort("127.0.0.1:9")
+	}
+	for _, k := range []int{1, 2} {
+		if n, err := c.WriteBatch(tx[:k]); n != 0 || !errors.Is(err, net.ErrClosed) {
+			t.Fatalf("WriteBatch of %d after Close: %d, %v; want net.ErrClosed", k, n, err)
+		}
+	}
+	if err := c.Close(); !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("second Close: %v, want net.ErrClosed", err)
+	}
+}
+
+// TestCloseLeavesDescriptorToLastCall: a Close while a system call uses
+// the socket leaves the descriptor open (its number cannot be reused under
+// the call) until that call is done, which closes it, once.
+func TestCloseLeavesDescriptorToLastCall(t *testing.T) {
+	c := listenTestBatch(t, "udp4", "127.0.0.1:0")
+	open := socketOpen(t, c.fd)
+	if !c.use() || !c.use() {
+		t.Fatal("use refused on an open socket")
+	}
+	if err := c.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if c.use() {
+		t.Fatal("a new call may start after Close")
+	}
+	for i := range 2 {
+		if !open() {
+			t.Fatalf("descriptor closed with %d calls still in progress", 2-i)
+		}
+		if err := c.done(); err != nil {
+			t.Fatalf("done: %v", err)
+		}
+	}
+	if open() {
+		t.Fatal("descriptor open after the last call")
+	}
+	if c.use() {
+		t.Fatal("a new call may start after the descriptor is closed")
+	}
+}
+
+// TestCloseWhileServing: Close from another goroutine while the reader
+// reads and writes in a loop (and a client keeps it busy) ends the reader
+// with net.ErrClosed and closes the descriptor; run with -race.
+func TestCloseWhileServing(t *testing.T) {
+	for _, single := range []bool{false, true} {
+		t.Run(fmt.Sprint("single ", single), func(t *testing.T) {
+			c := listenTestBatch(t, "udp4", "127.0.0.1:0")
+			open := socketOpen(t, c.fd)
+			client := rawClient(t, c.LocalAddr())
+			stop := make(chan struct{})
+			defer close(stop)
+			go func() {
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+						client.trySend([]byte{1, 2, 3})
+						time.Sleep(50 * time.Microsecond)
+					}
 				}
-			case <-time.After(5 * time.Second):
-				t.Fatal("reader still blocked 5s after Close")
+			}()
+			ended := make(chan error, 1)
+			go func() {
+				rx, tx := newMessages(batchLen, maxPacketLen), newMessages(batchLen, maxPacketLen)
+				for {
+					c.single = single
+					n, _, err := c.ReadBatch(rx)
+					if err != nil {
+						ended <- err
+						return
+					}
+					for i := range n {
+						tx[i].N, tx[i].Addr = rx[i].N, rx[i].Addr
+					}
+					if _, err := c.WriteBatch(tx[:n]); errors.Is(err, net.ErrClosed) {
+						ended <- err
+						return
+					}
+				}
+			}()
+			time.Sleep(30 * time.Millisecond)
+			closeEndsReader(t, c, ended)
+			if open() {
+				t.Fatal("descriptor open after the reader ended")
 			}
 		})
+	}
+}
+
+// closeEndsReader closes c and waits for its reader to report, on ended,
+// that it stopped with net.ErrClosed.
+func closeEndsReader(t *testing.T, c batchConn, ended <-chan error) {
+	t.Helper()
+	if err := c.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	select {
+	case err := <-ended:
+		if !errors.Is(err, net.ErrClosed) {
+			t.Fatalf("reader ended with %v, want net.ErrClosed", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("reader still running 5s after Close")
+	}
+}
+
+// socketOpen returns a function that reports whether descriptor fd still
+// refers to the socket it refers to now (by inode: the number itself may
+// have been reused after a close).
+func socketOpen(t *testing.T, fd int) func() bool {
+	t.Helper()
+	want, err := os.Readlink(fmt.Sprint("/proc/self/fd/", fd))
+	if err != nil || !strings.HasPrefix(want, "socket:") {
+		t.Fatalf("descriptor %d: %q, %v; want a socket", fd, want, err)
+	}
+	return func() bool {
+		got, err := os.Readlink(fmt.Sprint("/proc/self/fd/", fd))
+		return err == nil && got == want
 	}
 }
 
@@ -320,7 +455,7 @@ func TestSingleDatagramReads(t *testing.T) {
 				} else {
 					go func() { time.Sleep(delay); send() }()
 				}
-				n, err := c.ReadBatch(rx)
+				n, _, err := c.ReadBatch(rx)
 				if serr := <-sent; serr != nil {
 					t.Fatal(serr)
 				}
@@ -376,7 +511,7 @@ func TestSingleDatagramReads(t *testing.T) {
 				}
 			}
 			for k, want := range []int{1, 4} {
-				n, err := c.ReadBatch(rx)
+				n, _, err := c.ReadBatch(rx)
 				if err != nil || n != want {
 					t.Fatalf("read %d of the queue: %d datagrams, %v; want %d", k, n, err, want)
 				}
@@ -414,11 +549,11 @@ func BenchmarkSocketServe(b *testing.B) {
 				if batch == 1 {
 					c.single, c.streak = true, 0
 				}
-				n, err := c.ReadBatch(rx)
+				n, read, err := c.ReadBatch(rx)
 				if err != nil || n != batch {
 					b.Fatalf("read %d datagrams, %v; want %d", n, err, batch)
 				}
-				if err := serveBatch(c, h, rx[:n], tx, time.Now(), &times); err != nil {
+				if err := serveBatch(c, h, rx[:n], tx, read, &times); err != nil {
 					b.Fatal(err)
 				}
 				for range batch {
@@ -451,6 +586,12 @@ func (s rawSocket) send(tb testing.TB, p []byte) {
 	if _, _, errno := unix.RawSyscall(unix.SYS_WRITE, uintptr(s), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p))); errno != 0 {
 		tb.Fatal("send:", errno)
 	}
+}
+
+// trySend sends p if the socket's buffer has room, ignoring errors (a
+// refused datagram of a closed server's port among them).
+func (s rawSocket) trySend(p []byte) {
+	unix.RawSyscall6(unix.SYS_SENDTO, uintptr(s), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)), unix.MSG_DONTWAIT, 0, 0)
 }
 
 // recv reads one datagram, waiting for it (without telling the scheduler,

@@ -39,15 +39,16 @@ func (c *portableConn) LocalAddr() netip.AddrPort {
 
 func (c *portableConn) Close() error { return c.conn.Close() }
 
-func (c *portableConn) ReadBatch(msgs []message) (int, error) {
+func (c *portableConn) ReadBatch(msgs []message) (int, instant, error) {
 	n, from, err := c.conn.ReadFromUDPAddrPort(msgs[0].Buf)
+	read := now()
 	if err != nil {
-		return 0, err
+		return 0, read, err
 	}
 	msgs[0].N = n
 	msgs[0].Addr = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
 	msgs[0].Scope, msgs[0].Local = 0, netip.Addr{}
-	return 1, nil
+	return 1, read, nil
 }
 
 func (c *portableConn) WriteBatch(msgs []message) (int, error) {

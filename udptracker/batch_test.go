@@ -21,9 +21,9 @@ type fakeConn struct {
 	sendFor time.Duration // how long each WriteBatch takes
 }
 
-func (f *fakeConn) ReadBatch([]message) (int, error) { return 0, net.ErrClosed }
-func (f *fakeConn) LocalAddr() netip.AddrPort        { return netip.AddrPort{} }
-func (f *fakeConn) Close() error                     { return nil }
+func (f *fakeConn) ReadBatch([]message) (int, instant, error) { return 0, instant{}, net.ErrClosed }
+func (f *fakeConn) LocalAddr() netip.AddrPort                 { return netip.AddrPort{} }
+func (f *fakeConn) Close() error                              { return nil }
 
 func (f *fakeConn) WriteBatch(msgs []message) (int, error) {
 	time.Sleep(f.sendFor)
@@ -54,7 +54,7 @@ func TestServeBatchSkipsFailedSend(t *testing.T) {
 	}
 	rx[3].N = 10 // a runt: no reply
 	fc := &fakeConn{failTID: map[uint32]bool{1: true}}
-	if err := serveBatch(fc, h, rx, tx, time.Unix(testNow, 0), new(counters.Tally)); err != nil {
+	if err := serveBatch(fc, h, rx, tx, instant{testNow * int64(time.Second), nanotime()}, new(counters.Tally)); err != nil {
 		t.Fatal(err)
 	}
 	if want := []uint32{0, 2, 4}; len(fc.sent) != len(want) || fc.sent[0] != 0 || fc.sent[1] != 2 || fc.sent[2] != 4 {
@@ -70,7 +70,7 @@ func TestServeBatchStopsOnClose(t *testing.T) {
 	h := newTestHandler(t, Config{})
 	rx, tx := newMessages(1, maxPacketLen), newMessages(1, maxReplyLen(h.cfg))
 	rx[0].N = len(AppendConnectRequest(rx[0].Buf[:0], ConnectRequest{}))
-	if err := serveBatch(&closedConn{}, h, rx, tx, time.Unix(testNow, 0), new(counters.Tally)); !errors.Is(err, net.ErrClosed) {
+	if err := serveBatch(&closedConn{}, h, rx, tx, instant{testNow * int64(time.Second), nanotime()}, new(counters.Tally)); !errors.Is(err, net.ErrClosed) {
 		t.Fatalf("serveBatch on a closed socket: %v", err)
 	}
 }
@@ -87,12 +87,12 @@ func TestServeBatchTimesFromArrival(t *testing.T) {
 	h := newTestHandler(t, Config{})
 	rx := newMessages(2, maxPacketLen)
 	tx := newMessages(2, maxReplyLen(h.cfg))
-	read := time.Now()
+	read := now()
 	for i := range rx {
 		rx[i].N = len(AppendConnectRequest(rx[i].Buf[:0], ConnectRequest{TransactionID: uint32(i)}))
 		rx[i].Addr = testClient
 	}
-	rx[0].Arrived = read.Add(-200 * time.Millisecond).UnixNano() // queued before the read
+	rx[0].Arrived = read.wall - int64(200*time.Millisecond) // queued before the read
 	fc := &fakeConn{sendFor: 300 * time.Millisecond}
 	if err := serveBatch(fc, h, rx, tx, read, new(counters.Tally)); err != nil {
 		t.Fatal(err)
@@ -125,11 +125,11 @@ func BenchmarkServeBatch(b *testing.B) {
 	var c discardConn
 	b.ReportAllocs()
 	for b.Loop() {
-		read := time.Now()
+		read := now()
 		for i := range rx {
 			rx[i].N = len(AppendConnectRequest(rx[i].Buf[:0], ConnectRequest{TransactionID: uint32(i)}))
 			rx[i].Addr = testClient
-			rx[i].Arrived = read.UnixNano() - 1000
+			rx[i].Arrived = read.wall - 1000
 		}
 		if err := serveBatch(&c, h, rx, tx, read, &times); err != nil {
 			b.Fatal(err)

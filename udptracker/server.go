@@ -249,7 +249,7 @@ func (s *Server) read(c batchConn, h *handler) error {
 	tx := newMessages(batchLen, maxReplyLen(&s.cfg))
 	var times counters.Tally
 	for {
-		n, err := c.ReadBatch(rx)
+		n, read, err := c.ReadBatch(rx)
 		if errors.Is(err, net.ErrClosed) {
 			return nil
 		}
@@ -260,7 +260,7 @@ func (s *Server) read(c batchConn, h *handler) error {
 		if n == 0 {
 			continue // woken by Close; the next read reports it
 		}
-		if err := serveBatch(c, h, rx[:n], tx, time.Now(), &times); err != nil {
+		if err := serveBatch(c, h, rx[:n], tx, read, &times); err != nil {
 			return nil // closed while sending
 		}
 	}
@@ -271,8 +271,12 @@ func (s *Server) read(c batchConn, h *handler) error {
 // (see Config.Counters) through times, and the batch's service time (from
 // the read to the start of the send, the same for each of its datagrams)
 // in one add. It returns an error only when the socket has been closed.
-func serveBatch(c batchConn, h *handler, rx, tx []message, read time.Time, times *counters.Tally) error {
-	now := read.Unix()
+//
+// It reads one clock once, the monotonic one (see clock.go): the
+// handler's seconds are the read's, and the start of the send is the
+// read's end plus the monotonic time since.
+func serveBatch(c batchConn, h *handler, rx, tx []message, read instant, times *counters.Tally) error {
+	now := read.unix()
 	out := 0
 	for i := range rx {
 		m := &rx[i]
@@ -285,18 +289,19 @@ func serveBatch(c batchConn, h *handler, rx, tx []message, read time.Time, times
 		t.Addr, t.Scope, t.Local = m.Addr, m.Scope, m.Local
 		out++
 	}
-	handed := time.Now().UnixNano()
+	served := read.since()
+	handed := read.wall + int64(served)
 	for i := range rx {
 		start := rx[i].Arrived
 		if start == 0 || start > handed {
 			// No receive time, or the wall clock stepped back since:
 			// time from the read.
-			start = read.UnixNano()
+			start = read.wall
 		}
 		times.Add(time.Duration(handed - start))
 	}
 	h.counts.ObserveTally(counters.UDP, times)
-	h.counts.ObserveServiceN(counters.UDP, time.Duration(max(handed-read.UnixNano(), 0)), len(rx))
+	h.counts.ObserveServiceN(counters.UDP, max(served, 0), len(rx))
 	for sent := 0; sent < out; {
 		n, err := c.WriteBatch(tx[sent:out])
 		sent += n
