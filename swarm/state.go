@@ -165,7 +165,7 @@ func (s *Store) Restore(ts *TorrentState) (int, error) {
 		}
 		key, rl := packKey(&kbuf, p.Addr)
 		age := uint8(min(p.Age/tick, time.Duration(s.ttlTicks)))
-		rec := sh.findRec(sl, key, rl)
+		rec, _ := sh.findRec(sl, key, rl)
 		if rec != nil {
 			if uint8(stamp-rec[rl-1]) <= age {
 				// Ours is fresher. A peer learned from a node not known
@@ -185,7 +185,7 @@ func (s *Store) Restore(ts *TorrentState) (int, error) {
 				sh.peerLimit.Add(1)
 				return added, ErrPeerLimit
 			}
-			rec = sh.addRec(sl, key, rl)
+			rec, _ = sh.addRec(sl, key, rl)
 			added++
 		}
 		if p.Seeder {

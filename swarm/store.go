@@ -302,13 +302,13 @@ func (s *Store) announce(a *Announce, want Family, dst Peers) (Peers, Counts, er
 		return dst, after.counts(sl.completed), nil
 	}
 
-	rec := sh.findRec(sl, key, rl)
+	rec, self := sh.findRec(sl, key, rl)
 	if rec == nil {
 		if !reserve(&s.peers, s.cfg.MaxPeers) {
 			sh.peerLimit.Add(1)
 			return dst, before.counts(sl.completed), ErrPeerLimit
 		}
-		rec = sh.addRec(sl, key, rl)
+		rec, self = sh.addRec(sl, key, rl)
 	} else {
 		sh.renewed[s.renewMinute[stamp-rec[rl-1]]].Add(1)
 	}
@@ -342,7 +342,7 @@ func (s *Store) announce(a *Announce, want Family, dst Peers) (Peers, Counts, er
 
 	numwant := min(a.NumWant, s.cfg.MaxNumWant)
 	decoys := min(s.cfg.DecoyPeers, numwant)
-	dst = sh.pick(sl, dst, numwant-decoys, want, rec, rl)
+	dst = sh.pick(sl, dst, numwant-decoys, want, self, rl)
 	// Decoys go to the requester's own family when it wants that one back
 	// (a UDP client announcing another family's address through the ip
 	// field wants its transport's family), else to the family it wants.
@@ -364,24 +364,25 @@ func (s *Store) announce(a *Announce, want Family, dst Peers) (Peers, Counts, er
 }
 
 // pick fills dst with up to numwant peers of the wanted families, never the
-// requester (self, a record of length rl). With both families wanted each
-// gets up to a quarter of numwant first and the rest is shared in proportion
-// to the peers each has left, as opentracker does.
-func (t *torrent) pick(dst Peers, numwant int, want Family, self []byte, rl int) Peers {
-	self4, self6 := self, []byte(nil)
+// requester (at self in its family's list of records of length rl). With
+// both families wanted each gets up to a quarter of numwant first and the
+// rest is shared in proportion to the peers each has left, as opentracker
+// does.
+func (t *torrent) pick(dst Peers, numwant int, want Family, self place, rl int) Peers {
+	self4, self6 := self, nowhere
 	if rl == recLen6 {
-		self4, self6 = nil, self
+		self4, self6 = nowhere, self
 	}
 	n4, n6 := 0, 0
 	if want&FamilyV4 != 0 {
 		n4 = int(t.v4.total)
-		if self4 != nil {
+		if self4.i >= 0 {
 			n4--
 		}
 	}
 	if want&FamilyV6 != 0 {
 		n6 = int(t.v6.total)
-		if self6 != nil {
+		if self6.i >= 0 {
 			n6--
 		}
 	}

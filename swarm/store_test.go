@@ -266,6 +266,55 @@ func TestNumWantAndDistinctPicks(t *testing.T) {
 	}
 }
 
+// TestPicksUniform checks that sampling gives every other peer the same
+// chance: over many announces each peer's count of picks is tested against
+// the uniform expectation (chi-square, at a bound a correct sampler passes
+// with probability above 1-1e-6). Swarms plain and bucketed, with windows
+// of unequal sizes (75 others for 50 wanted), the requester first, in the
+// middle, last, and not in the list at all (an IPv6 address wanting IPv4
+// peers).
+func TestPicksUniform(t *testing.T) {
+	for _, tc := range []struct{ n, self, announces int }{
+		{76, 0, 2000}, {76, 40, 2000}, {76, 75, 2000}, {76, -1, 2000},
+		{301, 150, 2000}, {301, 300, 2000},
+		{2001, 1000, 4000}, {2001, 0, 4000}, {2001, 2000, 4000}, {2001, -1, 4000},
+	} {
+		t.Run(fmt.Sprintf("%d/%d", tc.n, tc.self), func(t *testing.T) {
+			s := newStore(t, Config{})
+			h := hashN(1)
+			for i := range tc.n {
+				announce(t, s, Announce{InfoHash: h, Addr: addr4(i, uint16(i%3+1)), Left: 1}, FamilyBoth)
+			}
+			self, others := addr6(1, 1), tc.n
+			if tc.self >= 0 {
+				self, others = addr4(tc.self, uint16(tc.self%3+1)), tc.n-1
+			}
+			count := map[netip.AddrPort]int{}
+			for range tc.announces {
+				peers, _ := announce(t, s, Announce{InfoHash: h, Addr: self, Left: 1, NumWant: 50}, FamilyV4)
+				if len(peers) != 50 {
+					t.Fatalf("%d peers, want 50", len(peers))
+				}
+				for _, p := range peers {
+					count[p]++
+				}
+			}
+			if count[self] != 0 || len(count) != others {
+				t.Fatalf("requester picked %d times; %d distinct peers picked, want %d", count[self], len(count), others)
+			}
+			expect := float64(tc.announces*50) / float64(others)
+			chi := 0.0
+			for _, c := range count {
+				chi += (float64(c) - expect) * (float64(c) - expect) / expect
+			}
+			df := float64(others - 1)
+			if bound := df + 7*math.Sqrt(2*df); chi > bound {
+				t.Errorf("chi-square %.0f over %d peers (bound %.0f): picks are not uniform", chi, others, bound)
+			}
+		})
+	}
+}
+
 func TestBigListSplitsAndMerges(t *testing.T) {
 	s := newStore(t, Config{})
 	h := hashN(1)
@@ -656,4 +705,62 @@ func TestRenewals(t *testing.T) {
 	if got := s.Renewals(); got != want {
 		t.Errorf("renewals %v, want %v", got, want)
 	}
+}
+
+// BenchmarkAnnounceWorkload announces in the shape of herald-bench's
+// workload (docs/benchmarks.md, issue 18): 20,000 IPv4 peers over 10,000
+// torrents by aquatic's 2024 popularity (weight torrents/peers +
+// exp(6.5-500i/torrents): most torrents hold no peer or one or two, the
+// first hundred hold 100 to 700), three in four seeders, and every
+// announce a re-announce of a random peer at numwant 50. About 70% of
+// announces sample peers from a big flat swarm; the rest get all of a
+// tiny swarm's others.
+func BenchmarkAnnounceWorkload(b *testing.B) {
+	s := newStore(b, Config{})
+	peers := workloadPeers(10_000, 20_000)
+	for i, p := range peers {
+		announce(b, s, Announce{InfoHash: hashN(p), Addr: addr4(i, 1), Left: uint64(min(i%4, 1))}, FamilyBoth)
+	}
+	r := rand.New(rand.NewPCG(3, 4))
+	order := make([]int32, 1<<16)
+	for i := range order {
+		order[i] = int32(r.IntN(len(peers)))
+	}
+	dst := Peers{V4: make([]byte, 0, 200*PeerLen4), V6: make([]byte, 0, 200*PeerLen6)}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		k := int(order[i&(len(order)-1)])
+		a := Announce{InfoHash: hashN(peers[k]), Addr: addr4(k, 1), Left: uint64(min(k%4, 1)), NumWant: 50}
+		if _, _, err := s.Announce(&a, FamilyV4, dst); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// workloadPeers returns the torrent of each of n peers over torrents,
+// drawn by herald-bench's popularity weights (cmd/herald-bench/workload.go).
+func workloadPeers(torrents, n int) []int {
+	cum := make([]float64, torrents)
+	sum := 0.0
+	for i := range cum {
+		sum += float64(torrents)/float64(n) + math.Exp(6.5-500*float64(i)/float64(torrents))
+		cum[i] = sum
+	}
+	r := rand.New(rand.NewPCG(1, 2))
+	out := make([]int, n)
+	for i := range out {
+		x := r.Float64() * sum
+		lo, hi := 0, torrents-1
+		for lo < hi {
+			m := (lo + hi) / 2
+			if cum[m] < x {
+				lo = m + 1
+			} else {
+				hi = m
+			}
+		}
+		out[i] = lo
+	}
+	return out
 }

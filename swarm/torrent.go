@@ -51,32 +51,37 @@ func (t *torrent) list(rl int) *peerList {
 	return &t.v6
 }
 
-// findRec returns the record with key (length rl-2), or nil.
-func (sh *shard) findRec(sl *slot, key []byte, rl int) []byte {
+// findRec returns the record with key (length rl-2) and its place in its
+// family's list (pick leaves it out by that), or nil.
+func (sh *shard) findRec(sl *slot, key []byte, rl int) ([]byte, place) {
 	var v []byte
+	b := 0
 	if sl.kind() == kindBig {
-		v = *sh.big[sl.index()].list(rl).vec(key)
+		var vp *[]byte
+		vp, b = sh.big[sl.index()].list(rl).vec(key)
+		v = *vp
 	} else {
 		lo, hi := sl.family(rl)
 		v = sh.flat(sl, sl.used())[lo:hi]
 	}
 	i, found := search(v, key, rl)
 	if !found {
-		return nil
+		return nil, nowhere
 	}
-	return v[i*rl : (i+1)*rl]
+	return v[i*rl : (i+1)*rl], place{b, i}
 }
 
 // addRec inserts a record for key (not in the torrent) with no flags and
-// age stamp 0, and returns it. It may move the torrent's records.
-func (sh *shard) addRec(sl *slot, key []byte, rl int) []byte {
+// age stamp 0, and returns it and its place. It may move the torrent's
+// records.
+func (sh *shard) addRec(sl *slot, key []byte, rl int) ([]byte, place) {
 	used := sl.used()
 	if sl.kind() != kindBig && used+rl > maxFlat {
 		sh.toBig(sl)
 	}
 	if sl.kind() == kindBig {
 		l := sh.big[sl.index()].list(rl)
-		v := l.vec(key)
+		v, b := l.vec(key)
 		i, _ := search(*v, key, rl)
 		rec := insertAt(v, i, rl)
 		copy(rec, key)
@@ -84,11 +89,11 @@ func (sh *shard) addRec(sl *slot, key []byte, rl int) []byte {
 		l.total++
 		if l.big == nil && l.total > bigThreshold {
 			l.split(rl)
-			v = l.vec(key)
+			v, b = l.vec(key)
 			i, _ = search(*v, key, rl)
 			rec = (*v)[i*rl : (i+1)*rl]
 		}
-		return rec
+		return rec, place{b, i}
 	}
 	sh.growFlat(sl, used, used+rl)
 	buf := sh.flat(sl, used+rl)
@@ -104,14 +109,14 @@ func (sh *shard) addRec(sl *slot, key []byte, rl int) []byte {
 	} else {
 		sl.n6++
 	}
-	return rec
+	return rec, place{0, i}
 }
 
 // delRec removes the record with key if the torrent has it.
 func (sh *shard) delRec(sl *slot, key []byte, rl int) bool {
 	if sl.kind() == kindBig {
 		l := sh.big[sl.index()].list(rl)
-		v := l.vec(key)
+		v, _ := l.vec(key)
 		i, found := search(*v, key, rl)
 		if !found {
 			return false
@@ -240,7 +245,7 @@ func (sh *shard) dropBig(sl *slot) {
 }
 
 // pick is torrent.pick for any kind.
-func (sh *shard) pick(sl *slot, dst Peers, numwant int, want Family, self []byte, rl int) Peers {
+func (sh *shard) pick(sl *slot, dst Peers, numwant int, want Family, self place, rl int) Peers {
 	if sl.kind() == kindBig {
 		return sh.big[sl.index()].pick(dst, numwant, want, self, rl)
 	}
