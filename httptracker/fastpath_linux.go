@@ -30,16 +30,17 @@ func (h *Handler) fastAnswerer() answerFunc {
 		if rt != routeAnnounce && rt != routeScrape {
 			return dst, false
 		}
-		defer h.observeFast(woke, time.Now())
+		began := time.Now()
+		defer h.observeFast(woke, began)
 		addr := remote
 		if h.trustedProxy(addr) {
 			addr, _ = h.forwardedClient(head.proxyHeader(h.cfg.ProxyHeader))
 		}
 		var badRequest bool
 		if rt == routeAnnounce {
-			badRequest = h.answerAnnounce(st, query, &key, addr, addr.IsValid())
+			badRequest = h.answerAnnounce(st, query, &key, addr, addr.IsValid(), began)
 		} else {
-			badRequest = h.answerScrape(st, query, &key, addr, addr.IsValid())
+			badRequest = h.answerScrape(st, query, &key, addr, addr.IsValid(), began)
 		}
 		return appendReply(dst, badRequest, st.body, head, date), true
 	}

@@ -140,13 +140,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header()["Location"] = []string{h.cfg.RedirectURL}
 		w.WriteHeader(http.StatusFound)
 	case routeAnnounce:
-		defer h.observe(time.Now())
-		h.announce(w, r, &key)
+		start := time.Now()
+		defer h.observe(start)
+		h.announce(w, r, &key, start)
 	case routeFullScrape:
 		h.fullScrape(w, r, &key)
 	case routeScrape:
-		defer h.observe(time.Now())
-		h.scrape(w, r, &key)
+		start := time.Now()
+		defer h.observe(start)
+		h.scrape(w, r, &key, start)
 	default:
 		h.notFound(w)
 	}
@@ -265,18 +267,19 @@ func (h *Handler) trustedProxy(a netip.Addr) bool {
 	return false
 }
 
-func (h *Handler) announce(w http.ResponseWriter, r *http.Request, key *access.Key) {
+func (h *Handler) announce(w http.ResponseWriter, r *http.Request, key *access.Key, now time.Time) {
 	st := h.states.Get().(*requestState)
 	defer h.states.Put(st)
 	addr, ok := h.ClientAddr(r)
-	writeAnswer(w, st, h.answerAnnounce(st, r.URL.RawQuery, key, addr, ok))
+	writeAnswer(w, st, h.answerAnnounce(st, r.URL.RawQuery, key, addr, ok, now))
 }
 
 // answerAnnounce answers an announce with query and the key of its path
-// from the client at addr (ok false: its address is unusable) into
+// from the client at addr (ok false: its address is unusable), received
+// at now (the clock read that starts its service time), into
 // st.body: a bencoded reply, or with badRequest the text of a 400. Both
 // frontends, net/http and the fast path, answer through it.
-func (h *Handler) answerAnnounce(st *requestState, query string, key *access.Key, addr netip.Addr, ok bool) (badRequest bool) {
+func (h *Handler) answerAnnounce(st *requestState, query string, key *access.Key, addr netip.Addr, ok bool, now time.Time) (badRequest bool) {
 	if err := parseAnnounce(query, &st.req); err != nil {
 		return h.answerError(st, err, counters.Announce)
 	}
@@ -302,7 +305,7 @@ func (h *Handler) answerAnnounce(st *requestState, query string, key *access.Key
 		AccessKey: *key,
 	}
 	reply := &st.reply
-	if ce := h.tracker.Announce(&st.ann, time.Now(), swarm.Peers{V4: st.peers.V4[:0], V6: st.peers.V6[:0]}, reply); ce != nil {
+	if ce := h.tracker.Announce(&st.ann, now, swarm.Peers{V4: st.peers.V4[:0], V6: st.peers.V6[:0]}, reply); ce != nil {
 		return h.answerError(st, ce, counters.Announce)
 	}
 	st.peers = reply.Peers
@@ -316,16 +319,16 @@ func (h *Handler) answerAnnounce(st *requestState, query string, key *access.Key
 	return false
 }
 
-func (h *Handler) scrape(w http.ResponseWriter, r *http.Request, key *access.Key) {
+func (h *Handler) scrape(w http.ResponseWriter, r *http.Request, key *access.Key, now time.Time) {
 	st := h.states.Get().(*requestState)
 	defer h.states.Put(st)
 	addr, ok := h.ClientAddr(r)
-	writeAnswer(w, st, h.answerScrape(st, r.URL.RawQuery, key, addr, ok))
+	writeAnswer(w, st, h.answerScrape(st, r.URL.RawQuery, key, addr, ok, now))
 }
 
 // answerScrape is answerAnnounce for a scrape. A torrent the access list
 // refuses is left out, as an unknown one.
-func (h *Handler) answerScrape(st *requestState, query string, key *access.Key, addr netip.Addr, ok bool) (badRequest bool) {
+func (h *Handler) answerScrape(st *requestState, query string, key *access.Key, addr netip.Addr, ok bool, now time.Time) (badRequest bool) {
 	n, err := parseScrape(query, st.hashes)
 	if err != nil {
 		return h.answerError(st, err, counters.Scrape)
@@ -333,7 +336,7 @@ func (h *Handler) answerScrape(st *requestState, query string, key *access.Key, 
 	if !ok {
 		return h.answerError(st, tracker.UnknownClient.Err(), counters.Scrape)
 	}
-	if ce := h.tracker.AdmitScrape(addr, key, time.Now()); ce != nil {
+	if ce := h.tracker.AdmitScrape(addr, key, now); ce != nil {
 		return h.answerError(st, ce, counters.Scrape)
 	}
 	// Keys of the files dictionary must be sorted and unique (BEP 3).

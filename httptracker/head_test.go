@@ -3,6 +3,7 @@ package httptracker
 import (
 	"bufio"
 	"bytes"
+	"encoding/binary"
 	"net/http"
 	"slices"
 	"strings"
@@ -53,4 +54,18 @@ func FuzzParseRequestHead(f *testing.F) {
 			t.Fatalf("%q: query disagreement", b[:n])
 		}
 	})
+}
+
+// TestQueryStopIn checks the word test against the table for every byte
+// in every position of a word of otherwise plain bytes.
+func TestQueryStopIn(t *testing.T) {
+	for c := range 256 {
+		for pos := range 8 {
+			w := []byte("aaaaaaaa")
+			w[pos] = byte(c)
+			if got := queryStopIn(binary.LittleEndian.Uint64(w)); got != queryStop[c] {
+				t.Fatalf("queryStopIn(%q) = %v, table says %v", w, got, queryStop[c])
+			}
+		}
+	}
 }

@@ -59,12 +59,16 @@ type loopConfig struct {
 
 // eventLoop serves one listening socket.
 type eventLoop struct {
-	cfg    loopConfig
-	lfd    int        // the listening socket, non-blocking
-	epfd   int        // the epoll instance the loop waits in
-	timer  int        // timerfd: wakes the loop for deadlines, and to stop
-	mu     sync.Mutex // keeps stop from arming timer as closeFiles closes it
-	conns  map[int32]*conn
+	cfg   loopConfig
+	lfd   int        // the listening socket, non-blocking
+	epfd  int        // the epoll instance the loop waits in
+	timer int        // timerfd: wakes the loop for deadlines, and to stop
+	mu    sync.Mutex // keeps stop from arming timer as closeFiles closes it
+	// conns holds the connections registered in epoll by descriptor:
+	// the kernel hands out the lowest free one, so the slice stays as
+	// long as the most connections open at once, and a connection that
+	// waits costs a store, not a map insert and delete.
+	conns  []*conn
 	free   []*conn
 	events []unix.EpollEvent
 	in     []byte // read buffer, reused for every read
@@ -110,7 +114,6 @@ const (
 // newEventLoop takes ownership of the listening socket lfd.
 func newEventLoop(lfd int, cfg loopConfig) (*eventLoop, error) {
 	l := &eventLoop{cfg: cfg, lfd: lfd, epfd: -1, timer: -1,
-		conns:  make(map[int32]*conn),
 		events: make([]unix.EpollEvent, 128),
 		// net/http reads 4 KiB beyond MaxHeaderBytes before answering 431;
 		// a head that fills this buffer goes to it for that answer.
@@ -215,7 +218,9 @@ func (l *eventLoop) run() error {
 
 func (l *eventLoop) shutdown() {
 	for _, c := range l.conns {
-		l.close(c)
+		if c != nil {
+			l.close(c)
+		}
 	}
 	l.closeFiles()
 }
@@ -232,10 +237,10 @@ func (l *eventLoop) handle(events []unix.EpollEvent) {
 			unix.Read(l.timer, expirations[:])
 			l.sweep()
 		default:
-			// A conn closed earlier in this batch is gone from the map;
+			// A conn closed earlier in this batch is gone from conns;
 			// if its fd was reused by an accept since, the read or write
 			// below finds nothing to do.
-			if c := l.conns[int32(fd)]; c != nil {
+			if c := l.connOf(fd); c != nil {
 				if c.writing {
 					l.flush(c)
 				} else {
@@ -325,7 +330,7 @@ func (l *eventLoop) newConn(fd int, remote netip.Addr) *conn {
 // recycle returns c, whose fd is closed or handed off, to the free list.
 func (l *eventLoop) recycle(c *conn) {
 	if c.registered {
-		delete(l.conns, int32(c.fd))
+		l.conns[c.fd] = nil
 	}
 	in, out := c.in[:0], c.out[:0]
 	if cap(in) > keepBuffer {
@@ -469,14 +474,25 @@ func (l *eventLoop) register(c *conn, events uint32, writing bool) {
 		return
 	}
 	c.registered, c.writing = true, writing
-	l.conns[int32(c.fd)] = c
+	for c.fd >= len(l.conns) {
+		l.conns = append(l.conns, nil)
+	}
+	l.conns[c.fd] = c
+}
+
+// connOf returns the registered connection on fd, nil for none.
+func (l *eventLoop) connOf(fd int) *conn {
+	if fd < 0 || fd >= len(l.conns) {
+		return nil
+	}
+	return l.conns[fd]
 }
 
 // sweep closes the connections past their deadline and resumes accepting
 // after a pause.
 func (l *eventLoop) sweep() {
 	for _, c := range l.conns {
-		if l.now.After(c.deadline) {
+		if c != nil && l.now.After(c.deadline) {
 			l.close(c)
 		}
 	}
