@@ -44,8 +44,12 @@ func TestAnnounceReachesEveryInstance(t *testing.T) {
 	want := map[string]bool{key(h, seeder): true, key(h, leecher6): false}
 	took := waitFor(t, 2*time.Second, "started announces on node-0 reach node-1 and node-2", sameAs(want, ins[1], ins[2]))
 	t.Logf("a peer announced to node-0 was stored by the others after %v (flush interval %v)", took, testFlush)
-	if took > 2*testFlush+50*time.Millisecond {
-		t.Errorf("took %v, want within two flush intervals (%v) and scheduling slack", took, 2*testFlush)
+	// Sent at the next flush, not found later: a batch missed and
+	// recovered through a heartbeat's gap would take 10 intervals or more.
+	// Half of that leaves a loaded test machine its scheduling slack (one
+	// run on two busy cores took 3.3 intervals).
+	if took > 5*testFlush {
+		t.Errorf("took %v, want within five flush intervals (%v), well before the first heartbeat (every %v)", took, 5*testFlush, 10*testFlush)
 	}
 
 	// What a frontend on node-2 hands out: the seeder announced on node-0.
