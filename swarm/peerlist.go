@@ -79,30 +79,53 @@ func (l *peerList) vec(key []byte) (*[]byte, int) {
 // search finds key in the sorted vector v of records of length rl: the index
 // of the record, and whether it is there (else where it would go).
 func search(v []byte, key []byte, rl int) (int, bool) {
-	n := len(v) / rl
-	lo, hi := 0, n
 	if rl == recLen4 {
-		k := key48(key)
-		for lo < hi {
-			m := int(uint(lo+hi) >> 1)
-			if key48(v[m*rl:]) < k {
-				lo = m + 1
-			} else {
-				hi = m
-			}
-		}
-		return lo, lo < n && key48(v[lo*rl:]) == k
+		return search4(v, key48(key))
 	}
-	kl := rl - 2
+	n := len(v) / recLen6
+	lo, hi := 0, n
 	for lo < hi {
 		m := int(uint(lo+hi) >> 1)
-		if bytes.Compare(v[m*rl:m*rl+kl], key) < 0 {
+		if bytes.Compare(v[m*recLen6:m*recLen6+PeerLen6], key) < 0 {
 			lo = m + 1
 		} else {
 			hi = m
 		}
 	}
-	return lo, lo < n && bytes.Equal(v[lo*rl:lo*rl+kl], key)
+	return lo, lo < n && bytes.Equal(v[lo*recLen6:lo*recLen6+PeerLen6], key)
+}
+
+// search4 is search for IPv4 records and the key as key48 gives it. It
+// halves the range without a branch on the comparison (half the branches
+// of a binary search are mispredicted), narrowing to the last record at or
+// below k; each record is read as one 8-byte load.
+func search4(v []byte, k uint64) (int, bool) {
+	n := len(v) / recLen4
+	if n == 0 {
+		return 0, false
+	}
+	// Every index read is below n, records of v: loads through a pointer
+	// spare two bounds checks on each (12 instructions of 20 a step).
+	p := unsafe.Pointer(unsafe.SliceData(v))
+	base := 0
+	for n > 1 {
+		half := n >> 1
+		// Keys are below 2^48, so k-r is negative exactly when r > k:
+		// mask is then all ones and base stays.
+		mask := int(int64(k-rec48(p, base+half)) >> 63)
+		base += half &^ mask
+		n -= half
+	}
+	r := rec48(p, base)
+	if r < k {
+		return base + 1, false
+	}
+	return base, r == k
+}
+
+// rec48 reads the key of IPv4 record i at p as key48 does.
+func rec48(p unsafe.Pointer, i int) uint64 {
+	return bits.ReverseBytes64(*(*uint64)(unsafe.Add(p, i*recLen4))) >> 16
 }
 
 // key48 reads a 6-byte IPv4 key as a number that sorts like the bytes.

@@ -134,7 +134,8 @@ type shard struct {
 	// The shard's share of Totals, changed under mu when a count changes
 	// and read without it, so Totals costs the same at any store size.
 	totals [numTotals]atomic.Int64
-	// renewed is the shard's share of Renewals, bumped under mu.
+	// renewed is the shard's share of Renewals, bumped under mu (so by a
+	// load and a store: there is one writer at a time).
 	renewed [RenewMinutes]atomic.Uint64
 	_       [40]byte // keep neighbouring locks off one cache line
 }
@@ -310,7 +311,9 @@ func (s *Store) announce(a *Announce, want Family, dst Peers) (Peers, Counts, er
 		}
 		rec, self = sh.addRec(sl, key, rl)
 	} else {
-		sh.renewed[s.renewMinute[stamp-rec[rl-1]]].Add(1)
+		// Only writers under mu: a load and a store, not a locked add.
+		c := &sh.renewed[s.renewMinute[stamp-rec[rl-1]]]
+		c.Store(c.Load() + 1)
 	}
 	flags := rec[rl-2]
 	wasSeeder := flags&flagSeeder != 0
@@ -342,7 +345,7 @@ func (s *Store) announce(a *Announce, want Family, dst Peers) (Peers, Counts, er
 
 	numwant := min(a.NumWant, s.cfg.MaxNumWant)
 	decoys := min(s.cfg.DecoyPeers, numwant)
-	dst = sh.pick(sl, dst, numwant-decoys, want, self, rl)
+	sh.pick(sl, &dst, numwant-decoys, want, self, rl)
 	// Decoys go to the requester's own family when it wants that one back
 	// (a UDP client announcing another family's address through the ip
 	// field wants its transport's family), else to the family it wants.
@@ -363,12 +366,9 @@ func (s *Store) announce(a *Announce, want Family, dst Peers) (Peers, Counts, er
 	return dst, after.counts(sl.completed), nil
 }
 
-// pick fills dst with up to numwant peers of the wanted families, never the
-// requester (at self in its family's list of records of length rl). With
-// both families wanted each gets up to a quarter of numwant first and the
-// rest is shared in proportion to the peers each has left, as opentracker
-// does.
-func (t *torrent) pick(dst Peers, numwant int, want Family, self place, rl int) Peers {
+// pick appends to dst up to numwant peers of the wanted families, never the
+// requester (at self in its family's list of records of length rl).
+func (t *torrent) pick(dst *Peers, numwant int, want Family, self place, rl int) {
 	self4, self6 := self, nowhere
 	if rl == recLen6 {
 		self4, self6 = nowhere, self
@@ -386,25 +386,34 @@ func (t *torrent) pick(dst Peers, numwant int, want Family, self place, rl int) 
 			n6--
 		}
 	}
-	w4, w6 := numwant, numwant
-	if n4+n6 > numwant {
-		w4 = min(n4, numwant/4)
-		w6 = min(n6, numwant/4)
-		rest := numwant - w4 - w6
-		left4, left6 := n4-w4, n6-w6
-		if left4+left6 > 0 {
-			extra4 := rest * left4 / (left4 + left6)
-			w4 += extra4
-			w6 += min(rest-extra4, left6)
-		}
-	}
+	w4, w6 := shares(n4, n6, numwant)
 	if n4 > 0 {
 		dst.V4 = t.v4.pick(dst.V4, w4, self4, recLen4)
 	}
 	if n6 > 0 {
 		dst.V6 = t.v6.pick(dst.V6, w6, self6, recLen6)
 	}
-	return dst
+}
+
+// shares splits numwant between n4 IPv4 and n6 IPv6 peers on offer: when
+// both families cannot be given in full, each gets up to a quarter of
+// numwant first and the rest is shared in proportion to the peers each has
+// left, as opentracker does. A share may exceed what a family has; pick
+// caps it.
+func shares(n4, n6, numwant int) (w4, w6 int) {
+	if n4+n6 <= numwant || n4 == 0 || n6 == 0 {
+		return numwant, numwant
+	}
+	w4 = min(n4, numwant/4)
+	w6 = min(n6, numwant/4)
+	rest := numwant - w4 - w6
+	left4, left6 := n4-w4, n6-w6
+	if left4+left6 > 0 {
+		extra4 := rest * left4 / (left4 + left6)
+		w4 += extra4
+		w6 += min(rest-extra4, left6)
+	}
+	return w4, w6
 }
 
 // reserve counts one more torrent or peer in n unless that passes limit

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unsafe"
 )
 
 func newStore(t testing.TB, cfg Config) *Store {
@@ -763,4 +764,34 @@ func workloadPeers(torrents, n int) []int {
 		out[i] = lo
 	}
 	return out
+}
+
+// TestSearch4 checks the branch-free IPv4 search against a linear scan:
+// every size up to 40 records, keys present, between, before and after.
+func TestSearch4(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	for n := range 41 {
+		keys := map[uint64]bool{}
+		for len(keys) < n {
+			keys[r.Uint64N(1<<20)*2+1] = true // odd keys, so even ones fall between
+		}
+		var v []byte
+		for k := range keys {
+			var key [PeerLen4]byte
+			binary.BigEndian.PutUint32(key[:], uint32(k>>16))
+			binary.BigEndian.PutUint16(key[4:], uint16(k))
+			i, _ := search(v, key[:], recLen4)
+			copy(insertAt(&v, i, recLen4), key[:])
+		}
+		for k := uint64(0); k < 1<<21+2; k += 1 + r.Uint64N(1<<14) {
+			want := 0
+			for want < n && rec48(unsafe.Pointer(&v[0]), want) < k {
+				want++
+			}
+			found := want < n && rec48(unsafe.Pointer(&v[0]), want) == k
+			if i, ok := search4(v, k); i != want || ok != found {
+				t.Fatalf("%d records, key %d: search4 %d %v, want %d %v", n, k, i, ok, want, found)
+			}
+		}
+	}
 }

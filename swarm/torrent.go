@@ -30,7 +30,9 @@ func (sh *shard) account(before, after famCounts) {
 
 func (sh *shard) addTotal(i int, before, after uint32) {
 	if before != after {
-		sh.totals[i].Add(int64(after) - int64(before))
+		// Written under mu only: a load and a store, not a locked add.
+		c := &sh.totals[i]
+		c.Store(c.Load() + int64(after) - int64(before))
 	}
 }
 
@@ -245,9 +247,10 @@ func (sh *shard) dropBig(sl *slot) {
 }
 
 // pick is torrent.pick for any kind.
-func (sh *shard) pick(sl *slot, dst Peers, numwant int, want Family, self place, rl int) Peers {
+func (sh *shard) pick(sl *slot, dst *Peers, numwant int, want Family, self place, rl int) {
 	if sl.kind() == kindBig {
-		return sh.big[sl.index()].pick(dst, numwant, want, self, rl)
+		sh.big[sl.index()].pick(dst, numwant, want, self, rl)
+		return
 	}
 	used := sl.used()
 	buf := sh.flat(sl, used)
@@ -256,7 +259,7 @@ func (sh *shard) pick(sl *slot, dst Peers, numwant int, want Family, self place,
 		v4: peerList{recs: buf[:n4], total: uint32(sl.n4), seeders: uint32(sl.s4)},
 		v6: peerList{recs: buf[n4:used], total: uint32(sl.n6), seeders: uint32(sl.s6)},
 	}
-	return t.pick(dst, numwant, want, self, rl)
+	t.pick(dst, numwant, want, self, rl)
 }
 
 // filterFlat removes the records of a flat torrent that keep refuses, and
