@@ -60,33 +60,31 @@ func parseRequestHead(b []byte, h *requestHead) (int, headResult) {
 		}
 		return 0, headIncomplete
 	}
-	end := bytes.Index(b, headEnd)
-	if end < 0 {
-		if bytes.Contains(b, []byte("\n\n")) {
-			return 0, headOther // bare LF line ends
-		}
-		return 0, headIncomplete
-	}
-	// Each line, the last included, ends in CRLF; a bare LF in a line of
-	// a head net/http would refuse.
-	line, head, ok := cutLine(b[:end+2])
+	// The lines are read as they come, each to its CRLF, up to the blank
+	// line that ends the head. Whatever the fast path does not take (a
+	// line, a bare LF) stops the walk, and notOurs tells a whole head,
+	// for net/http to answer, from one still arriving.
 	*h = requestHead{}
+	line, rest, ok := cutLine(b)
 	if !ok || !h.parseRequestLine(line) {
-		return 0, headOther
+		return notOurs(b)
 	}
 	hosts := 0
 	closeConn, keepAlive := false, false
-	for len(head) > 0 {
-		if line, head, ok = cutLine(head); !ok {
-			return 0, headOther
+	for {
+		if line, rest, ok = cutLine(rest); !ok {
+			return notOurs(b)
+		}
+		if len(line) == 0 {
+			break
 		}
 		colon := bytes.IndexByte(line, ':')
 		if colon <= 0 || !isToken(line[:colon]) {
-			return 0, headOther // no name, a space before the colon, or a folded line
+			return notOurs(b) // no name, a space before the colon, or a folded line
 		}
 		name, value := line[:colon], trimSpace(line[colon+1:])
 		if !isFieldValue(value) {
-			return 0, headOther
+			return notOurs(b)
 		}
 		switch {
 		case equalFold(name, "host"):
@@ -94,24 +92,24 @@ func parseRequestHead(b []byte, h *requestHead) (int, headResult) {
 		case equalFold(name, "connection"):
 			c, k, upgrade := connectionOptions(value)
 			if upgrade {
-				return 0, headOther
+				return notOurs(b)
 			}
 			closeConn, keepAlive = closeConn || c, keepAlive || k
 		case equalFold(name, "content-length"):
 			if string(value) != "0" {
-				return 0, headOther
+				return notOurs(b)
 			}
 		case equalFold(name, "transfer-encoding"), equalFold(name, "upgrade"), equalFold(name, "expect"):
-			return 0, headOther
+			return notOurs(b)
 		case equalFold(name, "x-forwarded-for"):
 			if h.nForward == maxForwarded {
-				return 0, headOther
+				return notOurs(b)
 			}
 			h.forwarded[h.nForward] = aliasString(value)
 			h.nForward++
 		case equalFold(name, "x-real-ip"):
 			if h.nRealIP == len(h.realIP) {
-				return 0, headOther
+				return notOurs(b)
 			}
 			h.realIP[h.nRealIP] = aliasString(value)
 			h.nRealIP++
@@ -123,7 +121,17 @@ func parseRequestHead(b []byte, h *requestHead) (int, headResult) {
 	}
 	// HTTP/1.0 keeps the connection only when asked to; close always wins.
 	h.keepAlive = !closeConn && (!h.http10 || keepAlive)
-	return end + len(headEnd), headFast
+	return len(b) - len(rest), headFast
+}
+
+// notOurs is parseRequestHead's result for a head the fast path does not
+// take: net/http's as soon as the head is whole (or has a bare LF line
+// end), after more reading while it is not.
+func notOurs(b []byte) (int, headResult) {
+	if bytes.Contains(b, headEnd) || bytes.Contains(b, []byte("\n\n")) {
+		return 0, headOther
+	}
+	return 0, headIncomplete
 }
 
 // parseRequestLine reads "GET /target HTTP/1.x".
@@ -198,8 +206,8 @@ func connectionOptions(v []byte) (closeConn, keepAlive, upgrade bool) {
 	return closeConn, keepAlive, upgrade
 }
 
-// cutLine splits b after its first line end, which must be a CRLF (b
-// holds one); ok is false for a bare LF before it.
+// cutLine splits b after its first line end; ok is false when that is a
+// bare LF or b has none.
 func cutLine(b []byte) (line, rest []byte, ok bool) {
 	i := bytes.IndexByte(b, '\n')
 	if i < 1 || b[i-1] != '\r' {
