@@ -168,13 +168,15 @@ func (h *requestHead) parseRequestLine(line []byte) bool {
 }
 
 // queryStopIn reports whether one of the eight bytes in x is marked in
-// queryStop. It may not miss one; the byte loop after it finds which.
+// queryStop. It may not miss one; it may report one where a stopping
+// byte below it made a borrow or carry: the byte loop after it finds which.
 func queryStopIn(x uint64) bool {
 	const ones, highs = 0x0101010101010101, 0x8080808080808080
-	// A byte of zero in v shows as its high bit in zero(v).
-	zero := func(v uint64) uint64 { return (v - ones) & ^v & highs }
-	below := (x - ones*('!')) & ^x & highs // a byte < '!': controls and space
-	return (x&highs | below | zero(x^ones*0x7f) | zero(x^ones*'#')) != 0
+	outside := (x - ones*'!') | x // a high bit for bytes below '!' or from 0x80
+	del := (x + ones) &^ x        // a high bit for 0x7f
+	hash := x ^ ones*'#'          // a zero byte for '#'
+	hash = (hash - ones) &^ hash  // a high bit for it
+	return (outside|del|hash)&highs != 0
 }
 
 // queryStop marks the bytes that end a request target's query: the space

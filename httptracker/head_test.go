@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/binary"
+	"math/rand/v2"
 	"net/http"
 	"slices"
 	"strings"
@@ -66,6 +67,22 @@ func TestQueryStopIn(t *testing.T) {
 			if got := queryStopIn(binary.LittleEndian.Uint64(w)); got != queryStop[c] {
 				t.Fatalf("queryStopIn(%q) = %v, table says %v", w, got, queryStop[c])
 			}
+		}
+	}
+	// Words of bytes around the edges: a stopping byte anywhere, with
+	// any neighbours, is never missed.
+	edges := []byte{0x00, '\t', ' ', '!', '"', '#', '$', '%', '&', '=', 'a', 0x7e, 0x7f, 0x80, 0xfe, 0xff}
+	r := rand.New(rand.NewPCG(1, 2))
+	for range 1 << 20 {
+		var x uint64
+		want := false
+		for i := range 8 {
+			c := edges[r.IntN(len(edges))]
+			x |= uint64(c) << (8 * i)
+			want = want || queryStop[c]
+		}
+		if want && !queryStopIn(x) {
+			t.Fatalf("queryStopIn(%#x) misses a stopping byte", x)
 		}
 	}
 }
