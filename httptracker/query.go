@@ -111,43 +111,45 @@ const maxNumberLen = 24
 // number decodes raw as an optionally negative decimal integer. Its
 // magnitude saturates at MaxUint64; ok is false for anything but digits.
 func number(raw string) (mag uint64, neg, ok bool, err error) {
-	// Clients send plain digits: read them where they are, and decode
-	// first only a value with escapes or high bytes (their errors are
-	// unescape's).
-	digits := raw
+	// Clients send plain digits: read them where they are, in one pass,
+	// and decode first only what is not (escapes, high bytes: their
+	// errors are unescape's).
+	if mag, neg, ok = digits(raw); ok {
+		return mag, neg, true, nil
+	}
 	var buf [maxNumberLen]byte
-	for i := 0; i < len(raw); i++ {
-		if c := raw[i]; c == '%' || c >= 0x80 {
-			n, err := unescape(buf[:], raw)
-			if err != nil || n > len(buf) {
-				return 0, false, false, err
-			}
-			digits = aliasString(buf[:n])
-			break
+	n, err := unescape(buf[:], raw)
+	if err != nil || n > len(buf) {
+		return 0, false, false, err
+	}
+	mag, neg, ok = digits(aliasString(buf[:n]))
+	return mag, neg, ok, nil
+}
+
+// digits reads s, at most maxNumberLen bytes, as an optionally negative
+// decimal integer whose magnitude saturates at MaxUint64.
+func digits(s string) (mag uint64, neg, ok bool) {
+	if len(s) > maxNumberLen {
+		return 0, false, false
+	}
+	if len(s) > 0 && s[0] == '-' {
+		neg, s = true, s[1:]
+	}
+	if len(s) == 0 {
+		return 0, false, false
+	}
+	for i := 0; i < len(s); i++ {
+		d := uint64(s[i] - '0')
+		if d > 9 {
+			return 0, false, false
 		}
-	}
-	if len(digits) > maxNumberLen {
-		return 0, false, false, nil
-	}
-	if len(digits) > 0 && digits[0] == '-' {
-		neg, digits = true, digits[1:]
-	}
-	if len(digits) == 0 {
-		return 0, false, false, nil
-	}
-	for i := 0; i < len(digits); i++ {
-		c := digits[i]
-		if c < '0' || c > '9' {
-			return 0, false, false, nil
-		}
-		d := uint64(c - '0')
 		if mag > (math.MaxUint64-d)/10 {
 			mag = math.MaxUint64
 			continue
 		}
 		mag = mag*10 + d
 	}
-	return mag, neg, true, nil
+	return mag, neg, true
 }
 
 // unsigned is number for values that must not be negative.
