@@ -49,27 +49,37 @@ func (h *Handler) fastAnswerer() answerFunc {
 // appendReply appends an HTTP response with body: 200 with a bencoded
 // body, or 400 with a text one; the headers are the ones net/http sends.
 func appendReply(dst []byte, badRequest bool, body []byte, head *requestHead, date []byte) []byte {
-	// A client speaking HTTP/1.0 gets an HTTP/1.0 reply, as from net/http.
-	if head.http10 {
-		dst = append(dst, "HTTP/1.0"...)
-	} else {
-		dst = append(dst, "HTTP/1.1"...)
-	}
-	if badRequest {
-		dst = append(dst, " 400 Bad Request\r\nContent-Type: text/plain\r\nX-Content-Type-Options: nosniff\r\n"...)
-	} else {
-		dst = append(dst, " 200 OK\r\nContent-Type: text/plain\r\n"...)
-	}
-	dst = append(dst, "Content-Length: "...)
+	dst = append(dst, replyStart(head.http10, badRequest)...)
 	dst = strconv.AppendInt(dst, int64(len(body)), 10)
 	dst = append(dst, "\r\nDate: "...)
 	dst = append(dst, date...)
 	switch {
 	case !head.keepAlive:
-		dst = append(dst, "\r\nConnection: close"...)
+		dst = append(dst, "\r\nConnection: close\r\n\r\n"...)
 	case head.http10:
-		dst = append(dst, "\r\nConnection: keep-alive"...)
+		dst = append(dst, "\r\nConnection: keep-alive\r\n\r\n"...)
+	default:
+		dst = append(dst, "\r\n\r\n"...)
 	}
-	dst = append(dst, "\r\n\r\n"...)
 	return append(dst, body...)
+}
+
+// replyStart is a reply's status line and headers up to the value of its
+// Content-Length. A client speaking HTTP/1.0 gets an HTTP/1.0 reply, as
+// from net/http.
+func replyStart(http10, badRequest bool) string {
+	const (
+		ok       = " 200 OK\r\nContent-Type: text/plain\r\nContent-Length: "
+		bad      = " 400 Bad Request\r\nContent-Type: text/plain\r\nX-Content-Type-Options: nosniff\r\nContent-Length: "
+		v10, v11 = "HTTP/1.0", "HTTP/1.1"
+	)
+	switch {
+	case http10 && badRequest:
+		return v10 + bad
+	case http10:
+		return v10 + ok
+	case badRequest:
+		return v11 + bad
+	}
+	return v11 + ok
 }

@@ -3,6 +3,7 @@ package httptracker
 import (
 	"encoding/binary"
 	"net/netip"
+	"strconv"
 
 	"herald/bencode"
 	"herald/swarm"
@@ -24,7 +25,8 @@ type announceReply struct {
 // "peers6" (BEP 7, only when there are IPv6 peers).
 func appendAnnounce(dst []byte, r *announceReply, peers swarm.Peers) []byte {
 	dst = appendAnnounceHead(dst, r)
-	dst = bencode.AppendKeyBytes(dst, "peers", peers.V4)
+	dst = append(dst, "5:peers"...)
+	dst = bencode.AppendBytes(dst, peers.V4)
 	if len(peers.V6) > 0 {
 		dst = bencode.AppendKeyBytes(dst, "peers6", peers.V6)
 	}
@@ -50,13 +52,16 @@ func appendAnnounceDicts(dst []byte, r *announceReply, peers swarm.Peers) []byte
 	return bencode.AppendEnd(dst)
 }
 
+// appendAnnounceHead opens an announce reply's dictionary and appends its
+// entries before the peers. The keys are fixed: they are written whole,
+// already encoded, and only the numbers are formatted.
 func appendAnnounceHead(dst []byte, r *announceReply) []byte {
-	dst = bencode.AppendDictStart(dst)
-	dst = bencode.AppendKeyInt(dst, "complete", int64(r.counts.Seeders))
-	dst = bencode.AppendKeyInt(dst, "downloaded", int64(r.counts.Completed))
-	dst = bencode.AppendKeyInt(dst, "incomplete", int64(r.counts.Leechers))
-	dst = bencode.AppendKeyInt(dst, "interval", r.interval)
-	return bencode.AppendKeyInt(dst, "min interval", r.minInterval)
+	dst = appendCounts(dst, r.counts)
+	dst = append(dst, "e8:intervali"...)
+	dst = strconv.AppendInt(dst, r.interval, 10)
+	dst = append(dst, "e12:min intervali"...)
+	dst = strconv.AppendInt(dst, r.minInterval, 10)
+	return append(dst, 'e')
 }
 
 // maxAddrText is the longest textual IPv6 address netip writes.
@@ -85,10 +90,23 @@ const (
 )
 
 func appendScrapeFile(dst []byte, h *swarm.InfoHash, c swarm.Counts) []byte {
-	dst = bencode.AppendBytes(dst, h[:])
-	dst = bencode.AppendDictStart(dst)
-	dst = bencode.AppendKeyInt(dst, "complete", int64(c.Seeders))
-	dst = bencode.AppendKeyInt(dst, "downloaded", int64(c.Completed))
-	dst = bencode.AppendKeyInt(dst, "incomplete", int64(c.Leechers))
-	return bencode.AppendEnd(dst)
+	dst = append(dst, "20:"...) // len(swarm.InfoHash), checked below
+	dst = append(dst, h[:]...)
+	return append(appendCounts(dst, c), "ee"...)
 }
+
+// appendCounts opens a dictionary and appends a swarm's counts to it, the
+// last number not yet closed: the start of both an announce reply and a
+// scrape reply's entry.
+func appendCounts(dst []byte, c swarm.Counts) []byte {
+	dst = append(dst, "d8:completei"...)
+	dst = strconv.AppendInt(dst, int64(c.Seeders), 10)
+	dst = append(dst, "e10:downloadedi"...)
+	dst = strconv.AppendInt(dst, int64(c.Completed), 10)
+	dst = append(dst, "e10:incompletei"...)
+	return strconv.AppendInt(dst, int64(c.Leechers), 10)
+}
+
+// The scrape reply's "20:" is an info hash's length.
+var _ [len(swarm.InfoHash{}) - 20]struct{}
+var _ [20 - len(swarm.InfoHash{})]struct{}
