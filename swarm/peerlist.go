@@ -382,16 +382,18 @@ func copyPeers[R record](buf []byte, out int, v []byte, skip int) int {
 // one wrap to the front, so a cursor walks the buckets instead of a search
 // per peer.
 func (l *peerList) pickBig(dst []byte, want, n int, self place, rl int) []byte {
-	var prefix [bigBuckets + 1]int // records before each bucket
+	// Byte offsets in list order where each bucket starts: no division
+	// per bucket, and a pick's byte position compares with them directly.
+	var start [bigBuckets + 1]int
 	for b := range l.big.buckets {
-		prefix[b+1] = prefix[b] + len(l.big.buckets[b])/rl
+		start[b+1] = start[b] + len(l.big.buckets[b])
 	}
 	selfPos := n
 	if self.i >= 0 {
-		selfPos = prefix[self.b] + self.i
+		selfPos = (start[self.b] + self.i*rl) / rl
 	}
 	r := fastRand(rand.Uint64())
-	start := r.intn(n)
+	first := r.intn(n)
 	step := (uint64(n) << 32) / uint64(want)
 	edge := uint64(0)
 	kl := rl - 2
@@ -401,21 +403,21 @@ func (l *peerList) pickBig(dst []byte, want, n int, self place, rl int) []byte {
 	for range want {
 		lo := int(edge >> 32)
 		edge += step
-		i := start + lo + r.intn(int(edge>>32)-lo)
+		i := first + lo + r.intn(int(edge>>32)-lo)
 		if i >= n {
 			i -= n
 		}
 		if i >= selfPos {
 			i++
 		}
-		if i < prefix[b] {
+		pos := i * rl
+		if pos < start[b] {
 			b = 0
 		}
-		for i >= prefix[b+1] {
+		for pos >= start[b+1] {
 			b++
 		}
-		j := (i - prefix[b]) * rl
-		rec := l.big.buckets[b][j : j+rl]
+		rec := l.big.buckets[b][pos-start[b]:]
 		if rl == recLen4 {
 			*(*[PeerLen4]byte)(dst[out:]) = [PeerLen4]byte(rec)
 		} else {

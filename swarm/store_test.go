@@ -670,9 +670,14 @@ func TestSinkSeesAcceptedAnnounces(t *testing.T) {
 
 // BenchmarkAnnounceSampled announces into swarms larger than numwant, so
 // every announce samples 50 of 199 other peers at random.
-func BenchmarkAnnounceSampled(b *testing.B) {
+func BenchmarkAnnounceSampled(b *testing.B) { benchmarkSampled(b, 1000, 200) }
+
+// BenchmarkAnnounceBigSwarm announces into 10 swarms of 5,000 peers,
+// bucketed lists: every announce samples 50 peers across 64 buckets.
+func BenchmarkAnnounceBigSwarm(b *testing.B) { benchmarkSampled(b, 10, 5000) }
+
+func benchmarkSampled(b *testing.B, torrents, peersPer int) {
 	s := newStore(b, Config{})
-	const torrents, peersPer = 1000, 200
 	fillStore(b, s, torrents, torrents*peersPer)
 	dst := Peers{V4: make([]byte, 0, 200*PeerLen4), V6: make([]byte, 0, 200*PeerLen6)}
 	b.ReportAllocs()
