@@ -131,13 +131,23 @@ type mmsgs struct {
 	vlen  int
 }
 
+// newMmsgs returns n headers, each pointing at its own address and
+// iovec for good; the iovecs' buffers and the control messages are set
+// per use.
 func newMmsgs(n int) mmsgs {
-	return mmsgs{
+	b := mmsgs{
 		hdrs:  make([]unix.Mmsghdr, n),
 		iovs:  make([]unix.Iovec, n),
 		names: make([]unix.RawSockaddrInet6, n),
 		oob:   make([]byte, n*oobLen),
 	}
+	for i := range b.hdrs {
+		h := &b.hdrs[i].Hdr
+		h.Name = (*byte)(unsafe.Pointer(&b.names[i]))
+		h.Iov = &b.iovs[i]
+		h.SetIovlen(1)
+	}
+	return b
 }
 
 func listenBatch(network, addr string, receiveBuffer int) (batchConn, error) {
@@ -263,10 +273,7 @@ func (c *linuxConn) ReadBatch(msgs []message) (int, instant, error) {
 		for i := range vlen {
 			b.iovs[i].Base = &msgs[i].Buf[0]
 			b.iovs[i].SetLen(len(msgs[i].Buf))
-			h := &b.hdrs[i]
-			h.Hdr = unix.Msghdr{Name: (*byte)(unsafe.Pointer(&b.names[i])), Iov: &b.iovs[i]}
-			h.Hdr.SetIovlen(1)
-			h.Hdr.Control = &b.oob[i*oobLen]
+			b.hdrs[i].Hdr.Control = &b.oob[i*oobLen]
 			c.resetRx(i)
 		}
 	}
@@ -351,18 +358,13 @@ func (c *linuxConn) WriteBatch(msgs []message) (int, error) {
 		m := &msgs[i]
 		b.iovs[i].Base = &m.Buf[0]
 		b.iovs[i].SetLen(m.N)
-		h := &b.hdrs[i]
-		h.Len = 0
-		h.Hdr = unix.Msghdr{
-			Name:    (*byte)(unsafe.Pointer(&b.names[i])),
-			Namelen: c.encodeSockaddr(&b.names[i], m.Addr, m.Scope),
-			Iov:     &b.iovs[i],
-		}
-		h.Hdr.SetIovlen(1)
+		h := &b.hdrs[i].Hdr
+		h.Namelen = c.encodeSockaddr(&b.names[i], m.Addr, m.Scope)
+		h.Control, h.Controllen = nil, 0
 		if c.pktinfo && m.Local.IsValid() {
 			oob := b.oob[i*oobLen : (i+1)*oobLen]
-			h.Hdr.Control = &oob[0]
-			h.Hdr.SetControllen(c.encodePktinfo(oob, m.Local))
+			h.Control = &oob[0]
+			h.SetControllen(c.encodePktinfo(oob, m.Local))
 		}
 	}
 	if !c.use() {

@@ -250,10 +250,10 @@ func (s *Server) read(c batchConn, h *handler) error {
 	var times counters.Tally
 	for {
 		n, read, err := c.ReadBatch(rx)
-		if errors.Is(err, net.ErrClosed) {
-			return nil
-		}
 		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return nil
+			}
 			h.counts.Fault(counters.UDP, counters.ReadFailed)
 			continue
 		}
@@ -305,10 +305,10 @@ func serveBatch(c batchConn, h *handler, rx, tx []message, read instant, times *
 	for sent := 0; sent < out; {
 		n, err := c.WriteBatch(tx[sent:out])
 		sent += n
-		if errors.Is(err, net.ErrClosed) {
-			return err
-		}
 		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return err
+			}
 			// The kernel refused msgs[sent] (no route, a bad address):
 			// skip it and send the rest.
 			h.counts.Fault(counters.UDP, counters.SendFailed)
