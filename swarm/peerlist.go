@@ -378,9 +378,7 @@ func copyPeers[R record](buf []byte, out int, v []byte, skip int) int {
 }
 
 // pickBig is pick for a bucketed list: list order is bucket 0's records,
-// then bucket 1's, and so on. Picks come in increasing list order but for
-// one wrap to the front, so a cursor walks the buckets instead of a search
-// per peer.
+// then bucket 1's, and so on.
 func (l *peerList) pickBig(dst []byte, want, n int, self place, rl int) []byte {
 	// Byte offsets in list order where each bucket starts: no division
 	// per bucket, and a pick's byte position compares with them directly.
@@ -394,16 +392,41 @@ func (l *peerList) pickBig(dst []byte, want, n int, self place, rl int) []byte {
 	}
 	r := fastRand(rand.Uint64())
 	first := r.intn(n)
-	step := (uint64(n) << 32) / uint64(want)
-	edge := uint64(0)
-	kl := rl - 2
 	out := len(dst)
-	dst = slices.Grow(dst, want*kl)[:out+want*kl]
+	dst = slices.Grow(dst, want*(rl-2))
+	buf := dst[:cap(dst)]
+	if rl == recLen4 {
+		out = sampleBig[[recLen4]byte](buf, out, &l.big.buckets, &start, n, want, first, selfPos, r)
+	} else {
+		out = sampleBig[[recLen6]byte](buf, out, &l.big.buckets, &start, n, want, first, selfPos, r)
+	}
+	return dst[:out]
+}
+
+// sampleBig is sample for a bucketed list whose buckets begin at the byte
+// offsets start in list order. Picks come in increasing list order but for
+// one wrap to the front, so a cursor walks the buckets instead of a search
+// per peer.
+func sampleBig[R record](buf []byte, out int, buckets *[bigBuckets][]byte, start *[bigBuckets + 1]int, n, want, first, selfPos int, r fastRand) int {
+	rl := int(unsafe.Sizeof(*new(R)))
+	top := n
+	if selfPos < n {
+		top++
+	}
+	if top*rl > start[bigBuckets] || out < 0 || out+want*(rl-2) > len(buf) || first < 0 || first >= n {
+		panic("swarm: sampleBig out of range")
+	}
+	dst := unsafe.Pointer(unsafe.SliceData(buf))
+	step := (uint64(n) << 32) / uint64(want)
+	edge := uint64(first) << 32
+	x := uint64(r)
 	b := 0
-	for range want {
-		lo := int(edge >> 32)
+	for k := want; k > 0; k-- {
+		lo := edge >> 32
 		edge += step
-		i := first + lo + r.intn(int(edge>>32)-lo)
+		x += 0xa0761d6478bd642f
+		hi, lw := bits.Mul64(x, x^0xe7037ed1a0b428db)
+		i := int(lo + ((hi^lw)>>32*(edge>>32-lo))>>32)
 		if i >= n {
 			i -= n
 		}
@@ -417,15 +440,11 @@ func (l *peerList) pickBig(dst []byte, want, n int, self place, rl int) []byte {
 		for pos >= start[b+1] {
 			b++
 		}
-		rec := l.big.buckets[b][pos-start[b]:]
-		if rl == recLen4 {
-			*(*[PeerLen4]byte)(dst[out:]) = [PeerLen4]byte(rec)
-		} else {
-			*(*[PeerLen6]byte)(dst[out:]) = [PeerLen6]byte(rec)
-		}
-		out += kl
+		// pos is below start[b+1], the end of bucket b's records.
+		movePeer(unsafe.Add(dst, out), unsafe.Add(unsafe.Pointer(unsafe.SliceData(buckets[b])), pos-start[b]), rl)
+		out += rl - 2
 	}
-	return dst
+	return out
 }
 
 // fastRand is wyrand, seeded once per pick from math/rand: picking peers

@@ -272,27 +272,35 @@ func TestNumWantAndDistinctPicks(t *testing.T) {
 // the uniform expectation (chi-square, at a bound a correct sampler passes
 // with probability above 1-1e-6). Swarms plain and bucketed, with windows
 // of unequal sizes (75 others for 50 wanted), the requester first, in the
-// middle, last, and not in the list at all (an IPv6 address wanting IPv4
-// peers).
+// middle, last, and not in the list at all (an address of the other
+// family wanting these peers); IPv4 and IPv6.
 func TestPicksUniform(t *testing.T) {
-	for _, tc := range []struct{ n, self, announces int }{
-		{76, 0, 2000}, {76, 40, 2000}, {76, 75, 2000}, {76, -1, 2000},
-		{301, 150, 2000}, {301, 300, 2000},
-		{2001, 1000, 4000}, {2001, 0, 4000}, {2001, 2000, 4000}, {2001, -1, 4000},
+	for _, tc := range []struct {
+		n, self, announces int
+		v6                 bool
+	}{
+		{76, 0, 2000, false}, {76, 40, 2000, false}, {76, 75, 2000, false}, {76, -1, 2000, false},
+		{301, 150, 2000, false}, {301, 300, 2000, false}, {301, 100, 2000, true},
+		{2001, 1000, 4000, false}, {2001, 0, 4000, false}, {2001, 2000, 4000, false}, {2001, -1, 4000, false},
+		{2001, 700, 4000, true}, {2001, -1, 4000, true},
 	} {
-		t.Run(fmt.Sprintf("%d/%d", tc.n, tc.self), func(t *testing.T) {
+		t.Run(fmt.Sprintf("%d/%d/v6=%v", tc.n, tc.self, tc.v6), func(t *testing.T) {
 			s := newStore(t, Config{})
 			h := hashN(1)
-			for i := range tc.n {
-				announce(t, s, Announce{InfoHash: h, Addr: addr4(i, uint16(i%3+1)), Left: 1}, FamilyBoth)
+			addr, other, fam := addr4, addr6, FamilyV4
+			if tc.v6 {
+				addr, other, fam = addr6, addr4, FamilyV6
 			}
-			self, others := addr6(1, 1), tc.n
+			for i := range tc.n {
+				announce(t, s, Announce{InfoHash: h, Addr: addr(i, uint16(i%3+1)), Left: 1}, FamilyBoth)
+			}
+			self, others := other(1, 1), tc.n
 			if tc.self >= 0 {
-				self, others = addr4(tc.self, uint16(tc.self%3+1)), tc.n-1
+				self, others = addr(tc.self, uint16(tc.self%3+1)), tc.n-1
 			}
 			count := map[netip.AddrPort]int{}
 			for range tc.announces {
-				peers, _ := announce(t, s, Announce{InfoHash: h, Addr: self, Left: 1, NumWant: 50}, FamilyV4)
+				peers, _ := announce(t, s, Announce{InfoHash: h, Addr: self, Left: 1, NumWant: 50}, fam)
 				if len(peers) != 50 {
 					t.Fatalf("%d peers, want 50", len(peers))
 				}
