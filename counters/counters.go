@@ -351,7 +351,23 @@ func (s *Set) ObserveTally(p Protocol, t *Tally) {
 	if t.used == 0 {
 		return
 	}
-	h := &s.shard().latency[p]
+	t.addTo(&s.shard().latency[p])
+}
+
+// ObserveBatch records a batch of n requests of protocol p: their
+// response times, gathered in t (which it empties), and the service time
+// d of each of them; ObserveTally and ObserveServiceN in one, with one
+// shard lookup.
+func (s *Set) ObserveBatch(p Protocol, t *Tally, d time.Duration, n int) {
+	sh := s.shard()
+	sh.service[p].add(d, n)
+	if t.used != 0 {
+		t.addTo(&sh.latency[p])
+	}
+}
+
+// addTo adds t's counts and sum to h and empties t.
+func (t *Tally) addTo(h *histogram) {
 	for u := t.used; u != 0; u &= u - 1 {
 		i := bits.TrailingZeros64(u)
 		h.counts[i].Add(uint64(t.counts[i]))

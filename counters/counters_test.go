@@ -103,6 +103,26 @@ func TestObserveTally(t *testing.T) {
 	}
 }
 
+// ObserveBatch records what ObserveTally and ObserveServiceN would have.
+func TestObserveBatch(t *testing.T) {
+	apart, batched := New(), New()
+	var a, b Tally
+	for _, d := range []time.Duration{3 * time.Microsecond, 40 * time.Microsecond, 2 * time.Second} {
+		a.Add(d)
+		b.Add(d)
+	}
+	apart.ObserveTally(UDP, &a)
+	apart.ObserveServiceN(UDP, 20*time.Microsecond, 3)
+	batched.ObserveBatch(UDP, &b, 20*time.Microsecond, 3)
+	got, want := batched.Read(), apart.Read()
+	if got.Latency[UDP] != want.Latency[UDP] || got.Service[UDP] != want.Service[UDP] {
+		t.Errorf("batched %+v / %+v, want %+v / %+v", got.Latency[UDP], got.Service[UDP], want.Latency[UDP], want.Service[UDP])
+	}
+	if b.used != 0 || b.sum != 0 {
+		t.Errorf("tally not emptied: %+v", b)
+	}
+}
+
 // A duration past the last bound lands in +Inf: counted, in no bucket.
 func TestLatencyOverflow(t *testing.T) {
 	s := New()

@@ -300,8 +300,7 @@ func serveBatch(c batchConn, h *handler, rx, tx []message, read instant, times *
 		}
 		times.Add(time.Duration(handed - start))
 	}
-	h.counts.ObserveTally(counters.UDP, times)
-	h.counts.ObserveServiceN(counters.UDP, max(served, 0), len(rx))
+	h.counts.ObserveBatch(counters.UDP, times, max(served, 0), len(rx))
 	for sent := 0; sent < out; {
 		n, err := c.WriteBatch(tx[sent:out])
 		sent += n
