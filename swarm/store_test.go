@@ -725,10 +725,10 @@ func TestRenewals(t *testing.T) {
 // workload (docs/benchmarks.md, issue 18): 20,000 IPv4 peers over 10,000
 // torrents by aquatic's 2024 popularity (weight torrents/peers +
 // exp(6.5-500i/torrents): most torrents hold no peer or one or two, the
-// first hundred hold 100 to 700), three in four seeders, and every
-// announce a re-announce of a random peer at numwant 50. About 70% of
-// announces sample peers from a big flat swarm; the rest get all of a
-// tiny swarm's others.
+// first 54 hold 50 to 714 and two thirds of the peers), three in four
+// seeders, and every announce a re-announce of a random peer at numwant
+// 50. About two thirds of announces sample peers from a big flat swarm;
+// the rest get all of a small swarm's others.
 func BenchmarkAnnounceWorkload(b *testing.B) {
 	s := newStore(b, Config{})
 	peers := workloadPeers(10_000, 20_000)
