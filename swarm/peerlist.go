@@ -278,7 +278,9 @@ func sample[R record](buf []byte, out int, recs []byte, n, want, start, selfPos 
 	if selfPos < n {
 		top++
 	}
-	if top*rl > len(recs) || out < 0 || out+want*(rl-2) > len(buf) || start < 0 || start >= n {
+	// edge reaches (start+n)<<32, so n below 2^31 keeps it from wrapping
+	// (a swarm of 2^31 peers would be 16 GiB of records).
+	if top*rl > len(recs) || out < 0 || out+want*(rl-2) > len(buf) || start < 0 || start >= n || uint64(n) >= 1<<31 {
 		panic("swarm: sample out of range")
 	}
 	// The pointers are advanced by integer offsets, never past the last
@@ -312,7 +314,9 @@ func sample[R record](buf []byte, out int, recs []byte, n, want, start, selfPos 
 // movePeer copies the peer (rl-2 bytes) of the record of length rl at src
 // to dst as integer loads and stores, exactly its bytes (rl is a constant
 // in sample's and copyPeers' instances, so the test folds away; an array
-// copy between pointers of a size not a power of two calls memmove).
+// copy between pointers of a size not a power of two calls memmove). The
+// loads and stores may be unaligned (a peer is 6 or 18 bytes), as amd64
+// and arm64 allow.
 func movePeer(dst, src unsafe.Pointer, rl int) {
 	if rl == recLen4 {
 		a, b := *(*uint32)(src), *(*uint16)(unsafe.Add(src, 4))
@@ -413,7 +417,7 @@ func sampleBig[R record](buf []byte, out int, buckets *[bigBuckets][]byte, start
 	if selfPos < n {
 		top++
 	}
-	if top*rl > start[bigBuckets] || out < 0 || out+want*(rl-2) > len(buf) || first < 0 || first >= n {
+	if top*rl > start[bigBuckets] || out < 0 || out+want*(rl-2) > len(buf) || first < 0 || first >= n || uint64(n) >= 1<<31 {
 		panic("swarm: sampleBig out of range")
 	}
 	dst := unsafe.Pointer(unsafe.SliceData(buf))
