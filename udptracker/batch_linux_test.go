@@ -84,17 +84,7 @@ func TestSocketPathAllocatesNothing(t *testing.T) {
 			c := listenTestBatch(t, tc.network, tc.bind)
 			h := newTestHandler(t, Config{})
 			to := netip.AddrPortFrom(netip.MustParseAddr(tc.target), c.LocalAddr().Port())
-			client, err := net.ListenUDP("udp", nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer client.Close()
-			client.SetReadDeadline(time.Now().Add(10 * time.Second))
-			from := client.LocalAddr().(*net.UDPAddr).AddrPort()
-			from = netip.AddrPortFrom(netip.IPv6Loopback(), from.Port())
-			if to.Addr().Is4() {
-				from = netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), from.Port())
-			}
+			client, from := dialTestClient(t, to)
 			id := h.ids.issue(from, time.Now().Unix())
 			pkts := [][]byte{
 				AppendConnectRequest(nil, ConnectRequest{TransactionID: 1}),
@@ -423,16 +413,7 @@ func TestSingleDatagramReads(t *testing.T) {
 		t.Run(tc.bind+"->"+tc.target, func(t *testing.T) {
 			c := listenTestBatch(t, tc.network, tc.bind)
 			to := netip.AddrPortFrom(netip.MustParseAddr(tc.target), c.LocalAddr().Port())
-			client, err := net.ListenUDP("udp", nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer client.Close()
-			client.SetReadDeadline(time.Now().Add(10 * time.Second))
-			from := netip.AddrPortFrom(to.Addr(), client.LocalAddr().(*net.UDPAddr).AddrPort().Port())
-			if to.Addr().Is4() {
-				from = netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), from.Port())
-			}
+			client, from := dialTestClient(t, to)
 			wantLocal := netip.Addr{}
 			if c.pktinfo {
 				wantLocal = to.Addr()
@@ -608,4 +589,23 @@ func (s rawSocket) recv(tb testing.TB, p []byte) int {
 			tb.Fatal("recv:", errno)
 		}
 	}
+}
+
+// dialTestClient opens a client socket for datagrams to a test server at
+// to, read deadline 10 s, closed when the test ends, and returns it with
+// the address the server sees it send from: 127.0.0.1 for an IPv4 target
+// (any of 127/8), ::1 for an IPv6 one (the tests send only to ::1).
+func dialTestClient(t *testing.T, to netip.AddrPort) (*net.UDPConn, netip.AddrPort) {
+	t.Helper()
+	client, err := net.ListenUDP("udp", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Close() })
+	client.SetReadDeadline(time.Now().Add(10 * time.Second))
+	port := client.LocalAddr().(*net.UDPAddr).AddrPort().Port()
+	if to.Addr().Is4() {
+		return client, netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), port)
+	}
+	return client, netip.AddrPortFrom(netip.IPv6Loopback(), port)
 }
