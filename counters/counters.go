@@ -329,7 +329,7 @@ func bucketOf(d time.Duration) int {
 }
 
 // Tally gathers response times on one goroutine, without atomics, for
-// ObserveTally to add to a Set at once: a UDP reader times each datagram
+// ObserveBatch to add to a Set at once: a UDP reader times each datagram
 // of a batch and adds the batch's times in one go.
 type Tally struct {
 	counts [len(LatencyBuckets) + 1]uint32
@@ -345,19 +345,9 @@ func (t *Tally) Add(d time.Duration) {
 	t.sum += d
 }
 
-// ObserveTally adds t's response times to protocol p's histogram and
-// empties t.
-func (s *Set) ObserveTally(p Protocol, t *Tally) {
-	if t.used == 0 {
-		return
-	}
-	t.addTo(&s.shard().latency[p])
-}
-
 // ObserveBatch records a batch of n requests of protocol p: their
 // response times, gathered in t (which it empties), and the service time
-// d of each of them; ObserveTally and ObserveServiceN in one, with one
-// shard lookup.
+// d of each of them, with one shard lookup.
 func (s *Set) ObserveBatch(p Protocol, t *Tally, d time.Duration, n int) {
 	sh := s.shard()
 	sh.service[p].add(d, n)

@@ -82,7 +82,7 @@ func TestLatencyBuckets(t *testing.T) {
 }
 
 // A Tally adds to the histogram what Observe would have, and is empty after.
-func TestObserveTally(t *testing.T) {
+func TestTallyAddsWhatObserveWould(t *testing.T) {
 	ds := []time.Duration{0, 25 * time.Microsecond, 26 * time.Microsecond, 99 * time.Microsecond, time.Millisecond, time.Hour}
 	direct, tallied := New(), New()
 	var tally Tally
@@ -90,28 +90,28 @@ func TestObserveTally(t *testing.T) {
 		direct.Observe(UDP, d)
 		tally.Add(d)
 	}
-	tallied.ObserveTally(UDP, &tally)
-	tallied.ObserveTally(UDP, &tally) // empty now: adds nothing
+	tallied.ObserveBatch(UDP, &tally, 0, 0)
+	tallied.ObserveBatch(UDP, &tally, 0, 0) // empty now: adds nothing
 	if got, want := tallied.Read().Latency[UDP], direct.Read().Latency[UDP]; got != want {
 		t.Errorf("tallied %+v, want %+v", got, want)
 	}
 	if allocs := testing.AllocsPerRun(100, func() {
 		tally.Add(30 * time.Microsecond)
-		tallied.ObserveTally(UDP, &tally)
+		tallied.ObserveBatch(UDP, &tally, 0, 0)
 	}); allocs != 0 {
-		t.Errorf("%v allocs per Add and ObserveTally, want 0", allocs)
+		t.Errorf("%v allocs per Add and ObserveBatch, want 0", allocs)
 	}
 }
 
-// ObserveBatch records what ObserveTally and ObserveServiceN would have.
+// ObserveBatch records what Observe of each response time and
+// ObserveServiceN would have.
 func TestObserveBatch(t *testing.T) {
 	apart, batched := New(), New()
-	var a, b Tally
+	var b Tally
 	for _, d := range []time.Duration{3 * time.Microsecond, 40 * time.Microsecond, 2 * time.Second} {
-		a.Add(d)
+		apart.Observe(UDP, d)
 		b.Add(d)
 	}
-	apart.ObserveTally(UDP, &a)
 	apart.ObserveServiceN(UDP, 20*time.Microsecond, 3)
 	batched.ObserveBatch(UDP, &b, 20*time.Microsecond, 3)
 	got, want := batched.Read(), apart.Read()
