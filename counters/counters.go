@@ -297,21 +297,7 @@ func (s *Set) Event(p Protocol, e Event) { s.shard().events[p][e].Add(1) }
 // when herald has read the request to the same end: how long herald works
 // on it, without the wait in the socket before the read. Where a frontend
 // cannot tell the two apart (net/http, WebSocket), both are the same
-// value; see the frontends' Observe calls.
-
-// Observe records one response time.
-func (s *Set) Observe(p Protocol, d time.Duration) { s.ObserveN(p, d, 1) }
-
-// ObserveN records n responses that each took d.
-func (s *Set) ObserveN(p Protocol, d time.Duration, n int) {
-	s.shard().latency[p].add(d, n)
-}
-
-// ObserveServiceN records n requests whose service took d each (a batch
-// served together: one add for all of them).
-func (s *Set) ObserveServiceN(p Protocol, d time.Duration, n int) {
-	s.shard().service[p].add(d, n)
-}
+// value; see the frontends' ObserveRequest calls.
 
 // ObserveRequest records one request's response time and service time.
 func (s *Set) ObserveRequest(p Protocol, response, service time.Duration) {

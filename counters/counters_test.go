@@ -22,7 +22,7 @@ func TestConcurrentWritesAddUp(t *testing.T) {
 				s.Fault(HTTP, NotFound)
 				s.Refused(WS, 3)
 				s.Event(WS, OfferRelayed)
-				s.ObserveN(UDP, 30*time.Microsecond, 2)
+				s.observe(UDP, 30*time.Microsecond, 2)
 			}
 		})
 	}
@@ -62,11 +62,11 @@ func TestLatencyBuckets(t *testing.T) {
 	var wg sync.WaitGroup
 	for range 2 { // two goroutines, likely on two shards
 		wg.Go(func() {
-			s.Observe(HTTP, 0)
-			s.Observe(HTTP, 25*time.Microsecond) // on a bound: that bucket (le)
-			s.Observe(HTTP, 26*time.Microsecond)
-			s.Observe(HTTP, time.Hour)
-			s.ObserveN(HTTP, time.Millisecond, 3) // a batch of three datagrams
+			s.observe(HTTP, 0, 1)
+			s.observe(HTTP, 25*time.Microsecond, 1) // on a bound: that bucket (le)
+			s.observe(HTTP, 26*time.Microsecond, 1)
+			s.observe(HTTP, time.Hour, 1)
+			s.observe(HTTP, time.Millisecond, 3) // a batch of three datagrams
 		})
 	}
 	wg.Wait()
@@ -81,13 +81,14 @@ func TestLatencyBuckets(t *testing.T) {
 	}
 }
 
-// A Tally adds to the histogram what Observe would have, and is empty after.
-func TestTallyAddsWhatObserveWould(t *testing.T) {
+// A Tally adds to the histogram what recording each time alone would
+// have, and is empty after.
+func TestTallyAddsWhatEachWould(t *testing.T) {
 	ds := []time.Duration{0, 25 * time.Microsecond, 26 * time.Microsecond, 99 * time.Microsecond, time.Millisecond, time.Hour}
 	direct, tallied := New(), New()
 	var tally Tally
 	for _, d := range ds {
-		direct.Observe(UDP, d)
+		direct.observe(UDP, d, 1)
 		tally.Add(d)
 	}
 	tallied.ObserveBatch(UDP, &tally, 0, 0)
@@ -103,16 +104,16 @@ func TestTallyAddsWhatObserveWould(t *testing.T) {
 	}
 }
 
-// ObserveBatch records what Observe of each response time and
-// ObserveServiceN would have.
+// ObserveBatch records what recording each response time and the batch's
+// service times apart would have.
 func TestObserveBatch(t *testing.T) {
 	apart, batched := New(), New()
 	var b Tally
 	for _, d := range []time.Duration{3 * time.Microsecond, 40 * time.Microsecond, 2 * time.Second} {
-		apart.Observe(UDP, d)
+		apart.observe(UDP, d, 1)
 		b.Add(d)
 	}
-	apart.ObserveServiceN(UDP, 20*time.Microsecond, 3)
+	apart.observeService(UDP, 20*time.Microsecond, 3)
 	batched.ObserveBatch(UDP, &b, 20*time.Microsecond, 3)
 	got, want := batched.Read(), apart.Read()
 	if got.Latency[UDP] != want.Latency[UDP] || got.Service[UDP] != want.Service[UDP] {
@@ -126,7 +127,7 @@ func TestObserveBatch(t *testing.T) {
 // A duration past the last bound lands in +Inf: counted, in no bucket.
 func TestLatencyOverflow(t *testing.T) {
 	s := New()
-	s.Observe(HTTP, time.Minute)
+	s.observe(HTTP, time.Minute, 1)
 	l := s.Read().Latency[HTTP]
 	if l.Count != 1 || l.Buckets[len(LatencyBuckets)-1] != 0 || l.Sum != time.Minute {
 		t.Errorf("one minute: count %d, last bucket %d, sum %v; want 1, 0, 1m", l.Count, l.Buckets[len(LatencyBuckets)-1], l.Sum)
@@ -176,19 +177,22 @@ func TestHotPathAllocatesNothing(t *testing.T) {
 		s.Request(UDP, Announce, OK)
 		s.Fault(UDP, Runt)
 		s.Event(WS, Accepted)
-		s.ObserveN(UDP, time.Millisecond, 8)
+		s.ObserveRequest(UDP, time.Millisecond, 40*time.Microsecond)
+		var tally Tally
+		tally.Add(time.Millisecond)
+		s.ObserveBatch(UDP, &tally, 40*time.Microsecond, 8)
 	}); n != 0 {
 		t.Errorf("%v allocs per run, want 0", n)
 	}
 }
 
-// BenchmarkObserve times a request from every processor at once.
-func BenchmarkObserve(b *testing.B) {
+// BenchmarkObserveRequest times a request from every processor at once.
+func BenchmarkObserveRequest(b *testing.B) {
 	s := New()
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			s.Observe(UDP, 40*time.Microsecond)
+			s.ObserveRequest(UDP, 40*time.Microsecond, 40*time.Microsecond)
 		}
 	})
 }
@@ -204,13 +208,13 @@ func BenchmarkRequest(b *testing.B) {
 	})
 }
 
-// Service times have their own histogram: ObserveServiceN counts a batch
+// Service times have their own histogram: a batch's service time counts
 // there once per request and leaves the response times alone;
 // ObserveRequest records one request in both.
 func TestServiceTimes(t *testing.T) {
 	s := New()
-	s.ObserveN(UDP, 3*time.Millisecond, 4)         // response: the wait in the socket too
-	s.ObserveServiceN(UDP, 60*time.Microsecond, 4) // service: a batch of four
+	s.observe(UDP, 3*time.Millisecond, 4)         // response: the wait in the socket too
+	s.observeService(UDP, 60*time.Microsecond, 4) // service: a batch of four
 	s.ObserveRequest(WS, 2*time.Millisecond, 90*time.Microsecond)
 	c := s.Read()
 	le := func(l *Latency, d time.Duration) uint64 { return l.Buckets[slices.Index(LatencyBuckets[:], d)] }
@@ -238,3 +242,11 @@ func TestServiceTimes(t *testing.T) {
 		t.Errorf("sums: udp service %v, ws service %v, udp response %v", c.Service[UDP].Sum, c.Service[WS].Sum, c.Latency[UDP].Sum)
 	}
 }
+
+// observe records n responses of protocol p that each took d, straight
+// into this processor's histogram: the reference the frontends' calls
+// (ObserveRequest, ObserveBatch) are checked against.
+func (s *Set) observe(p Protocol, d time.Duration, n int) { s.shard().latency[p].add(d, n) }
+
+// observeService records n service times d of protocol p, as observe.
+func (s *Set) observeService(p Protocol, d time.Duration, n int) { s.shard().service[p].add(d, n) }

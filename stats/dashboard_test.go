@@ -36,9 +36,9 @@ func TestDashboardDataRatesAndBoundedHistory(t *testing.T) {
 			Totals:   swarm.Totals{Seeders4: 10 * i, Leechers6: i},
 		}
 		if i > 0 {
-			set.ObserveN(counters.UDP, 35*time.Microsecond, 20)
-			set.ObserveN(counters.HTTP, 1500*time.Microsecond, 10)
-			set.ObserveServiceN(counters.UDP, 60*time.Microsecond, 20)
+			observe(set, counters.UDP, 35*time.Microsecond, 20)
+			observe(set, counters.HTTP, 1500*time.Microsecond, 10)
+			observeService(set, counters.UDP, 60*time.Microsecond, 20)
 		}
 		s.Counters = set.Read()
 		c := &s.Counters
@@ -149,11 +149,11 @@ func TestQuantile(t *testing.T) {
 	if got := quantile(&before, &counters.Latency{}, 0.5); !math.IsNaN(got) {
 		t.Errorf("no observations: %v, want NaN", got)
 	}
-	set.ObserveN(counters.UDP, 10*time.Second, 1000) // before the window
+	observe(set, counters.UDP, 10*time.Second, 1000) // before the window
 	before = set.Read().Latency[counters.UDP]
 	// 100 in (25 µs, 50 µs], 100 in (1 ms, 2.5 ms].
-	set.ObserveN(counters.UDP, 40*time.Microsecond, 100)
-	set.ObserveN(counters.UDP, 2*time.Millisecond, 100)
+	observe(set, counters.UDP, 40*time.Microsecond, 100)
+	observe(set, counters.UDP, 2*time.Millisecond, 100)
 	after := set.Read().Latency[counters.UDP]
 	for _, tc := range []struct {
 		q, want float64
@@ -167,7 +167,7 @@ func TestQuantile(t *testing.T) {
 		}
 	}
 	// Beyond the last bound: that bound.
-	set.ObserveN(counters.UDP, time.Minute, 10)
+	observe(set, counters.UDP, time.Minute, 10)
 	last := set.Read().Latency[counters.UDP]
 	if got, want := quantile(&last, &after, 0.5), counters.LatencyBuckets[len(counters.LatencyBuckets)-1].Seconds(); got != want {
 		t.Errorf("beyond the last bucket: %v, want %v", got, want)

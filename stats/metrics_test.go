@@ -29,10 +29,10 @@ import (
 func TestMetricsParseAndLint(t *testing.T) {
 	set := fixtureCounters()
 	for _, d := range []time.Duration{20 * time.Microsecond, 30 * time.Microsecond, 3 * time.Millisecond} {
-		set.Observe(counters.HTTP, d)
+		observe(set, counters.HTTP, d, 1)
 	}
-	set.Observe(counters.UDP, 10*time.Second)
-	set.ObserveServiceN(counters.UDP, 60*time.Microsecond, 4)
+	observe(set, counters.UDP, 10*time.Second, 1)
+	observeService(set, counters.UDP, 60*time.Microsecond, 4)
 	set.ObserveRequest(counters.WS, 2*time.Millisecond, 2*time.Millisecond)
 	refuse(set, counters.HTTP, counters.Announce, tracker.RateLimited, 7)
 	refuse(set, counters.UDP, counters.Connect, tracker.RateLimited, 9)

@@ -38,6 +38,22 @@ func refuse(set *counters.Set, p counters.Protocol, a counters.Action, r tracker
 	}
 }
 
+// observe records n responses of protocol p that each took d, and no
+// service time, through the UDP reader's batch call.
+func observe(set *counters.Set, p counters.Protocol, d time.Duration, n int) {
+	var t counters.Tally
+	for range n {
+		t.Add(d)
+	}
+	set.ObserveBatch(p, &t, 0, 0)
+}
+
+// observeService records n service times d of protocol p, and no
+// response time, as observe.
+func observeService(set *counters.Set, p counters.Protocol, d time.Duration, n int) {
+	set.ObserveBatch(p, new(counters.Tally), d, n)
+}
+
 func hashOf(b byte) swarm.InfoHash {
 	var h swarm.InfoHash
 	for i := range h {
