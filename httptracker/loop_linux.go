@@ -79,7 +79,13 @@ type eventLoop struct {
 	// acceptPaused is when accepting stopped because the process ran out of
 	// file descriptors; zero while accepting.
 	acceptPaused time.Time
-	stopping     atomic.Bool
+	// queued is set when the last epoll_wait returned without sleeping:
+	// connections arrived while the loop was busy (accept).
+	queued bool
+	// accepted is how many connections the last wakeup for the listening
+	// socket accepted (accept).
+	accepted int
+	stopping atomic.Bool
 }
 
 // conn is a connection the loop waits on: a request not complete yet, a
@@ -109,6 +115,10 @@ const (
 	// yieldEvery is how often a loop passes through the scheduler: well
 	// under sysmon's 10 ms preemption tick.
 	yieldEvery = 4 * time.Millisecond
+	// queuedWait separates an epoll_wait that found a descriptor ready
+	// (about a system call's time, ~1 µs) from one that slept until a
+	// client's connection arrived (its round trip at least: tens of µs).
+	queuedWait = 10 * time.Microsecond
 )
 
 // newEventLoop takes ownership of the listening socket lfd.
@@ -195,6 +205,7 @@ func (l *eventLoop) run() error {
 		// A blocking system call: the thread sleeps in the kernel until a
 		// descriptor is ready, and the runtime's scheduler and netpoller
 		// are not on the path of a request (Server.BlockedLoops).
+		waited := time.Now()
 		n, err := unix.EpollWait(l.epfd, l.events, -1)
 		if err != nil {
 			if err == unix.EINTR {
@@ -202,7 +213,9 @@ func (l *eventLoop) run() error {
 			}
 			return fmt.Errorf("httptracker: event loop: epoll_wait: %w", err)
 		}
-		l.handle(l.events[:n])
+		now := time.Now()
+		l.queued = now.Sub(waited) < queuedWait
+		l.handle(l.events[:n], now)
 		// A loop that never passes through the scheduler looks to sysmon
 		// like one goroutine running for good: every 10 ms it would take
 		// the P back from the system call and then poll every 20 µs for
@@ -226,8 +239,8 @@ func (l *eventLoop) shutdown() {
 }
 
 // handle serves one batch of ready descriptors.
-func (l *eventLoop) handle(events []unix.EpollEvent) {
-	l.tick(time.Now())
+func (l *eventLoop) handle(events []unix.EpollEvent, now time.Time) {
+	l.tick(now)
 	for i := range events {
 		switch fd := int(events[i].Fd); fd {
 		case l.lfd:
@@ -259,14 +272,29 @@ func (l *eventLoop) tick(now time.Time) {
 	l.now = now
 }
 
+// accept takes the connections queued on the listening socket. At light
+// load a wakeup finds one, and accepting until EAGAIN would cost a second
+// accept4 per connection that always fails; so after a sleep in
+// epoll_wait, unless the last wakeup found more than one, the loop accepts
+// the connection that woke it and goes back to wait (the listening socket
+// is level-triggered: a connection still queued ends the next wait at
+// once). When the wait returned at once or the last wakeup found several,
+// connections are coming faster than the loop serves them: draining costs
+// one failed accept4 per wakeup rather than one epoll_wait per connection.
 func (l *eventLoop) accept() {
-	for range acceptBatch {
+	batch := 1
+	if l.queued || l.accepted > 1 {
+		batch = acceptBatch
+	}
+	l.accepted = 0
+	for range batch {
 		var sa unix.RawSockaddrAny
 		salen := uint32(unix.SizeofSockaddrAny)
 		fd, errno := rawSyscall(unix.SYS_ACCEPT4, uintptr(l.lfd), uintptr(unsafe.Pointer(&sa)),
 			uintptr(unsafe.Pointer(&salen)), unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
 		switch errno {
 		case 0:
+			l.accepted++
 		case unix.EAGAIN, unix.EINTR:
 			return
 		case unix.ECONNABORTED:

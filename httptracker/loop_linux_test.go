@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -108,6 +109,34 @@ func TestPipelinedKeepAlive(t *testing.T) {
 	io.ReadAll(resp.Body)
 	if n, err := r.Read(make([]byte, 1)); err != io.EOF {
 		t.Errorf("after the last reply: %d bytes, %v; want EOF", n, err)
+	}
+}
+
+// TestQueuedConnections opens many connections and sends each its request
+// before reading any reply: whether a wakeup of the loop accepts one of
+// them or drains the queue, every one must be answered.
+func TestQueuedConnections(t *testing.T) {
+	srv := startServer(t, "127.0.0.1:0", Config{Tracker: testTracker(t, tracker.Config{Store: newTestStore(t, swarm.Config{})})})
+	conns := make([]net.Conn, 64)
+	for i := range conns {
+		c, err := net.Dial("tcp", srv.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		io.WriteString(c, "GET /announce?info_hash="+q20+"&port="+strconv.Itoa(i+1)+" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+		conns[i] = c
+	}
+	for i, c := range conns {
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatalf("connection %d: %v", i, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 || !bytes.Contains(body, []byte("interval")) {
+			t.Errorf("connection %d: %s %q", i, resp.Status, body)
+		}
 	}
 }
 
