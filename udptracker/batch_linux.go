@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"runtime"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -17,12 +16,24 @@ import (
 )
 
 // yieldEvery is how often a reader blocked in recvmmsg passes through the
-// scheduler: well under sysmon's 10 ms preemption tick. Each yield wakes
-// the spare P's thread (futex), but 8 ms, measured, left too little margin
-// on a busy machine: a reader whose core was taken for a moment missed the
-// tick, and sysmon's polling cost more than the yields saved (see
-// docs/benchmarks.md, "Single-datagram reads").
+// scheduler: well under sysmon's 10 ms preemption tick. 8 ms, measured,
+// left too little margin on a busy machine: a reader whose core was taken
+// for a moment missed the tick, and sysmon's polling cost more than the
+// yields saved (see docs/benchmarks.md, "Single-datagram reads").
 const yieldEvery = 4 * time.Millisecond
+
+// goyield is runtime.Gosched without the wake-up: the goroutine goes to
+// the tail of its own P's run queue, not the global one, and the runtime
+// does not call wakep. Gosched's wakep found the spare P idle (see
+// BlockedReaders) and started its thread each time, which spun, often
+// took the reader over to itself, and slept again: two futex calls and
+// two thread switches per yield (docs/benchmarks.md, issue 18, session 7).
+// The yield is only there to move the P's scheduling tick on, which a
+// pass through the scheduler on the same thread does. The runtime keeps
+// goyield for linkname users (go.dev/issue/67401).
+//
+//go:linkname goyield runtime.goyield
+func goyield()
 
 // Single-datagram mode. At light load every recvmmsg returns one datagram,
 // and recvmmsg and sendmmsg then cost more in the kernel than recvmsg and
@@ -257,11 +268,9 @@ func (c *linuxConn) ReadBatch(msgs []message) (int, instant, error) {
 	// to sysmon its P looks busy with one goroutine for good, and every
 	// 10 ms sysmon takes the P back from the system call and then polls
 	// every 20 µs for the next millisecond. A yield every few milliseconds
-	// moves the P's scheduling tick on and keeps sysmon asleep; a yield per
-	// batch would also wake an idle P's thread each time (see
-	// BlockedReaders).
+	// moves the P's scheduling tick on and keeps sysmon asleep.
 	if start-c.lastYield > int64(yieldEvery) {
-		runtime.Gosched()
+		goyield()
 		c.lastYield = start
 	}
 	b := &c.rx
