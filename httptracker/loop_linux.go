@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -37,6 +36,17 @@ import (
 // wake-up and the scheduler's work around them). cmd/herald keeps one P
 // more than the loops and readers that wait this way
 // (Server.BlockedLoops).
+
+// goyield is runtime.Gosched without its wakep: the loop goes to the tail
+// of its own P's run queue and no other thread is started. Gosched found
+// the spare P idle (Server.BlockedLoops) and woke its thread at every
+// yield, which spun, found nothing and slept again: two futex calls and
+// two thread switches (udptracker's reader yields the same way; see
+// docs/benchmarks.md, issue 18, session 7). The runtime keeps goyield for
+// linkname users (go.dev/issue/67401).
+//
+//go:linkname goyield runtime.goyield
+func goyield()
 
 // loopConfig is everything an event loop is given: its bounds, its
 // logger, the one entry point into the tracker it answers for, and where
@@ -222,7 +232,7 @@ func (l *eventLoop) run() error {
 		// the next millisecond. A yield every few milliseconds moves the
 		// P's scheduling tick on (as udptracker's readers do).
 		if l.now.Sub(lastYield) > yieldEvery {
-			runtime.Gosched()
+			goyield()
 			lastYield = l.now
 		}
 	}
