@@ -487,13 +487,24 @@ func (r *result) fromCounters(c *counters, elapsed time.Duration) {
 	r.LatencyUS = latencyUS{P50: us(0.5), P90: us(0.9), P99: us(0.99), P999: us(0.999)}
 }
 
+// setProc sets the tracker's CPU over the window: its threads' run time
+// where both samples have it, else its ticks. The kernel's part is the
+// stime share of the ticks (as the kernel itself splits run time between
+// utime and stime), applied to that total.
 func (r *result) setProc(before, after procSample, ticksPerSec float64) {
-	cpu := float64(after.cpuTicks-before.cpuTicks) / ticksPerSec
+	ticks := after.cpuTicks - before.cpuTicks
+	cpu := float64(ticks) / ticksPerSec
+	if before.cpuNanos > 0 && after.cpuNanos >= before.cpuNanos {
+		cpu = float64(after.cpuNanos-before.cpuNanos) / 1e9
+	}
 	r.CPUSeconds = &cpu
 	if r.Valid > 0 {
 		per := cpu * 1e6 / float64(r.Valid)
 		r.CPUPerValid = &per
-		sys := float64(after.sysTicks-before.sysTicks) / ticksPerSec * 1e6 / float64(r.Valid)
+		sys := 0.0
+		if ticks > 0 {
+			sys = per * float64(after.sysTicks-before.sysTicks) / float64(ticks)
+		}
 		r.CPUSysPerValid = &sys
 	}
 	r.RSSBefore, r.RSSAfter = before.rssBytes, after.rssBytes

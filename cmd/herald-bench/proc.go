@@ -81,6 +81,12 @@ func (s *schedule) wait(ctx context.Context, backlog *uint64) (int64, bool) {
 type procSample struct {
 	cpuTicks uint64 // utime + stime, all threads
 	sysTicks uint64 // stime: in the kernel on the tracker's behalf
+	// cpuNanos is the run time of the live threads, to the nanosecond
+	// (/proc/PID/task/*/schedstat). /proc/PID/stat counts in ticks of 10 ms:
+	// at 100 requests/s a tracker that spends 45 µs on each uses 4.5 ms/s,
+	// under half a tick per second. A thread that exits takes its time with
+	// it; trackers keep theirs for the run. 0 where schedstat is missing.
+	cpuNanos uint64
 	rssBytes int64
 }
 
@@ -115,7 +121,45 @@ func sampleProc(pid int) (procSample, error) {
 	if err != nil {
 		return procSample{}, fmt.Errorf("tracker rss: pid %d: %w", pid, err)
 	}
-	return procSample{cpuTicks: user + sys, sysTicks: sys, rssBytes: rss}, nil
+	return procSample{cpuTicks: user + sys, sysTicks: sys, cpuNanos: threadsRunTime(pid), rssBytes: rss}, nil
+}
+
+// threadsRunTime sums the run time of pid's threads from their schedstat
+// files; 0 if any cannot be read (a kernel without schedstat, or a thread
+// that ended while being read: the sample then falls back to ticks).
+func threadsRunTime(pid int) uint64 {
+	dir := fmt.Sprintf("/proc/%d/task", pid)
+	tasks, err := os.ReadDir(dir)
+	if err != nil {
+		return 0
+	}
+	var total uint64
+	for _, t := range tasks {
+		b, err := os.ReadFile(dir + "/" + t.Name() + "/schedstat")
+		if err != nil {
+			return 0
+		}
+		ns, err := parseSchedstat(b)
+		if err != nil {
+			return 0
+		}
+		total += ns
+	}
+	return total
+}
+
+// parseSchedstat returns the first of schedstat's three fields: the time
+// the thread has run on a CPU, in nanoseconds.
+func parseSchedstat(b []byte) (uint64, error) {
+	f := strings.Fields(string(b))
+	if len(f) != 3 {
+		return 0, fmt.Errorf("schedstat: %d fields, want 3", len(f))
+	}
+	ns, err := strconv.ParseUint(f[0], 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("schedstat: run time %q", f[0])
+	}
+	return ns, nil
 }
 
 // parseStatCPU returns utime and stime (fields 14 and 15) from

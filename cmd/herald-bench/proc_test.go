@@ -58,6 +58,30 @@ func TestSampleOwnProcess(t *testing.T) {
 	if after.rssBytes < 1<<20 {
 		t.Errorf("RSS %d bytes", after.rssBytes)
 	}
+	// The run time agrees with the ticks, to the ticks' resolution (10 ms
+	// each, and a tick's worth at either end).
+	ran := time.Duration(after.cpuNanos - before.cpuNanos)
+	ticked := time.Duration(after.cpuTicks-before.cpuTicks) * time.Second / time.Duration(clockTicks())
+	if before.cpuNanos == 0 || ran < ticked-30*time.Millisecond || ran > ticked+30*time.Millisecond {
+		t.Errorf("threads ran %v, ticks say %v", ran, ticked)
+	}
+}
+
+func TestParseSchedstat(t *testing.T) {
+	got, err := parseSchedstat([]byte("101017 2305 7\n"))
+	if err != nil || got != 101017 {
+		t.Errorf("got %d, %v; want 101017", got, err)
+	}
+	for _, bad := range []string{"", "1 2", "x 2 3", "-1 2 3"} {
+		if _, err := parseSchedstat([]byte(bad)); err == nil {
+			t.Errorf("accepted %q", bad)
+		}
+	}
+}
+
+func FuzzParseSchedstat(f *testing.F) {
+	f.Add([]byte("101017 0 1\n"))
+	f.Fuzz(func(t *testing.T, b []byte) { _, _ = parseSchedstat(b) })
 }
 
 func FuzzParseStatCPU(f *testing.F) {
