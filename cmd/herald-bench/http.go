@@ -109,10 +109,13 @@ func (r *httpRunner) tally() tally {
 	return t
 }
 
-// pace issues one request time every 1/rate seconds.
+// pace issues request times at the arrivals of a Poisson process of rate
+// per second.
 func (r *httpRunner) pace(ctx context.Context) {
 	defer close(r.tokens)
-	sched := newSchedule(r.clk, r.win, 1e9/r.cfg.rate)
+	arrivals := rand.New(rand.NewPCG(r.cfg.wl.seed, 1<<34))
+	sched := newSchedule(r.clk, r.win, 1e9/r.cfg.rate, arrivals)
+	defer sched.close()
 	for {
 		now, ok := sched.wait(ctx, &r.pacer.errors[errBacklog])
 		if !ok {
@@ -125,7 +128,7 @@ func (r *httpRunner) pace(ctx context.Context) {
 				atomic.AddUint64(&r.pacer.errors[errBacklog], 1)
 			}
 		}
-		sched.next += sched.interval
+		sched.advance()
 	}
 }
 

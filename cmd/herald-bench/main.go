@@ -126,7 +126,7 @@ func parseOptions(mode string, args []string) (*options, error) {
 	fs.IntVar(&o.keys, "keys", 0, "peer i announces with access key i mod N of `N` (herald-bench keys -keys N prints them): /KEY/announce over HTTP, BEP 41 URL data over UDP (0: none)")
 	fs.IntVar(&o.maxScrape, "scrape-max", 10, "a scrape asks for 1..N info hashes")
 	fs.IntVar(&o.pid, "pid", 0, "tracker `PID`: report its CPU time and RSS from /proc")
-	fs.Float64Var(&o.rate, "rate", 0, "open loop: total requests per second (0: closed loop, as fast as replies come)")
+	fs.Float64Var(&o.rate, "rate", 0, "open loop: total requests per second, Poisson arrivals as from many independent clients (0: closed loop, as fast as replies come)")
 	fs.BoolVar(&o.jsonOut, "json", false, "also print one JSON line")
 	fs.IntVar(&o.sockets, "sockets", 4, "udp: sockets, one sender and one receiver goroutine each")
 	fs.IntVar(&o.window, "window", 0, "requests in flight per socket (default 32, fill 16; open loop 4096)")

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"math"
 	"os"
@@ -43,38 +42,6 @@ func (w *window) missed(from, to, interval float64) uint64 {
 		return 0
 	}
 	return uint64((to - from) / interval)
-}
-
-// schedule paces an open-loop sender: one request every interval ns on clk.
-type schedule struct {
-	clk      *clock
-	win      *window
-	interval float64
-	next     float64 // when the next request is due
-}
-
-func newSchedule(clk *clock, win *window, interval float64) *schedule {
-	return &schedule{clk: clk, win: win, interval: interval, next: float64(clk.now())}
-}
-
-// wait sleeps until the next request is due and returns the clock reading,
-// or false once ctx is done. A sender more than maxLag behind (a
-// descheduled generator) does not burst to catch up: the requests it missed
-// inside the window are added to *backlog and the schedule restarts now.
-func (s *schedule) wait(ctx context.Context, backlog *uint64) (int64, bool) {
-	for ctx.Err() == nil {
-		now := s.clk.now()
-		if float64(now) < s.next {
-			time.Sleep(time.Duration(s.next - float64(now)))
-			continue
-		}
-		if float64(now)-s.next > maxLag {
-			atomic.AddUint64(backlog, s.win.missed(s.next, float64(now), s.interval))
-			s.next = float64(now)
-		}
-		return now, true
-	}
-	return 0, false
 }
 
 // procSample is a tracker process's CPU time and resident set at one moment.

@@ -16,13 +16,6 @@ import (
 	"herald/udptracker"
 )
 
-// maxLag is how far an open-loop sender may fall behind its schedule before
-// it skips requests (counted as backlog) rather than sending them in a
-// burst. A descheduled generator would otherwise fire hundreds of requests
-// at once and overflow a tracker's default 208 KiB socket buffer (about 270
-// announces), measuring the generator's stall instead of the tracker.
-const maxLag = float64(5 * time.Millisecond)
-
 // connIDLifetime is how long the generator reuses a connection id. BEP 15
 // lets a client use one for a minute after receiving it; refreshing at 55 s
 // keeps a slow reply from pushing a request past the tracker's limit.
@@ -229,8 +222,8 @@ func (r *udpRunner) close() {
 }
 
 // send issues requests: closed loop, one whenever a slot is free; open loop
-// (rate > 0), one every len(sockets)/rate seconds, counting a due request
-// with no free slot as a backlog error.
+// (rate > 0), at the arrivals of a Poisson process of rate/len(sockets) per
+// second, counting a due request with no free slot as a backlog error.
 func (r *udpRunner) send(ctx context.Context, s *udpSocket) {
 	rng := rand.New(rand.NewPCG(r.cfg.wl.seed, uint64(s.index)+1))
 	buf := make([]byte, 0, 1024)
@@ -245,7 +238,11 @@ func (r *udpRunner) send(ctx context.Context, s *udpSocket) {
 			}
 		}
 	}
-	sched := newSchedule(r.clk, r.win, float64(len(r.sockets))/r.cfg.rate*1e9)
+	// The arrivals draw from their own stream, so the requests are the
+	// same as a closed loop's with the same seed.
+	arrivals := rand.New(rand.NewPCG(r.cfg.wl.seed, 1<<33|uint64(s.index)))
+	sched := newSchedule(r.clk, r.win, float64(len(r.sockets))/r.cfg.rate*1e9, arrivals)
+	defer sched.close()
 	for {
 		now, ok := sched.wait(ctx, &s.sendStats.errors[errBacklog])
 		if !ok {
@@ -259,7 +256,7 @@ func (r *udpRunner) send(ctx context.Context, s *udpSocket) {
 				atomic.AddUint64(&s.sendStats.errors[errBacklog], 1)
 			}
 		}
-		sched.next += sched.interval
+		sched.advance()
 	}
 }
 

@@ -1,0 +1,17 @@
+//go:build !linux
+
+package main
+
+import "time"
+
+// spinBelow is the shortest wait a sleeper sleeps; a shorter one spins.
+const spinBelow = 30 * time.Microsecond
+
+// sleeper is time.Sleep here: only Linux has the precise sleep.
+type sleeper struct{}
+
+func newSleeper() *sleeper { return &sleeper{} }
+
+func (s *sleeper) sleep(d time.Duration) { time.Sleep(d) }
+
+func (s *sleeper) close() {}
