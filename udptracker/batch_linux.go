@@ -22,6 +22,27 @@ import (
 // yields saved (see docs/benchmarks.md, "Single-datagram reads").
 const yieldEvery = 4 * time.Millisecond
 
+// idleAfter is the mean wait of the socket's reads above which a read
+// waits in Go's netpoller rather than in the kernel (see
+// linuxConn.idleWait). A read blocked in the kernel for more than 10 ms
+// has its P taken back by sysmon (proc.go retake), which then polls every
+// 20 µs for a millisecond, and again when the read returns and finds its
+// P gone: about a hundred wake-ups and 450 µs of CPU a datagram at 100
+// datagrams a second. Parked in the netpoller, the reader holds no P and
+// sysmon sleeps, but the wait costs an epoll_ctl, an epoll_wait and the
+// goroutine's park and wake-up, some 15 µs. With datagrams arriving at
+// random, a read waits over 10 ms with probability exp(-10 ms / mean
+// wait), which passes 15/450 at a mean of about 3 ms. At one request
+// outstanding the mean is about 150 µs: those reads keep the blocking
+// path, the cheapest there (docs/benchmarks.md, issue 18, session 7:
+// idle waits).
+const idleAfter = 3 * time.Millisecond
+
+// waitWeight is the weight, 1/waitWeight, of each read's wait in the
+// running mean that idleAfter is compared with: one long wait in a busy
+// run, or one short wait between idle ones, does not switch paths.
+const waitWeight = 8
+
 // goyield is runtime.Gosched without the wake-up: the goroutine goes to
 // the tail of its own P's run queue, not the global one, and the runtime
 // does not call wakep. Gosched's wakep found the spare P idle (see
@@ -90,6 +111,12 @@ var oobLen = unix.CmsgSpace(unix.SizeofInet6Pktinfo) + unix.CmsgSpace(int(unsafe
 // keeps: every system call on fd is bracketed by use and done, Close
 // marks the socket closing and wakes a blocked reader, and the last of
 // them closes fd, so its number is never reused under a call.
+//
+// When its reads wait long (see idleAfter) the reader waits for the next datagram
+// in the netpoller instead: epfd is an epoll instance holding the socket
+// with EPOLLONESHOT, armed only for such a wait, so datagrams read by the
+// blocking path wake nothing; epfd itself is in the netpoller through
+// idle, an os.File.
 type linuxConn struct {
 	fd      int           // the blocking socket; Close wakes its reader with shutdown(2)
 	state   atomic.Uint64 // closing and closed bits, and the calls in progress (see use)
@@ -105,6 +132,14 @@ type linuxConn struct {
 
 	single bool // read one datagram per recvmsg (see singleAfter)
 	streak int  // reads in a row that slept for one datagram, or single reads since the last probe
+
+	meanWait int64              // the running mean of the reads' waits, ns (see waitWeight)
+	epfd     int                // the epoll instance over fd (see idleWait)
+	idle     *os.File           // epfd, in the netpoller; closed with fd
+	idleRaw  syscall.RawConn    // idle's
+	idleFn   func(uintptr) bool // c.idleStep, bound once
+	armed    bool               // idleStep armed epfd in this wait
+	events   [1]unix.EpollEvent // idleStep's
 }
 
 // The bits of linuxConn.state above the count of calls in progress.
@@ -128,7 +163,7 @@ func (c *linuxConn) use() bool {
 // that finds connClosed set and closes nothing.
 func (c *linuxConn) done() error {
 	if c.state.Add(^uint64(0)) == connClosing && c.state.CompareAndSwap(connClosing, connClosing|connClosed) {
-		return os.NewSyscallError("close", unix.Close(c.fd))
+		return errors.Join(c.idle.Close(), os.NewSyscallError("close", unix.Close(c.fd)))
 	}
 	return nil
 }
@@ -230,8 +265,67 @@ func listenBatch(network, addr string, receiveBuffer int) (batchConn, error) {
 		return nil, os.NewSyscallError("fcntl O_NONBLOCK", err)
 	}
 	c.fd = fd
-	c.lastRead = now()
+	if err := c.openIdle(); err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	// A new socket has no traffic yet: its reads wait in the netpoller
+	// until they find some.
+	c.lastRead, c.meanWait = now(), 2*int64(idleAfter)
 	return c, nil
+}
+
+// openIdle makes the epoll instance of the idle wait, with the socket in
+// it disarmed, and puts it in the netpoller.
+func (c *linuxConn) openIdle() error {
+	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return os.NewSyscallError("epoll_create1", err)
+	}
+	// No events asked for: disarmed until idleStep arms it.
+	ev := unix.EpollEvent{Events: unix.EPOLLONESHOT, Fd: int32(c.fd)}
+	if err = unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, c.fd, &ev); err != nil {
+		err = os.NewSyscallError("epoll_ctl", err)
+	} else if err = unix.SetNonblock(epfd, true); err != nil { // so that os.NewFile polls it
+		err = os.NewSyscallError("fcntl O_NONBLOCK", err)
+	}
+	if err != nil {
+		unix.Close(epfd)
+		return err
+	}
+	c.epfd, c.idle = epfd, os.NewFile(uintptr(epfd), "epoll")
+	if c.idleRaw, err = c.idle.SyscallConn(); err != nil {
+		c.idle.Close()
+		return err
+	}
+	c.idleFn = c.idleStep
+	return nil
+}
+
+// idleWait parks the reader in the netpoller until the socket is readable
+// (a datagram, or Close's shutdown), within a use of the descriptor. The
+// blocking read that follows then returns at once. The wait cannot fail:
+// only closing the File would end it, and done closes it after this use;
+// should arming fail, the read blocks as it would have.
+func (c *linuxConn) idleWait() {
+	c.armed = false
+	_ = c.idleRaw.Read(c.idleFn)
+}
+
+// idleStep is the RawConn.Read callback of idleWait. The first call arms
+// epfd, after Read has cleared the poller's readiness, so the runtime
+// hears of any datagram from then on; arming checks the level, so one
+// already queued makes epfd ready at once. Later calls, after the poller
+// reported epfd readable, take the event (which disarms the socket
+// again) and report whether there was one.
+func (c *linuxConn) idleStep(uintptr) bool {
+	if !c.armed {
+		c.armed = true
+		ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLONESHOT, Fd: int32(c.fd)}
+		return unix.EpollCtl(c.epfd, unix.EPOLL_CTL_MOD, c.fd, &ev) != nil // then read as before
+	}
+	n, err := unix.EpollWait(c.epfd, c.events[:], 0)
+	return n > 0 || err != nil && err != unix.EINTR
 }
 
 func (c *linuxConn) LocalAddr() netip.AddrPort { return c.local }
@@ -289,11 +383,14 @@ func (c *linuxConn) ReadBatch(msgs []message) (int, instant, error) {
 	if !c.use() {
 		return 0, c.lastRead, net.ErrClosed
 	}
+	if c.meanWait > int64(idleAfter) {
+		c.idleWait()
+	}
 	if c.single && c.streak < probeEvery {
 		c.streak++
 		n, err := c.readOne(&msgs[0])
 		c.done()
-		c.lastRead = now()
+		c.endRead(start)
 		if n == 1 && msgs[0].Arrived != 0 && msgs[0].Arrived < began {
 			c.single, c.streak = false, 0 // it waited for the read: a queue
 		}
@@ -301,7 +398,7 @@ func (c *linuxConn) ReadBatch(msgs []message) (int, instant, error) {
 	}
 	n, errno := blockingCall(unix.SYS_RECVMMSG, uintptr(c.fd), uintptr(unsafe.Pointer(&b.hdrs[0])), uintptr(b.vlen), unix.MSG_WAITFORONE, 0, 0)
 	c.done()
-	c.lastRead = now()
+	c.endRead(start)
 	if errno != 0 {
 		return 0, c.lastRead, os.NewSyscallError("recvmmsg", errno)
 	}
@@ -321,6 +418,12 @@ func (c *linuxConn) ReadBatch(msgs []message) (int, instant, error) {
 		}
 	}
 	return n, c.lastRead, nil
+}
+
+// endRead notes the end of a read that began at start (monotonic).
+func (c *linuxConn) endRead(start int64) {
+	c.lastRead = now()
+	c.meanWait += (c.lastRead.mono - start - c.meanWait) / waitWeight
 }
 
 // decodeRx fills m from receive header i, which the kernel wrote, and

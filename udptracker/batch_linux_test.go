@@ -220,22 +220,29 @@ func BenchmarkLoopbackAnnounce(b *testing.B) {
 }
 
 // TestCloseWakesBlockedRead: a reader asleep in recvmmsg (or, in
-// single-datagram mode, recvfrom or recvmsg) on the blocking
-// socket returns when the socket is closed (Shutdown depends on it), and
-// reads after that report net.ErrClosed.
+// single-datagram mode, recvmsg) on the blocking socket, or parked in the
+// netpoller in the idle wait, returns when the socket is closed (Shutdown
+// depends on it), and reads after that report net.ErrClosed.
 func TestCloseWakesBlockedRead(t *testing.T) {
 	for _, tc := range []struct {
 		network, bind string
-		single        bool // blocked in recvfrom or recvmsg, not recvmmsg
-	}{{"udp4", "127.0.0.1:0", false}, {"udp", "[::]:0", false}, {"udp4", "127.0.0.1:0", true}, {"udp", "[::]:0", true}} {
-		t.Run(fmt.Sprint(tc.bind, tc.single), func(t *testing.T) {
+		single        bool // blocked in recvmsg, not recvmmsg
+		idle          bool // parked in the idle wait
+	}{
+		{"udp4", "127.0.0.1:0", false, false}, {"udp", "[::]:0", false, false},
+		{"udp4", "127.0.0.1:0", true, false}, {"udp", "[::]:0", true, false},
+		{"udp4", "127.0.0.1:0", false, true}, {"udp", "[::]:0", true, true},
+	} {
+		t.Run(fmt.Sprint(tc.bind, " single ", tc.single, " idle ", tc.idle), func(t *testing.T) {
 			bc, err := listenBatch(tc.network, tc.bind, DefaultReceiveBuffer)
 			if err != nil {
 				t.Fatal(err)
 			}
 			read := make(chan error)
-			if tc.single {
-				bc.(*linuxConn).single = true
+			c := bc.(*linuxConn)
+			c.single = tc.single
+			if !tc.idle {
+				c.meanWait = 0
 			}
 			go func() {
 				rx := newMessages(batchLen, maxPacketLen)
@@ -246,10 +253,107 @@ func TestCloseWakesBlockedRead(t *testing.T) {
 					}
 				}
 			}()
-			time.Sleep(50 * time.Millisecond) // let the reader block
+			awaitReader(t, tc.idle)
 			closeEndsReader(t, bc, read)
 		})
 	}
+}
+
+// TestIdleWait: a new socket's reads, and reads that follow long waits,
+// park in the netpoller, holding no P, and read the datagrams that come;
+// after a run of reads that find a datagram waiting, the next read blocks
+// in the kernel.
+func TestIdleWait(t *testing.T) {
+	c := listenTestBatch(t, "udp4", "127.0.0.1:0")
+	client, _ := dialTestClient(t, c.LocalAddr())
+	read, next := make(chan int), make(chan struct{})
+	go func() {
+		rx := newMessages(batchLen, maxPacketLen)
+		for {
+			n, _, err := c.ReadBatch(rx)
+			if err != nil {
+				close(read)
+				return
+			}
+			read <- n
+			<-next
+		}
+	}()
+	send := func(b byte) {
+		t.Helper()
+		if _, err := client.WriteToUDPAddrPort([]byte{b}, c.LocalAddr()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// readOne checks that the reader's read returned one datagram.
+	readOne := func() {
+		t.Helper()
+		if n := <-read; n != 1 {
+			t.Fatalf("read %d datagrams, want 1", n)
+		}
+	}
+	// A new socket's first read parks; so does the one after it, which
+	// waited long.
+	for i := range 2 {
+		awaitReader(t, true)
+		time.Sleep(2 * idleAfter)
+		send(byte(i))
+		readOne()
+		if i == 0 {
+			next <- struct{}{}
+		}
+	}
+	// Datagrams queued before each read: none waits, and the mean wait
+	// falls under idleAfter.
+	for i := range 4 * waitWeight {
+		send(byte(i))
+		next <- struct{}{}
+		readOne()
+	}
+	next <- struct{}{}
+	awaitReader(t, false)
+}
+
+// TestIdleWaitAllocatesNothing: a read through the idle wait, with the
+// datagram already queued when it arms, allocates nothing.
+func TestIdleWaitAllocatesNothing(t *testing.T) {
+	c := listenTestBatch(t, "udp4", "127.0.0.1:0")
+	client := rawClient(t, c.LocalAddr())
+	rx := newMessages(batchLen, maxPacketLen)
+	allocs := testing.AllocsPerRun(100, func() {
+		client.trySend([]byte{1})
+		c.meanWait = 2 * int64(idleAfter)
+		if n, _, err := c.ReadBatch(rx); n != 1 || err != nil {
+			t.Fatalf("ReadBatch: %d, %v; want 1 datagram", n, err)
+		}
+	})
+	if allocs != 0 {
+		t.Fatalf("%.1f allocations per read through the idle wait, want 0", allocs)
+	}
+}
+
+// awaitReader waits until a goroutine is in linuxConn.ReadBatch, parked in
+// the netpoller in the idle wait (idle) or blocked in a system call.
+func awaitReader(t *testing.T, idle bool) {
+	t.Helper()
+	want := "[syscall"
+	if idle {
+		want = "[IO wait"
+	}
+	buf := make([]byte, 1<<20)
+	var last string
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		for _, g := range strings.Split(string(buf[:runtime.Stack(buf, true)]), "\n\n") {
+			if !strings.Contains(g, "(*linuxConn).ReadBatch") {
+				continue
+			}
+			last = g
+			if strings.Contains(g, want) && strings.Contains(g, "(*linuxConn).idleWait") == idle {
+				return
+			}
+		}
+	}
+	t.Fatalf("reader not %s (idle wait %v) after 5s; last seen:\n%s", want, idle, last)
 }
 
 // TestCloseThenCalls: after Close, reads and writes fail with
