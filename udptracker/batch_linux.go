@@ -27,12 +27,12 @@ const yieldEvery = 4 * time.Millisecond
 // linuxConn.idleWait). A read blocked in the kernel for more than 10 ms
 // has its P taken back by sysmon (proc.go retake), which then polls every
 // 20 µs for a millisecond, and again when the read returns and finds its
-// P gone: about a hundred wake-ups and 450 µs of CPU a datagram at 100
-// datagrams a second. Parked in the netpoller, the reader holds no P and
-// sysmon sleeps, but the wait costs an epoll_ctl, an epoll_wait and the
-// goroutine's park and wake-up, some 15 µs. With datagrams arriving at
-// random, a read waits over 10 ms with probability exp(-10 ms / mean
-// wait), which passes 15/450 at a mean of about 3 ms. At one request
+// P gone: about a hundred wake-ups a datagram at 100 datagrams a second,
+// and 300 µs of CPU more than waiting in the netpoller, where the reader
+// holds no P and sysmon sleeps. That wait costs an epoll_ctl, an
+// epoll_wait and the goroutine's park and wake-up, some 10-15 µs. With
+// datagrams arriving at random, a read waits over 10 ms with probability
+// exp(-10 ms / mean wait), which passes 15/300 at a mean of about 3 ms. At one request
 // outstanding the mean is about 150 µs: those reads keep the blocking
 // path, the cheapest there (docs/benchmarks.md, issue 18, session 7:
 // idle waits).
