@@ -95,6 +95,10 @@ type eventLoop struct {
 	// accepted is how many connections the last wakeup for the listening
 	// socket accepted (accept).
 	accepted int
+	// waiting counts the connections in conns; the sweep timer runs only
+	// while there are any, or accepting is paused (sweeping).
+	waiting  int
+	sweeping bool
 	stopping atomic.Bool
 }
 
@@ -155,16 +159,36 @@ func (l *eventLoop) open() error {
 	if l.timer, err = unix.TimerfdCreate(unix.CLOCK_MONOTONIC, unix.TFD_NONBLOCK|unix.TFD_CLOEXEC); err != nil {
 		return fmt.Errorf("timerfd_create: %w", err)
 	}
-	every := unix.NsecToTimespec(int64(sweepInterval))
-	if err := unix.TimerfdSettime(l.timer, 0, &unix.ItimerSpec{Interval: every, Value: every}, nil); err != nil {
-		return fmt.Errorf("timerfd_settime: %w", err)
-	}
 	for _, fd := range []int{l.lfd, l.timer} {
 		if err := l.ctl(unix.EPOLL_CTL_ADD, fd, unix.EPOLLIN); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// sweepTimer starts (on) or stops the sweep timer. A loop with nothing to
+// sweep sleeps in epoll_wait until a connection comes: a periodic wake-up
+// there would also hand the loop's P to sysmon after every sleep longer
+// than 10 ms, which then polls every 20 µs for a millisecond (4 ms of CPU a
+// second for an idle herald, measured; docs/benchmarks.md, issue 18,
+// session 7).
+func (l *eventLoop) sweepTimer(on bool) {
+	var spec unix.ItimerSpec
+	if on {
+		every := unix.NsecToTimespec(int64(sweepInterval))
+		spec = unix.ItimerSpec{Interval: every, Value: every}
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.timer < 0 || l.stopping.Load() {
+		return // stop fired it, to wake the loop: leave it so
+	}
+	if err := unix.TimerfdSettime(l.timer, 0, &spec, nil); err != nil {
+		l.cfg.logger.Warn("httptracker: cannot set the sweep timer", "err", err)
+		return
+	}
+	l.sweeping = on
 }
 
 func (l *eventLoop) ctl(op, fd int, events uint32) error {
@@ -314,6 +338,9 @@ func (l *eventLoop) accept() {
 			// listening socket would spin the loop.
 			if err := l.ctl(unix.EPOLL_CTL_DEL, l.lfd, 0); err == nil {
 				l.acceptPaused = l.now
+				if !l.sweeping {
+					l.sweepTimer(true)
+				}
 			}
 			l.cfg.logger.Warn("httptracker: accept failed; pausing", "err", errno, "pause", acceptPause)
 			return
@@ -369,6 +396,7 @@ func (l *eventLoop) newConn(fd int, remote netip.Addr) *conn {
 func (l *eventLoop) recycle(c *conn) {
 	if c.registered {
 		l.conns[c.fd] = nil
+		l.waiting--
 	}
 	in, out := c.in[:0], c.out[:0]
 	if cap(in) > keepBuffer {
@@ -511,6 +539,12 @@ func (l *eventLoop) register(c *conn, events uint32, writing bool) {
 		l.close(c)
 		return
 	}
+	if !c.registered {
+		l.waiting++
+		if !l.sweeping {
+			l.sweepTimer(true)
+		}
+	}
 	c.registered, c.writing = true, writing
 	for c.fd >= len(l.conns) {
 		l.conns = append(l.conns, nil)
@@ -538,6 +572,9 @@ func (l *eventLoop) sweep() {
 		if err := l.ctl(unix.EPOLL_CTL_ADD, l.lfd, unix.EPOLLIN); err == nil {
 			l.acceptPaused = time.Time{}
 		}
+	}
+	if l.waiting == 0 && l.acceptPaused.IsZero() {
+		l.sweepTimer(false)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -15,7 +16,10 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"herald/counters"
+	"herald/internal/servetest"
 	"herald/swarm"
 	"herald/tracker"
 )
@@ -231,4 +235,51 @@ func TestDeadlines(t *testing.T) {
 	}
 	// The client sees the close before the server's count drops.
 	waitOpen(t, srv, 0)
+}
+
+// An event loop with no connection waiting has no timer running: an idle
+// herald sleeps in epoll_wait instead of waking every sweep interval. A
+// connection that waits starts the timer (its deadline is swept), and the
+// first sweep after the last one is gone stops it.
+func TestSweepTimerOnlyWhileWaiting(t *testing.T) {
+	srv := startServer(t, "127.0.0.1:0", Config{Tracker: testTracker(t, tracker.Config{Store: newTestStore(t, swarm.Config{})}), ReadHeaderTimeout: 300 * time.Millisecond})
+	running := func() (n int) {
+		for _, l := range srv.fast.loops {
+			l.mu.Lock()
+			var spec unix.ItimerSpec
+			if err := unix.TimerfdGettime(l.timer, &spec); err != nil {
+				t.Fatal(err)
+			}
+			l.mu.Unlock()
+			if spec.Interval != (unix.Timespec{}) {
+				n++
+			}
+		}
+		return n
+	}
+	wantRunning := func(want int) {
+		t.Helper()
+		servetest.WaitFor(t, 10*time.Second, func() error {
+			if n := running(); n != want {
+				return fmt.Errorf("%d loops with the sweep timer running, want %d", n, want)
+			}
+			return nil
+		})
+	}
+	exchange(t, srv, "GET /announce?info_hash="+q20+"&port=1 HTTP/1.0\r\n\r\n") // answered at once: nothing waits
+	if n := running(); n != 0 {
+		t.Fatalf("%d loops with the sweep timer running after a request answered at once, want 0", n)
+	}
+	partial, err := net.Dial("tcp", srv.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer partial.Close()
+	io.WriteString(partial, "GET /announce?info_hash=")
+	wantRunning(1)
+	partial.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if n, err := partial.Read(make([]byte, 1)); err != io.EOF {
+		t.Fatalf("partial head: read %d, %v; want the sweep to close it", n, err)
+	}
+	wantRunning(0)
 }
