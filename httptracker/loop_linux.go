@@ -172,8 +172,11 @@ func (l *eventLoop) open() error {
 // there would also hand the loop's P to sysmon after every sleep longer
 // than 10 ms, which then polls every 20 µs for a millisecond (4 ms of CPU a
 // second for an idle herald, measured; docs/benchmarks.md, issue 18,
-// session 7).
+// session 7). Setting it as it is already costs nothing.
 func (l *eventLoop) sweepTimer(on bool) {
+	if l.sweeping == on {
+		return
+	}
 	var spec unix.ItimerSpec
 	if on {
 		every := unix.NsecToTimespec(int64(sweepInterval))
@@ -338,9 +341,7 @@ func (l *eventLoop) accept() {
 			// listening socket would spin the loop.
 			if err := l.ctl(unix.EPOLL_CTL_DEL, l.lfd, 0); err == nil {
 				l.acceptPaused = l.now
-				if !l.sweeping {
-					l.sweepTimer(true)
-				}
+				l.sweepTimer(true)
 			}
 			l.cfg.logger.Warn("httptracker: accept failed; pausing", "err", errno, "pause", acceptPause)
 			return
@@ -541,9 +542,7 @@ func (l *eventLoop) register(c *conn, events uint32, writing bool) {
 	}
 	if !c.registered {
 		l.waiting++
-		if !l.sweeping {
-			l.sweepTimer(true)
-		}
+		l.sweepTimer(true)
 	}
 	c.registered, c.writing = true, writing
 	for c.fd >= len(l.conns) {
