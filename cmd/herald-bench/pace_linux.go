@@ -7,16 +7,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// spinBelow is the shortest wait a sleeper sleeps; a shorter one spins.
-// A sleep costs the generator a wake-up, about 20 µs of its core on the
-// benchmark machine (a VM): sleeping every gap, 4 sockets fell short of
-// 40,000 requests/s (31,327/s), spinning the gaps under 30 µs reaches
-// 71,795 of 72,000/s, and spinning under 60 µs gave no more rate but
-// doubled the median latency at 72,000/s (the spin holds the receivers' P).
-const spinBelow = 30 * time.Microsecond
-
-// sleeper waits precisely on a timerfd set to an absolute CLOCK_MONOTONIC
-// deadline and read through Go's netpoller: the goroutine parks and its P
+// sleeper waits precisely on a timerfd set to the wait's length and read through Go's netpoller: the goroutine parks and its P
 // goes on serving the receivers, and the epoll wait wakes when the timer
 // fires, not at the next millisecond as for Go's own timers. (A locked
 // thread sleeping in clock_nanosleep was tried first: the runtime takes it
@@ -40,13 +31,8 @@ func newSleeper() *sleeper {
 
 // sleep returns after d (and not before).
 func (s *sleeper) sleep(d time.Duration) {
-	var now unix.Timespec
-	if s.f == nil || unix.ClockGettime(unix.CLOCK_MONOTONIC, &now) != nil {
-		time.Sleep(d)
-		return
-	}
-	spec := unix.ItimerSpec{Value: unix.NsecToTimespec(now.Nano() + int64(d))}
-	if unix.TimerfdSettime(s.fd, unix.TFD_TIMER_ABSTIME, &spec, nil) != nil {
+	spec := unix.ItimerSpec{Value: unix.NsecToTimespec(int64(d))}
+	if s.f == nil || unix.TimerfdSettime(s.fd, 0, &spec, nil) != nil {
 		time.Sleep(d)
 		return
 	}

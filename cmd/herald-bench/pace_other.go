@@ -4,9 +4,6 @@ package main
 
 import "time"
 
-// spinBelow is the shortest wait a sleeper sleeps; a shorter one spins.
-const spinBelow = 30 * time.Microsecond
-
 // sleeper is time.Sleep here: only Linux has the precise sleep.
 type sleeper struct{}
 
