@@ -15,6 +15,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"herald/internal/sched"
 )
 
 // Most trackers' HTTP traffic is one announce per TCP connection, and
@@ -35,18 +37,10 @@ import (
 // loop's epoll fd in the netpoller instead cost two more epoll_waits per
 // wake-up and the scheduler's work around them). cmd/herald keeps one P
 // more than the loops and readers that wait this way
-// (Server.BlockedLoops).
-
-// goyield is runtime.Gosched without its wakep: the loop goes to the tail
-// of its own P's run queue and no other thread is started. Gosched found
-// the spare P idle (Server.BlockedLoops) and woke its thread at every
-// yield, which spun, found nothing and slept again: two futex calls and
-// two thread switches (udptracker's reader yields the same way; see
-// docs/benchmarks.md, issue 18, session 7). The runtime keeps goyield for
-// linkname users (go.dev/issue/67401).
-//
-//go:linkname goyield runtime.goyield
-func goyield()
+// (Server.BlockedLoops). When connections come seldom (sched.IdleAfter),
+// the loop waits in the netpoller after all (sched.IdleWait): a wait in
+// epoll_wait over 10 ms would cost more in sysmon's work than the
+// netpoller's wake-up does.
 
 // loopConfig is everything an event loop is given: its bounds, its
 // logger, the one entry point into the tracker it answers for, and where
@@ -70,10 +64,11 @@ type loopConfig struct {
 // eventLoop serves one listening socket.
 type eventLoop struct {
 	cfg   loopConfig
-	lfd   int        // the listening socket, non-blocking
-	epfd  int        // the epoll instance the loop waits in
-	timer int        // timerfd: wakes the loop for deadlines, and to stop
-	mu    sync.Mutex // keeps stop from arming timer as closeFiles closes it
+	lfd   int             // the listening socket, non-blocking
+	epfd  int             // the epoll instance the loop waits in
+	idle  *sched.IdleWait // the loop's waits, and its wait in the netpoller over epfd
+	timer int             // timerfd: wakes the loop for deadlines, and to stop
+	mu    sync.Mutex      // keeps stop from arming timer as closeFiles closes it
 	// conns holds the connections registered in epoll by descriptor:
 	// the kernel hands out the lowest free one, so the slice stays as
 	// long as the most connections open at once, and a connection that
@@ -126,9 +121,6 @@ const (
 	acceptPause = time.Second
 	// keepBuffer is the largest per-connection buffer kept for reuse.
 	keepBuffer = 16 << 10
-	// yieldEvery is how often a loop passes through the scheduler: well
-	// under sysmon's 10 ms preemption tick.
-	yieldEvery = 4 * time.Millisecond
 	// queuedWait separates an epoll_wait that found a descriptor ready
 	// (about a system call's time, ~1 µs) from one that slept until a
 	// client's connection arrived (its round trip at least: tens of µs).
@@ -163,6 +155,9 @@ func (l *eventLoop) open() error {
 		if err := l.ctl(unix.EPOLL_CTL_ADD, fd, unix.EPOLLIN); err != nil {
 			return err
 		}
+	}
+	if l.idle, err = sched.NewIdleWait(l.epfd); err != nil {
+		return fmt.Errorf("idle wait: %w", err)
 	}
 	return nil
 }
@@ -214,6 +209,10 @@ func (l *eventLoop) closeFiles() {
 		l.timer = -1
 	}
 	l.mu.Unlock()
+	if l.idle != nil {
+		l.idle.Close()
+		l.idle = nil
+	}
 	if l.epfd >= 0 {
 		unix.Close(l.epfd)
 		l.epfd = -1
@@ -239,18 +238,16 @@ func (l *eventLoop) run() error {
 	defer l.shutdown()
 	var lastYield time.Time
 	for !l.stopping.Load() {
-		// A blocking system call: the thread sleeps in the kernel until a
-		// descriptor is ready, and the runtime's scheduler and netpoller
-		// are not on the path of a request (Server.BlockedLoops).
 		waited := time.Now()
-		n, err := unix.EpollWait(l.epfd, l.events, -1)
+		n, err := l.wait()
+		now := time.Now()
+		l.idle.Waited(int64(now.Sub(waited)))
 		if err != nil {
 			if err == unix.EINTR {
 				continue
 			}
 			return fmt.Errorf("httptracker: event loop: epoll_wait: %w", err)
 		}
-		now := time.Now()
 		l.queued = now.Sub(waited) < queuedWait
 		l.handle(l.events[:n], now)
 		// A loop that never passes through the scheduler looks to sysmon
@@ -258,12 +255,32 @@ func (l *eventLoop) run() error {
 		// the P back from the system call and then poll every 20 µs for
 		// the next millisecond. A yield every few milliseconds moves the
 		// P's scheduling tick on (as udptracker's readers do).
-		if l.now.Sub(lastYield) > yieldEvery {
-			goyield()
+		if l.now.Sub(lastYield) > sched.YieldEvery {
+			sched.Yield()
 			lastYield = l.now
 		}
 	}
 	return nil
+}
+
+// wait waits for ready descriptors and fills l.events with them. While
+// connections come often it is a blocking system call: the thread sleeps
+// in the kernel until a descriptor is ready, and the runtime's scheduler
+// and netpoller are not on the path of a request (Server.BlockedLoops).
+// While they come seldom, the loop parks in the netpoller until epfd is
+// ready and then takes the events with a raw epoll_wait that returns at
+// once (see sched.IdleWait.Wait); should that find none, the loop waits
+// again.
+func (l *eventLoop) wait() (int, error) {
+	if !l.idle.Idle() {
+		return unix.EpollWait(l.epfd, l.events, -1)
+	}
+	l.idle.Wait()
+	n, _, errno := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(l.epfd), uintptr(unsafe.Pointer(&l.events[0])), uintptr(len(l.events)), 0, 0, 0)
+	if errno != 0 {
+		return 0, errno
+	}
+	return int(n), nil
 }
 
 func (l *eventLoop) shutdown() {

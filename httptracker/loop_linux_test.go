@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"herald/counters"
+	"herald/internal/sched"
 	"herald/internal/servetest"
 	"herald/swarm"
 	"herald/tracker"
@@ -282,4 +283,62 @@ func TestSweepTimerOnlyWhileWaiting(t *testing.T) {
 		t.Fatalf("partial head: read %d, %v; want the sweep to close it", n, err)
 	}
 	wantRunning(0)
+}
+
+// TestIdleLoopWaitsInNetpoller: a loop with no traffic waits in the
+// netpoller, holding no P, and answers from there; a loop whose requests
+// come quickly blocks in epoll_wait, and one long gap after them does not
+// send it back.
+func TestIdleLoopWaitsInNetpoller(t *testing.T) {
+	srv := startServer(t, "127.0.0.1:0", Config{Tracker: testTracker(t, tracker.Config{Store: newTestStore(t, swarm.Config{})})})
+	loops := len(srv.fast.loops)
+	awaitLoops(t, loops, true)
+	if resp, body := exchange(t, srv, "GET /announce?info_hash="+q20+"&port=1 HTTP/1.0\r\n\r\n"); resp.StatusCode != 200 || !bytes.Contains(body, []byte("interval")) {
+		t.Fatalf("from the idle wait: %s %q", resp.Status, body)
+	}
+	awaitLoops(t, loops, true)
+
+	conn, err := net.Dial("tcp", srv.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	r := bufio.NewReader(conn)
+	keepAlive := func(port int) {
+		t.Helper()
+		io.WriteString(conn, "GET /announce?info_hash="+q20+"&port="+strconv.Itoa(port)+" HTTP/1.1\r\nHost: x\r\n\r\n")
+		resp, err := http.ReadResponse(r, nil)
+		if err != nil {
+			t.Fatalf("request %d: %v", port, err)
+		}
+		io.ReadAll(resp.Body)
+	}
+	// Back-to-back requests on one connection: that loop's waits are one
+	// round trip each, its mean falls under sched.IdleAfter.
+	for i := range 64 {
+		keepAlive(i + 1)
+	}
+	awaitLoops(t, 1, false)
+	time.Sleep(2 * sched.IdleAfter)
+	keepAlive(100)
+	awaitLoops(t, 1, false)
+}
+
+// awaitLoops waits until at least n event loops wait in the netpoller
+// (idle) or in epoll_wait.
+func awaitLoops(t *testing.T, n int, idle bool) {
+	t.Helper()
+	want := "[syscall"
+	if idle {
+		want = "[IO wait"
+	}
+	servetest.WaitFor(t, 5*time.Second, func() error {
+		if seen := servetest.Goroutines(func(g string) bool {
+			return strings.Contains(g, "(*eventLoop).run") && strings.Contains(g, want) && strings.Contains(g, "(*IdleWait).Wait") == idle
+		}); seen < n {
+			return fmt.Errorf("%d event loops %s (idle wait %v), want %d", seen, want, idle, n)
+		}
+		return nil
+	})
 }

@@ -9,52 +9,12 @@ import (
 	"os"
 	"sync/atomic"
 	"syscall"
-	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"herald/internal/sched"
 )
-
-// yieldEvery is how often a reader blocked in recvmmsg passes through the
-// scheduler: well under sysmon's 10 ms preemption tick. 8 ms, measured,
-// left too little margin on a busy machine: a reader whose core was taken
-// for a moment missed the tick, and sysmon's polling cost more than the
-// yields saved (see docs/benchmarks.md, "Single-datagram reads").
-const yieldEvery = 4 * time.Millisecond
-
-// idleAfter is the mean wait of the socket's reads above which a read
-// waits in Go's netpoller rather than in the kernel (see
-// linuxConn.idleWait). A read blocked in the kernel for more than 10 ms
-// has its P taken back by sysmon (proc.go retake), which then polls every
-// 20 µs for a millisecond, and again when the read returns and finds its
-// P gone: about a hundred wake-ups a datagram at 100 datagrams a second,
-// and 300 µs of CPU more than waiting in the netpoller, where the reader
-// holds no P and sysmon sleeps. That wait costs an epoll_ctl, an
-// epoll_wait and the goroutine's park and wake-up, some 10-15 µs. With
-// datagrams arriving at random, a read waits over 10 ms with probability
-// exp(-10 ms / mean wait), which passes 15/300 at a mean of about 3 ms. At one request
-// outstanding the mean is about 150 µs: those reads keep the blocking
-// path, the cheapest there (docs/benchmarks.md, issue 18, session 7:
-// idle waits).
-const idleAfter = 3 * time.Millisecond
-
-// waitWeight is the weight, 1/waitWeight, of each read's wait in the
-// running mean that idleAfter is compared with: one long wait in a busy
-// run, or one short wait between idle ones, does not switch paths.
-const waitWeight = 8
-
-// goyield is runtime.Gosched without the wake-up: the goroutine goes to
-// the tail of its own P's run queue, not the global one, and the runtime
-// does not call wakep. Gosched's wakep found the spare P idle (see
-// BlockedReaders) and started its thread each time, which spun, often
-// took the reader over to itself, and slept again: two futex calls and
-// two thread switches per yield (docs/benchmarks.md, issue 18, session 7).
-// The yield is only there to move the P's scheduling tick on, which a
-// pass through the scheduler on the same thread does. The runtime keeps
-// goyield for linkname users (go.dev/issue/67401).
-//
-//go:linkname goyield runtime.goyield
-func goyield()
 
 // Single-datagram mode. At light load every recvmmsg returns one datagram,
 // and recvmmsg and sendmmsg then cost more in the kernel than recvmsg and
@@ -112,11 +72,9 @@ var oobLen = unix.CmsgSpace(unix.SizeofInet6Pktinfo) + unix.CmsgSpace(int(unsafe
 // marks the socket closing and wakes a blocked reader, and the last of
 // them closes fd, so its number is never reused under a call.
 //
-// When its reads wait long (see idleAfter) the reader waits for the next datagram
-// in the netpoller instead: epfd is an epoll instance holding the socket
-// with EPOLLONESHOT, armed only for such a wait, so datagrams read by the
-// blocking path wake nothing; epfd itself is in the netpoller through
-// idle, an os.File.
+// When its reads wait long (sched.IdleAfter) the reader waits for the
+// next datagram in the netpoller instead (sched.IdleWait), and then reads
+// it without blocking.
 type linuxConn struct {
 	fd      int           // the blocking socket; Close wakes its reader with shutdown(2)
 	state   atomic.Uint64 // closing and closed bits, and the calls in progress (see use)
@@ -133,13 +91,7 @@ type linuxConn struct {
 	single bool // read one datagram per recvmsg (see singleAfter)
 	streak int  // reads in a row that slept for one datagram, or single reads since the last probe
 
-	meanWait int64              // the running mean of the reads' waits, ns (see waitWeight)
-	epfd     int                // the epoll instance over fd (see idleWait)
-	idle     *os.File           // epfd, in the netpoller; closed with fd
-	idleRaw  syscall.RawConn    // idle's
-	idleFn   func(uintptr) bool // c.idleStep, bound once
-	armed    bool               // idleStep armed epfd in this wait
-	events   [1]unix.EpollEvent // idleStep's
+	idle *sched.IdleWait // the reads' waits, and the netpoller wait; closed with fd
 }
 
 // The bits of linuxConn.state above the count of calls in progress.
@@ -265,67 +217,12 @@ func listenBatch(network, addr string, receiveBuffer int) (batchConn, error) {
 		return nil, os.NewSyscallError("fcntl O_NONBLOCK", err)
 	}
 	c.fd = fd
-	if err := c.openIdle(); err != nil {
+	if c.idle, err = sched.NewIdleWait(fd); err != nil {
 		unix.Close(fd)
 		return nil, err
 	}
-	// A new socket has no traffic yet: its reads wait in the netpoller
-	// until they find some.
-	c.lastRead, c.meanWait = now(), 2*int64(idleAfter)
+	c.lastRead = now()
 	return c, nil
-}
-
-// openIdle makes the epoll instance of the idle wait, with the socket in
-// it disarmed, and puts it in the netpoller.
-func (c *linuxConn) openIdle() error {
-	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
-	if err != nil {
-		return os.NewSyscallError("epoll_create1", err)
-	}
-	// No events asked for: disarmed until idleStep arms it.
-	ev := unix.EpollEvent{Events: unix.EPOLLONESHOT, Fd: int32(c.fd)}
-	if err = unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, c.fd, &ev); err != nil {
-		err = os.NewSyscallError("epoll_ctl", err)
-	} else if err = unix.SetNonblock(epfd, true); err != nil { // so that os.NewFile polls it
-		err = os.NewSyscallError("fcntl O_NONBLOCK", err)
-	}
-	if err != nil {
-		unix.Close(epfd)
-		return err
-	}
-	c.epfd, c.idle = epfd, os.NewFile(uintptr(epfd), "epoll")
-	if c.idleRaw, err = c.idle.SyscallConn(); err != nil {
-		c.idle.Close()
-		return err
-	}
-	c.idleFn = c.idleStep
-	return nil
-}
-
-// idleWait parks the reader in the netpoller until the socket is readable
-// (a datagram, or Close's shutdown), within a use of the descriptor. The
-// blocking read that follows then returns at once. The wait cannot fail:
-// only closing the File would end it, and done closes it after this use;
-// should arming fail, the read blocks as it would have.
-func (c *linuxConn) idleWait() {
-	c.armed = false
-	_ = c.idleRaw.Read(c.idleFn)
-}
-
-// idleStep is the RawConn.Read callback of idleWait. The first call arms
-// epfd, after Read has cleared the poller's readiness, so the runtime
-// hears of any datagram from then on; arming checks the level, so one
-// already queued makes epfd ready at once. Later calls, after the poller
-// reported epfd readable, take the event (which disarms the socket
-// again) and report whether there was one.
-func (c *linuxConn) idleStep(uintptr) bool {
-	if !c.armed {
-		c.armed = true
-		ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLONESHOT, Fd: int32(c.fd)}
-		return unix.EpollCtl(c.epfd, unix.EPOLL_CTL_MOD, c.fd, &ev) != nil // then read as before
-	}
-	n, err := unix.EpollWait(c.epfd, c.events[:], 0)
-	return n > 0 || err != nil && err != unix.EINTR
 }
 
 func (c *linuxConn) LocalAddr() netip.AddrPort { return c.local }
@@ -363,8 +260,8 @@ func (c *linuxConn) ReadBatch(msgs []message) (int, instant, error) {
 	// 10 ms sysmon takes the P back from the system call and then polls
 	// every 20 µs for the next millisecond. A yield every few milliseconds
 	// moves the P's scheduling tick on and keeps sysmon asleep.
-	if start-c.lastYield > int64(yieldEvery) {
-		goyield()
+	if start-c.lastYield > int64(sched.YieldEvery) {
+		sched.Yield()
 		c.lastYield = start
 	}
 	b := &c.rx
@@ -383,12 +280,15 @@ func (c *linuxConn) ReadBatch(msgs []message) (int, instant, error) {
 	if !c.use() {
 		return 0, c.lastRead, net.ErrClosed
 	}
-	if c.meanWait > int64(idleAfter) {
-		c.idleWait()
+	// After a wait in the netpoller a datagram is queued: the read takes
+	// it without blocking (see sched.IdleWait.Wait).
+	ready := c.idle.Idle()
+	if ready {
+		c.idle.Wait()
 	}
 	if c.single && c.streak < probeEvery {
 		c.streak++
-		n, err := c.readOne(&msgs[0])
+		n, err := c.readOne(&msgs[0], ready)
 		c.done()
 		c.endRead(start)
 		if n == 1 && msgs[0].Arrived != 0 && msgs[0].Arrived < began {
@@ -396,7 +296,7 @@ func (c *linuxConn) ReadBatch(msgs []message) (int, instant, error) {
 		}
 		return n, c.lastRead, err
 	}
-	n, errno := blockingCall(unix.SYS_RECVMMSG, uintptr(c.fd), uintptr(unsafe.Pointer(&b.hdrs[0])), uintptr(b.vlen), unix.MSG_WAITFORONE, 0, 0)
+	n, errno := recvCall(ready, unix.SYS_RECVMMSG, uintptr(c.fd), uintptr(unsafe.Pointer(&b.hdrs[0])), uintptr(b.vlen), unix.MSG_WAITFORONE, 0, 0, 3)
 	c.done()
 	c.endRead(start)
 	if errno != 0 {
@@ -423,7 +323,7 @@ func (c *linuxConn) ReadBatch(msgs []message) (int, instant, error) {
 // endRead notes the end of a read that began at start (monotonic).
 func (c *linuxConn) endRead(start int64) {
 	c.lastRead = now()
-	c.meanWait += (c.lastRead.mono - start - c.meanWait) / waitWeight
+	c.idle.Waited(c.lastRead.mono - start)
 }
 
 // decodeRx fills m from receive header i, which the kernel wrote, and
@@ -438,10 +338,11 @@ func (c *linuxConn) decodeRx(m *message, i int) {
 }
 
 // readOne reads one datagram into m with recvmsg over receive header 0,
-// which describes m (see ReadBatch), within a use of the descriptor.
-func (c *linuxConn) readOne(m *message) (int, error) {
+// which describes m (see ReadBatch), within a use of the descriptor;
+// ready says one is queued (see recvCall).
+func (c *linuxConn) readOne(m *message, ready bool) (int, error) {
 	h := &c.rx.hdrs[0]
-	n, errno := blockingCall(unix.SYS_RECVMSG, uintptr(c.fd), uintptr(unsafe.Pointer(&h.Hdr)), 0, 0, 0, 0)
+	n, errno := recvCall(ready, unix.SYS_RECVMSG, uintptr(c.fd), uintptr(unsafe.Pointer(&h.Hdr)), 0, 0, 0, 0, 2)
 	if errno != 0 {
 		return 0, os.NewSyscallError("recvmsg", errno)
 	}
@@ -497,10 +398,10 @@ func (c *linuxConn) WriteBatch(msgs []message) (int, error) {
 	var errno syscall.Errno
 	name := "sendto"
 	if h.Control == nil {
-		errno = sendOne(unix.SYS_SENDTO, uintptr(c.fd), uintptr(unsafe.Pointer(h.Iov.Base)), uintptr(h.Iov.Len), 0, uintptr(unsafe.Pointer(h.Name)), uintptr(h.Namelen), 3)
+		_, errno = nonblockingFirst(unix.SYS_SENDTO, uintptr(c.fd), uintptr(unsafe.Pointer(h.Iov.Base)), uintptr(h.Iov.Len), 0, uintptr(unsafe.Pointer(h.Name)), uintptr(h.Namelen), 3)
 	} else {
 		name = "sendmsg"
-		errno = sendOne(unix.SYS_SENDMSG, uintptr(c.fd), uintptr(unsafe.Pointer(h)), 0, 0, 0, 0, 2)
+		_, errno = nonblockingFirst(unix.SYS_SENDMSG, uintptr(c.fd), uintptr(unsafe.Pointer(h)), 0, 0, 0, 0, 2)
 	}
 	c.done()
 	if errno != 0 {
@@ -509,21 +410,37 @@ func (c *linuxConn) WriteBatch(msgs []message) (int, error) {
 	return 1, nil
 }
 
-// sendOne makes the send of one datagram whose flags are argument a[flags]
-// of a = a1..a6 (3 for sendto, 2 for sendmsg): first with
-// MSG_DONTWAIT as a raw system call, without the scheduler's bookkeeping
-// for a call that may block (a UDP send waits only for room in the
-// socket's send buffer, which it rarely lacks), and only if that would
-// have had to wait, as a blocking call.
-func sendOne(trap, a1, a2, a3, a4, a5, a6 uintptr, flags int) syscall.Errno {
+// nonblockingFirst makes a send or receive whose flags are argument
+// a[flags] of a = a1..a6 (3 for sendto and recvmmsg, 2 for sendmsg and
+// recvmsg): first with MSG_DONTWAIT as a raw system call, without the
+// scheduler's bookkeeping for a call that may block, and only if that
+// would have had to wait, as a blocking call. It suits a call that rarely
+// waits: a UDP send waits only for room in the socket's send buffer, and
+// a read after the idle wait finds its datagram queued. The bookkeeping
+// is not only time: entering a system call wakes sysmon when every P was
+// idle, as they are after an idle wait, and sysmon then polls and sleeps
+// again (2 futex calls, a nanosleep and 2 thread switches per datagram).
+func nonblockingFirst(trap, a1, a2, a3, a4, a5, a6 uintptr, flags int) (int, syscall.Errno) {
 	a := [6]uintptr{a1, a2, a3, a4, a5, a6}
 	a[flags] |= unix.MSG_DONTWAIT
-	_, _, errno := unix.RawSyscall6(trap, a[0], a[1], a[2], a[3], a[4], a[5])
-	if errno == unix.EAGAIN || errno == unix.EINTR {
+	n, _, errno := unix.RawSyscall6(trap, a[0], a[1], a[2], a[3], a[4], a[5])
+	switch errno {
+	case 0:
+		return int(n), 0
+	case unix.EAGAIN, unix.EINTR:
 		a[flags] &^= unix.MSG_DONTWAIT
-		_, errno = blockingCall(trap, a[0], a[1], a[2], a[3], a[4], a[5])
+		return blockingCall(trap, a[0], a[1], a[2], a[3], a[4], a[5])
 	}
-	return errno
+	return 0, errno
+}
+
+// recvCall makes a receive: nonblockingFirst when ready (a datagram is
+// queued), else a blocking call.
+func recvCall(ready bool, trap, a1, a2, a3, a4, a5, a6 uintptr, flags int) (int, syscall.Errno) {
+	if ready {
+		return nonblockingFirst(trap, a1, a2, a3, a4, a5, a6, flags)
+	}
+	return blockingCall(trap, a1, a2, a3, a4, a5, a6)
 }
 
 // blockingCall makes a system call that may block, through the scheduler

@@ -16,6 +16,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"herald/counters"
+	"herald/internal/sched"
+	"herald/internal/servetest"
 	"herald/swarm"
 	"herald/tracker"
 )
@@ -242,7 +244,7 @@ func TestCloseWakesBlockedRead(t *testing.T) {
 			c := bc.(*linuxConn)
 			c.single = tc.single
 			if !tc.idle {
-				c.meanWait = 0
+				setIdle(c.idle, false)
 			}
 			go func() {
 				rx := newMessages(batchLen, maxPacketLen)
@@ -296,7 +298,7 @@ func TestIdleWait(t *testing.T) {
 	// waited long.
 	for i := range 2 {
 		awaitReader(t, true)
-		time.Sleep(2 * idleAfter)
+		time.Sleep(2 * sched.IdleAfter)
 		send(byte(i))
 		readOne()
 		if i == 0 {
@@ -304,8 +306,9 @@ func TestIdleWait(t *testing.T) {
 		}
 	}
 	// Datagrams queued before each read: none waits, and the mean wait
-	// falls under idleAfter.
-	for i := range 4 * waitWeight {
+	// falls under sched.IdleAfter (32 waits near 0 take a mean of twice
+	// IdleAfter under it at any weight up to 1/16).
+	for i := range 32 {
 		send(byte(i))
 		next <- struct{}{}
 		readOne()
@@ -322,7 +325,7 @@ func TestIdleWaitAllocatesNothing(t *testing.T) {
 	rx := newMessages(batchLen, maxPacketLen)
 	allocs := testing.AllocsPerRun(100, func() {
 		client.trySend([]byte{1})
-		c.meanWait = 2 * int64(idleAfter)
+		setIdle(c.idle, true)
 		if n, _, err := c.ReadBatch(rx); n != 1 || err != nil {
 			t.Fatalf("ReadBatch: %d, %v; want 1 datagram", n, err)
 		}
@@ -340,20 +343,14 @@ func awaitReader(t *testing.T, idle bool) {
 	if idle {
 		want = "[IO wait"
 	}
-	buf := make([]byte, 1<<20)
-	var last string
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
-		for _, g := range strings.Split(string(buf[:runtime.Stack(buf, true)]), "\n\n") {
-			if !strings.Contains(g, "(*linuxConn).ReadBatch") {
-				continue
-			}
-			last = g
-			if strings.Contains(g, want) && strings.Contains(g, "(*linuxConn).idleWait") == idle {
-				return
-			}
+	servetest.WaitFor(t, 5*time.Second, func() error {
+		if servetest.Goroutines(func(g string) bool {
+			return strings.Contains(g, "(*linuxConn).ReadBatch") && strings.Contains(g, want) && strings.Contains(g, "(*IdleWait).Wait") == idle
+		}) == 0 {
+			return fmt.Errorf("reader not %s (idle wait %v)", want, idle)
 		}
-	}
-	t.Fatalf("reader not %s (idle wait %v) after 5s; last seen:\n%s", want, idle, last)
+		return nil
+	})
 }
 
 // TestCloseThenCalls: after Close, reads and writes fail with
@@ -712,4 +709,16 @@ func dialTestClient(t *testing.T, to netip.AddrPort) (*net.UDPConn, netip.AddrPo
 		return client, netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), port)
 	}
 	return client, netip.AddrPortFrom(netip.IPv6Loopback(), port)
+}
+
+// setIdle makes w's running mean say idle, or busy, as a run of long, or
+// short, waits would.
+func setIdle(w *sched.IdleWait, idle bool) {
+	for w.Idle() != idle {
+		if idle {
+			w.Waited(int64(10 * sched.IdleAfter))
+		} else {
+			w.Waited(0)
+		}
+	}
 }

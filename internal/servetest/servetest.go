@@ -5,6 +5,8 @@ package servetest
 
 import (
 	"context"
+	"runtime"
+	"strings"
 	"testing"
 	"time"
 )
@@ -45,4 +47,18 @@ func WaitFor(t testing.TB, within time.Duration, check func() error) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// Goroutines counts the goroutines whose stack, as runtime.Stack prints it
+// (the state in the first line, "[IO wait]" or "[syscall]", then the
+// calls), satisfies match: how a test sees where a loop waits.
+func Goroutines(match func(stack string) bool) int {
+	buf := make([]byte, 1<<20)
+	n := 0
+	for _, g := range strings.Split(string(buf[:runtime.Stack(buf, true)]), "\n\n") {
+		if match(g) {
+			n++
+		}
+	}
+	return n
 }
