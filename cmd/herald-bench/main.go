@@ -452,10 +452,13 @@ type result struct {
 	CPUPerValid   *float64   `json:"cpu_us_per_valid,omitempty"`
 	// CPUSysPerValid is the kernel's part of CPUPerValid (stime): system
 	// calls, the network stack, wake-ups.
-	CPUSysPerValid *float64    `json:"cpu_sys_us_per_valid,omitempty"`
-	RSSBefore      int64       `json:"rss_before_bytes,omitempty"`
-	RSSAfter       int64       `json:"rss_after_bytes,omitempty"`
-	Fill           *fillResult `json:"fill,omitempty"`
+	CPUSysPerValid *float64 `json:"cpu_sys_us_per_valid,omitempty"`
+	// RunsPerValid is how many times the tracker's threads were put on a
+	// CPU per valid response (see procSample.runs).
+	RunsPerValid *float64    `json:"runs_per_valid,omitempty"`
+	RSSBefore    int64       `json:"rss_before_bytes,omitempty"`
+	RSSAfter     int64       `json:"rss_after_bytes,omitempty"`
+	Fill         *fillResult `json:"fill,omitempty"`
 }
 
 type latencyUS struct {
@@ -506,6 +509,10 @@ func (r *result) setProc(before, after procSample, ticksPerSec float64) {
 			sys = per * float64(after.sysTicks-before.sysTicks) / float64(ticks)
 		}
 		r.CPUSysPerValid = &sys
+		if before.runs > 0 && after.runs >= before.runs {
+			runs := float64(after.runs-before.runs) / float64(r.Valid)
+			r.RunsPerValid = &runs
+		}
 	}
 	r.RSSBefore, r.RSSAfter = before.rssBytes, after.rssBytes
 }
@@ -539,6 +546,9 @@ func (r *result) write(out io.Writer, jsonLine bool) error {
 		fmt.Fprintf(w, "  tracker CPU: %.2fs", *r.CPUSeconds)
 		if r.CPUPerValid != nil {
 			fmt.Fprintf(w, " = %.2f µs per valid response (%.2f in the kernel)", *r.CPUPerValid, *r.CPUSysPerValid)
+		}
+		if r.RunsPerValid != nil {
+			fmt.Fprintf(w, ", on a CPU %.3f times per valid response", *r.RunsPerValid)
 		}
 		fmt.Fprintf(w, "; RSS %.1f MiB -> %.1f MiB\n", float64(r.RSSBefore)/(1<<20), float64(r.RSSAfter)/(1<<20))
 	}

@@ -54,6 +54,12 @@ type procSample struct {
 	// under half a tick per second. A thread that exits takes its time with
 	// it; trackers keep theirs for the run. 0 where schedstat is missing.
 	cpuNanos uint64
+	// runs counts the times the live threads were put on a CPU (schedstat's
+	// third field): the tracker's wake-ups, and its preemptions. At light
+	// load each wake-up from an idle core is most of a response's CPU, and
+	// what it costs swings with the host's other work from one run to the
+	// next, where the count does not. 0 where schedstat is missing.
+	runs     uint64
 	rssBytes int64
 }
 
@@ -88,45 +94,51 @@ func sampleProc(pid int) (procSample, error) {
 	if err != nil {
 		return procSample{}, fmt.Errorf("tracker rss: pid %d: %w", pid, err)
 	}
-	return procSample{cpuTicks: user + sys, sysTicks: sys, cpuNanos: threadsRunTime(pid), rssBytes: rss}, nil
+	p := procSample{cpuTicks: user + sys, sysTicks: sys, rssBytes: rss}
+	p.cpuNanos, p.runs = threadsSchedstat(pid)
+	return p, nil
 }
 
-// threadsRunTime sums the run time of pid's threads from their schedstat
-// files; 0 if any cannot be read (a kernel without schedstat, or a thread
-// that ended while being read: the sample then falls back to ticks).
-func threadsRunTime(pid int) uint64 {
+// threadsSchedstat sums the run time of pid's threads, and the times they
+// were put on a CPU, from their schedstat files; 0s if any cannot be read
+// (a kernel without schedstat, or a thread that ended while being read:
+// the sample then falls back to ticks).
+func threadsSchedstat(pid int) (nanos, runs uint64) {
 	dir := fmt.Sprintf("/proc/%d/task", pid)
 	tasks, err := os.ReadDir(dir)
 	if err != nil {
-		return 0
+		return 0, 0
 	}
-	var total uint64
 	for _, t := range tasks {
 		b, err := os.ReadFile(dir + "/" + t.Name() + "/schedstat")
 		if err != nil {
-			return 0
+			return 0, 0
 		}
-		ns, err := parseSchedstat(b)
+		ns, n, err := parseSchedstat(b)
 		if err != nil {
-			return 0
+			return 0, 0
 		}
-		total += ns
+		nanos += ns
+		runs += n
 	}
-	return total
+	return nanos, runs
 }
 
-// parseSchedstat returns the first of schedstat's three fields: the time
-// the thread has run on a CPU, in nanoseconds.
-func parseSchedstat(b []byte) (uint64, error) {
+// parseSchedstat returns the first and third of schedstat's three fields:
+// the time the thread has run on a CPU, in nanoseconds, and how many
+// times it was put on one.
+func parseSchedstat(b []byte) (nanos, runs uint64, err error) {
 	f := strings.Fields(string(b))
 	if len(f) != 3 {
-		return 0, fmt.Errorf("schedstat: %d fields, want 3", len(f))
+		return 0, 0, fmt.Errorf("schedstat: %d fields, want 3", len(f))
 	}
-	ns, err := strconv.ParseUint(f[0], 10, 64)
-	if err != nil {
-		return 0, fmt.Errorf("schedstat: run time %q", f[0])
+	if nanos, err = strconv.ParseUint(f[0], 10, 64); err != nil {
+		return 0, 0, fmt.Errorf("schedstat: run time %q", f[0])
 	}
-	return ns, nil
+	if runs, err = strconv.ParseUint(f[2], 10, 64); err != nil {
+		return 0, 0, fmt.Errorf("schedstat: timeslices %q", f[2])
+	}
+	return nanos, runs, nil
 }
 
 // parseStatCPU returns utime and stime (fields 14 and 15) from

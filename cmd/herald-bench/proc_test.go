@@ -55,6 +55,10 @@ func TestSampleOwnProcess(t *testing.T) {
 			t.Fatalf("20s of spinning counted %d ticks", after.cpuTicks-before.cpuTicks)
 		}
 	}
+	// sysmon alone sleeps and wakes many times in 10 ticks.
+	if after.runs <= before.runs {
+		t.Errorf("threads put on a CPU %d times, then %d", before.runs, after.runs)
+	}
 	if after.rssBytes < 1<<20 {
 		t.Errorf("RSS %d bytes", after.rssBytes)
 	}
@@ -68,12 +72,12 @@ func TestSampleOwnProcess(t *testing.T) {
 }
 
 func TestParseSchedstat(t *testing.T) {
-	got, err := parseSchedstat([]byte("101017 2305 7\n"))
-	if err != nil || got != 101017 {
-		t.Errorf("got %d, %v; want 101017", got, err)
+	nanos, runs, err := parseSchedstat([]byte("101017 2305 7\n"))
+	if err != nil || nanos != 101017 || runs != 7 {
+		t.Errorf("got %d ns, %d runs, %v; want 101017 ns, 7 runs", nanos, runs, err)
 	}
-	for _, bad := range []string{"", "1 2", "x 2 3", "-1 2 3"} {
-		if _, err := parseSchedstat([]byte(bad)); err == nil {
+	for _, bad := range []string{"", "1 2", "x 2 3", "-1 2 3", "1 2 x", "1 2 -3"} {
+		if _, _, err := parseSchedstat([]byte(bad)); err == nil {
 			t.Errorf("accepted %q", bad)
 		}
 	}
@@ -81,7 +85,7 @@ func TestParseSchedstat(t *testing.T) {
 
 func FuzzParseSchedstat(f *testing.F) {
 	f.Add([]byte("101017 0 1\n"))
-	f.Fuzz(func(t *testing.T, b []byte) { _, _ = parseSchedstat(b) })
+	f.Fuzz(func(t *testing.T, b []byte) { _, _, _ = parseSchedstat(b) })
 }
 
 func FuzzParseStatCPU(f *testing.F) {

@@ -31,6 +31,12 @@ var metrics = []metric{
 		}
 		return *r.CPUSysPerValid, true
 	}},
+	{"runs_per_valid", func(r *result) (float64, bool) {
+		if r.RunsPerValid == nil || r.Fill != nil {
+			return 0, false
+		}
+		return *r.RunsPerValid, true
+	}},
 	{"p50_us", func(r *result) (float64, bool) { return r.LatencyUS.P50, r.Fill == nil && r.Valid > 0 }},
 	{"p99_us", func(r *result) (float64, bool) { return r.LatencyUS.P99, r.Fill == nil && r.Valid > 0 }},
 	// The tracker's own response time, from its histogram (-metrics):
