@@ -81,8 +81,10 @@
 // 16th chunk waits for the asker's acknowledgement, so a large state never
 // overruns the asker or the servers. The asker merges each chunk
 // (store.Restore: the fresher age of a peer wins, expired peers are
-// dropped) and only then joins the queue group, so a node restarted empty
-// never answers for the cluster. A node also asks every node it hears from
+// dropped, and so are peers stopped since it asked: the batch with a stop
+// made after the dump can arrive before the stream) and only then joins
+// the queue group, so a node restarted empty never answers for the
+// cluster. A node also asks every node it hears from
 // for the first time for that node's own peers (<prefix>.sync.<id>): the
 // one-member answer can lack batches a third node published before the
 // NATS servers learned of the asker's subscription, and the direct answers

@@ -2,6 +2,7 @@ package cluster_test
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
@@ -16,6 +17,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
+	"herald/cluster"
 	"herald/internal/servetest"
 	"herald/swarm"
 )
@@ -310,4 +314,122 @@ func TestExactAfterPartition(t *testing.T) {
 	if stale == 0 {
 		t.Error("no stale peer removed: the partition missed no stop")
 	}
+}
+
+// A node's dump can be older than its next batch: it stops a peer after
+// dumping its store, and the batch with the stop overtakes the stream on
+// the asker (another subscription, applied by another goroutine). The
+// stream must not bring the stopped peer back, whether it answers a direct
+// catch-up (after a partition, a gap, or a node heard for the first time)
+// or a full one (a node connecting). Here a raw client plays the answering
+// node and sends the stop before the dump that still holds its peer.
+func TestCatchUpDoesNotRestorePeerStoppedMeanwhile(t *testing.T) {
+	h, addr := hashOf("stopped meanwhile"), peerAddr(9)
+	const sender = 0x4e
+	batch := func(seq uint32, ev swarm.Event) []byte {
+		return cluster.AppendRecord(cluster.AppendHeader(nil, cluster.Header{Kind: cluster.KindAnnounces, Node: sender, Seq: seq}),
+			&swarm.Announce{InfoHash: h, Addr: addr, Event: ev})
+	}
+	// answer streams a dump made before the stop: one chunk with the peer,
+	// and the end.
+	answer := func(t *testing.T, raw *nats.Conn, reply string) {
+		t.Helper()
+		ts := swarm.TorrentState{InfoHash: h, Peers: []swarm.PeerState{{Addr: addr}}}
+		chunk := swarm.AppendTorrentState(cluster.AppendHeader(nil, cluster.Header{Kind: cluster.KindSyncChunk, Node: sender, Seq: 1}), &ts)
+		end := cluster.AppendSyncEnd(cluster.AppendHeader(nil, cluster.Header{Kind: cluster.KindSyncEnd, Node: sender, Seq: 2}),
+			cluster.SyncEnd{Torrents: 1, Peers: 1, Name: "sender"})
+		if err := errors.Join(raw.Publish(reply, chunk), raw.Publish(reply, end)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// requests hands the test the reply subjects of the catch-up requests
+	// raw receives on subject (in queue group queue, unless empty).
+	requests := func(t *testing.T, raw *nats.Conn, subject, queue string) <-chan string {
+		t.Helper()
+		replies := make(chan string, 4)
+		if _, err := raw.QueueSubscribe(subject, queue, func(m *nats.Msg) { replies <- m.Reply }); err != nil {
+			t.Fatal(err)
+		}
+		if err := raw.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		return replies
+	}
+	next := func(t *testing.T, replies <-chan string) string {
+		t.Helper()
+		select {
+		case r := <-replies:
+			return r
+		case <-time.After(5 * time.Second):
+			t.Fatal("no catch-up request")
+			return ""
+		}
+	}
+	publish := func(t *testing.T, raw *nats.Conn, msg []byte) {
+		t.Helper()
+		if err := raw.Publish("herald.announces", msg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	caughtUp := func(in *instance, want uint64) func() error {
+		return func() error {
+			if st := in.node.Stats(); st.CatchUps != want {
+				return fmt.Errorf("%+v", st)
+			}
+			return nil
+		}
+	}
+
+	t.Run("direct", func(t *testing.T) {
+		ns := startNATS(t, 1)
+		in := startInstance(t, "asker", []string{ns.url(0)})
+		waitFor(t, 5*time.Second, "node caught up", func() error {
+			if !in.node.Stats().CaughtUp {
+				return fmt.Errorf("not yet")
+			}
+			return nil
+		})
+		raw := rawClient(t, ns.url(0))
+		replies := requests(t, raw, fmt.Sprintf("herald.sync.%x", sender), "")
+		// Batch 5 of a node heard for the first time: the asker stores
+		// the peer and asks the sender for its own peers.
+		publish(t, raw, batch(5, swarm.EventStarted))
+		reply := next(t, replies)
+		// The sender dumped its store on the request; then its client
+		// stopped, and the batch went out before the dump.
+		publish(t, raw, batch(6, swarm.EventStopped))
+		waitFor(t, 5*time.Second, "the stop applied", func() error {
+			if st := in.node.Stats(); st.Applied != 2 {
+				return fmt.Errorf("%+v", st)
+			}
+			return nil
+		})
+		answer(t, raw, reply)
+		waitFor(t, 5*time.Second, "the catch-up", caughtUp(in, 1))
+		if err := sameAs(map[string]bool{}, in)(); err != nil {
+			t.Errorf("after the stop and the older dump: %v", err)
+		}
+	})
+
+	t.Run("full", func(t *testing.T) {
+		ns := startNATS(t, 1)
+		raw := rawClient(t, ns.url(0))
+		replies := requests(t, raw, "herald.sync", "sync")
+		in := startInstance(t, "asker", []string{ns.url(0)})
+		reply := next(t, replies)
+		// The member's client stopped the peer after the member dumped
+		// its store.
+		publish(t, raw, batch(1, swarm.EventStopped))
+		waitFor(t, 5*time.Second, "the stop applied", func() error {
+			if st := in.node.Stats(); st.Applied != 1 {
+				return fmt.Errorf("%+v", st)
+			}
+			return nil
+		})
+		answer(t, raw, reply)
+		waitFor(t, 5*time.Second, "the catch-up", caughtUp(in, 1))
+		if err := sameAs(map[string]bool{}, in)(); err != nil {
+			t.Errorf("after the stop and the older dump: %v", err)
+		}
+	})
 }

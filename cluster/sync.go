@@ -45,6 +45,14 @@ import (
 // (stops it missed across a partition), and they go. A peer announced
 // meanwhile is marked, so a batch that overtakes the stream removes
 // nothing.
+//
+// A batch can overtake the stream the other way too: the sender copies a
+// shard of its store, its client stops a peer of that shard, and the batch
+// with the stop goes out before the chunk with the peer, or is applied here
+// first (by the announce subscription's goroutine, the chunk by the sync
+// loop's). So during every catch-up the store remembers the peers stopped
+// since it began (swarm.Store.KeepStops) and does not restore them, or
+// they would stay, marked, until they expired.
 const ackEvery = 16
 
 // queueSync is the queue group of the <prefix>.sync responders.
@@ -169,6 +177,11 @@ func (n *Node) catchUp(ctx context.Context, subject string, scope byte, from uin
 			n.store.ClearMarks()
 		}
 	}
+	// The stream is dumped after the request arrives, and a stop the
+	// answerer's client makes after that can reach this store first, by
+	// batch: the stream must not bring that peer back.
+	n.store.KeepStops()
+	defer n.store.ForgetStops()
 	inbox := n.nc.NewInbox()
 	sub, err := n.nc.SubscribeSync(inbox)
 	if err != nil {

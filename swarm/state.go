@@ -110,12 +110,13 @@ func (s *Store) peerState(r []byte, stamp uint8) PeerState {
 }
 
 // Restore merges ts into the store, as of now. Peers older than the peer
-// timeout are dropped (they expired while the state was on disk); a peer
-// already present keeps the fresher of the two ages, and with it its flags
-// and origin (an origin it lacks it takes from ts). Every peer of ts the
-// store keeps is marked (ClearMarks). A torrent with neither
-// peers nor a completed count is not created. Limits apply as for announces;
-// Restore reports how many peers it added.
+// timeout are dropped (they expired while the state was on disk), and so
+// are peers absent here that were stopped since KeepStops; a peer already
+// present keeps the fresher of the two ages, and with it its flags and
+// origin (an origin it lacks it takes from ts). Every peer of ts the store
+// keeps is marked (ClearMarks). A torrent with neither peers nor a
+// completed count is not created. Limits apply as for announces; Restore
+// reports how many peers it added.
 func (s *Store) Restore(ts *TorrentState) (int, error) {
 	timeout := s.cfg.PeerTimeout
 	live := 0
@@ -134,10 +135,25 @@ func (s *Store) Restore(ts *TorrentState) (int, error) {
 	sh := s.shardOf(&ts.InfoHash)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
+	var kbuf [PeerLen6]byte
 	var sl *slot
 	if i, ok := s.lookup(sh, &ts.InfoHash); ok {
 		sl = &sh.tab[i]
 	} else {
+		if sh.stopped != nil && ts.Completed == 0 {
+			// Every peer would be new: the torrent is created only if
+			// one of them was not stopped meanwhile.
+			for _, p := range ts.Peers {
+				if p.Age < timeout && ValidPeer(p.Addr) {
+					if key, _ := packKey(&kbuf, p.Addr); sh.wasStopped(&ts.InfoHash, key) {
+						live--
+					}
+				}
+			}
+			if live == 0 {
+				return 0, nil
+			}
+		}
 		if !reserve(&s.torrents, s.cfg.MaxTorrents) {
 			sh.torrentLimit.Add(1)
 			return 0, ErrTorrentLimit
@@ -154,7 +170,6 @@ func (s *Store) Restore(ts *TorrentState) (int, error) {
 	before := sh.famCounts(sl)
 	defer func() { sh.account(before, sh.famCounts(sl)) }()
 	added := 0
-	var kbuf [PeerLen6]byte
 	for _, p := range ts.Peers {
 		if p.Age >= timeout {
 			continue
@@ -181,6 +196,9 @@ func (s *Store) Restore(ts *TorrentState) (int, error) {
 				sh.addSeeder(sl, rl, -1)
 			}
 		} else {
+			if sh.wasStopped(&ts.InfoHash, key) {
+				continue
+			}
 			if !reserve(&s.peers, s.cfg.MaxPeers) {
 				sh.peerLimit.Add(1)
 				return added, ErrPeerLimit
@@ -194,6 +212,56 @@ func (s *Store) Restore(ts *TorrentState) (int, error) {
 		rec[rl-2], rec[rl-1] = byte(p.Flags())|flagMark|p.Origin<<originShift, stamp-age
 	}
 	return added, nil
+}
+
+// KeepStops has the store remember, until ForgetStops, every peer a
+// stopped announce removes (or finds absent), and Restore not add those
+// back: another instance's state can be dumped before one of its peers
+// stops and reach this store after the stop did, as a catch-up stream
+// overtaken by an announce batch. A peer announced again after its stop is
+// present, and Restore merges it as any other. One such round runs at a
+// time.
+func (s *Store) KeepStops() {
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.Lock()
+		sh.stopped = make(map[stoppedPeer]struct{})
+		sh.mu.Unlock()
+	}
+}
+
+// ForgetStops ends what KeepStops began.
+func (s *Store) ForgetStops() {
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.Lock()
+		sh.stopped = nil
+		sh.mu.Unlock()
+	}
+}
+
+// stoppedPeer is a peer of one torrent in KeepStops's set: its packed
+// address (IPv4 in the first PeerLen4 bytes) and that address's length.
+type stoppedPeer struct {
+	hash InfoHash
+	addr [PeerLen6]byte
+	n    uint8
+}
+
+func stoppedPeerOf(h *InfoHash, key []byte) stoppedPeer {
+	p := stoppedPeer{hash: *h, n: uint8(len(key))}
+	copy(p.addr[:], key)
+	return p
+}
+
+// wasStopped reports whether the peer of packed address key was stopped in
+// torrent h since KeepStops; sh.mu is held.
+func (sh *shard) wasStopped(h *InfoHash, key []byte) bool {
+	if sh.stopped == nil {
+		return false
+	}
+	_, ok := sh.stopped[stoppedPeerOf(h, key)]
+	return ok
 }
 
 // ClearMarks clears every peer's mark. From then on Announce and Restore

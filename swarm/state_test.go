@@ -155,6 +155,73 @@ func BenchmarkDumpLockHold(b *testing.B) {
 	}
 }
 
+// Another instance's state can be dumped before one of its peers stops
+// and arrive after the stop: during a KeepStops round Restore leaves out
+// the peers stopped since it began, a torrent with only such peers is not
+// created, and a peer announced again after its stop merges as before.
+// Outside a round Restore keeps every peer.
+func TestRestoreLeavesOutPeersStoppedMeanwhile(t *testing.T) {
+	s := newStore(t, Config{Shards: 4})
+	s.SetNow(time.Now())
+	held, gone := hashN(1), hashN(2)
+	stopped, back, kept, fresh := addr4(1, 1), addr6(2, 1), addr4(3, 1), addr4(4, 1)
+	for _, addr := range []netip.AddrPort{stopped, back, kept} {
+		announce(t, s, Announce{InfoHash: held, Addr: addr, FromCluster: true, Origin: 1}, FamilyBoth)
+	}
+	dump := []TorrentState{
+		{InfoHash: held, Peers: []PeerState{{Addr: stopped}, {Addr: back}, {Addr: kept}, {Addr: fresh}}},
+		{InfoHash: gone, Peers: []PeerState{{Addr: stopped}}},
+	}
+
+	s.KeepStops()
+	for _, a := range []Announce{
+		{InfoHash: held, Addr: stopped, Event: EventStopped},
+		{InfoHash: held, Addr: back, Event: EventStopped},
+		{InfoHash: held, Addr: back},
+		{InfoHash: gone, Addr: stopped, Event: EventStopped}, // a torrent this store never had
+	} {
+		a.FromCluster, a.Origin = true, 1
+		announce(t, s, a, FamilyBoth)
+	}
+	for i := range dump {
+		if _, err := s.Restore(&dump[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.ForgetStops()
+	peers := func() map[InfoHash][]netip.AddrPort {
+		got := map[InfoHash][]netip.AddrPort{}
+		s.Dump(func(ts *TorrentState) error {
+			got[ts.InfoHash] = []netip.AddrPort{}
+			for _, p := range ts.Peers {
+				got[ts.InfoHash] = append(got[ts.InfoHash], p.Addr)
+			}
+			slices.SortFunc(got[ts.InfoHash], netip.AddrPort.Compare)
+			return nil
+		})
+		return got
+	}
+	want := map[InfoHash][]netip.AddrPort{held: {kept, fresh, back}}
+	slices.SortFunc(want[held], netip.AddrPort.Compare)
+	if got := peers(); !maps.EqualFunc(got, want, slices.Equal) {
+		t.Fatalf("after the round: %v, want %v", got, want)
+	}
+	if s.Torrents() != 1 {
+		t.Fatalf("%d torrents, want 1", s.Torrents())
+	}
+
+	for i := range dump {
+		if _, err := s.Restore(&dump[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want = map[InfoHash][]netip.AddrPort{held: {stopped, kept, fresh, back}, gone: {stopped}}
+	slices.SortFunc(want[held], netip.AddrPort.Compare)
+	if got := peers(); !maps.EqualFunc(got, want, slices.Equal) {
+		t.Fatalf("after the round, restored again: %v, want %v", got, want)
+	}
+}
+
 // A rejoining cluster node restores everything another instance holds as
 // its own, then drops what it had from that instance and did not get back:
 // peers of other origins, its own peers and peers announced meanwhile stay.

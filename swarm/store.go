@@ -137,6 +137,9 @@ type shard struct {
 	// renewed is the shard's share of Renewals, bumped under mu (so by a
 	// load and a store: there is one writer at a time).
 	renewed [RenewMinutes]atomic.Uint64
+	// stopped holds the peers stopped since KeepStops, nil outside such a
+	// round; guarded by mu.
+	stopped map[stoppedPeer]struct{}
 	_       [40]byte // keep neighbouring locks off one cache line
 }
 
@@ -277,6 +280,9 @@ func (s *Store) announce(a *Announce, want Family, dst Peers) (Peers, Counts, er
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 
+	if a.Event == EventStopped && sh.stopped != nil {
+		sh.stopped[stoppedPeerOf(&a.InfoHash, key)] = struct{}{}
+	}
 	var sl *slot
 	if i, ok := s.lookup(sh, &a.InfoHash); ok {
 		sl = &sh.tab[i]
