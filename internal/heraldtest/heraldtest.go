@@ -321,9 +321,22 @@ func (h *Herald) WaitUDP(t testing.TB, addr string) {
 	}
 }
 
-// FreePort returns a port that is free for both TCP and UDP on host.
+// handedOut holds the ports FreePort has returned in this process. A
+// port is free again once FreePort closes its probe, and the kernel can
+// give it out again to the next probe before the first caller binds it:
+// a test that picked pebble's management port, and then herald's, was
+// given the same one twice and pebble could not bind it.
+var handedOut struct {
+	sync.Mutex
+	ports map[int]bool
+}
+
+// FreePort returns a port that is free for both TCP and UDP on host, and
+// that it has not returned before in this process.
 func FreePort(t testing.TB, host string) int {
 	t.Helper()
+	handedOut.Lock()
+	defer handedOut.Unlock()
 	for range 50 {
 		tcp, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
 		if err != nil {
@@ -334,7 +347,13 @@ func FreePort(t testing.TB, host string) int {
 		tcp.Close()
 		if err == nil {
 			udp.Close()
-			return port
+			if !handedOut.ports[port] {
+				if handedOut.ports == nil {
+					handedOut.ports = map[int]bool{}
+				}
+				handedOut.ports[port] = true
+				return port
+			}
 		}
 	}
 	t.Fatalf("no port on %s is free for both TCP and UDP", host)
