@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -36,6 +37,16 @@ type natsProcs struct {
 	client, route, monitor []int
 	procs                  []*exec.Cmd
 	ids                    []string // server ids, for routez
+	probes                 []probe
+}
+
+// probe is a client of one server, subscribed from the start as herald's
+// nodes are: a message to it from every other server shows that the routes
+// carry the subscriptions made before they formed.
+type probe struct {
+	nc   *nats.Conn
+	subj string
+	got  chan string
 }
 
 func startNATSProcs(t *testing.T, n int) *natsProcs {
@@ -66,7 +77,70 @@ func startNATSProcs(t *testing.T, n int) *natsProcs {
 		})
 	}
 	c.waitRoutes(-1)
+	for i := range n {
+		nc := rawClient(t, c.url(i))
+		p := probe{nc: nc, subj: fmt.Sprintf("probe.%d", i), got: make(chan string, 64)}
+		if _, err := nc.Subscribe(p.subj, func(m *nats.Msg) { p.got <- string(m.Data) }); err != nil {
+			t.Fatal(err)
+		}
+		if err := nc.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		c.probes = append(c.probes, p)
+	}
+	servetest.WaitFor(t, 10*time.Second, func() error {
+		if deaf := c.deafRoutes(); deaf != nil {
+			return fmt.Errorf("routes %v carry no message", deaf)
+		}
+		return nil
+	})
 	return c
+}
+
+// deafRoutes sends a message from every server to every other server's
+// probe and returns the pairs "from->to" that one did not arrive on
+// within two seconds. nats-server 2.9 can lose the subscriptions a route
+// should carry when the route forms while one of its servers reloads its
+// configuration: the route is up, routez lists it, and nothing crosses it.
+func (c *natsProcs) deafRoutes() []string {
+	c.t.Helper()
+	nonce := strconv.FormatInt(time.Now().UnixNano(), 36)
+	for i, from := range c.probes {
+		for j, to := range c.probes {
+			if i != j {
+				if err := from.nc.Publish(to.subj, fmt.Appendf(nil, "%s %d", nonce, i)); err != nil {
+					c.t.Fatal(err)
+				}
+			}
+		}
+		if err := from.nc.Flush(); err != nil {
+			c.t.Fatal(err)
+		}
+	}
+	var deaf []string
+	deadline := time.Now().Add(2 * time.Second)
+	for j, to := range c.probes {
+		want := map[string]bool{}
+		for i := range c.probes {
+			if i != j {
+				want[fmt.Sprintf("%s %d", nonce, i)] = true
+			}
+		}
+	wait:
+		for len(want) > 0 {
+			select {
+			case m := <-to.got:
+				delete(want, m)
+			case <-time.After(time.Until(deadline)):
+				break wait
+			}
+		}
+		for m := range want {
+			deaf = append(deaf, fmt.Sprintf("nats-%s->nats-%d", strings.TrimPrefix(m, nonce+" "), j))
+		}
+	}
+	slices.Sort(deaf)
+	return deaf
 }
 
 func (c *natsProcs) conf(i int) string { return filepath.Join(c.dir, fmt.Sprintf("nats-%d.conf", i)) }
@@ -297,8 +371,22 @@ func TestExactAfterPartition(t *testing.T) {
 		t.Fatal("node-2 has every peer of node-0 while its NATS server is cut off: no partition")
 	}
 
-	// nats-2 dials the others again; they accept without a reload.
-	ns.reload(-1, 2)
+	// nats-2 dials the others again; they accept without a reload. It
+	// dials during its own reload, so a route may form without the
+	// subscriptions (see deafRoutes): that is nats-server's fault, not
+	// herald's, and the split is made and healed again.
+	for heals := 1; ; heals++ {
+		ns.reload(-1, 2)
+		deaf := ns.deafRoutes()
+		if deaf == nil {
+			break
+		}
+		if heals == 3 {
+			t.Fatalf("healed %d times, and each time routes carried nothing: %v", heals, deaf)
+		}
+		t.Logf("healed, but routes %v carry nothing; splitting again", deaf)
+		ns.reload(2, 0, 1, 2)
+	}
 	until(200)
 	close(stop)
 	wg.Wait()
